@@ -1,0 +1,46 @@
+# kube-migrate: `make demo` runs the main job, `make test` the tests (see README.md).
+PY      := .venv/bin/python
+VENV_OK := .venv/.installed
+
+.PHONY: demo test lint typecheck unit binaries up down status clean venv
+
+$(VENV_OK): pyproject.toml
+	python3 -m venv .venv
+	.venv/bin/pip install -q --upgrade pip
+	.venv/bin/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV_OK)
+
+binaries:            ## build kube-apiserver & co, etcd, kwok, MinIO into ~/.cache/kube-migrate
+	hack/build.sh
+
+up: venv binaries    ## start the two local clusters and MinIO
+	hack/dev-env up
+
+down:
+	hack/dev-env down
+
+status:
+	hack/dev-env status
+
+demo: up             ## the main job: two clusters + bucket, then what each cluster is
+	. .dev-env/env && .venv/bin/kube-migrate cluster info --kubeconfig "$$KUBE_MIGRATE_SOURCE_KUBECONFIG"
+	. .dev-env/env && .venv/bin/kube-migrate cluster info --kubeconfig "$$KUBE_MIGRATE_TARGET_KUBECONFIG"
+
+lint: venv
+	.venv/bin/ruff check migrate tests hack bench
+	.venv/bin/ruff format --check migrate tests hack bench
+	.venv/bin/lint-imports
+
+typecheck: venv
+	.venv/bin/mypy --strict migrate
+
+test: lint typecheck binaries   ## lint, types, import layers, then every test on the real planes
+	.venv/bin/pytest -v $(PYTEST_ARGS)
+
+unit: venv           ## only the tests that need no cluster
+	.venv/bin/pytest -m "not cluster and not s3" $(PYTEST_ARGS)
+
+clean: down
+	rm -rf .venv .dev-env

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Build the Go binaries of the local test planes into a cache outside the repo.
+#
+# Everything comes from the Go module proxy: kube-apiserver, kube-controller-manager,
+# kube-scheduler and kubectl from k8s.io/kubernetes through the wrapper modules in
+# hack/go/k8s-*, etcd through hack/go/etcd, kwok/kwokctl and MinIO by `go install`.
+# Idempotent: a component whose stamp (version + wrapper go.mod hash) matches is skipped,
+# so a warm run costs a second.  Versions are pinned in hack/versions.env.
+#
+# usage: hack/build.sh [k8s-primary|k8s-older|etcd|kwok|minio ...]   (default: all)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$HERE/versions.env"
+CACHE=${KUBE_MIGRATE_CACHE:-$HOME/.cache/kube-migrate}
+BIN=$CACHE/bin
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+mkdir -p "$BIN" "$CACHE/src"
+
+log() { printf '[build] %s\n' "$*" >&2; }
+
+stamp_ok() { # dir key
+  [[ -f "$1/.stamp" && "$(cat "$1/.stamp")" == "$2" ]]
+}
+
+timed() { # name cmd...
+  local name=$1 start end
+  shift
+  start=$(date +%s)
+  "$@"
+  end=$(date +%s)
+  log "$name built in $((end - start))s"
+  echo "$(date -u +%FT%TZ) $name $((end - start))s" >>"$CACHE/build-times.log"
+}
+
+wrapper_src() { # wrapper-dir -> a copy in the cache (go get/build rewrite go.mod/go.sum)
+  local src=$HERE/go/$1 dst=$CACHE/src/$1
+  rm -rf "$dst" && mkdir -p "$dst"
+  cp -r "$src"/. "$dst"/
+  echo "$dst"
+}
+
+build_k8s() { # version
+  local kv=$1 minor out dir key commit ldf p
+  minor=$(echo "$kv" | cut -d. -f2)
+  out=$BIN/k8s-$kv
+  key="$kv $(sha256sum "$HERE/go/k8s-$kv/go.mod" | cut -c1-16)"
+  if stamp_ok "$out" "$key"; then log "k8s $kv: cached"; return; fi
+  dir=$(wrapper_src "k8s-$kv")
+  log "k8s $kv: resolving modules"
+  (cd "$dir" && go get "k8s.io/kubernetes/cmd/kube-apiserver@$kv" "k8s.io/kubernetes/cmd/kube-controller-manager@$kv" \
+    "k8s.io/kubernetes/cmd/kube-scheduler@$kv" "k8s.io/kubernetes/cmd/kubectl@$kv")
+  commit=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$kv" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin).get("Origin",{}).get("Hash",""))')
+  ldf="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldf="$ldf -X '$p.gitVersion=$kv' -X '$p.gitMajor=1' -X '$p.gitMinor=$minor'"
+    ldf="$ldf -X '$p.gitTreeState=clean' -X '$p.gitCommit=$commit' -X '$p.buildDate=1970-01-01T00:00:00Z'"
+  done
+  log "k8s $kv: compiling kube-apiserver, kube-controller-manager, kube-scheduler, kubectl"
+  mkdir -p "$out"
+  (cd "$dir" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ldf" -o "$out/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+  "$out/kube-apiserver" --version >&2
+  echo "$key" >"$out/.stamp"
+}
+
+build_etcd() {
+  local out=$BIN/etcd-$ETCD dir key
+  key="$ETCD $(sha256sum "$HERE/go/etcd/go.mod" | cut -c1-16)"
+  if stamp_ok "$out" "$key"; then log "etcd $ETCD: cached"; return; fi
+  dir=$(wrapper_src etcd)
+  (cd "$dir" && go get "go.etcd.io/etcd/server/v3@$ETCD" &&
+    go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+  "$out/etcd" --version >&2
+  echo "$key" >"$out/.stamp"
+}
+
+build_kwok() {
+  local out=$BIN/kwok-$KWOK
+  if stamp_ok "$out" "$KWOK"; then log "kwok $KWOK: cached"; return; fi
+  mkdir -p "$out"
+  GOBIN=$out go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK"
+  echo "$KWOK" >"$out/.stamp"
+}
+
+build_minio() {
+  local out=$BIN/minio-$MINIO
+  if stamp_ok "$out" "$MINIO"; then log "minio $MINIO: cached"; return; fi
+  mkdir -p "$out"
+  GOBIN=$out go install -trimpath -ldflags "-s -w" "github.com/minio/minio@$MINIO"
+  echo "$MINIO" >"$out/.stamp"
+}
+
+components=("$@")
+[[ ${#components[@]} -gt 0 ]] || components=(etcd kwok k8s-older k8s-primary minio)
+for c in "${components[@]}"; do
+  case $c in
+  k8s-primary) timed "k8s-$K8S_PRIMARY" build_k8s "$K8S_PRIMARY" ;;
+  k8s-older) timed "k8s-$K8S_OLDER" build_k8s "$K8S_OLDER" ;;
+  etcd) timed "etcd-$ETCD" build_etcd ;;
+  kwok) timed "kwok-$KWOK" build_kwok ;;
+  minio) timed "minio" build_minio ;;
+  *) echo "hack/build.sh: unknown component '$c' (k8s-primary k8s-older etcd kwok minio)" >&2; exit 2 ;;
+  esac
+done
+log "binaries in $BIN"

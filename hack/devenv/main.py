@@ -1,0 +1,196 @@
+"""`hack/dev-env up|down|status`: two local clusters (`source` on the older Kubernetes,
+`target` on the primary one) and one MinIO with a bucket, all on 127.0.0.1.
+
+`up` writes .dev-env/{source,target}.kubeconfig and .dev-env/env (shell-sourceable);
+it is a no-op when everything is already up.  `down` stops exactly the processes
+`up` started (pids recorded in .dev-env/state.json).  Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from devenv import procs
+from devenv.plane import Plane, StartError, say, wait_http
+
+HACK = Path(__file__).resolve().parent.parent
+ROOT = HACK.parent
+STATE = Path(os.environ.get("KUBE_MIGRATE_DEV_ENV_DIR", ROOT / ".dev-env"))
+CACHE = Path(os.environ.get("KUBE_MIGRATE_CACHE", Path.home() / ".cache" / "kube-migrate"))
+BUCKET = "kube-migrate"
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for line in (HACK / "versions.env").read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def load_state() -> dict[str, Any] | None:
+    try:
+        state: dict[str, Any] = json.loads((STATE / "state.json").read_text())
+        return state
+    except (OSError, ValueError):
+        return None
+
+
+def is_up(state: dict[str, Any] | None) -> bool:
+    return bool(state) and all(procs.alive(p) for p in state["processes"])  # type: ignore[index]
+
+
+def start_minio(bindir: Path, v: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    port, console = procs.free_port(), procs.free_port()
+    user, password = "kube-migrate", secrets.token_hex(16)
+    data = STATE / "minio" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    env = {
+        "MINIO_ROOT_USER": user,
+        "MINIO_ROOT_PASSWORD": password,
+        "MINIO_BROWSER": "off",
+        "MINIO_UPDATE": "off",
+    }
+    p = procs.start(
+        "minio",
+        [
+            str(bindir / f"minio-{v['MINIO']}" / "minio"),
+            "server",
+            str(data),
+            "--address",
+            f"127.0.0.1:{port}",
+            "--console-address",
+            f"127.0.0.1:{console}",
+            "--quiet",
+        ],
+        STATE / "minio" / "minio.log",
+        env,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    wait_http(f"{endpoint}/minio/health/live", None, "minio", p["log"])
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=user,
+        aws_secret_access_key=password,
+        region_name="us-east-1",
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            s3.create_bucket(Bucket=BUCKET)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    say(f"minio on {endpoint}, bucket s3://{BUCKET}")
+    return [p], {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": user,
+        "AWS_SECRET_ACCESS_KEY": password,
+        "AWS_REGION": "us-east-1",
+        "KUBE_MIGRATE_BUCKET": f"s3://{BUCKET}",
+    }
+
+
+def up() -> int:
+    state = load_state()
+    if is_up(state):
+        say(f"already up ({STATE}/env)")
+        return 0
+    if state:
+        say("a previous dev-env is partly down; cleaning it up")
+        down()
+    v = versions()
+    t0 = time.monotonic()
+    subprocess.run([str(HACK / "build.sh")], check=True)
+    bindir = CACHE / "bin"
+    STATE.mkdir(parents=True, exist_ok=True)
+    planes = [
+        Plane("source", v["K8S_OLDER"], bindir, STATE),
+        Plane("target", v["K8S_PRIMARY"], bindir, STATE),
+    ]
+    started: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+
+    def run(plane: Plane) -> None:
+        try:
+            plane.up(bindir / f"etcd-{v['ETCD']}" / "etcd", bindir / f"kwok-{v['KWOK']}" / "kwok")
+        except BaseException as exc:  # reported below, after every plane stopped
+            errors.append(exc)
+
+    try:
+        minio_procs, env = start_minio(bindir, v)
+        started += minio_procs
+        threads = [threading.Thread(target=run, args=(p,)) for p in planes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for p in planes:
+            started += p.procs
+        if errors:
+            raise errors[0]
+    except (StartError, OSError, subprocess.CalledProcessError) as exc:
+        for p in planes:
+            started += [x for x in p.procs if x not in started]
+        procs.stop(started)
+        print(f"dev-env: error: {exc}", file=sys.stderr)
+        return 1
+    env |= {
+        "KUBE_MIGRATE_SOURCE_KUBECONFIG": str(planes[0].kubeconfig),
+        "KUBE_MIGRATE_TARGET_KUBECONFIG": str(planes[1].kubeconfig),
+        "KUBE_MIGRATE_SOURCE_VERSION": v["K8S_OLDER"],
+        "KUBE_MIGRATE_TARGET_VERSION": v["K8S_PRIMARY"],
+    }
+    (STATE / "env").write_text("".join(f"export {k}={val}\n" for k, val in env.items()))
+    (STATE / "env").chmod(0o600)
+    (STATE / "state.json").write_text(json.dumps({"processes": started, "env": env}, indent=1))
+    say(f"up in {time.monotonic() - t0:.1f}s; `source {STATE}/env` to use it")
+    return 0
+
+
+def down() -> int:
+    state = load_state()
+    if not state:
+        say("not up")
+        return 0
+    procs.stop(state["processes"])
+    for sub in ("source", "target", "minio"):
+        for data in ("etcd", "data"):
+            shutil.rmtree(STATE / sub / data, ignore_errors=True)
+    (STATE / "state.json").unlink(missing_ok=True)
+    (STATE / "env").unlink(missing_ok=True)
+    say(f"stopped {len(state['processes'])} processes")
+    return 0
+
+
+def status() -> int:
+    state = load_state()
+    if not state:
+        print("dev-env: down")
+        return 3
+    for p in state["processes"]:
+        print(f"{p['name']:<32} pid {p['pid']:<8} {'up' if procs.alive(p) else 'DOWN'}")
+    return 0 if is_up(state) else 1
+
+
+def main() -> None:
+    cmds = {"up": up, "down": down, "status": status}
+    if len(sys.argv) != 2 or sys.argv[1] not in cmds:
+        print("usage: hack/dev-env up|down|status", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(cmds[sys.argv[1]]())

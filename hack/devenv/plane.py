@@ -1,0 +1,234 @@
+"""One local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and kwok (3 fake nodes whose pods kwok reports Running), on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from devenv import pki, procs
+
+NODES = 3
+
+
+def say(msg: str) -> None:
+    print(f"[dev-env] {msg}", file=sys.stderr, flush=True)
+
+
+class StartError(RuntimeError):
+    pass
+
+
+def wait_http(
+    url: str, ctx: ssl.SSLContext | None, what: str, log: str, timeout: float = 90
+) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, context=ctx, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(exc)
+        time.sleep(0.25)
+    raise StartError(
+        f"{what} not ready after {timeout:.0f}s ({last}); log {log}:\n{procs.tail(log)}"
+    )
+
+
+class Plane:
+    def __init__(self, name: str, version: str, bindir: Path, state: Path) -> None:
+        self.name = name
+        self.version = version
+        self.k8s = bindir / f"k8s-{version}"
+        self.bindir = bindir
+        self.dir = state / name
+        self.pki = self.dir / "pki"
+        self.logs = self.dir / "logs"
+        self.kubeconfig = state / f"{name}.kubeconfig"
+        self.procs: list[dict[str, Any]] = []
+        self.port = 0
+
+    def _ctx(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+        return ctx
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            f"https://127.0.0.1:{self.port}{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        with urllib.request.urlopen(req, context=self._ctx(), timeout=30) as r:
+            return json.loads(r.read() or b"{}")
+
+    def _start(self, comp: str, argv: list[str]) -> dict[str, Any]:
+        p = procs.start(f"{self.name}/{comp}", argv, self.logs / f"{comp}.log")
+        self.procs.append(p)
+        return p
+
+    def up(self, etcd_bin: Path, kwok_bin: Path) -> None:
+        t0 = time.monotonic()
+        pki.write_pki(self.pki)
+        etcd_port, peer_port = procs.free_port(), procs.free_port()
+        self.port = procs.free_port()
+        p = self._start(
+            "etcd",
+            [
+                str(etcd_bin),
+                f"--name={self.name}",
+                f"--data-dir={self.dir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-cluster={self.name}=http://127.0.0.1:{peer_port}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+                "--quota-backend-bytes=8589934592",
+            ],
+        )
+        wait_http(f"http://127.0.0.1:{etcd_port}/health", None, f"{self.name} etcd", p["log"])
+        pk = self.pki
+        p = self._start(
+            "kube-apiserver",
+            [
+                str(self.k8s / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.port}",
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
+                f"--cert-dir={pk}",
+                f"--tls-cert-file={pk / 'apiserver.crt'}",
+                f"--tls-private-key-file={pk / 'apiserver.key'}",
+                f"--client-ca-file={pk / 'ca.crt'}",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--service-account-key-file={pk / 'sa.pub'}",
+                f"--service-account-signing-key-file={pk / 'sa.key'}",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--authorization-mode=RBAC",
+                "--allow-privileged=true",
+                "--max-requests-inflight=800",
+                "--max-mutating-requests-inflight=400",
+            ],
+        )
+        self.kubeconfig.write_text(pki.kubeconfig(f"https://127.0.0.1:{self.port}", pk, self.name))
+        self.kubeconfig.chmod(0o600)
+        ctx = self._ctx()
+        wait_http(
+            f"https://127.0.0.1:{self.port}/readyz", ctx, f"{self.name} kube-apiserver", p["log"]
+        )
+        kc = str(self.kubeconfig)
+        common = [
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            "--bind-address=127.0.0.1",
+            "--leader-elect=false",
+        ]
+        self._start(
+            "kube-controller-manager",
+            [
+                str(self.k8s / "kube-controller-manager"),
+                *common,
+                f"--secure-port={procs.free_port()}",
+                f"--service-account-private-key-file={pk / 'sa.key'}",
+                f"--root-ca-file={pk / 'ca.crt'}",
+                f"--cluster-signing-cert-file={pk / 'ca.crt'}",
+                f"--cluster-signing-key-file={pk / 'ca.key'}",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+                "--concurrent-deployment-syncs=10",
+                "--concurrent-replicaset-syncs=10",
+                "--concurrent-gc-syncs=40",
+                "--concurrent-namespace-syncs=20",
+            ],
+        )
+        self._start(
+            "kube-scheduler",
+            [
+                str(self.k8s / "kube-scheduler"),
+                *common,
+                f"--secure-port={procs.free_port()}",
+            ],
+        )
+        kwok_cfg = self.dir / "kwok.yaml"
+        kwok_cfg.write_text(
+            "kind: KwokConfiguration\napiVersion: config.kwok.x-k8s.io/v1alpha1\noptions: {}\n"
+        )
+        self._start(
+            "kwok",
+            [
+                str(kwok_bin),
+                f"--kubeconfig={kc}",
+                f"--config={kwok_cfg}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                f"--server-address=127.0.0.1:{procs.free_port()}",
+            ],
+        )
+        self._nodes()
+        say(
+            f"{self.name}: Kubernetes {self.version} on https://127.0.0.1:{self.port} "
+            f"({time.monotonic() - t0:.1f}s)"
+        )
+
+    def _nodes(self) -> None:
+        for i in range(NODES):
+            name = f"kwok-{self.name}-{i}"
+            node = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "annotations": {
+                        "kwok.x-k8s.io/node": "fake",
+                        "node.alpha.kubernetes.io/ttl": "0",
+                    },
+                    "labels": {
+                        "type": "kwok",
+                        "kubernetes.io/hostname": name,
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": "amd64",
+                        "node-role.kubernetes.io/agent": "",
+                    },
+                },
+                "status": {
+                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "250"},
+                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "250"},
+                },
+            }
+            try:
+                self.api("POST", "/api/v1/nodes", node)
+            except urllib.error.HTTPError as exc:
+                if exc.code != 409:
+                    raise
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            items = self.api("GET", "/api/v1/nodes").get("items", [])
+            ready = [
+                n
+                for n in items
+                if any(
+                    c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in n.get("status", {}).get("conditions", [])
+                )
+            ]
+            if len(ready) >= NODES:
+                return
+            time.sleep(0.5)
+        raise StartError(
+            f"{self.name}: kwok nodes not Ready after 60s; log {self.logs / 'kwok.log'}:\n"
+            + procs.tail(str(self.logs / "kwok.log"))
+        )

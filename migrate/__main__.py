@@ -1,0 +1,5 @@
+"""Allow ``python -m migrate`` as a third way to reach the CLI."""
+
+from migrate.cli.main import main
+
+main()

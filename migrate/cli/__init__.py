@@ -1,0 +1,1 @@
+"""Command-line interface: click commands that parse flags and call the step packages."""

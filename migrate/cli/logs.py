@@ -1,0 +1,46 @@
+"""Logging to stderr, as plain lines for people or JSON lines for log collectors.
+
+stdout is reserved for data; everything a run says about itself goes here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+
+class JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc)
+
+
+def setup(verbosity: int, debug: bool, fmt: str) -> None:
+    """-v: info, -vv or --debug: debug; default: warnings only."""
+    level = (
+        logging.DEBUG if debug or verbosity >= 2 else logging.INFO if verbosity else logging.WARNING
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("migrate").setLevel(level)
+    # third-party libraries stay quiet unless --debug
+    for noisy in ("urllib3", "botocore", "boto3", "kubernetes"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)

@@ -1,0 +1,331 @@
+"""One connection to one Kubernetes API server, speaking plain JSON dicts.
+
+Every request of kube-migrate goes through `Cluster.request`: it takes a token from
+the client-side rate limiter, sends the request on the kubernetes package's TLS pool,
+maps HTTP failures to the project's error classes (the table below), and retries the
+transient ones (429, 5xx, dropped connections) with tenacity, here and nowhere else.
+Objects stay plain dicts end to end: the typed models of the kubernetes package are
+slow to build and lose fields they do not know (custom resources).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import urllib3
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
+from tenacity.wait import wait_exponential_jitter
+
+from migrate import __version__
+from migrate.cluster.config import ClusterRef, auth_headers, load_configuration, new_api_client
+from migrate.cluster.discovery import APIResource, Discovery, discover
+from migrate.cluster.ratelimit import TokenBucket
+from migrate.errors import (
+    AlreadyExists,
+    ClusterError,
+    ClusterUnreachable,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+)
+
+log = logging.getLogger(__name__)
+
+# HTTP status -> error class.  409 is split by the Status reason (AlreadyExists vs Conflict).
+STATUS_ERRORS: dict[int, type[ClusterError]] = {
+    400: Invalid,  # malformed request or object
+    401: Forbidden,  # credentials rejected
+    403: Forbidden,  # RBAC denied
+    404: NotFound,  # object, namespace or resource missing
+    409: Conflict,  # AlreadyExists, or a stale resourceVersion
+    422: Invalid,  # object failed validation
+}
+# Statuses worth retrying: the server asked us to slow down or failed transiently.
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+PATCH_TYPES = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
+FIELD_MANAGER = "kube-migrate"
+
+
+@dataclass(frozen=True, order=True)
+class ServerVersion:
+    major: int
+    minor: int
+    git_version: str = ""
+
+    @classmethod
+    def parse(cls, doc: dict[str, Any]) -> ServerVersion:
+        def num(text: str) -> int:
+            digits = "".join(ch for ch in str(text) if ch.isdigit())
+            return int(digits) if digits else 0
+
+        return cls(
+            num(doc.get("major", "0")), num(doc.get("minor", "0")), doc.get("gitVersion", "")
+        )
+
+    def __str__(self) -> str:
+        return self.git_version or f"v{self.major}.{self.minor}"
+
+
+class _Transient(ClusterError):
+    """A retryable failure; re-raised as its final class when retries run out."""
+
+    def __init__(self, final: ClusterError, retry_after: float | None) -> None:
+        super().__init__(final.message, final.hint, final.status)
+        self.final = final
+        self.retry_after = retry_after
+
+
+def _wait(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after:
+        return min(float(retry_after), 10.0)
+    return float(wait_exponential_jitter(multiplier=0.2, max=5.0)(state))
+
+
+class Cluster:
+    """A client for one cluster.  Thread-safe: share one instance across workers."""
+
+    def __init__(
+        self,
+        ref: ClusterRef,
+        *,
+        name: str | None = None,
+        qps: float = 50.0,
+        burst: int = 100,
+        pool_size: int = 16,
+        retry_timeout: float = 90.0,
+        connect_timeout: float = 5.0,
+        request_timeout: float = 60.0,
+    ) -> None:
+        self.ref = ref
+        self._cfg, self.context = load_configuration(ref, pool_size)
+        self._api = new_api_client(self._cfg)  # owns the TLS pool; keep alive
+        self._pool: Any = self._api.rest_client.pool_manager
+        self.host = str(self._cfg.host).rstrip("/")
+        self.name = name or self.context
+        # Until the server has answered once, a dead address fails fast (connect_timeout);
+        # afterwards outages (an API server restart) are retried for retry_timeout.
+        self.retry_timeout = retry_timeout
+        self.connect_timeout = connect_timeout
+        self._reached = False
+        self._timeout = urllib3.Timeout(connect=5.0, read=request_timeout)
+        self._limiter = TokenBucket(qps, burst)
+        self._discovery: Discovery | None = None
+        self._lock = threading.Lock()
+
+    # -- transport -------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+    ) -> Any:
+        """Send one request (retrying transient failures) and return the decoded JSON."""
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, _Transient)),
+            wait=_wait,
+            stop=stop_after_delay(self.retry_timeout if self._reached else self.connect_timeout),
+            before_sleep=lambda s: (
+                log.info(
+                    "%s: %s %s failed (%s); retrying",
+                    self.name,
+                    method,
+                    path,
+                    s.outcome.exception(),
+                )
+                if s.outcome
+                else None
+            ),
+            reraise=True,
+        )
+        try:
+            return retrying(self._send, method, path, query, body, content_type, accept)
+        except _Transient as exc:
+            raise exc.final from None
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None,
+        body: Any,
+        content_type: str,
+        accept: str,
+    ) -> Any:
+        self._limiter.acquire()
+        url = self.host + path
+        if query:
+            url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
+        headers = {"Accept": accept, "User-Agent": f"kube-migrate/{__version__}"}
+        headers.update(auth_headers(self._cfg))
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        try:
+            resp = self._pool.request(
+                method, url, body=data, headers=headers, timeout=self._timeout, retries=False
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            reason = str(getattr(exc, "reason", None) or exc).split("connection: ")[-1]
+            final = ClusterUnreachable(f"{self.name}: cannot reach {self.host}: {reason}")
+            raise _Transient(final, None) from exc
+        self._reached = True
+        if resp.status >= 400:
+            raise self._error(method, path, resp)
+        return json.loads(resp.data) if resp.data else {}
+
+    def _error(self, method: str, path: str, resp: Any) -> ClusterError:
+        try:
+            status_doc = json.loads(resp.data)
+        except (ValueError, TypeError):
+            status_doc = {}
+        detail = status_doc.get("message") or resp.reason or ""
+        message = f"{self.name}: {method} {path}: {resp.status} {detail}".rstrip()
+        if resp.status in RETRYABLE_STATUS:
+            retry_after = resp.headers.get("Retry-After")
+            ra = float(retry_after) if retry_after and retry_after.isdigit() else None
+            return _Transient(ClusterError(message, status=resp.status), ra)
+        cls = STATUS_ERRORS.get(resp.status, ClusterError)
+        if resp.status == 409 and status_doc.get("reason") == "AlreadyExists":
+            cls = AlreadyExists
+        return cls(message, status=resp.status, details=status_doc)
+
+    def get_path(self, path: str, *, accept: str = "application/json") -> Any:
+        return self.request("GET", path, accept=accept)
+
+    # -- cluster facts ---------------------------------------------------------------
+    def version(self) -> ServerVersion:
+        return ServerVersion.parse(self.get_path("/version"))
+
+    def discovery(self, refresh: bool = False) -> Discovery:
+        """Served resources; cached until refresh=True (after creating CRDs, say)."""
+        with self._lock:
+            if self._discovery is None or refresh:
+                self._discovery = discover(self.get_path)
+            return self._discovery
+
+    # -- objects ---------------------------------------------------------------------
+    def list(
+        self,
+        res: APIResource,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int = 500,
+    ) -> Iterator[dict[str, Any]]:
+        """Every object of a resource, page by page (limit/continue), as plain dicts
+        with apiVersion and kind filled in (list items lack them)."""
+        query: dict[str, Any] = {
+            "limit": limit,
+            "labelSelector": label_selector,
+            "fieldSelector": field_selector,
+        }
+        while True:
+            try:
+                page = self.request("GET", res.path(namespace), query=query)
+            except ClusterError as exc:
+                # 410 Gone: the continue token expired (etcd compaction).  The server
+                # offers an inconsistent continue token; take it rather than restart.
+                meta = exc.details.get("metadata")
+                token = meta.get("continue") if isinstance(meta, dict) else None
+                if exc.status == 410 and token:
+                    log.warning("%s: list of %s restarted past compaction", self.name, res)
+                    query["continue"] = token
+                    continue
+                raise
+            for item in page.get("items") or []:
+                item.setdefault("apiVersion", res.api_version)
+                item.setdefault("kind", res.kind)
+                yield item
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+            query["continue"] = token
+
+    def count(self, res: APIResource, namespace: str | None = None) -> int:
+        """How many objects a resource has, from one small page (remainingItemCount)."""
+        page = self.request("GET", res.path(namespace), query={"limit": 1})
+        remaining = (page.get("metadata") or {}).get("remainingItemCount") or 0
+        return len(page.get("items") or []) + int(remaining)
+
+    def get(self, res: APIResource, name: str, namespace: str | None = None) -> dict[str, Any]:
+        obj: dict[str, Any] = self.request("GET", res.path(namespace, quote(name)))
+        return obj
+
+    def create(
+        self,
+        res: APIResource,
+        obj: dict[str, Any],
+        namespace: str | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        query = {"fieldManager": FIELD_MANAGER, "dryRun": "All" if dry_run else None}
+        created: dict[str, Any] = self.request("POST", res.path(namespace), query=query, body=obj)
+        return created
+
+    def replace(
+        self, res: APIResource, obj: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        name = quote(obj["metadata"]["name"])
+        query = {"fieldManager": FIELD_MANAGER}
+        out: dict[str, Any] = self.request("PUT", res.path(namespace, name), query=query, body=obj)
+        return out
+
+    def patch(
+        self,
+        res: APIResource,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        *,
+        patch_type: str = "merge",
+        sub: str = "",
+        force: bool = False,
+    ) -> dict[str, Any]:
+        query = {"fieldManager": FIELD_MANAGER, "force": "true" if force else None}
+        out: dict[str, Any] = self.request(
+            "PATCH",
+            res.path(namespace, quote(name), sub),
+            query=query,
+            body=patch,
+            content_type=PATCH_TYPES[patch_type],
+        )
+        return out
+
+    def delete(
+        self,
+        res: APIResource,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation: str = "Background",
+    ) -> None:
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        try:
+            self.request("DELETE", res.path(namespace, quote(name)), body=body)
+        except NotFound:
+            return
+
+    def close(self) -> None:
+        self._pool.clear()

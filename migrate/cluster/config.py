@@ -1,0 +1,99 @@
+"""Turn a kubeconfig file and context into a ready HTTP connection to one cluster.
+
+The kubernetes package parses kubeconfigs (certificates, tokens, exec plugins,
+merged KUBECONFIG lists); we use it for that and nothing else, and wrap its
+ConfigException into the project's KubeconfigError with a hint that names the
+contexts that do exist.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import config as _k8s_config
+from kubernetes.client import ApiClient, Configuration
+from kubernetes.config.config_exception import ConfigException
+
+from migrate.errors import KubeconfigError
+
+DEFAULT_KUBECONFIG = "~/.kube/config"
+k8s_config: Any = _k8s_config  # untyped package
+
+
+@dataclass(frozen=True)
+class ClusterRef:
+    """Where a cluster is: a kubeconfig (path, or os.pathsep-joined list) and a context."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+
+    def resolved_kubeconfig(self) -> str:
+        """The kubeconfig path(s) to read: explicit, else $KUBECONFIG, else ~/.kube/config."""
+        raw = self.kubeconfig or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
+        return os.pathsep.join(str(Path(p).expanduser()) for p in raw.split(os.pathsep) if p)
+
+    def describe(self) -> str:
+        ctx = self.context or "current context"
+        return f"{self.resolved_kubeconfig()} ({ctx})"
+
+
+def _contexts(path: str) -> tuple[list[str], str | None]:
+    contexts, active = k8s_config.list_kube_config_contexts(config_file=path)
+    names = [c["name"] for c in contexts or []]
+    return names, (active or {}).get("name")
+
+
+def load_configuration(ref: ClusterRef, pool_size: int = 16) -> tuple[Configuration, str]:
+    """Read the kubeconfig; return a client Configuration and the context name used."""
+    path = ref.resolved_kubeconfig()
+    existing = [p for p in path.split(os.pathsep) if Path(p).is_file()]
+    if not existing:
+        raise KubeconfigError(
+            f"kubeconfig not found: {path}",
+            hint="pass --kubeconfig FILE, or set KUBECONFIG (or the KUBE_MIGRATE_*_KUBECONFIG "
+            "variables for two-cluster commands)",
+        )
+    try:
+        names, active = _contexts(path)
+    except (ConfigException, ValueError, TypeError, AttributeError) as exc:
+        raise KubeconfigError(f"cannot read kubeconfig {path}: {exc}") from exc
+    context = ref.context or active
+    if context is None or context not in names:
+        what = f"context {context!r} not found" if context else "no current-context set"
+        raise KubeconfigError(
+            f"{what} in kubeconfig {path}",
+            hint=f"available contexts: {', '.join(names) or '(none)'}; pass --context NAME",
+        )
+    cfg = Configuration()
+    try:
+        k8s_config.load_kube_config(
+            config_file=path, context=context, client_configuration=cfg, persist_config=False
+        )
+    except (ConfigException, ValueError, OSError) as exc:
+        raise KubeconfigError(f"kubeconfig {path}, context {context!r}: {exc}") from exc
+    cfg.connection_pool_maxsize = pool_size
+    cfg.retries = False  # retries happen in one place: migrate.cluster.client
+    return cfg, context
+
+
+def auth_headers(cfg: Configuration) -> dict[str, str]:
+    """Authorization header for token/basic/exec-plugin auth (client certificates live in
+    the TLS pool).  `auth_settings()` calls the token refresh hook, so exec and OIDC
+    credentials stay fresh; its shape is stable across kubernetes package versions."""
+    headers: dict[str, str] = {}
+    settings: Any = cfg.auth_settings()
+    for setting in settings.values():
+        if setting.get("in") == "header" and setting.get("value"):
+            headers[setting["key"].title()] = str(setting["value"])
+    return headers
+
+
+def new_api_client(cfg: Configuration) -> Any:
+    """An ApiClient whose ``rest_client.pool_manager`` carries the TLS and client-cert setup.
+
+    Keep the returned object alive as long as its pool is used.
+    """
+    return ApiClient(configuration=cfg)

@@ -1,0 +1,216 @@
+"""The storage interface every step uses to read and write the backup bucket.
+
+Backup, sync and restore only ever see a :class:`Store`; whether the bytes go to S3,
+MinIO or a local directory is decided once, by :func:`open_store`, from the bucket URL.
+The base class owns the rules that must hold for every backend: keys are relative to the
+URL's prefix and validated, and a read-only store refuses every write *before* it touches
+anything.
+"""
+
+from __future__ import annotations
+
+import abc
+import builtins
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
+
+from migrate.errors import StoreNotFound, StoreReadOnly, UsageError
+from migrate.store.url import BucketURL, check_key, check_prefix
+
+__all__ = ["ObjectInfo", "Store", "StoreOptions", "open_store"]
+
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object: ``key`` relative to the store's prefix, size in bytes, an opaque etag."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime  # timezone-aware (UTC)
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """How to reach an S3 endpoint; every field falls back to the usual AWS env vars."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    path_style: bool | None = None  # None: path-style when an endpoint is set, else virtual
+    max_pool_connections: int = 32
+    max_attempts: int = 8  # tries per request, first included; botocore backs off between
+
+    def resolved_endpoint(self) -> str | None:
+        """The endpoint URL: the option, else ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``."""
+        for value in (
+            self.endpoint_url,
+            os.environ.get("AWS_ENDPOINT_URL_S3"),
+            os.environ.get("AWS_ENDPOINT_URL"),
+        ):
+            if value:
+                return value
+        return None
+
+    def resolved_region(self) -> str:
+        """The region: the option, else ``AWS_REGION``/``AWS_DEFAULT_REGION``, else us-east-1."""
+        for value in (
+            self.region,
+            os.environ.get("AWS_REGION"),
+            os.environ.get("AWS_DEFAULT_REGION"),
+        ):
+            if value:
+                return value
+        return DEFAULT_REGION
+
+    def resolved_path_style(self) -> bool:
+        """Path-style addressing if asked for, or by default whenever an endpoint is set."""
+        if self.path_style is not None:
+            return self.path_style
+        return self.resolved_endpoint() is not None
+
+
+class Store(abc.ABC):
+    """A bucket location holding objects under string keys relative to ``url``'s prefix.
+
+    Public methods validate keys and enforce ``read_only``; backends implement the
+    underscore methods and translate their own errors into :mod:`migrate.errors` classes.
+    """
+
+    def __init__(self, url: BucketURL, read_only: bool = False) -> None:
+        self.url = url
+        self.read_only = read_only
+
+    def __repr__(self) -> str:
+        mode = " read-only" if self.read_only else ""
+        return f"<{type(self).__name__} {self.url}{mode}>"
+
+    # -- writes ---------------------------------------------------------------------
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``, replacing any previous object, atomically."""
+        self._check_writable("write", key)
+        self._put(check_key(key), data)
+
+    def put_stream(self, key: str, fileobj: BinaryIO, size_hint: int | None = None) -> None:
+        """Store everything read from ``fileobj`` under ``key`` (multipart when large)."""
+        self._check_writable("write", key)
+        self._put_stream(check_key(key), fileobj, size_hint)
+
+    def delete(self, key: str) -> None:
+        """Delete ``key``; deleting a missing key is not an error."""
+        self._check_writable("delete", key)
+        self._delete(check_key(key))
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix``; return how many.
+
+        The prefix is a plain string prefix: pass ``"backups/b1/"`` (trailing slash) to
+        delete one backup without also deleting ``backups/b10/``.  An empty prefix is
+        refused, so a bug cannot wipe the whole store.
+        """
+        self._check_writable("delete", prefix)
+        if not prefix:
+            raise UsageError(
+                f"refusing to delete everything under {self.url}",
+                hint="delete_prefix needs a non-empty prefix",
+            )
+        return self._delete_prefix(check_prefix(prefix))
+
+    # -- reads ----------------------------------------------------------------------
+
+    def get(self, key: str) -> bytes:
+        """The whole content of ``key``; StoreNotFound if it does not exist."""
+        with self.open(key) as f:
+            return f.read()
+
+    def open(self, key: str) -> BinaryIO:
+        """A streaming, binary reader of ``key``; StoreNotFound if it does not exist."""
+        return self._open(check_key(key))
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """The object's metadata, or None if it does not exist."""
+        return self._head(check_key(key))
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` exists."""
+        return self.head(key) is not None
+
+    def list(self, prefix: str = "", delimiter: str | None = None) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, sorted by key, all pages.
+
+        With a ``delimiter``, objects whose key has the delimiter after ``prefix`` (those
+        "in subdirectories") are left out.  Keys are relative to the store's prefix.
+        """
+        return self._list(check_prefix(prefix), delimiter or None)
+
+    def list_prefixes(self, prefix: str = "", delimiter: str = "/") -> builtins.list[str]:
+        """The sorted names of the "subdirectories" directly under ``prefix``.
+
+        ``prefix`` names a directory: ``list_prefixes("backups")`` and
+        ``list_prefixes("backups/")`` both give e.g. ``["b1", "b2"]`` for objects
+        ``backups/b1/...`` and ``backups/b2/...``.
+        """
+        if not delimiter:
+            raise UsageError("list_prefixes needs a non-empty delimiter")
+        check_prefix(prefix)
+        if prefix and not prefix.endswith(delimiter):
+            prefix += delimiter
+        return sorted(set(self._list_prefixes(prefix, delimiter)))
+
+    # -- helpers for backends -------------------------------------------------------
+
+    def _check_writable(self, action: str, key: str) -> None:
+        if self.read_only:
+            raise StoreReadOnly(f"cannot {action} {self.url.key_url(key)}: the store is read-only")
+
+    def _not_found(self, key: str) -> StoreNotFound:
+        return StoreNotFound(f"{self.url.key_url(key)} does not exist")
+
+    # -- backend interface ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def _put(self, key: str, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def _put_stream(self, key: str, fileobj: BinaryIO, size_hint: int | None) -> None: ...
+
+    @abc.abstractmethod
+    def _open(self, key: str) -> BinaryIO: ...
+
+    @abc.abstractmethod
+    def _head(self, key: str) -> ObjectInfo | None: ...
+
+    @abc.abstractmethod
+    def _list(self, prefix: str, delimiter: str | None) -> Iterator[ObjectInfo]: ...
+
+    @abc.abstractmethod
+    def _list_prefixes(self, prefix: str, delimiter: str) -> builtins.list[str]:
+        """Names (without ``prefix`` and trailing delimiter) of the common prefixes."""
+
+    @abc.abstractmethod
+    def _delete(self, key: str) -> None: ...
+
+    @abc.abstractmethod
+    def _delete_prefix(self, prefix: str) -> int: ...
+
+
+def open_store(
+    url: BucketURL | str,
+    options: StoreOptions | None = None,
+    read_only: bool = False,
+) -> Store:
+    """Open the store for ``url`` (``s3://`` or ``file://``); no request is made yet."""
+    parsed = url if isinstance(url, BucketURL) else BucketURL.parse(url)
+    if parsed.scheme == "s3":
+        from migrate.store.s3 import S3Store
+
+        return S3Store(parsed, options or StoreOptions(), read_only=read_only)
+    from migrate.store.local import LocalStore
+
+    return LocalStore(parsed, read_only=read_only)

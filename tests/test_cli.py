@@ -1,0 +1,158 @@
+"""The CLI as users run it: the installed console scripts, as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from migrate.cli.main import run
+from migrate.errors import EXIT_ACCESS, EXIT_INTERRUPTED, EXIT_USAGE
+
+from .conftest import Env
+
+BIN = Path(sys.executable).parent
+
+
+def km(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "kube-migrate"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("side", ["source", "target"])
+def test_cluster_info_formats(dev_env: Env, side: str) -> None:
+    kc = getattr(dev_env, f"{side}_kubeconfig")
+    expected = getattr(dev_env, f"{side}_version")
+    out = km("cluster", "info", "--kubeconfig", kc, "-o", "json")
+    assert out.returncode == 0, out.stderr
+    facts = json.loads(out.stdout)
+    if expected:
+        assert facts["version"] == expected
+    assert facts["nodes"] == 3
+    assert facts["namespaces"] >= 4
+    assert facts["resources"] > 40 and facts["apiGroups"] > 15
+    as_yaml = yaml.safe_load(km("cluster", "info", "--kubeconfig", kc, "-o", "yaml").stdout)
+    assert as_yaml["version"] == facts["version"] and as_yaml["nodes"] == 3
+    table = km("cluster", "info", "--kubeconfig", kc).stdout.splitlines()
+    assert table[0].split() == [
+        "CONTEXT",
+        "SERVER",
+        "VERSION",
+        "APIGROUPS",
+        "RESOURCES",
+        "NAMESPACES",
+        "NODES",
+    ]
+    assert table[1].split()[2] == facts["version"] and table[1].split()[-1] == "3"
+
+
+def test_kubectl_plugin_and_version(dev_env: Env) -> None:
+    out = subprocess.run(
+        [str(BIN / "kubectl-migrate"), "--version"], capture_output=True, text=True, check=True
+    )
+    assert "kube-migrate, version 0.1.0" in out.stdout
+    kubectl = next(Path.home().glob(".cache/kube-migrate/bin/k8s-*/kubectl"), None)
+    if kubectl is None:
+        kubectl = Path(shutil.which("kubectl") or "kubectl")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run(
+        [
+            str(kubectl),
+            "migrate",
+            "cluster",
+            "info",
+            "--kubeconfig",
+            dev_env.target_kubeconfig,
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["nodes"] == 3
+
+
+def test_missing_kubeconfig_error(tmp_path: Path) -> None:
+    out = km("cluster", "info", "--kubeconfig", str(tmp_path / "missing"))
+    assert out.returncode == EXIT_USAGE
+    lines = out.stderr.strip().splitlines()
+    assert lines[0] == f"kube-migrate: error: kubeconfig not found: {tmp_path / 'missing'}"
+    assert lines[1].startswith("hint: ")
+    assert out.stdout == ""
+
+
+def test_bad_context_error(dev_env: Env) -> None:
+    out = km("cluster", "info", "--kubeconfig", dev_env.source_kubeconfig, "--context", "nope")
+    assert out.returncode == EXIT_USAGE
+    assert "error: context 'nope' not found" in out.stderr
+    assert "hint: available contexts: source" in out.stderr
+
+
+def test_unreachable_server_error(tmp_path: Path) -> None:
+    kc = tmp_path / "kc"
+    kc.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        "clusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\n"
+        "users:\n- name: u\n  user: {token: t}\n"
+        "contexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n"
+    )
+    out = km("cluster", "info", "--kubeconfig", str(kc))
+    assert out.returncode == EXIT_ACCESS
+    assert out.stderr.startswith("kube-migrate: error: x: cannot reach https://127.0.0.1:1")
+    assert "hint: is the API server up?" in out.stderr
+    assert "Traceback" not in out.stderr
+    debug = km("--debug", "cluster", "info", "--kubeconfig", str(kc))
+    assert debug.returncode == EXIT_ACCESS and "Traceback" in debug.stderr
+
+
+def test_usage_errors() -> None:
+    out = km("cluster", "info", "-o", "xml")
+    assert out.returncode == EXIT_USAGE
+    assert "error: Invalid value for '-o'" in out.stderr
+    assert "hint: see 'kube-migrate cluster info --help'" in out.stderr
+    assert km("no-such-verb").returncode == EXIT_USAGE
+    helptext = km("--help")
+    assert helptext.returncode == 0 and "Exit codes" in helptext.stdout
+
+
+def test_json_logs_go_to_stderr(dev_env: Env) -> None:
+    out = km(
+        "-vv",
+        "--log-format",
+        "json",
+        "cluster",
+        "info",
+        "--kubeconfig",
+        dev_env.source_kubeconfig,
+        "-o",
+        "json",
+    )
+    assert out.returncode == 0
+    json.loads(out.stdout)  # stdout is data only
+    for line in out.stderr.splitlines():
+        assert json.loads(line)["level"] in {"debug", "info", "warning", "error"}
+
+
+def test_ctrl_c_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    from migrate.cli import cluster_cmd
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cluster_cmd, "connect", interrupted)
+    assert run(["cluster", "info"]) == EXIT_INTERRUPTED

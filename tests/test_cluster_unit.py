@@ -1,0 +1,149 @@
+"""Pure logic of the cluster layer: kubeconfig errors, version parsing, the rate limiter,
+and the retry/error mapping against a scripted HTTP endpoint (no cluster involved)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from migrate.cluster import Cluster, ClusterRef, ServerVersion
+from migrate.cluster.config import load_configuration
+from migrate.cluster.ratelimit import TokenBucket
+from migrate.errors import ClusterError, ClusterUnreachable, Forbidden, KubeconfigError, NotFound
+
+
+def kubeconfig(tmp_path: Path, server: str, contexts: tuple[str, ...] = ("one",)) -> str:
+    ctxs = "".join(f"- name: {c}\n  context: {{cluster: c, user: u}}\n" for c in contexts)
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n- name: c\n  cluster: {{server: '{server}'}}\n"
+        "users:\n- name: u\n  user: {token: secret-token}\n"
+        f"contexts:\n{ctxs}current-context: {contexts[0]}\n"
+    )
+    return str(path)
+
+
+def test_missing_kubeconfig(tmp_path: Path) -> None:
+    with pytest.raises(KubeconfigError, match="kubeconfig not found") as info:
+        load_configuration(ClusterRef(str(tmp_path / "nope")))
+    assert "--kubeconfig" in info.value.hint
+
+
+def test_unknown_context_lists_the_known_ones(tmp_path: Path) -> None:
+    path = kubeconfig(tmp_path, "http://127.0.0.1:1", ("one", "two"))
+    with pytest.raises(KubeconfigError, match="context 'three' not found") as info:
+        load_configuration(ClusterRef(path, "three"))
+    assert "one, two" in info.value.hint
+    assert load_configuration(ClusterRef(path, "two"))[0].host == "http://127.0.0.1:1"
+
+
+def test_kubeconfig_env_var_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = kubeconfig(tmp_path, "http://127.0.0.1:2")
+    monkeypatch.setenv("KUBECONFIG", path)
+    assert load_configuration(ClusterRef())[0].host == "http://127.0.0.1:2"
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ({"major": "1", "minor": "31", "gitVersion": "v1.31.4"}, (1, 31)),
+        ({"major": "1", "minor": "30+", "gitVersion": "v1.30.2-eks-1"}, (1, 30)),
+        ({"major": "", "minor": ""}, (0, 0)),
+    ],
+)
+def test_server_version_parse(doc: dict[str, str], expected: tuple[int, int]) -> None:
+    v = ServerVersion.parse(doc)
+    assert (v.major, v.minor) == expected
+    assert ServerVersion(1, 30) < ServerVersion(1, 31) < ServerVersion(2, 0)
+
+
+def test_token_bucket_limits_rate() -> None:
+    bucket = TokenBucket(qps=50, burst=5)
+    start = time.monotonic()
+    for _ in range(30):
+        bucket.acquire()
+    # 5 from the burst, 25 more at 50/s take at least 0.5 s
+    assert time.monotonic() - start >= 0.45
+    unlimited = TokenBucket(qps=0, burst=1)
+    assert sum(unlimited.acquire() for _ in range(1000)) == 0
+
+
+class Scripted(http.server.BaseHTTPRequestHandler):
+    """Answers GETs from a queue of (status, headers, body); counts requests."""
+
+    script: ClassVar[list[tuple[int, dict[str, str], dict[str, object]]]] = []
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.headers.get("Authorization", ""))
+        status, headers, body = self.script.pop(0) if self.script else (200, {}, {"ok": True})
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted(tmp_path: Path) -> Iterator[tuple[str, type[Scripted]]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Scripted.script, Scripted.seen = [], []
+    yield kubeconfig(tmp_path, f"http://127.0.0.1:{server.server_address[1]}"), Scripted
+    server.shutdown()
+
+
+def test_transient_errors_are_retried(scripted: tuple[str, type[Scripted]]) -> None:
+    path, handler = scripted
+    handler.script = [
+        (503, {}, {"message": "unavailable"}),
+        (429, {"Retry-After": "1"}, {"message": "slow down"}),
+        (500, {}, {"message": "etcd leader changed"}),
+    ]
+    c = Cluster(ClusterRef(path), qps=0)
+    assert c.get_path("/x") == {"ok": True}
+    assert len(handler.seen) == 4
+    assert handler.seen[0] == "Bearer secret-token"
+
+
+def test_persistent_failure_raises_the_final_class(scripted: tuple[str, type[Scripted]]) -> None:
+    path, handler = scripted
+    handler.script = [(200, {}, {})] + [(503, {}, {"message": "down"})] * 100
+    c = Cluster(ClusterRef(path), qps=0, retry_timeout=1.0)
+    c.get_path("/first")
+    with pytest.raises(ClusterError) as info:
+        c.get_path("/x")
+    assert info.value.status == 503 and "down" in info.value.message
+    assert type(info.value) is ClusterError
+
+
+@pytest.mark.parametrize(("status", "cls"), [(403, Forbidden), (401, Forbidden), (404, NotFound)])
+def test_status_mapping_does_not_retry(
+    scripted: tuple[str, type[Scripted]], status: int, cls: type[ClusterError]
+) -> None:
+    path, handler = scripted
+    handler.script = [(status, {}, {"message": "nope", "reason": "x"})]
+    with pytest.raises(cls, match="nope"):
+        Cluster(ClusterRef(path), qps=0).get_path("/x")
+    assert len(handler.seen) == 1
+
+
+def test_unreachable_server_fails_fast(tmp_path: Path) -> None:
+    c = Cluster(ClusterRef(kubeconfig(tmp_path, "http://127.0.0.1:1")), connect_timeout=1.0)
+    start = time.monotonic()
+    with pytest.raises(ClusterUnreachable, match="cannot reach"):
+        c.version()
+    assert time.monotonic() - start < 10
