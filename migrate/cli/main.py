@@ -18,6 +18,7 @@ import click
 
 from migrate import __version__
 from migrate.cli import logs
+from migrate.cli.backup_cmd import backup
 from migrate.cli.cluster_cmd import cluster
 from migrate.errors import (
     EXIT_CODES,
@@ -57,6 +58,7 @@ def cli(ctx: click.Context, verbose: int, debug: bool, log_format: str) -> None:
 
 
 cli.add_command(cluster)
+cli.add_command(backup)
 
 
 def _fail(message: str, hint: str, code: int) -> int:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from migrate.cluster import Cluster, ClusterRef
+from migrate.store import BucketURL, Store, StoreOptions, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -102,3 +103,68 @@ def connect(
     return Cluster(
         ClusterRef(kubeconfig, context), name=name, qps=qps, burst=burst, pool_size=pool_size
     )
+
+
+def bucket_options(f: F) -> F:
+    """`--bucket URL` and the S3 connection flags."""
+    return _apply(
+        f,
+        [
+            click.option(
+                "--bucket",
+                metavar="URL",
+                envvar="KUBE_MIGRATE_BUCKET",
+                required=True,
+                help="s3://bucket[/prefix] or file:///abs/dir [env KUBE_MIGRATE_BUCKET].",
+            ),
+            click.option(
+                "--s3-endpoint",
+                metavar="URL",
+                envvar="KUBE_MIGRATE_S3_ENDPOINT",
+                help="S3 endpoint (MinIO, Ceph...); default $AWS_ENDPOINT_URL or AWS.",
+            ),
+            click.option("--s3-region", metavar="REGION", help="S3 region (default $AWS_REGION)."),
+            click.option("--s3-profile", metavar="NAME", help="AWS shared-credentials profile."),
+            click.option(
+                "--s3-path-style/--s3-virtual-hosted",
+                default=None,
+                help="Addressing style (default: path-style when an endpoint is set).",
+            ),
+            click.option(
+                "--read-only-bucket",
+                is_flag=True,
+                help="Never write or delete anything in the bucket.",
+            ),
+        ],
+    )
+
+
+def open_bucket(
+    bucket: str,
+    s3_endpoint: str | None = None,
+    s3_region: str | None = None,
+    s3_profile: str | None = None,
+    s3_path_style: bool | None = None,
+    read_only_bucket: bool = False,
+    **_: Any,
+) -> Store:
+    """Open the store named by the bucket flags (pass the command's kwargs through)."""
+    options = StoreOptions(
+        endpoint_url=s3_endpoint, region=s3_region, profile=s3_profile, path_style=s3_path_style
+    )
+    return open_store(BucketURL.parse(bucket), options, read_only=read_only_bucket)
+
+
+BUCKET_KWARGS = (
+    "bucket",
+    "s3_endpoint",
+    "s3_region",
+    "s3_profile",
+    "s3_path_style",
+    "read_only_bucket",
+)
+
+
+def pop_bucket(kwargs: dict[str, Any]) -> Store:
+    """Remove the bucket flags from a command's kwargs and open the store."""
+    return open_bucket(**{k: kwargs.pop(k) for k in BUCKET_KWARGS if k in kwargs})

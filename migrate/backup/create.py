@@ -1,0 +1,244 @@
+"""`backup create`: list the source in parallel and stream a Velero-format backup into
+the bucket, completing it atomically.
+
+Order of writes: the tarball (streamed), the resource list, results, logs, our
+manifest (sha256 + size of every file, velero-backup.json included), and last
+velero-backup.json with its terminal phase.  A reader that sees a terminal phase
+therefore sees every other file complete; a backup killed midway leaves no marker.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from migrate import __version__
+from migrate.backup.deps import Collector
+from migrate.backup.scope import ResolvedResources, Scope, resolve_resources
+from migrate.backup.sink import BackupSummary, LogCapture, Progress, Sink, note
+from migrate.cluster import APIResource, Cluster
+from migrate.errors import ClusterError, ClusterUnreachable, NotFound, UsageError
+from migrate.store import Store, layout
+from migrate.store.archive import TarballWriter
+from migrate.units import format_duration
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BackupOptions:
+    name: str
+    scope: Scope = field(default_factory=Scope)
+    ttl: timedelta = timedelta(hours=720)
+    labels: dict[str, str] = field(default_factory=dict)
+    parallelism: int = 8
+    page_size: int = 500
+
+
+def _tasks(
+    c: Cluster, scope: Scope, resolved: ResolvedResources
+) -> Iterator[tuple[APIResource, str | None]]:
+    """(resource, namespace or None for all) pairs to list."""
+    per_namespace: list[str] | None = None
+    if "*" not in scope.include_namespaces and not any(
+        ch in p for p in scope.include_namespaces for ch in "*?["
+    ):
+        per_namespace = [ns for ns in scope.include_namespaces if scope.namespace_included(ns)]
+    for res in resolved.namespaced:
+        if per_namespace is None:
+            yield res, None
+        else:
+            for ns in per_namespace:
+                yield res, ns
+    for res in resolved.cluster:
+        yield res, None
+
+
+def create_backup(
+    c: Cluster, store: Store, opts: BackupOptions, progress: Progress | None = None
+) -> BackupSummary:
+    """Run a backup and return its summary (phase PartiallyFailed when some resources
+    could not be listed; their errors are in the results)."""
+    emit: Progress = progress or (lambda _e, _n: None)
+    keys = layout.BackupKeys(layout.check_backup_name(opts.name))
+    if store.read_only:
+        store.put(keys.metadata, b"")  # raises StoreReadOnly before anything is written
+    if next(iter(store.list(keys.dir)), None) is not None:
+        raise UsageError(
+            f"backup {opts.name!r} already exists in {store.url}",
+            hint=f"choose another name, or `kube-migrate backup delete {opts.name}` first",
+        )
+    version = c.version()
+    disc = c.discovery()
+    resolved = resolve_resources(disc, opts.scope)  # bad filters fail here, nothing written
+    summary = BackupSummary(opts.name, source_version=str(version))
+    summary.skipped_resources = resolved.skipped
+    summary.expiration = summary.started + opts.ttl
+    capture = LogCapture()
+    logging.getLogger("migrate").addHandler(capture)
+    try:
+        log.info("backup %s of %s (%s) started", opts.name, c.name, version)
+        tasks = list(_tasks(c, opts.scope, resolved))
+        emit("total", len(tasks))
+        with TarballWriter(store, keys.tarball) as tw:
+            tw.add(layout.VERSION_FILE, f"{layout.FORMAT_VERSION}\n".encode())
+            sink = Sink(tw, summary, emit)
+            collector = Collector()
+            _list_all(c, opts, tasks, sink, collector, summary, emit)
+            if opts.scope.cluster_mode != "all":
+                _dependencies(c, opts.scope, sink, collector, summary)
+        summary.tarball_bytes = tw.size
+        files = {keys.tarball: (tw.size, tw.sha256)}
+        _finish(c, store, keys, opts, summary, sink.resource_list, capture, files, version)
+    finally:
+        logging.getLogger("migrate").removeHandler(capture)
+    return summary
+
+
+def _list_all(
+    c: Cluster,
+    opts: BackupOptions,
+    tasks: list[tuple[APIResource, str | None]],
+    sink: Sink,
+    collector: Collector,
+    summary: BackupSummary,
+    emit: Progress,
+) -> None:
+    scope = opts.scope
+    selector = str(scope.selector) or None
+
+    def run(task: tuple[APIResource, str | None]) -> None:
+        res, ns = task
+        try:
+            for obj in c.list(res, ns, label_selector=selector, limit=opts.page_size):
+                obj_ns = (obj.get("metadata") or {}).get("namespace")
+                if res.namespaced and not scope.namespace_included(obj_ns or ""):
+                    continue
+                if res.full_name == "namespaces" and not scope.namespace_included(
+                    obj["metadata"]["name"]
+                ):
+                    continue
+                if sink.add(res, obj) and res.namespaced:
+                    collector.observe(obj, res.group, res.resource)
+        except ClusterUnreachable:
+            raise
+        except ClusterError as exc:
+            log.warning("listing %s failed: %s", res.full_name, exc.message)
+            with sink.lock:
+                note(summary.errors, ns, f"list {res.full_name}: {exc.message}")
+        emit("listed", 1)
+
+    with ThreadPoolExecutor(max_workers=max(1, opts.parallelism)) as pool:
+        for fut in [pool.submit(run, t) for t in tasks]:
+            fut.result()
+
+
+def _dependencies(
+    c: Cluster, scope: Scope, sink: Sink, collector: Collector, summary: BackupSummary
+) -> None:
+    disc = c.discovery()
+    crb = disc.get("rbac.authorization.k8s.io", "clusterrolebindings")
+    crd = disc.get("apiextensions.k8s.io", "customresourcedefinitions")
+    if crb:
+        collector.cluster_role_bindings(list(c.list(crb)))
+    if crd:
+        collector.crds(list(c.list(crd)))
+    by_name = {r.full_name: r for r in disc}
+    for gr, names in sorted(collector.wanted.items()):
+        res = by_name.get(gr)
+        if res is None or (scope.cluster_mode == "none" and gr != "namespaces"):
+            continue
+        for name, reason in sorted(names.items()):
+            try:
+                obj = c.get(res, name)
+            except NotFound:
+                note(summary.warnings, None, f"{gr} {name} ({reason}) does not exist")
+                continue
+            obj.setdefault("apiVersion", res.api_version)
+            obj.setdefault("kind", res.kind)
+            if sink.add(res, obj):
+                summary.cluster_included.setdefault(gr, {})[name] = reason
+
+
+def _finish(
+    c: Cluster,
+    store: Store,
+    keys: layout.BackupKeys,
+    opts: BackupOptions,
+    summary: BackupSummary,
+    resource_list: dict[str, list[str]],
+    capture: LogCapture,
+    files: dict[str, tuple[int, str]],
+    version: Any,
+) -> None:
+    summary.phase = "PartiallyFailed" if summary.error_count() else "Completed"
+    summary.completed = datetime.now(UTC)
+    log.info("backup %s %s: %d items", opts.name, summary.phase, summary.items)
+    blobs = {
+        keys.resource_list: layout.gzip_json(
+            {k: sorted(v) for k, v in sorted(resource_list.items())}
+        ),
+        keys.results: layout.gzip_json({"errors": summary.errors, "warnings": summary.warnings}),
+        keys.logs: gzip.compress(("\n".join(capture.lines) + "\n").encode(), mtime=0),
+    }
+    metadata = json.dumps(
+        layout.backup_object(
+            opts.name,
+            spec=opts.scope.velero_spec(format_duration(opts.ttl)),
+            phase=summary.phase,
+            started=summary.started,
+            completed=summary.completed,
+            expiration=summary.expiration,
+            total=summary.items,
+            backed_up=summary.items,
+            errors=summary.error_count(),
+            warnings=summary.error_count("warnings"),
+            git_version=str(version),
+            major=version.major,
+            minor=version.minor,
+            labels=opts.labels,
+        ),
+        indent=2,
+    ).encode()
+    for key, blob in blobs.items():
+        store.put(key, blob)
+        files[key] = (len(blob), layout.sha256(blob))
+    files[keys.metadata] = (len(metadata), layout.sha256(metadata))
+    extra = {
+        "scope": opts.scope.velero_spec(format_duration(opts.ttl)),
+        "counts": summary.as_dict(),
+        "clusterIncluded": summary.cluster_included,
+        "skippedResources": summary.skipped_resources,
+    }
+    manifest = layout.manifest(opts.name, files, keys.dir, _source_facts(c, version), extra)
+    store.put(keys.manifest, manifest)
+    store.put(keys.metadata, metadata)  # last: the completion marker
+
+
+def _source_facts(c: Cluster, version: Any) -> dict[str, Any]:
+    disc = c.discovery()
+    return {
+        "server": c.host,
+        "gitVersion": str(version),
+        "major": version.major,
+        "minor": version.minor,
+        "groupVersions": {g or "core": list(v) for g, v in sorted(disc.group_versions.items())},
+        "resources": [
+            {
+                "group": r.group,
+                "resource": r.resource,
+                "kind": r.kind,
+                "version": r.version,
+                "versions": list(r.versions),
+                "namespaced": r.namespaced,
+            }
+            for r in sorted(disc, key=lambda r: r.full_name)
+        ],
+        "createdBy": f"kube-migrate {__version__}",
+    }

@@ -1,0 +1,114 @@
+"""What a backup run accumulates while objects stream past: the tarball writer with its
+tallies and resource list (Sink), the summary, and the run's own log lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from migrate.backup.policy import EXCLUDE_LABEL
+from migrate.cluster import APIResource
+from migrate.store import layout
+from migrate.store.archive import TarballWriter
+
+Progress = Callable[[str, int], None]  # (event, amount): "total", "listed", "items"
+
+
+@dataclass
+class BackupSummary:
+    name: str
+    phase: str = "InProgress"
+    items: int = 0
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    completed: datetime | None = None
+    expiration: datetime | None = None
+    tarball_bytes: int = 0
+    by_resource: Counter[str] = field(default_factory=Counter)
+    by_namespace: Counter[str] = field(default_factory=Counter)
+    cluster_included: dict[str, dict[str, str]] = field(default_factory=dict)
+    skipped_resources: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, Any] = field(default_factory=layout.empty_result)
+    warnings: dict[str, Any] = field(default_factory=layout.empty_result)
+    source_version: str = ""
+
+    def error_count(self, which: str = "errors") -> int:
+        res = getattr(self, which)
+        return len(res["velero"]) + len(res["cluster"]) + sum(map(len, res["namespaces"].values()))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "phase": self.phase,
+            "items": self.items,
+            "started": layout.rfc3339(self.started),
+            "completed": layout.rfc3339(self.completed) if self.completed else None,
+            "expiration": layout.rfc3339(self.expiration) if self.expiration else None,
+            "tarballBytes": self.tarball_bytes,
+            "sourceVersion": self.source_version,
+            "errors": self.error_count("errors"),
+            "warnings": self.error_count("warnings"),
+            "byResource": dict(sorted(self.by_resource.items())),
+            "byNamespace": dict(sorted(self.by_namespace.items())),
+        }
+
+
+def note(result: dict[str, Any], namespace: str | None, msg: str) -> None:
+    if namespace:
+        result["namespaces"].setdefault(namespace, []).append(msg)
+    else:
+        result["cluster"].append(msg)
+
+
+class LogCapture(logging.Handler):
+    """Keeps this backup's log lines for <name>-logs.gz (never object data)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("time=%(asctime)s level=%(levelname)s msg=%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.lines) < 100_000:
+            self.lines.append(self.format(record))
+
+
+class Sink:
+    """Writes objects into the tarball (both Velero paths) and keeps the tallies."""
+
+    def __init__(self, tw: TarballWriter, summary: BackupSummary, progress: Progress) -> None:
+        self.tw = tw
+        self.summary = summary
+        self.progress = progress
+        self.lock = threading.Lock()
+        self.resource_list: dict[str, list[str]] = defaultdict(list)
+        self.written: set[tuple[str, str | None, str]] = set()
+
+    def add(self, res: APIResource, obj: dict[str, Any]) -> bool:
+        meta = obj.get("metadata") or {}
+        if (meta.get("labels") or {}).get(EXCLUDE_LABEL) == "true":
+            return False
+        ns, name = meta.get("namespace") or None, meta["name"]
+        data = json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+        gr = layout.group_resource(res.resource, res.group)
+        key = layout.resource_list_key(
+            obj.get("apiVersion", res.api_version), obj.get("kind", res.kind)
+        )
+        with self.lock:
+            if (gr, ns, name) in self.written:
+                return False
+            self.written.add((gr, ns, name))
+            for path in layout.item_paths(gr, res.version, ns, name):
+                self.tw.add(path, data)
+            self.resource_list[key].append(f"{ns}/{name}" if ns else name)
+            self.summary.items += 1
+            self.summary.by_resource[res.full_name] += 1
+            if ns:
+                self.summary.by_namespace[ns] += 1
+        self.progress("items", 1)
+        return True

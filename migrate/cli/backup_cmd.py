@@ -1,0 +1,105 @@
+"""`kube-migrate backup ...`: create a Velero-format backup, and (backup_read_cmd) get,
+describe, logs, delete, gc and wait-sync."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from migrate.backup.create import BackupOptions, create_backup
+from migrate.backup.scope import Scope, split_list
+from migrate.cli.options import bucket_options, cluster_options, connect, pop_bucket
+from migrate.cli.output import emit, output_option
+from migrate.cli.progress import progress_bar
+from migrate.cluster.selectors import Selector
+from migrate.errors import PartialFailure, UsageError
+from migrate.units import parse_duration
+
+
+@click.group()
+def backup() -> None:
+    """Back up a cluster into the bucket, in Velero's format."""
+
+
+def parse_labels(text: str | None) -> dict[str, str]:
+    out = {}
+    for part in split_list(text):
+        key, sep, val = part.partition("=")
+        if not sep or not key:
+            raise UsageError(f"invalid label {part!r} in --labels", hint="use k=v,k2=v2")
+        out[key] = val
+    return out
+
+
+@backup.command("create")
+@click.argument("name")
+@cluster_options
+@bucket_options
+@click.option(
+    "--include-namespaces",
+    default="*",
+    show_default=True,
+    metavar="NS,...",
+    help="Namespaces to back up ('*' = all; globs allowed).",
+)
+@click.option("--exclude-namespaces", default="", metavar="NS,...", help="Namespaces to skip.")
+@click.option(
+    "--include-resources",
+    default="*",
+    show_default=True,
+    metavar="RES,...",
+    help="Resources to back up, e.g. deployments.apps,configmaps ('*' = all).",
+)
+@click.option("--exclude-resources", default="", metavar="RES,...", help="Resources to skip.")
+@click.option("-l", "--selector", default=None, help="Label selector, e.g. app=web,tier!=db.")
+@click.option(
+    "--include-cluster-resources",
+    type=click.Choice(["auto", "true", "false"]),
+    default="auto",
+    show_default=True,
+    help="auto: all when no namespace filter, else those the namespaces need.",
+)
+@click.option("--ttl", default="720h0m0s", show_default=True, help="How long to keep the backup.")
+@click.option("--labels", default=None, metavar="K=V,...", help="Labels on the Backup object.")
+@click.option(
+    "--parallelism", type=int, default=8, show_default=True, help="Resources listed at once."
+)
+@output_option()
+def create(name: str, **kw: Any) -> None:
+    """Back up the cluster into the bucket as backup NAME."""
+    store = pop_bucket(kw)
+    scope = Scope(
+        include_namespaces=split_list(kw["include_namespaces"]) or ("*",),
+        exclude_namespaces=split_list(kw["exclude_namespaces"]),
+        include_resources=split_list(kw["include_resources"]) or ("*",),
+        exclude_resources=split_list(kw["exclude_resources"]),
+        selector=Selector.parse(kw["selector"]),
+        include_cluster_resources=kw["include_cluster_resources"],
+    )
+    opts = BackupOptions(
+        name=name,
+        scope=scope,
+        ttl=parse_duration(kw["ttl"], "--ttl"),
+        labels=parse_labels(kw["labels"]),
+        parallelism=kw["parallelism"],
+    )
+    cluster = connect(
+        kw["kubeconfig"],
+        kw["context"],
+        qps=kw["qps"],
+        burst=kw["burst"],
+        pool_size=opts.parallelism + 4,
+    )
+    with progress_bar(f"backup {name}") as progress:
+        summary = create_backup(cluster, store, opts, progress)
+    emit(
+        summary.as_dict(),
+        kw["output"],
+        ["name", "phase", "items", "tarballBytes", "errors", "warnings", "sourceVersion"],
+    )
+    if summary.phase != "Completed":
+        raise PartialFailure(
+            f"backup {name} is {summary.phase}: {summary.error_count()} errors",
+            hint=f"see `kube-migrate backup describe {name} --details`",
+        )

@@ -1,0 +1,196 @@
+"""Stream a backup tarball (tar inside gzip) straight into the bucket, and back out.
+
+Writing: objects go into a tar stream, through gzip and a pipe into the store's
+multipart upload running in a thread, so memory stays flat however many objects a
+backup holds; size and sha256 are computed on the way.  If writing fails, the upload
+is made to fail too (never completed with a truncated body).
+Reading: entries come out one at a time from a streaming download; a corrupted or
+truncated tarball raises IntegrityError, and so does a sha256 that does not match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from migrate.errors import IntegrityError, MigrateError, StoreError
+from migrate.store.base import Store
+
+COMPRESS_LEVEL = 1  # JSON compresses well even at 1, and 6 costs ~3x the CPU
+
+
+class _Aborted(Exception):
+    pass
+
+
+class _PipeReader(io.RawIOBase):
+    """The upload's view of the pipe: raises instead of EOF when the writer aborted."""
+
+    def __init__(self, fd: int, aborted: threading.Event) -> None:
+        self._f = os.fdopen(fd, "rb", buffering=0)
+        self._aborted = aborted
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        n = self._f.readinto(buf)
+        if not n and self._aborted.is_set():
+            raise _Aborted("backup aborted; upload cancelled")
+        return n or 0
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+class _HashingWriter(io.RawIOBase):
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        mv = memoryview(data)
+        self._raw.write(mv)
+        self.sha256.update(mv)
+        self.size += len(mv)
+        return len(mv)
+
+
+class TarballWriter:
+    """`with TarballWriter(store, key) as tw: tw.add(path, data)`; then tw.size, tw.sha256."""
+
+    def __init__(self, store: Store, key: str) -> None:
+        self.key = key
+        self.size = 0
+        self.sha256 = ""
+        self.entries = 0
+        rfd, wfd = os.pipe()
+        self._aborted = threading.Event()
+        self._reader = io.BufferedReader(_PipeReader(rfd, self._aborted), 1 << 20)
+        self._raw = os.fdopen(wfd, "wb", buffering=1 << 20)
+        self._hash = _HashingWriter(self._raw)
+        self._gz = gzip.GzipFile(
+            fileobj=self._hash, mode="wb", compresslevel=COMPRESS_LEVEL, mtime=0
+        )
+        self._tar = tarfile.open(  # noqa: SIM115 - closed in close()/abort()
+            fileobj=self._gz, mode="w|", format=tarfile.PAX_FORMAT
+        )
+        self._error: BaseException | None = None
+        self._mtime = int(time.time())
+        self._thread = threading.Thread(target=self._upload, args=(store,), daemon=True)
+        self._thread.start()
+
+    def _upload(self, store: Store) -> None:
+        try:
+            store.put_stream(self.key, self._reader)
+        except BaseException as exc:  # reported by add()/close() in the writing thread
+            self._error = exc
+        finally:
+            self._reader.close()
+
+    def add(self, path: str, data: bytes) -> None:
+        info = tarfile.TarInfo(path)
+        info.size = len(data)
+        info.mode = 0o755  # what Velero writes
+        info.mtime = self._mtime
+        try:
+            self._tar.addfile(info, io.BytesIO(data))
+        except (BrokenPipeError, OSError) as exc:
+            raise self._failure() from exc
+        self.entries += 1
+
+    def _failure(self) -> MigrateError:
+        self._thread.join(timeout=30)
+        if isinstance(self._error, MigrateError):
+            return self._error
+        return StoreError(f"upload of {self.key} failed: {self._error}")
+
+    def close(self) -> None:
+        try:
+            self._tar.close()
+            self._gz.close()
+            self._raw.close()
+        except OSError as exc:
+            raise self._failure() from exc
+        self._thread.join()
+        if self._error is not None:
+            raise self._failure()
+        self.size = self._hash.size
+        self.sha256 = self._hash.sha256.hexdigest()
+
+    def abort(self) -> None:
+        """Make the upload fail (no object is completed), then release everything."""
+        self._aborted.set()
+        with contextlib.suppress(OSError):
+            self._raw.close()
+        self._thread.join(timeout=60)
+
+    def __enter__(self) -> TarballWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class _HashingReader(io.RawIOBase):
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        data = self._raw.read(len(buf))
+        n = len(data)
+        buf[:n] = data
+        self.sha256.update(data)
+        self.size += n
+        return n
+
+
+def read_tarball(
+    store: Store, key: str, expect_sha256: str | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """Yield (path, content) of every regular file in a tarball, streaming.
+
+    With expect_sha256, the whole download is checked after the last entry."""
+    raw = store.open(key)
+    hashing = _HashingReader(raw)
+    try:
+        with tarfile.open(fileobj=io.BufferedReader(hashing, 1 << 20), mode="r|gz") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                f = tar.extractfile(member)
+                if f is not None:
+                    yield member.name, f.read()
+        while hashing.read(1 << 20):  # drain what tar did not need (padding)
+            pass
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise IntegrityError(f"backup tarball {key} is corrupted or truncated: {exc}") from exc
+    finally:
+        raw.close()
+    if expect_sha256 and hashing.sha256.hexdigest() != expect_sha256:
+        raise IntegrityError(
+            f"backup tarball {key}: sha256 {hashing.sha256.hexdigest()[:16]}... does not match "
+            f"the manifest's {expect_sha256[:16]}..."
+        )

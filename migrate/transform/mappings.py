@@ -1,0 +1,117 @@
+"""Rewrites for clones and moves: namespace, storage-class and image-registry mappings,
+replica overrides, suspended CronJobs, and the restore's own labels.
+
+Restore applies them on the way in; verify applies the very same ones to the source
+side before comparing, so an intended change is never reported as drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrate.errors import UsageError
+from migrate.transform.workloads import containers, pod_spec
+
+# Kinds whose spec.replicas --replicas overrides.
+SCALABLE_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"})
+BACKUP_LABEL = "velero.io/backup-name"
+RESTORE_LABEL = "velero.io/restore-name"
+
+
+def parse_mapping(text: str | None, flag: str, sep: str = ":") -> dict[str, str]:
+    """ "a:b,c:d" -> {"a": "b", "c": "d"}; a one-line error names the bad pair."""
+    out: dict[str, str] = {}
+    for pair in (p.strip() for p in (text or "").split(",")):
+        if not pair:
+            continue
+        old, s, new = pair.partition(sep)
+        if not s or not old.strip() or not new.strip():
+            raise UsageError(
+                f"invalid {flag} entry {pair!r}", hint=f"use old{sep}new[,old{sep}new]"
+            )
+        if old.strip() in out:
+            raise UsageError(f"{flag} maps {old.strip()!r} twice", hint="give each source once")
+        out[old.strip()] = new.strip()
+    return out
+
+
+@dataclass(frozen=True)
+class Mappings:
+    namespaces: dict[str, str] = field(default_factory=dict)
+    storage_classes: dict[str, str] = field(default_factory=dict)
+    registries: dict[str, str] = field(default_factory=dict)  # "old.io/org" -> "new.io/org"
+    replicas: int | None = None
+    suspend_cronjobs: bool = False
+
+    def namespace(self, ns: str | None) -> str | None:
+        return self.namespaces.get(ns, ns) if ns else ns
+
+    def image(self, image: str) -> str:
+        """Longest matching registry prefix wins; matches whole path segments only."""
+        for old in sorted(self.registries, key=len, reverse=True):
+            if image == old or image.startswith(old.rstrip("/") + "/"):
+                return self.registries[old] + image[len(old) :]
+        return image
+
+
+def _namespaced_refs(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Dicts holding a `namespace` key that names another object's namespace."""
+    kind = obj.get("kind")
+    spec = obj.get("spec") or {}
+    if kind in ("RoleBinding", "ClusterRoleBinding"):
+        yield from (s for s in obj.get("subjects") or [] if s.get("kind") == "ServiceAccount")
+    elif kind == "PersistentVolume" and spec.get("claimRef"):
+        yield spec["claimRef"]
+    elif kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        for hook in obj.get("webhooks") or []:
+            svc = (hook.get("clientConfig") or {}).get("service")
+            if svc:
+                yield svc
+    elif kind == "APIService" and spec.get("service"):
+        yield spec["service"]
+
+
+def apply_mappings(obj: dict[str, Any], m: Mappings) -> dict[str, Any]:
+    """Rewrite obj in place (and return it)."""
+    meta = obj.setdefault("metadata", {})
+    kind = obj.get("kind", "")
+    if m.namespaces:
+        if meta.get("namespace"):
+            meta["namespace"] = m.namespace(meta["namespace"])
+        if kind == "Namespace":
+            meta["name"] = m.namespace(meta["name"])
+        for ref in _namespaced_refs(obj):
+            if ref.get("namespace"):
+                ref["namespace"] = m.namespace(ref["namespace"])
+    spec = obj.get("spec") or {}
+    if m.storage_classes:
+        if kind in ("PersistentVolumeClaim", "PersistentVolume"):
+            sc = spec.get("storageClassName")
+            if sc in m.storage_classes:
+                spec["storageClassName"] = m.storage_classes[sc]
+        if kind == "StorageClass" and meta.get("name") in m.storage_classes:
+            meta["name"] = m.storage_classes[meta["name"]]
+        for tpl in spec.get("volumeClaimTemplates") or []:
+            tspec = tpl.get("spec") or {}
+            if tspec.get("storageClassName") in m.storage_classes:
+                tspec["storageClassName"] = m.storage_classes[tspec["storageClassName"]]
+    pod = pod_spec(obj)
+    if pod is not None and m.registries:
+        for c in containers(pod):
+            if c.get("image"):
+                c["image"] = m.image(c["image"])
+    if m.replicas is not None and kind in SCALABLE_KINDS:
+        spec["replicas"] = m.replicas
+    if m.suspend_cronjobs and kind == "CronJob":
+        spec["suspend"] = True
+    return obj
+
+
+def label_restored(obj: dict[str, Any], backup: str, restore: str) -> dict[str, Any]:
+    """Mark obj as restored from `backup` by `restore` (Velero's labels)."""
+    labels = obj.setdefault("metadata", {}).setdefault("labels", {})
+    labels[BACKUP_LABEL] = backup
+    labels[RESTORE_LABEL] = restore
+    return obj
