@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from migrate.backup.create import BackupOptions, create_backup
-from migrate.backup.scope import Scope
 from migrate.cluster import Cluster
 from migrate.cluster.selectors import Selector
 from migrate.errors import StoreReadOnly, UsageError
 from migrate.store import Store, open_store
+from migrate.transform.scope import Scope
 
 from .helpers import apply_example
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from migrate.backup.scope import Scope
 from migrate.cluster.selectors import Selector
 from migrate.errors import UsageError
 from migrate.store import layout
+from migrate.transform.scope import Scope
 from migrate.units import format_duration, parse_duration
 
 

@@ -20,12 +20,14 @@ from typing import Any
 
 from migrate import __version__
 from migrate.backup.deps import Collector
-from migrate.backup.scope import ResolvedResources, Scope, resolve_resources
-from migrate.backup.sink import BackupSummary, LogCapture, Progress, Sink, note
+from migrate.backup.scope import ResolvedResources, resolve_resources
+from migrate.backup.sink import BackupSummary, Progress, Sink, note
 from migrate.cluster import APIResource, Cluster
 from migrate.errors import ClusterError, ClusterUnreachable, NotFound, UsageError
+from migrate.runlog import LogCapture
 from migrate.store import Store, layout
 from migrate.store.archive import TarballWriter
+from migrate.transform.scope import Scope
 from migrate.units import format_duration
 
 log = logging.getLogger(__name__)

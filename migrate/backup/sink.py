@@ -4,7 +4,6 @@ tallies and resource list (Sink), the summary, and the run's own log lines."""
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -63,19 +62,6 @@ def note(result: dict[str, Any], namespace: str | None, msg: str) -> None:
         result["namespaces"].setdefault(namespace, []).append(msg)
     else:
         result["cluster"].append(msg)
-
-
-class LogCapture(logging.Handler):
-    """Keeps this backup's log lines for <name>-logs.gz (never object data)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-        self.setFormatter(logging.Formatter("time=%(asctime)s level=%(levelname)s msg=%(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if len(self.lines) < 100_000:
-            self.lines.append(self.format(record))
 
 
 class Sink:

@@ -8,18 +8,23 @@ from typing import Any
 import click
 
 from migrate.backup.create import BackupOptions, create_backup
-from migrate.backup.scope import Scope, split_list
+from migrate.cli import backup_read_cmd
 from migrate.cli.options import bucket_options, cluster_options, connect, pop_bucket
 from migrate.cli.output import emit, output_option
 from migrate.cli.progress import progress_bar
 from migrate.cluster.selectors import Selector
 from migrate.errors import PartialFailure, UsageError
+from migrate.transform.scope import Scope, split_list
 from migrate.units import parse_duration
 
 
 @click.group()
 def backup() -> None:
     """Back up a cluster into the bucket, in Velero's format."""
+
+
+for _cmd in backup_read_cmd.COMMANDS:
+    backup.add_command(_cmd)
 
 
 def parse_labels(text: str | None) -> dict[str, str]:

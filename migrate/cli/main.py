@@ -20,6 +20,7 @@ from migrate import __version__
 from migrate.cli import logs
 from migrate.cli.backup_cmd import backup
 from migrate.cli.cluster_cmd import cluster
+from migrate.cli.restore_cmd import restore
 from migrate.errors import (
     EXIT_CODES,
     EXIT_INTERNAL,
@@ -59,6 +60,7 @@ def cli(ctx: click.Context, verbose: int, debug: bool, log_format: str) -> None:
 
 cli.add_command(cluster)
 cli.add_command(backup)
+cli.add_command(restore)
 
 
 def _fail(message: str, hint: str, code: int) -> int:

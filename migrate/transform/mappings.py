@@ -51,8 +51,9 @@ class Mappings:
     def image(self, image: str) -> str:
         """Longest matching registry prefix wins; matches whole path segments only."""
         for old in sorted(self.registries, key=len, reverse=True):
-            if image == old or image.startswith(old.rstrip("/") + "/"):
-                return self.registries[old] + image[len(old) :]
+            prefix = old.rstrip("/")  # "docker.io/" and "docker.io" mean the same
+            if image == prefix or image.startswith(prefix + "/"):
+                return self.registries[old].rstrip("/") + image[len(prefix) :]
         return image
 
 

@@ -23,10 +23,13 @@ from migrate.errors import UsageError
 
 def _patch_value(raw: Any) -> Any:
     """Velero's rule: a string value is JSON when it is null, a bool, a number, an object
-    or an array, else a plain string."""
+    or an array, else a plain string; a value in double quotes is the string inside them
+    (`"\\"true\\""` is the string "true")."""
     if not isinstance(raw, str):
         return raw
     text = raw.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1]
     if text in ("null", "true", "false") or text[:1] in ("{", "["):
         try:
             return json.loads(text)
@@ -104,7 +107,10 @@ class Rule:
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         if self.json_patches:
-            obj = jsonpatch.apply_patch(obj, self.json_patches)
+            try:
+                obj = jsonpatch.apply_patch(obj, self.json_patches)
+            except jsonpatch.JsonPatchTestFailed:
+                return obj  # a failed `test` operation skips the rule, as in Velero
         for mp in self.merge_patches:
             obj = merge_patch(obj, mp)
         for sp in self.strategic_patches:
@@ -150,9 +156,17 @@ def _rule(raw: Any, where: str) -> Rule:
         regex = re.compile(cond["resourceNameRegex"]) if cond.get("resourceNameRegex") else None
     except re.error as exc:
         raise UsageError(f"{where}: bad resourceNameRegex: {exc}") from exc
+    namespaces = cond.get("namespaces") or []
+    if not isinstance(namespaces, list):
+        raise UsageError(f"{where}: conditions.namespaces must be a list of namespaces")
+    matches: list[tuple[str, Any]] = []
+    for m in cond.get("matches") or []:
+        if not isinstance(m, dict) or not m.get("path"):
+            raise UsageError(f"{where}: every conditions.matches entry needs a path")
+        matches.append((str(m["path"]), _patch_value(m.get("value"))))
     patches = []
     for p in raw.get("patches") or []:
-        op = p.get("operation")
+        op = p.get("operation") if isinstance(p, dict) else None
         if op not in ("add", "remove", "replace", "move", "copy", "test") or not p.get("path"):
             raise UsageError(
                 f"{where}: patch needs operation (add/remove/replace/move/copy/test) and path"
@@ -166,9 +180,9 @@ def _rule(raw: Any, where: str) -> Rule:
     rule = Rule(
         group_resource=str(cond["groupResource"]),
         name_regex=regex,
-        namespaces=tuple(cond.get("namespaces") or ()),
+        namespaces=tuple(str(ns) for ns in namespaces),
         selector=Selector.from_object(cond.get("labelSelector")),
-        matches=tuple((m["path"], _patch_value(m.get("value"))) for m in cond.get("matches") or []),
+        matches=tuple(matches),
         json_patches=patches,
         merge_patches=[_patch_data(p, where) for p in raw.get("mergePatches") or []],
         strategic_patches=[_patch_data(p, where) for p in raw.get("strategicPatches") or []],

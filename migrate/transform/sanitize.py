@@ -51,7 +51,7 @@ class SanitizeOptions:
 
 def _service(obj: dict[str, Any], opts: SanitizeOptions) -> None:
     spec = obj.get("spec") or {}
-    if spec.get("clusterIP") not in ("None", None):
+    if spec.get("clusterIP") != "None":  # only a headless Service keeps its clusterIPs
         spec.pop("clusterIP", None)
         spec.pop("clusterIPs", None)
     spec.pop("healthCheckNodePort", None)
@@ -71,6 +71,8 @@ def _explicit_node_ports(obj: dict[str, Any]) -> set[int]:
     try:
         applied = json.loads(raw) if raw else {}
     except ValueError:
+        return set()
+    if not isinstance(applied, dict):
         return set()
     ports = (applied.get("spec") or {}).get("ports") or []
     return {p["nodePort"] for p in ports if isinstance(p, dict) and "nodePort" in p}

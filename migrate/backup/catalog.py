@@ -1,0 +1,331 @@
+"""Read and tidy the backups already in the bucket: list, describe, logs, delete, gc.
+
+A shared bucket holds our backups and Velero's side by side, plus folders that a killed
+backup left without its completion marker.  Every command that shows or removes backups
+must see them all the same way, so the rules live here once: a folder without
+``velero-backup.json`` is "Incomplete", an unreadable one is "Corrupt" (listed, never a
+crash), and a deletion removes the completion marker first so that a half-deleted
+backup never looks complete to a reader (or to Velero's sync) on the other side.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from migrate.errors import IntegrityError, StoreNotFound, StoreReadOnly, UsageError
+from migrate.store import ObjectInfo, Store, layout
+
+log = logging.getLogger(__name__)
+
+INCOMPLETE = "Incomplete"  # files, but no velero-backup.json: interrupted or still writing
+CORRUPT = "Corrupt"  # velero-backup.json does not parse
+MADE_BY_US = "kube-migrate"
+MADE_BY_VELERO = "velero"
+# The Backup spec fields that choose what is backed up.
+_SPEC_FILTERS = (
+    "includedNamespaces",
+    "excludedNamespaces",
+    "includedResources",
+    "excludedResources",
+    "includeClusterResources",
+    "labelSelector",
+    "orLabelSelectors",
+)
+
+
+@dataclass
+class BackupRow:
+    """One backup folder as `backup get` shows it."""
+
+    name: str
+    phase: str
+    created: datetime | None
+    expires: datetime | None
+    items: int
+    size: int  # tarball bytes, 0 if there is no tarball
+    source_version: str
+    made_by: str
+    expired: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "phase": self.phase,
+            "created": _ts(self.created),
+            "expires": _ts(self.expires),
+            "expired": self.expired,
+            "items": self.items,
+            "sizeBytes": self.size,
+            "sourceVersion": self.source_version,
+            "madeBy": self.made_by,
+        }
+
+
+@dataclass
+class _Folder:
+    """What one listing of ``backups/<name>/`` plus velero-backup.json tell."""
+
+    name: str
+    keys: layout.BackupKeys
+    files: dict[str, ObjectInfo]  # full key -> info
+    info: layout.BackupInfo | None
+    problem: str = ""
+
+    @property
+    def phase(self) -> str:
+        if self.info is not None:
+            return self.info.phase
+        return CORRUPT if self.problem else INCOMPLETE
+
+    @property
+    def ours(self) -> bool:
+        return self.keys.manifest in self.files
+
+
+def _ts(value: datetime | None) -> str | None:
+    return layout.rfc3339(value) if value else None
+
+
+def _check_name(name: str) -> layout.BackupKeys:
+    # Lenient on purpose (Velero allows names up to 253 characters), strict on paths.
+    if not name or "/" in name or name in (".", ".."):
+        raise UsageError(f"invalid backup name {name!r}", hint="pass a name from `backup get`")
+    return layout.BackupKeys(name)
+
+
+def _not_found(store: Store, name: str) -> UsageError:
+    return UsageError(
+        f"backup {name!r} not found in {store.url}",
+        hint="`kube-migrate backup get --bucket ...` lists the backups",
+    )
+
+
+def _read_folder(store: Store, name: str) -> _Folder | None:
+    keys = _check_name(name)
+    files = {o.key: o for o in store.list(keys.dir)}
+    if not files:
+        return None
+    folder = _Folder(name, keys, files, None)
+    if keys.metadata in files:
+        try:
+            folder.info = layout.BackupInfo.parse(store.get(keys.metadata), name)
+        except IntegrityError as exc:
+            folder.problem = exc.message
+        except StoreNotFound:
+            folder.files.pop(keys.metadata)  # deleted between list and get
+    return folder
+
+
+def _row(folder: _Folder, now: datetime) -> BackupRow:
+    info = folder.info
+    tarball = folder.files.get(folder.keys.tarball)
+    created = None
+    if info is not None:
+        created = info.started or layout.parse_time(
+            (info.raw.get("metadata") or {}).get("creationTimestamp")
+        )
+    if created is None:  # incomplete or corrupt: when its first file was written
+        created = min(o.last_modified for o in folder.files.values())
+    return BackupRow(
+        name=folder.name,
+        phase=folder.phase,
+        created=created,
+        expires=info.expiration if info else None,
+        items=info.items if info else 0,
+        size=tarball.size if tarball else 0,
+        source_version=info.source_version if info else "",
+        made_by=MADE_BY_US if folder.ours else MADE_BY_VELERO,
+        expired=info.expired(now) if info else False,
+    )
+
+
+def _listed_folder(store: Store, name: str) -> _Folder | None:
+    try:
+        return _read_folder(store, name)
+    except UsageError as exc:  # a folder name no key can spell (a backslash, say)
+        log.warning("skipping backups/%s/: %s", name, exc.message)
+        return None
+
+
+def list_backups(store: Store, now: datetime | None = None) -> list[BackupRow]:
+    """Every backup folder under ``backups/`` (ours and Velero's), newest first."""
+    now = now or datetime.now(UTC)
+    names = store.list_prefixes("backups/")
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(names)))) as pool:
+        folders = list(pool.map(lambda n: _listed_folder(store, n), names))
+    rows = [_row(f, now) for f in folders if f is not None]
+    oldest = datetime.min.replace(tzinfo=UTC)
+    rows.sort(key=lambda r: (r.created or oldest, r.name), reverse=True)
+    return rows
+
+
+def _sidecar(store: Store, folder: _Folder, key: str, problems: list[str]) -> dict[str, Any]:
+    """A gzip-JSON sidecar as a dict; {} if absent, a note in ``problems`` if unreadable."""
+    if key not in folder.files:
+        return {}
+    what = key.removeprefix(folder.keys.dir)
+    try:
+        doc = layout.gunzip_json(store.get(key), what)
+    except (IntegrityError, StoreNotFound) as exc:
+        problems.append(str(exc))
+        return {}
+    if not isinstance(doc, dict):
+        problems.append(f"{what} is not a JSON object")
+        return {}
+    return doc
+
+
+def _count_messages(result: Any) -> int:
+    if not isinstance(result, dict):
+        return 0
+    return (
+        len(result.get("velero") or [])
+        + len(result.get("cluster") or [])
+        + sum(len(v or []) for v in (result.get("namespaces") or {}).values())
+    )
+
+
+def _counts_from_resource_list(resources: dict[str, list[str]]) -> dict[str, Any]:
+    by_ns: Counter[str] = Counter()
+    for names in resources.values():
+        by_ns.update(n.split("/", 1)[0] for n in names if "/" in n)
+    return {
+        "items": sum(map(len, resources.values())),
+        "byResource": {k: len(v) for k, v in sorted(resources.items())},
+        "byNamespace": dict(sorted(by_ns.items())),
+    }
+
+
+def _manifest(store: Store, folder: _Folder, problems: list[str]) -> layout.Manifest | None:
+    if not folder.ours:
+        return None
+    try:
+        return layout.Manifest.parse(store.get(folder.keys.manifest), folder.name)
+    except (IntegrityError, StoreNotFound) as exc:
+        problems.append(str(exc))
+        return None
+
+
+def describe(store: Store, name: str, details: bool = False) -> dict[str, Any]:
+    """Everything known about one backup; ``details`` adds messages and the resource list."""
+    folder = _read_folder(store, name)
+    if folder is None:
+        raise _not_found(store, name)
+    problems = [folder.problem] if folder.problem else []
+    info, now = folder.info, datetime.now(UTC)
+    tarball = folder.files.get(folder.keys.tarball)
+    status = (info.raw.get("status") or {}) if info else {}
+    out: dict[str, Any] = {
+        "name": name,
+        "phase": folder.phase,
+        "madeBy": MADE_BY_US if folder.ours else MADE_BY_VELERO,
+        "started": _ts(info.started) if info else None,
+        "completed": _ts(info.completed) if info else None,
+        "ttl": info.spec.get("ttl") if info else None,
+        "expiration": _ts(info.expiration) if info else None,
+        "expired": info.expired(now) if info else False,
+        "sourceVersion": info.source_version if info else "",
+        "formatVersion": info.format_version if info else "",
+        "items": info.items if info else 0,
+        "tarballBytes": tarball.size if tarball else 0,
+        "filters": {k: info.spec[k] for k in _SPEC_FILTERS if k in info.spec} if info else {},
+    }
+    for why in ("failureReason", "validationErrors"):
+        if status.get(why):
+            out[why] = status[why]
+    manifest = _manifest(store, folder, problems)
+    resources = {
+        str(k): [str(i) for i in (v or [])]
+        for k, v in _sidecar(store, folder, folder.keys.resource_list, problems).items()
+    }
+    counts = (manifest.raw.get("counts") if manifest else None) or None
+    if isinstance(counts, dict):
+        out["counts"] = {
+            "from": "manifest",
+            "items": counts.get("items", 0),
+            "byResource": counts.get("byResource") or {},
+            "byNamespace": counts.get("byNamespace") or {},
+        }
+    else:
+        out["counts"] = {"from": "resource-list", **_counts_from_resource_list(resources)}
+    results = _sidecar(store, folder, folder.keys.results, problems) or None
+    if results is not None:
+        out["errors"] = _count_messages(results.get("errors"))
+        out["warnings"] = _count_messages(results.get("warnings"))
+    else:
+        out["errors"] = info.errors if info else 0
+        out["warnings"] = info.warnings if info else 0
+    if manifest is not None:
+        out["clusterIncluded"] = manifest.raw.get("clusterIncluded") or {}
+        out["skippedResources"] = manifest.raw.get("skippedResources") or {}
+    if details:
+        if results is not None:
+            out["errorMessages"] = results.get("errors") or layout.empty_result()
+            out["warningMessages"] = results.get("warnings") or layout.empty_result()
+        out["resources"] = resources
+        out["files"] = {k.removeprefix(folder.keys.dir): o.size for k, o in folder.files.items()}
+    if problems:
+        out["problems"] = problems
+    return out
+
+
+def logs(store: Store, name: str) -> str:
+    """The backup's log (``<name>-logs.gz``), as text."""
+    keys = _check_name(name)
+    try:
+        data = store.get(keys.logs)
+    except StoreNotFound:
+        if next(iter(store.list(keys.dir)), None) is None:
+            raise _not_found(store, name) from None
+        raise UsageError(
+            f"backup {name!r} has no logs in {store.url}",
+            hint="Velero writes the logs best-effort; an interrupted backup may have none",
+        ) from None
+    try:
+        return gzip.decompress(data).decode("utf-8", errors="replace")
+    except (OSError, EOFError) as exc:
+        raise IntegrityError(f"{store.url.key_url(keys.logs)} is corrupted: {exc}") from exc
+
+
+def delete(store: Store, name: str) -> int:
+    """Delete the folder ``backups/<name>/``; return how many objects were removed.
+
+    velero-backup.json goes first, so a deletion that stops midway leaves a folder that
+    lists as Incomplete, never a backup that looks complete but misses files.
+    """
+    keys = _check_name(name)
+    if next(iter(store.list(keys.dir)), None) is None:
+        raise _not_found(store, name)
+    # On a read-only store this raises StoreReadOnly before anything is deleted.
+    had_marker = store.exists(keys.metadata)
+    store.delete(keys.metadata)
+    count = int(had_marker) + store.delete_prefix(keys.dir)
+    log.info("deleted backup %s (%d objects) from %s", name, count, store.url)
+    return count
+
+
+def gc(store: Store, now: datetime | None = None) -> list[str]:
+    """Delete every backup whose expiration has passed; return their names.
+
+    Like Velero's deletion controller, a backup still being written (a non-terminal
+    phase) is left alone even when expired.
+    """
+    if store.read_only:
+        raise StoreReadOnly(f"cannot garbage-collect {store.url}: the store is read-only")
+    now = now or datetime.now(UTC)
+    deleted = []
+    for row in list_backups(store, now):
+        if not row.expired:
+            continue
+        if row.phase not in layout.TERMINAL_PHASES:
+            log.warning("backup %s expired but is %s; not deleting it", row.name, row.phase)
+            continue
+        delete(store, row.name)
+        deleted.append(row.name)
+    return sorted(deleted)

@@ -1,0 +1,185 @@
+"""`backup get|describe|logs|delete|gc|wait-sync`: the commands that read and tidy the
+backups already in the bucket, ours and Velero's.
+
+They are plain click commands; migrate.cli.backup_cmd registers them in the `backup`
+group.  Each takes the bucket flags and only calls migrate.backup.catalog or
+migrate.sync.wait, so what they print is what those modules decide.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from migrate.backup import catalog
+from migrate.cli.options import bucket_options, cluster_options, connect, pop_bucket
+from migrate.cli.output import emit, output_option
+from migrate.errors import UsageError
+from migrate.store import layout
+from migrate.sync.wait import SyncState, wait_for_sync, wait_for_velero_sync
+from migrate.units import human_bytes, parse_duration
+
+log = logging.getLogger(__name__)
+
+GET_COLUMNS = ["name", "phase", "created", "expires", "items", "size", "source", "made-by"]
+COMMANDS: list[click.Command] = []
+
+
+def _register(cmd: click.Command) -> click.Command:
+    COMMANDS.append(cmd)
+    return cmd
+
+
+def _expires_in(row: catalog.BackupRow, now: datetime) -> str:
+    """Velero's EXPIRES column: "29d", "5h", "12m", or "expired"."""
+    if row.expires is None:
+        return "n/a"
+    left = (row.expires - now).total_seconds()
+    if left <= 0:
+        return "expired"
+    for unit, seconds in (("d", 86400), ("h", 3600), ("m", 60)):
+        if left >= seconds:
+            return f"{int(left // seconds)}{unit}"
+    return f"{int(left)}s"
+
+
+def _table_row(row: catalog.BackupRow, now: datetime) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "phase": row.phase,
+        "created": layout.rfc3339(row.created) if row.created else "",
+        "expires": _expires_in(row, now),
+        "items": row.items,
+        "size": human_bytes(row.size),
+        "source": row.source_version or "",
+        "made-by": row.made_by,
+    }
+
+
+@_register
+@click.command("get")
+@click.argument("name", required=False)
+@bucket_options
+@output_option()
+def get(name: str | None, output: str, **kwargs: Any) -> None:
+    """List the backups in the bucket (ours and Velero's), newest first, or only NAME."""
+    store = pop_bucket(kwargs)
+    now = datetime.now(UTC)
+    rows = catalog.list_backups(store, now)
+    if name is not None:
+        rows = [r for r in rows if r.name == name]
+        if not rows:
+            raise UsageError(
+                f"backup {name!r} not found in {store.url}",
+                hint="`kube-migrate backup get --bucket ...` lists the backups",
+            )
+    if output == "table":
+        emit([_table_row(r, now) for r in rows], output, GET_COLUMNS)
+    else:
+        data = [r.as_dict() for r in rows]
+        emit(data[0] if name is not None else data, output)
+
+
+@_register
+@click.command("describe")
+@click.argument("name")
+@click.option("--details", is_flag=True, help="Every error/warning message and every item.")
+@bucket_options
+@output_option("yaml", "json")
+def describe(name: str, details: bool, output: str, **kwargs: Any) -> None:
+    """Phase, times, filters, counts, errors and warnings of backup NAME."""
+    store = pop_bucket(kwargs)
+    emit(catalog.describe(store, name, details), output)
+
+
+@_register
+@click.command("logs")
+@click.argument("name")
+@bucket_options
+def logs(name: str, **kwargs: Any) -> None:
+    """Print the log of backup NAME."""
+    store = pop_bucket(kwargs)
+    text = catalog.logs(store, name)
+    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+
+
+@_register
+@click.command("delete")
+@click.argument("name")
+@click.option("--confirm", is_flag=True, help="Really delete (there is no undo).")
+@bucket_options
+def delete(name: str, confirm: bool, **kwargs: Any) -> None:
+    """Delete backup NAME (its whole folder) from the bucket."""
+    if not confirm:
+        raise UsageError(
+            f"refusing to delete backup {name!r} without --confirm",
+            hint="pass --confirm to delete it; there is no undo",
+        )
+    store = pop_bucket(kwargs)
+    count = catalog.delete(store, name)
+    click.echo(f'backup "{name}" deleted ({count} objects)')
+
+
+@_register
+@click.command("gc")
+@bucket_options
+def gc(**kwargs: Any) -> None:
+    """Delete every backup whose expiration has passed; print their names."""
+    store = pop_bucket(kwargs)
+    deleted = catalog.gc(store)
+    if not deleted:
+        log.info("no expired backups in %s", store.url)
+    for name in deleted:
+        click.echo(name)
+
+
+def _progress(state: SyncState) -> None:
+    log.info(
+        "wait-sync %s: poll %d, %.0fs: %s",
+        state.name,
+        state.polls,
+        state.elapsed,
+        "done" if state.done else state.message,
+    )
+
+
+@_register
+@click.command("wait-sync")
+@click.argument("name")
+@click.option("--timeout", default="10m", show_default=True, help="Give up after this long.")
+@click.option("--interval", default="1s", show_default=True, help="Time between polls.")
+@click.option(
+    "--velero-namespace",
+    metavar="NS",
+    default=None,
+    help="Also wait until Velero on the target has synced the Backup into NS.",
+)
+@cluster_options
+@bucket_options
+@output_option()
+def wait_sync(name: str, output: str, **kwargs: Any) -> None:
+    """Wait until the bucket (as the target sees it) holds backup NAME complete and intact.
+
+    Pass the target's view of the bucket (its --bucket/--s3-endpoint); with
+    --velero-namespace also --kubeconfig/--context of the target cluster.
+    """
+    store = pop_bucket(kwargs)
+    timeout = parse_duration(kwargs["timeout"], "--timeout").total_seconds()
+    interval = parse_duration(kwargs["interval"], "--interval").total_seconds()
+    state = wait_for_sync(store, name, timeout, interval, on_poll=_progress)
+    result = state.as_dict()
+    if kwargs["velero_namespace"]:
+        cluster = connect(
+            kwargs["kubeconfig"], kwargs["context"], qps=kwargs["qps"], burst=kwargs["burst"]
+        )
+        left = max(1.0, timeout - state.elapsed)
+        obj = wait_for_velero_sync(cluster, kwargs["velero_namespace"], name, left, interval)
+        result["velero"] = {
+            "namespace": kwargs["velero_namespace"],
+            "phase": (obj.get("status") or {}).get("phase", ""),
+        }
+    emit(result, output, ["name", "done", "phase", "polls", "elapsedSeconds", "message"])

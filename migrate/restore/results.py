@@ -1,0 +1,124 @@
+"""Restore results in Velero's restore layout (`restores/<name>/restore-<name>-*.gz`), plus
+our per-object details; in the bucket, or in a local folder when the bucket is
+read-only (then nothing at all is written to the bucket).  Also reads them back for
+`restore get/describe/logs`."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from migrate.errors import UsageError
+from migrate.restore.journal import ObjectResult, state_dir
+from migrate.store import Store, layout
+
+
+def _keys(name: str) -> dict[str, str]:
+    base = f"restores/{name}/restore-{name}"
+    return {
+        "results": f"{base}-results.gz",
+        "resource_list": f"{base}-resource-list.json.gz",
+        "logs": f"{base}-logs.gz",
+        "details": f"{base}-kube-migrate.json",
+    }
+
+
+def local_dir() -> Path:
+    return state_dir() / "restore-results"
+
+
+def location(store: Store, name: str) -> str:
+    """Where write_results puts a restore's files."""
+    if store.read_only:
+        return str(local_dir() / f"restores/{name}")
+    return f"{store.url}/restores/{name}"
+
+
+def write_results(
+    store: Store,
+    summary: dict[str, Any],
+    results: Sequence[ObjectResult],
+    warnings: list[str],
+    log_lines: list[str],
+) -> str:
+    """Write the four files; return where they went."""
+    errors, warns = layout.empty_result(), layout.empty_result()
+    resource_list: dict[str, list[str]] = {}
+    for r in results:
+        group, kind, ns, name = r.key
+        ref = f"{ns}/{name}" if ns else name
+        resource_list.setdefault(f"{group + '/' if group else ''}{kind}", []).append(
+            f"{ref}({r.result})"
+        )
+        target = (
+            errors
+            if r.result == "failed"
+            else warns
+            if r.message and r.result == "skipped"
+            else None
+        )
+        if target is not None:
+            bucket = target["namespaces"].setdefault(ns, []) if ns else target["cluster"]
+            bucket.append(f"{kind} {ref}: {r.message}")
+    warns["velero"] += warnings
+    keys = _keys(summary["name"])
+    blobs = {
+        keys["results"]: layout.gzip_json({"errors": errors, "warnings": warns}),
+        keys["resource_list"]: layout.gzip_json(resource_list),
+        keys["logs"]: gzip.compress(("\n".join(log_lines) + "\n").encode(), mtime=0),
+        keys["details"]: json.dumps(summary, indent=1).encode(),
+    }
+    if store.read_only:
+        root = local_dir()
+        for key, blob in blobs.items():
+            path = root / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(blob)
+    else:
+        for key, blob in blobs.items():
+            store.put(key, blob)
+    return location(store, summary["name"])
+
+
+def _read(store: Store, key: str) -> bytes | None:
+    path = local_dir() / key
+    if path.exists():
+        return path.read_bytes()
+    return store.get(key) if store.exists(key) else None
+
+
+def list_restores(store: Store) -> list[dict[str, Any]]:
+    names = set(store.list_prefixes("restores/"))
+    local = local_dir() / "restores"
+    if local.exists():
+        names |= {p.name for p in local.iterdir()}
+    rows = []
+    for name in sorted(names):
+        blob = _read(store, _keys(name)["details"])
+        doc = json.loads(blob) if blob else {"name": name, "phase": "Unknown (not ours)"}
+        rows.append({k: v for k, v in doc.items() if k not in ("objects", "warningMessages")})
+    return rows
+
+
+def describe(store: Store, name: str, details: bool) -> dict[str, Any]:
+    blob = _read(store, _keys(name)["details"])
+    if blob is None:
+        raise UsageError(
+            f"restore {name!r} not found", hint="`kube-migrate restore get` lists them"
+        )
+    doc: dict[str, Any] = json.loads(blob)
+    if not details:
+        doc.pop("objects", None)
+    return doc
+
+
+def logs(store: Store, name: str) -> str:
+    blob = _read(store, _keys(name)["logs"])
+    if blob is None:
+        raise UsageError(
+            f"no logs for restore {name!r}", hint="`kube-migrate restore get` lists them"
+        )
+    return gzip.decompress(blob).decode()

@@ -1,0 +1,101 @@
+"""`restore create` from end to end: load and check the backup, plan, execute, and write
+the results in Velero's restore layout (or to a local folder when the bucket is
+read-only), then return a summary the CLI and playbooks print."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from migrate.cluster import Cluster
+from migrate.restore.execute import Progress, Restorer
+from migrate.restore.journal import Journal, ObjectResult
+from migrate.restore.plan import Plan, RestoreOptions, make_plan
+from migrate.restore.results import location, write_results
+from migrate.restore.source import LoadedBackup, load_backup
+from migrate.runlog import LogCapture
+from migrate.store import Store, layout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RestoreSummary:
+    name: str
+    backup: str
+    phase: str = "InProgress"
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    completed: datetime | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    results: list[ObjectResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    levels: int = 0
+    results_at: str = ""
+
+    def as_dict(self, details: bool = False) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "name": self.name,
+            "backup": self.backup,
+            "phase": self.phase,
+            "started": layout.rfc3339(self.started),
+            "completed": layout.rfc3339(self.completed) if self.completed else None,
+            "levels": self.levels,
+            "created": self.counts["created"],
+            "updated": self.counts["updated"],
+            "skipped": self.counts["skipped"],
+            "failed": self.counts["failed"],
+            "warnings": len(self.warnings),
+            "results": self.results_at,
+        }
+        if details:
+            doc["warningMessages"] = self.warnings
+            doc["objects"] = [r.as_dict() for r in self.results]
+        return doc
+
+
+def plan_restore(target: Cluster, store: Store, opts: RestoreOptions) -> tuple[LoadedBackup, Plan]:
+    """Read the backup and plan the restore; writes nothing anywhere."""
+    loaded = load_backup(store, opts.backup, opts.scope)
+    return loaded, make_plan(loaded, opts, target.discovery())
+
+
+def run_restore(
+    target: Cluster, store: Store, opts: RestoreOptions, progress: Progress | None = None
+) -> RestoreSummary:
+    loaded, plan = plan_restore(target, store, opts)
+    if loaded.info.source_version:
+        log.info(
+            "restoring %s (from %s) into %s", opts.backup, loaded.info.source_version, target.name
+        )
+    journal = Journal(opts.name, opts.resume)
+    summary = RestoreSummary(opts.name, opts.backup, levels=len(plan.levels))
+    summary.results_at = location(store, opts.name)
+    capture = LogCapture()
+    logging.getLogger("migrate").addHandler(capture)
+    try:
+        restorer = Restorer(target, plan, opts, journal, progress)
+        try:
+            results = restorer.run()
+        finally:
+            journal.close()
+        summary.results = sorted(
+            results.values(), key=lambda r: (r.key[2] or "", r.key[1], r.key[3])
+        )
+        summary.counts = Counter(r.result for r in summary.results)
+        summary.warnings = restorer.warnings
+        failed, done = (
+            summary.counts["failed"],
+            summary.counts["created"] + summary.counts["updated"],
+        )
+        summary.phase = "Completed" if not failed else ("PartiallyFailed" if done else "Failed")
+        summary.completed = datetime.now(UTC)
+        log.info("restore %s %s: %s", opts.name, summary.phase, dict(summary.counts))
+    finally:
+        logging.getLogger("migrate").removeHandler(capture)
+    write_results(
+        store, summary.as_dict(details=True), summary.results, summary.warnings, capture.lines
+    )
+    return summary
