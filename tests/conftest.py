@@ -66,6 +66,18 @@ def dev_env() -> Iterator[Env]:
         subprocess.run([str(DEV_ENV), "down"], check=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Restore journals and local results go to a temporary folder, not ~/.local/state."""
+    old = os.environ.get("KUBE_MIGRATE_STATE_DIR")
+    os.environ["KUBE_MIGRATE_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if old is None:
+        os.environ.pop("KUBE_MIGRATE_STATE_DIR", None)
+    else:
+        os.environ["KUBE_MIGRATE_STATE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def source(dev_env: Env) -> Cluster:
     return Cluster(ClusterRef(dev_env.source_kubeconfig), name="source")

@@ -151,6 +151,22 @@ def _dependencies(
         collector.cluster_role_bindings(list(c.list(crb)))
     if crd:
         collector.crds(list(c.list(crd)))
+    for kind, group, resource in (
+        (
+            "ValidatingWebhookConfiguration",
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+        ),
+        (
+            "MutatingWebhookConfiguration",
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+        ),
+        ("APIService", "apiregistration.k8s.io", "apiservices"),
+    ):
+        res = disc.get(group, resource)
+        if res:
+            collector.service_callers(kind, list(c.list(res)), scope.namespace_included)
     by_name = {r.full_name: r for r in disc}
     for gr, names in sorted(collector.wanted.items()):
         res = by_name.get(gr)

@@ -33,6 +33,15 @@ CLUSTER_REFS: dict[str, tuple[str, str]] = {
         "defines {src} in scope",
     ),
     "Namespace": ("namespaces", "namespace of {src}"),
+    "ValidatingWebhookConfiguration": (
+        "validatingwebhookconfigurations.admissionregistration.k8s.io",
+        "calls Service {src} in scope",
+    ),
+    "MutatingWebhookConfiguration": (
+        "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+        "calls Service {src} in scope",
+    ),
+    "APIService": ("apiservices.apiregistration.k8s.io", "served by Service {src} in scope"),
 }
 
 
@@ -109,3 +118,24 @@ class Collector:
             key = (spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
             if key in self.seen:
                 self._want("CustomResourceDefinition", crd["metadata"]["name"], self.seen[key])
+
+    def service_callers(self, kind: str, objs: list[dict[str, Any]], in_scope: Any) -> None:
+        """Include webhook configurations and APIServices whose Service is in a namespace
+        in scope: without them the restored app loses its admission or API."""
+        for obj in objs:
+            hooks = obj.get("webhooks") or []
+            services = [(obj.get("spec") or {}).get("service")] + [
+                (hook.get("clientConfig") or {}).get("service") for hook in hooks
+            ]
+            name = obj["metadata"]["name"]
+            svc = next((s for s in services if s and in_scope(s.get("namespace", ""))), None)
+            if svc:
+                self._want(kind, name, f"{svc.get('namespace')}/{svc.get('name')}")
+                continue
+            for hook in hooks:  # a webhook pinned to one namespace in scope comes along too
+                labels = (hook.get("namespaceSelector") or {}).get("matchLabels") or {}
+                ns = labels.get("kubernetes.io/metadata.name")
+                if ns and in_scope(ns):
+                    gr, _ = CLUSTER_REFS[kind]
+                    self.wanted[gr].setdefault(name, f"applies to namespace {ns} in scope")
+                    break

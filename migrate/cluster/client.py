@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import urllib3
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
+from tenacity import RetryCallState, Retrying, retry_if_exception
 from tenacity.wait import wait_exponential_jitter
 
 from migrate import __version__
@@ -109,6 +109,7 @@ class Cluster:
         pool_size: int = 16,
         retry_timeout: float = 90.0,
         connect_timeout: float = 5.0,
+        status_retry_timeout: float = 20.0,
         request_timeout: float = 60.0,
     ) -> None:
         self.ref = ref
@@ -121,6 +122,7 @@ class Cluster:
         # afterwards outages (an API server restart) are retried for retry_timeout.
         self.retry_timeout = retry_timeout
         self.connect_timeout = connect_timeout
+        self.status_retry_timeout = status_retry_timeout
         self._reached = False
         self._timeout = urllib3.Timeout(connect=5.0, read=request_timeout)
         self._limiter = TokenBucket(qps, burst)
@@ -142,7 +144,7 @@ class Cluster:
         retrying = Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, _Transient)),
             wait=_wait,
-            stop=stop_after_delay(self.retry_timeout if self._reached else self.connect_timeout),
+            stop=self._stop,
             before_sleep=lambda s: (
                 log.info(
                     "%s: %s %s failed (%s); retrying",
@@ -160,6 +162,15 @@ class Cluster:
             return retrying(self._send, method, path, query, body, content_type, accept)
         except _Transient as exc:
             raise exc.final from None
+
+    def _stop(self, state: RetryCallState) -> bool:
+        """Connection failures: retry_timeout once the server has answered (it may be
+        restarting), connect_timeout before.  HTTP 429/5xx: status_retry_timeout."""
+        exc = state.outcome.exception() if state.outcome else None
+        elapsed = state.seconds_since_start or 0.0
+        if isinstance(exc, _Transient) and exc.status is not None:
+            return elapsed >= min(self.retry_timeout, self.status_retry_timeout)
+        return elapsed >= (self.retry_timeout if self._reached else self.connect_timeout)
 
     def _send(
         self,
@@ -200,7 +211,7 @@ class Cluster:
             status_doc = {}
         detail = status_doc.get("message") or resp.reason or ""
         message = f"{self.name}: {method} {path}: {resp.status} {detail}".rstrip()
-        if resp.status in RETRYABLE_STATUS:
+        if resp.status in RETRYABLE_STATUS and "failed calling webhook" not in detail:
             retry_after = resp.headers.get("Retry-After")
             ra = float(retry_after) if retry_after and retry_after.isdigit() else None
             return _Transient(ClusterError(message, status=resp.status), ra)

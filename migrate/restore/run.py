@@ -81,9 +81,7 @@ def run_restore(
             results = restorer.run()
         finally:
             journal.close()
-        summary.results = sorted(
-            results.values(), key=lambda r: (r.key[2] or "", r.key[1], r.key[3])
-        )
+        summary.results = list(results.values())  # in the order they happened
         summary.counts = Counter(r.result for r in summary.results)
         summary.warnings = restorer.warnings
         failed, done = (

@@ -86,7 +86,9 @@ def apply_mappings(obj: dict[str, Any], m: Mappings) -> dict[str, Any]:
         for ref in _namespaced_refs(obj):
             if ref.get("namespace"):
                 ref["namespace"] = m.namespace(ref["namespace"])
-    spec = obj.get("spec") or {}
+    spec = obj.get("spec")  # not `or {}`: an empty spec must still receive the overrides
+    if not isinstance(spec, dict):
+        spec = {}
     if m.storage_classes:
         if kind in ("PersistentVolumeClaim", "PersistentVolume"):
             sc = spec.get("storageClassName")

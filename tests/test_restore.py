@@ -1,0 +1,275 @@
+"""restore create on the real planes: the example apps end to end, CRDs before their
+custom resources, webhooks last, resume after SIGKILL, a Velero-written backup, and
+parallel restores equal serial ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from migrate.backup.create import BackupOptions, create_backup
+from migrate.cluster import Cluster
+from migrate.errors import NotFound
+from migrate.restore.plan import RestoreOptions
+from migrate.restore.run import run_restore
+from migrate.store import Store, layout, open_store
+from migrate.store.archive import TarballWriter
+from migrate.transform.mappings import Mappings
+from migrate.transform.scope import Scope
+
+from .helpers import apply, apply_example, load_docs
+
+BIN = Path(sys.executable).parent
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def uniq(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def restore(target: Cluster, store: Store, backup: str, **kw: Any) -> Any:
+    return run_restore(target, store, RestoreOptions(name=uniq("r"), backup=backup, **kw))
+
+
+def live(c: Cluster, kind: str, name: str, ns: str | None = None) -> dict[str, Any] | None:
+    try:
+        return c.get(c.discovery().resolve(kind), name, ns)
+    except NotFound:
+        return None
+
+
+def test_nginx_example_end_to_end(source: Cluster, target: Cluster, bucket_url: str) -> None:
+    apply_example(source, "nginx")
+    store = open_store(bucket_url)
+    create_backup(source, store, BackupOptions("nginx", Scope(include_namespaces=("nginx",))))
+    dst = uniq("nginx")
+    summary = restore(target, store, "nginx", mappings=Mappings(namespaces={"nginx": dst}),
+                      wait_ready=True, ready_timeout=120)  # fmt: skip
+    assert summary.phase == "Completed", summary.as_dict(details=True)
+    deploy = live(target, "deployments.apps", "nginx", dst)
+    assert deploy is not None and deploy["status"]["availableReplicas"] == 2
+    svc = live(target, "services", "nginx", dst)
+    src_svc = live(source, "services", "nginx", "nginx")
+    assert svc and src_svc and svc["spec"]["ports"] == src_svc["spec"]["ports"]
+    assert svc["metadata"]["labels"]["velero.io/backup-name"] == "nginx"
+    target.delete(target.discovery().resolve("namespaces"), dst)
+
+
+def test_shop_with_crd_and_custom_resources(
+    source: Cluster, target: Cluster, bucket_url: str
+) -> None:
+    """A CRD and its custom resources in one restore: the CRD is created, Established,
+    discovery refreshed, then the Widget — in one run, with every object accounted for."""
+    apply_example(source, "shop")
+    store = open_store(bucket_url)
+    backup = create_backup(
+        source, store, BackupOptions("shop", Scope(include_namespaces=("shop", "shop-data")))
+    )
+    shop, data = uniq("shop"), uniq("shop-data")
+    summary = restore(target, store, "shop",
+                      mappings=Mappings(namespaces={"shop": shop, "shop-data": data}))  # fmt: skip
+    by = summary.as_dict(details=True)
+    assert summary.phase == "Completed", by
+    assert summary.counts["failed"] == 0
+    assert len(summary.results) == backup.items  # every backed-up object has a result
+    widget = live(target, "widgets.shop.example.com", "blue", shop)
+    assert widget is not None and widget["spec"] == {"color": "blue", "size": 3}
+    assert live(target, "deployments.apps", "web", shop) is not None
+    rb = live(target, "rolebindings.rbac.authorization.k8s.io", "web-config-reader", shop)
+    assert rb and rb["subjects"][0]["namespace"] == shop
+    skipped = {(r.key[1], r.message) for r in summary.results if r.result == "skipped"}
+    assert ("Pod", "created by its ReplicaSet/Job/DaemonSet/StatefulSet controller") in skipped
+    assert ("ReplicaSet", "created by its Deployment controller") in skipped
+    for ns in (shop, data):
+        target.delete(target.discovery().resolve("namespaces"), ns)
+
+
+def _webhook_docs(ns: str) -> list[dict[str, Any]]:
+    docs = load_docs([EXAMPLES / "webhook" / "app.yaml"])
+    for d in docs:
+        text = json.dumps(d).replace("WEBHOOK_NS", ns)
+        d.clear()
+        d.update(json.loads(text))
+    return docs
+
+
+def test_webhook_restored_last(source: Cluster, target: Cluster, bucket_url: str) -> None:
+    """A ValidatingWebhookConfiguration (failurePolicy Fail) whose backend cannot answer
+    rejects ConfigMap creates in its namespace.  Restored in our order everything lands,
+    the webhook last; once the webhook is in place (as if restored first), the same
+    ConfigMap restore is rejected."""
+    ns = uniq("hooked")
+    docs = _webhook_docs(ns)
+    apply(source, docs)
+    store = open_store(bucket_url)
+    vwc = target.discovery().resolve("validatingwebhookconfigurations")
+    mwc = target.discovery().resolve("mutatingwebhookconfigurations")
+    ns_res = target.discovery().resolve("namespaces")
+    try:
+        create_backup(source, store, BackupOptions("hooked", Scope(include_namespaces=(ns,))))
+        summary = restore(target, store, "hooked", ready_timeout=120)
+        assert summary.phase == "Completed", summary.as_dict(details=True)
+        assert live(target, "configmaps", "settings", ns) is not None
+        assert live(target, "validatingwebhookconfigurations", f"{ns}-deny") is not None
+        assert live(target, "mutatingwebhookconfigurations", f"{ns}-defaults") is not None
+        created = [r.key[1] for r in summary.results if r.result == "created"]
+        assert created.index("MutatingWebhookConfiguration") > created.index("Deployment")
+        # the naive order: with the webhook present first, the ConfigMap is refused
+        target.delete(target.discovery().resolve("configmaps"), "settings", ns)
+        naive = restore(target, store, "hooked", scope=Scope(include_resources=("configmaps",)))
+        assert naive.phase != "Completed"
+        failed = [r for r in naive.results if r.result == "failed"]
+        assert [r.key[3] for r in failed] == ["settings"]
+        assert "webhook" in failed[0].message
+    finally:
+        for c in (source, target):
+            c.delete(vwc, f"{ns}-deny")
+            c.delete(mwc, f"{ns}-defaults")
+            c.delete(ns_res, ns)
+
+
+def unthrottled(c: Cluster) -> Cluster:
+    return Cluster(c.ref, name=c.name, qps=0, pool_size=20)
+
+
+def _bulk(source: Cluster, ns: str, n: int) -> None:
+    source = unthrottled(source)
+    cm = source.discovery().resolve("configmaps")
+
+    def make(i: int) -> None:
+        source.create(cm, {"metadata": {"name": f"cm-{i:05d}", "labels": {"i": str(i % 7)}},
+                           "data": {"v": str(i) * 10}}, ns)  # fmt: skip
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(make, range(n)))
+
+
+def _configmaps(c: Cluster, ns: str) -> dict[str, Any]:
+    cm = c.discovery().resolve("configmaps")
+    return {o["metadata"]["name"]: (o.get("data"), o["metadata"].get("labels", {}).get("i"))
+            for o in c.list(cm, ns) if o["metadata"]["name"].startswith("cm-")}  # fmt: skip
+
+
+def test_parallel_equals_serial(source: Cluster, target: Cluster, bucket_url: str,
+                                source_ns: str) -> None:  # fmt: skip
+    _bulk(source, source_ns, 2000)
+    store = open_store(bucket_url)
+    create_backup(source, store, BackupOptions("bulk", Scope(include_namespaces=(source_ns,))))
+    fast, slow = uniq("par"), uniq("ser")
+    target = unthrottled(target)
+    t0 = time.monotonic()
+    a = restore(
+        target, store, "bulk", parallelism=16, mappings=Mappings(namespaces={source_ns: fast})
+    )
+    t1 = time.monotonic()
+    b = restore(
+        target, store, "bulk", parallelism=1, mappings=Mappings(namespaces={source_ns: slow})
+    )
+    t2 = time.monotonic()
+    assert a.phase == b.phase == "Completed"
+    assert a.counts == b.counts and a.counts["created"] >= 2001
+    assert _configmaps(target, fast) == _configmaps(target, slow) == _configmaps(source, source_ns)
+    print(f"2000 ConfigMaps: parallel 16 {t1 - t0:.1f}s, serial {t2 - t1:.1f}s")
+    for ns in (fast, slow):
+        target.delete(target.discovery().resolve("namespaces"), ns)
+
+
+def test_resume_after_sigkill(dev_env: Any, source: Cluster, target: Cluster, bucket_url: str,
+                              source_ns: str) -> None:  # fmt: skip
+    _bulk(source, source_ns, 300)
+    store = open_store(bucket_url)
+    create_backup(source, store, BackupOptions("killme", Scope(include_namespaces=(source_ns,))))
+    dst = uniq("resumed")
+    base = [str(BIN / "kube-migrate"), "restore", "create", "rk", "--from-backup", "killme",
+            "--kubeconfig", dev_env.target_kubeconfig, "--bucket", bucket_url,
+            "--namespace-mappings", f"{source_ns}:{dst}", "-o", "json"]  # fmt: skip
+    proc = subprocess.Popen([*base, "--qps", "40", "--burst", "1", "--parallelism", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    time.sleep(3)
+    assert proc.poll() is None, "restore finished before the kill"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = len(_configmaps(target, dst))
+    assert 0 < partial < 300
+    again = subprocess.run(base, capture_output=True, text=True, check=False)  # no --resume
+    assert again.returncode == 2 and "add --resume" in again.stderr
+    out = subprocess.run([*base, "--resume"], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["failed"] == 0 and doc["phase"] == "Completed"
+    assert _configmaps(target, dst) == _configmaps(source, source_ns)
+    restored = [o for o in doc["objects"] if o["name"].startswith("cm-")]
+    assert len(restored) == 300 and {o["result"] for o in restored} == {"created"}
+    target.delete(target.discovery().resolve("namespaces"), dst)
+
+
+def test_restores_a_velero_written_backup(target: Cluster, bucket_url: str) -> None:
+    """A backup laid out by Velero (no manifest of ours; objects raw with uid, status,
+    managedFields): restored like our own."""
+    ns = uniq("velero-app")
+    store = open_store(bucket_url)
+    raw = {
+        "namespaces": {"apiVersion": "v1", "kind": "Namespace",
+                       "metadata": {"name": ns, "uid": "u1", "resourceVersion": "9"},
+                       "status": {"phase": "Active"}},
+        "configmaps": {"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "cfg", "namespace": ns, "uid": "u2",
+                                    "resourceVersion": "10", "managedFields": [{"manager": "x"}]},
+                       "data": {"k": "v"}},
+        "deployments.apps": {"apiVersion": "apps/v1", "kind": "Deployment",
+                             "metadata": {"name": "web", "namespace": ns, "uid": "u3",
+                                          "generation": 4},
+                             "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}},
+                                      "template": {"metadata": {"labels": {"a": "b"}},
+                                                   "spec": {"containers": [
+                                                       {"name": "c", "image": "nginx"}]}}},
+                             "status": {"replicas": 1}},
+    }  # fmt: skip
+    keys = layout.BackupKeys("from-velero")
+    with TarballWriter(store, keys.tarball) as tw:
+        tw.add("metadata/version", b"1.1.0\n")
+        for gr, obj in raw.items():
+            ons = obj["metadata"].get("namespace")
+            for path in layout.item_paths(gr, obj["apiVersion"].split("/")[-1], ons,
+                                          obj["metadata"]["name"]):  # fmt: skip
+                tw.add(path, json.dumps(obj).encode())
+    now = datetime.now(UTC)
+    meta = layout.backup_object("from-velero", spec={"includedNamespaces": [ns]},
+                                phase="Completed", started=now, completed=now, expiration=None,
+                                total=3, backed_up=3, errors=0, warnings=0,
+                                git_version="v1.30.14", major=1, minor=30)  # fmt: skip
+    meta["metadata"]["annotations"].pop("kube-migrate.io/created-by")
+    store.put(keys.metadata, json.dumps(meta).encode())
+    summary = restore(target, store, "from-velero")
+    assert summary.phase == "Completed", summary.as_dict(details=True)
+    assert summary.counts["created"] == 3
+    cfg = live(target, "configmaps", "cfg", ns)
+    assert cfg and cfg["data"] == {"k": "v"} and cfg["metadata"]["uid"] != "u2"
+    target.delete(target.discovery().resolve("namespaces"), ns)
+
+
+def test_bad_backups_write_nothing(target: Cluster, bucket_url: str) -> None:
+    store = open_store(bucket_url)
+    with pytest.raises(Exception, match="not found"):
+        restore(target, store, "missing")
+    keys = layout.BackupKeys("torn")
+    store.put(keys.tarball, b"\x1f\x8b\x08\x00garbage")
+    now = datetime.now(UTC)
+    meta = layout.backup_object("torn", spec={}, phase="Completed", started=now, completed=now,
+                                expiration=None, total=1, backed_up=1, errors=0, warnings=0,
+                                git_version="v1.30.14", major=1, minor=30)  # fmt: skip
+    store.put(keys.metadata, json.dumps(meta).encode())
+    with pytest.raises(Exception, match="corrupted or truncated"):
+        restore(target, store, "torn")
+    assert not [o.key for o in store.list("restores/")]
