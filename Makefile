@@ -24,9 +24,8 @@ down:
 status:
 	hack/dev-env status
 
-demo: up             ## the main job: two clusters + bucket, then what each cluster is
-	. .dev-env/env && .venv/bin/kube-migrate cluster info --kubeconfig "$$KUBE_MIGRATE_SOURCE_KUBECONFIG"
-	. .dev-env/env && .venv/bin/kube-migrate cluster info --kubeconfig "$$KUBE_MIGRATE_TARGET_KUBECONFIG"
+demo: up             ## the main job: migrate the example shop app from source to target
+	hack/demo.sh
 
 lint: venv
 	.venv/bin/ruff check migrate tests hack bench

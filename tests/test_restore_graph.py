@@ -1,0 +1,133 @@
+"""The restore graph as pure logic: edges from the reference table, levels, cycles, the
+late kinds, and the plan built from a hand-made backup (no cluster)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from migrate.errors import UsageError
+from migrate.restore.graph import build_graph, levels, to_dot
+from migrate.restore.source import Item
+
+
+def item(kind: str, name: str, ns: str | None = None, api: str = "v1", **extra: Any) -> Item:
+    meta: dict[str, Any] = {"name": name}
+    if ns:
+        meta["namespace"] = ns
+    obj = {"apiVersion": api, "kind": kind, "metadata": meta, **extra}
+    return Item(f"{kind.lower()}s", ns, name, obj, desired=obj)
+
+
+def level_of(items: list[Item]) -> dict[str, int]:
+    g = build_graph(items)
+    return {f"{k[1]}/{k[3]}": n for n, lv in enumerate(levels(g)) for k in lv}
+
+
+def test_reference_table_orders_a_workload_after_what_it_needs() -> None:
+    pod_spec = {
+        "serviceAccountName": "sa",
+        "priorityClassName": "high",
+        "volumes": [
+            {"name": "v", "persistentVolumeClaim": {"claimName": "pvc"}},
+            {"name": "s", "secret": {"secretName": "sec"}},
+        ],
+        "containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": "cm"}}]}],
+    }
+    items = [
+        item("Namespace", "app"),
+        item("ServiceAccount", "sa", "app"),
+        item("Secret", "sec", "app"),
+        item("ConfigMap", "cm", "app"),
+        item("PriorityClass", "high", api="scheduling.k8s.io/v1"),
+        item("StorageClass", "fast", api="storage.k8s.io/v1"),
+        item("PersistentVolume", "pv", spec={"storageClassName": "fast"}),
+        item(
+            "PersistentVolumeClaim",
+            "pvc",
+            "app",
+            spec={"storageClassName": "fast", "volumeName": "pv"},
+        ),
+        item("Deployment", "web", "app", api="apps/v1", spec={"template": {"spec": pod_spec}}),
+    ]
+    lv = level_of(items)
+    assert lv["Namespace/app"] == lv["StorageClass/fast"] == lv["PriorityClass/high"] == 0
+    assert lv["PersistentVolume/pv"] == 1
+    assert lv["PersistentVolumeClaim/pvc"] == 2
+    for dep in ("ServiceAccount/sa", "Secret/sec", "ConfigMap/cm", "PersistentVolumeClaim/pvc"):
+        assert lv["Deployment/web"] > lv[dep], dep
+
+
+def test_crd_before_custom_resources_and_owner_before_dependent() -> None:
+    crd = item(
+        "CustomResourceDefinition",
+        "widgets.ex.com",
+        api="apiextensions.k8s.io/v1",
+        spec={"group": "ex.com", "names": {"kind": "Widget", "plural": "widgets"}},
+    )
+    widget = item("Widget", "w", "app", api="ex.com/v1")
+    owned = item("ConfigMap", "owned", "app")
+    owned.desired["metadata"]["ownerReferences"] = [
+        {"apiVersion": "ex.com/v1", "kind": "Widget", "name": "w", "uid": "old"}
+    ]
+    lv = level_of([item("Namespace", "app"), crd, widget, owned])
+    assert lv["CustomResourceDefinition/widgets.ex.com"] < lv["Widget/w"] < lv["ConfigMap/owned"]
+
+
+def test_rbac_bindings_after_roles_and_subjects() -> None:
+    rb = item(
+        "RoleBinding",
+        "rb",
+        "app",
+        api="rbac.authorization.k8s.io/v1",
+        roleRef={"kind": "ClusterRole", "name": "reader"},
+        subjects=[{"kind": "ServiceAccount", "name": "sa", "namespace": "app"}],
+    )
+    lv = level_of(
+        [
+            item("Namespace", "app"),
+            item("ServiceAccount", "sa", "app"),
+            item("ClusterRole", "reader", api="rbac.authorization.k8s.io/v1"),
+            rb,
+        ]
+    )
+    assert lv["RoleBinding/rb"] > lv["ClusterRole/reader"]
+    assert lv["RoleBinding/rb"] > lv["ServiceAccount/sa"]
+
+
+def test_webhooks_are_not_in_the_levels() -> None:
+    hook = item(
+        "ValidatingWebhookConfiguration", "deny", api="admissionregistration.k8s.io/v1", webhooks=[]
+    )
+    g = build_graph([item("Namespace", "app"), hook])
+    assert [k[1] for k in g.nodes] == ["Namespace"]
+    assert "style=dashed" in to_dot(g, [hook]) and "digraph restore" in to_dot(g, [hook])
+
+
+def test_cycle_is_reported_with_its_members() -> None:
+    a = item("ConfigMap", "a", "app")
+    b = item("ConfigMap", "b", "app")
+    a.desired["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "b"}
+    ]
+    b.desired["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "a"}
+    ]
+    with pytest.raises(UsageError, match=r"dependency cycle: ConfigMap app/. -> ConfigMap app/"):
+        levels(build_graph([a, b]))
+
+
+def test_references_outside_the_restore_add_no_edges() -> None:
+    lv = level_of(
+        [
+            item(
+                "RoleBinding",
+                "rb",
+                "elsewhere",
+                api="rbac.authorization.k8s.io/v1",
+                roleRef={"kind": "Role", "name": "missing"},
+            )
+        ]
+    )
+    assert lv == {"RoleBinding/rb": 0}
