@@ -7,7 +7,8 @@
 # Idempotent: a component whose stamp (version + wrapper go.mod hash) matches is skipped,
 # so a warm run costs a second.  Versions are pinned in hack/versions.env.
 #
-# usage: hack/build.sh [k8s-primary|k8s-older|etcd|kwok|minio ...]   (default: all)
+# usage: hack/build.sh [k8s-primary|k8s-older|etcd|kwok|minio|velero ...]
+#        (default: all but velero, which only the benchmarks need)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -85,6 +86,21 @@ build_kwok() {
   echo "$KWOK" >"$out/.stamp"
 }
 
+build_velero() {
+  local out=$BIN/velero-$VELERO dir key
+  key="$VELERO $VELERO_AWS_PLUGIN $(sha256sum "$HERE/go/velero/go.mod" | cut -c1-16)"
+  if stamp_ok "$out" "$key"; then log "velero $VELERO: cached"; return; fi
+  dir=$(wrapper_src velero)
+  mkdir -p "$out/plugins"
+  (cd "$dir" && go get "github.com/vmware-tanzu/velero/cmd/velero@$VELERO" &&
+    go build -trimpath -ldflags "-s -w -X github.com/vmware-tanzu/velero/pkg/buildinfo.Version=$VELERO \
+      -X github.com/vmware-tanzu/velero/pkg/buildinfo.GitTreeState=clean" \
+      -o "$out/velero" github.com/vmware-tanzu/velero/cmd/velero)
+  GOBIN=$out/plugins go install -trimpath -ldflags "-s -w" \
+    "github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws@$VELERO_AWS_PLUGIN"
+  echo "$key" >"$out/.stamp"
+}
+
 build_minio() {
   local out=$BIN/minio-$MINIO
   if stamp_ok "$out" "$MINIO"; then log "minio $MINIO: cached"; return; fi
@@ -102,7 +118,8 @@ for c in "${components[@]}"; do
   etcd) timed "etcd-$ETCD" build_etcd ;;
   kwok) timed "kwok-$KWOK" build_kwok ;;
   minio) timed "minio" build_minio ;;
-  *) echo "hack/build.sh: unknown component '$c' (k8s-primary k8s-older etcd kwok minio)" >&2; exit 2 ;;
+  velero) timed "velero-$VELERO" build_velero ;;
+  *) echo "hack/build.sh: unknown component '$c' (k8s-primary k8s-older etcd kwok minio velero)" >&2; exit 2 ;;
   esac
 done
 log "binaries in $BIN"

@@ -21,6 +21,7 @@ from migrate.restore.plan import Plan, RestoreOptions
 from migrate.restore.ready import backing_workloads, wait_crd_established, wait_ready
 from migrate.restore.source import Item
 from migrate.transform.mappings import RESTORE_LABEL
+from migrate.transform.sanitize import sanitize
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int], None]
@@ -156,8 +157,15 @@ class Restorer:
         labels = live["metadata"].get("labels") or {}
         if labels.get(RESTORE_LABEL) == self.opts.name:
             self._record(it, "created", "created by an earlier attempt of this restore", uid)
+        elif (
+            it.kind == "Namespace"
+        ):  # as Velero: an existing namespace is used, whatever the policy
+            self._record(it, "skipped", "already exists on the target; used as it is", uid)
+        elif it.kind == "ServiceAccount":  # as Velero: always merged (the SA controller races us)
+            self.target.patch(res, it.key[3], _sa_merge(it.desired, live), ns)
+            self._record(it, "updated", "merged into the existing ServiceAccount", uid)
         elif self.opts.existing_policy == "update":
-            patch = {k: v for k, v in it.desired.items() if k != "status"}
+            patch = replace_patch(sanitize(live), it.desired)
             try:
                 self.target.patch(res, it.key[3], patch, ns)
             except ClusterError as exc:
@@ -167,9 +175,6 @@ class Restorer:
             self._record(it, "updated", "replaced with the backup's version", uid)
         elif self.opts.existing_policy == "fail":
             self._record(it, "failed", "already exists on the target (policy: fail)", uid)
-        elif it.kind == "ServiceAccount":
-            self.target.patch(res, it.key[3], _sa_merge(it.desired, live), ns)
-            self._record(it, "updated", "merged into the existing ServiceAccount", uid)
         else:
             self._record(it, "skipped", "already exists on the target", uid)
 
@@ -230,6 +235,22 @@ class Restorer:
                 raise
             except ClusterError as exc:
                 self._record(it, "failed", exc.message)
+
+
+def replace_patch(live: Any, desired: Any) -> Any:
+    """A JSON merge patch turning `live` (sanitized) into `desired`: keys only the target
+    has are deleted (null), as Velero's CreateMergePatch(live, desired) does."""
+    if not (isinstance(live, dict) and isinstance(desired, dict)):
+        return desired
+    patch = {k: None for k in live if k not in desired and k != "status"}
+    for key, value in desired.items():
+        if key == "status":
+            continue
+        if key not in live:
+            patch[key] = value
+        elif live[key] != value:
+            patch[key] = replace_patch(live[key], value)
+    return patch
 
 
 def _sa_merge(desired: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:

@@ -94,8 +94,6 @@ def apply_mappings(obj: dict[str, Any], m: Mappings) -> dict[str, Any]:
             sc = spec.get("storageClassName")
             if sc in m.storage_classes:
                 spec["storageClassName"] = m.storage_classes[sc]
-        if kind == "StorageClass" and meta.get("name") in m.storage_classes:
-            meta["name"] = m.storage_classes[meta["name"]]
         for tpl in spec.get("volumeClaimTemplates") or []:
             tspec = tpl.get("spec") or {}
             if tspec.get("storageClassName") in m.storage_classes:
