@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,7 +21,6 @@ from migrate.errors import (
     EXIT_OK,
     EXIT_TIMEOUT,
     IntegrityError,
-    NotFound,
     StoreError,
     UsageError,
     WaitTimeout,
@@ -29,6 +29,7 @@ from migrate.store import Store, open_store
 from migrate.sync.wait import SyncState, check, wait_for_sync, wait_for_velero_sync
 
 from .builders import copy_backup, write_backup
+from .helpers import apply
 
 
 @pytest.fixture(params=["file", pytest.param("s3", marks=[pytest.mark.s3, pytest.mark.cluster])])
@@ -170,36 +171,45 @@ def test_transient_store_errors_are_retried(
 # ---------------------------------------------------------------------- Velero CRs
 
 
-class FakeCluster:
-    """Just what wait_for_velero_sync uses: discovery().get and get()."""
-
-    name = "target"
-
-    def __init__(self, served: bool, appears_after: int) -> None:
-        self.served, self.appears_after, self.calls = served, appears_after, 0
-
-    def discovery(self) -> FakeCluster:
-        return self
-
-    def get(self, *args: Any) -> Any:
-        if len(args) == 2:  # discovery().get(group, resource)
-            return "backups.velero.io" if self.served else None
-        self.calls += 1
-        _res, name, namespace = args
-        if self.calls <= self.appears_after:
-            raise NotFound(f"backups.velero.io {name} not found")
-        return {"metadata": {"name": name, "namespace": namespace}, "status": {"phase": "Done"}}
+VELERO_BACKUP_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "backups.velero.io"},
+    "spec": {
+        "group": "velero.io",
+        "scope": "Namespaced",
+        "names": {"plural": "backups", "singular": "backup", "kind": "Backup"},
+        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+            "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
+    },
+}  # fmt: skip
 
 
-def test_velero_sync_polls_until_the_backup_appears() -> None:
-    fake = FakeCluster(served=True, appears_after=2)
-    obj = wait_for_velero_sync(fake, "velero", "b1", timeout=5, interval=0.05)  # type: ignore[arg-type]
-    assert obj["metadata"] == {"name": "b1", "namespace": "velero"} and fake.calls == 3
-    with pytest.raises(WaitTimeout, match="did not sync backup b1 into namespace velero"):
-        wait_for_velero_sync(FakeCluster(True, 10**6), "velero", "b1", 0.2, 0.05)  # type: ignore[arg-type]
-    with pytest.raises(UsageError) as info:
-        wait_for_velero_sync(FakeCluster(False, 0), "velero", "b1", 1, 0.05)  # type: ignore[arg-type]
-    assert info.value.hint == "is Velero installed on the target?"
+def test_velero_sync_polls_until_the_backup_appears(source: Any, target: Any) -> None:
+    """On a real plane: Velero's Backup CRD (as `velero install --crds-only` makes it) and a
+    Backup object that appears a second later, as Velero's sync controller would create it."""
+    apply(source, [VELERO_BACKUP_CRD])
+    ns = f"velero-{uuid.uuid4().hex[:6]}"
+    ns_res = source.discovery().resolve("namespaces")
+    source.create(ns_res, {"metadata": {"name": ns}})
+    backups = source.discovery(refresh=True).get("velero.io", "backups")
+    body = {"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "b1"},
+            "status": {"phase": "Completed"}}  # fmt: skip
+    timer = threading.Timer(1.0, lambda: source.create(backups, body, ns))
+    start = time.monotonic()
+    timer.start()
+    try:
+        obj = wait_for_velero_sync(source, ns, "b1", timeout=30, interval=0.2)
+        assert obj["metadata"]["name"] == "b1" and time.monotonic() - start >= 1.0
+        with pytest.raises(WaitTimeout, match=f"did not sync backup b2 into namespace {ns}"):
+            wait_for_velero_sync(source, ns, "b2", 1, 0.2)
+    finally:
+        timer.join()
+        source.delete(ns_res, ns)
+    if target.discovery(refresh=True).get("velero.io", "backups") is None:
+        with pytest.raises(UsageError) as info:
+            wait_for_velero_sync(target, "velero", "b1", 1, 0.05)
+        assert info.value.hint == "is Velero installed on the target?"
 
 
 # ---------------------------------------------------------------------------- CLI
