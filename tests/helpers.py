@@ -56,7 +56,7 @@ def apply(cluster: Cluster, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if doc["kind"] == "CustomResourceDefinition":
 
             def established(name: str = doc["metadata"]["name"]) -> bool:
-                conds = cluster.get(crd_res, name).get("status", {}).get("conditions", [])
+                conds = (cluster.get(crd_res, name).get("status") or {}).get("conditions") or []
                 return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
 
             wait_for("CRD established", established, 30)

@@ -179,10 +179,27 @@ class Plane:
             ],
         )
         self._nodes()
+        self._storage_class()
         say(
             f"{self.name}: Kubernetes {self.version} on https://127.0.0.1:{self.port} "
             f"({time.monotonic() - t0:.1f}s)"
         )
+
+    def _storage_class(self) -> None:
+        """A default StorageClass named `standard`, as kind clusters have (no provisioner
+        runs here: claims bind to static PVs only)."""
+        sc = {
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": "standard", "annotations": {
+                "storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer",
+            "reclaimPolicy": "Delete",
+        }
+        try:
+            self.api("POST", "/apis/storage.k8s.io/v1/storageclasses", sc)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409:
+                raise
 
     def _nodes(self) -> None:
         for i in range(NODES):

@@ -130,6 +130,9 @@ def _list_all(
                     collector.observe(obj, res.group, res.resource)
         except ClusterUnreachable:
             raise
+        except NotFound:  # the resource type went away meanwhile (a CRD deleted)
+            with sink.lock:
+                note(summary.warnings, ns, f"{res.full_name} is no longer served; skipped")
         except ClusterError as exc:
             log.warning("listing %s failed: %s", res.full_name, exc.message)
             with sink.lock:
@@ -147,10 +150,21 @@ def _dependencies(
     disc = c.discovery()
     crb = disc.get("rbac.authorization.k8s.io", "clusterrolebindings")
     crd = disc.get("apiextensions.k8s.io", "customresourcedefinitions")
-    if crb:
-        collector.cluster_role_bindings(list(c.list(crb)))
-    if crd:
-        collector.crds(list(c.list(crd)))
+
+    def listed(res: APIResource | None) -> list[dict[str, Any]]:
+        """All objects of a cluster-scoped type; a refusal is a warning, not the end."""
+        if res is None:
+            return []
+        try:
+            return list(c.list(res))
+        except ClusterUnreachable:
+            raise
+        except ClusterError as exc:
+            note(summary.warnings, None, f"cannot list {res.full_name}: {exc.message}")
+            return []
+
+    collector.cluster_role_bindings(listed(crb))
+    collector.crds(listed(crd))
     for kind, group, resource in (
         (
             "ValidatingWebhookConfiguration",
@@ -164,9 +178,7 @@ def _dependencies(
         ),
         ("APIService", "apiregistration.k8s.io", "apiservices"),
     ):
-        res = disc.get(group, resource)
-        if res:
-            collector.service_callers(kind, list(c.list(res)), scope.namespace_included)
+        collector.service_callers(kind, listed(disc.get(group, resource)), scope.namespace_included)
     by_name = {r.full_name: r for r in disc}
     for gr, names in sorted(collector.wanted.items()):
         res = by_name.get(gr)
@@ -177,6 +189,11 @@ def _dependencies(
                 obj = c.get(res, name)
             except NotFound:
                 note(summary.warnings, None, f"{gr} {name} ({reason}) does not exist")
+                continue
+            except ClusterUnreachable:
+                raise
+            except ClusterError as exc:
+                note(summary.errors, None, f"get {gr} {name} ({reason}): {exc.message}")
                 continue
             obj.setdefault("apiVersion", res.api_version)
             obj.setdefault("kind", res.kind)

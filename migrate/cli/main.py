@@ -20,7 +20,10 @@ from migrate import __version__
 from migrate.cli import logs
 from migrate.cli.backup_cmd import backup
 from migrate.cli.cluster_cmd import cluster
+from migrate.cli.preflight_cmd import preflight
 from migrate.cli.restore_cmd import restore
+from migrate.cli.run_cmd import run as run_command
+from migrate.cli.verify_cmd import verify
 from migrate.errors import (
     EXIT_CODES,
     EXIT_INTERNAL,
@@ -61,6 +64,9 @@ def cli(ctx: click.Context, verbose: int, debug: bool, log_format: str) -> None:
 cli.add_command(cluster)
 cli.add_command(backup)
 cli.add_command(restore)
+cli.add_command(run_command)
+cli.add_command(verify)
+cli.add_command(preflight)
 
 
 def _fail(message: str, hint: str, code: int) -> int:

@@ -1,0 +1,181 @@
+"""`kube-migrate preflight`: can the source move to the target, and what will break?
+
+This module is where the steps meet (steps never import each other): a live source is
+backed up by backup's own code into a temporary local folder, restore's own planner
+turns that backup (or the one named by --from-backup) into the objects restore would
+create, and preflight checks them against the target.  So preflight judges exactly
+what backup and restore would do, and the live and --from-backup modes agree.  Nothing
+is written to either cluster or the bucket (opened read-only).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from migrate.backup.create import BackupOptions, create_backup
+from migrate.cli.options import bucket_options, connect, pop_bucket, source_target_options
+from migrate.cli.output import output_option, table
+from migrate.cluster import Cluster
+from migrate.cluster.selectors import Selector
+from migrate.errors import PreflightFailed, UsageError
+from migrate.preflight import PreflightOptions, Report, read_source_facts, run_preflight
+from migrate.preflight.render import html_report, markdown, rows, summary_lines
+from migrate.restore.plan import EXISTING_POLICIES, RestoreOptions
+from migrate.restore.run import plan_restore
+from migrate.store import Store, open_store
+from migrate.transform.mappings import Mappings, parse_mapping
+from migrate.transform.scope import Scope, split_list
+
+LIVE_BACKUP = "preflight"  # name of the throw-away backup of a live source
+COLUMNS = ["severity", "check", "objects", "message", "fix"]
+
+
+@click.command("preflight")
+@source_target_options
+@bucket_options
+@click.option(
+    "--from-backup",
+    "from_backup",
+    metavar="NAME",
+    help="Read the source side from this backup (ours or Velero's) in --bucket.",
+)
+@click.option("--include-namespaces", default="*", show_default=True, metavar="NS,...")
+@click.option("--exclude-namespaces", default="", metavar="NS,...")
+@click.option("--include-resources", default="*", show_default=True, metavar="RES,...")
+@click.option("--exclude-resources", default="", metavar="RES,...")
+@click.option("-l", "--selector", default=None, help="Only objects with these labels.")
+@click.option(
+    "--include-cluster-resources",
+    type=click.Choice(["auto", "true", "false"]),
+    default="auto",
+    show_default=True,
+    help="Live source: as in backup create (auto: what the namespaces need).",
+)
+@click.option("--namespace-mappings", default="", metavar="SRC:DST,...")
+@click.option("--storage-class-mappings", default="", metavar="OLD:NEW,...")
+@click.option(
+    "--existing-resource-policy",
+    type=click.Choice(EXISTING_POLICIES),
+    default="none",
+    show_default=True,
+    help="The policy the restore will use (changes what collisions mean).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["error", "warning"]),
+    default="error",
+    show_default=True,
+    help="Exit 3 when a finding is this severe or more (after printing the report).",
+)
+@click.option("--parallelism", type=click.IntRange(min=1), default=8, show_default=True)
+@output_option("table", "markdown", "json", "html")
+def preflight(**kw: Any) -> None:
+    """Check that the source (a live cluster, or --from-backup) can be restored into the
+    target, before anything is written.  Exit 3 when findings reach --fail-on."""
+    scope = Scope(
+        include_namespaces=split_list(kw["include_namespaces"]) or ("*",),
+        exclude_namespaces=split_list(kw["exclude_namespaces"]),
+        include_resources=split_list(kw["include_resources"]) or ("*",),
+        exclude_resources=split_list(kw["exclude_resources"]),
+        selector=Selector.parse(kw["selector"]),
+        include_cluster_resources=kw["include_cluster_resources"],
+    )
+    restore = RestoreOptions(
+        name="preflight",
+        backup=kw["from_backup"] or LIVE_BACKUP,
+        mappings=Mappings(
+            namespaces=parse_mapping(kw["namespace_mappings"], "--namespace-mappings"),
+            storage_classes=parse_mapping(kw["storage_class_mappings"], "--storage-class-mappings"),
+        ),
+        existing_policy=kw["existing_resource_policy"],
+    )
+    if not (kw["target_kubeconfig"] or kw["target_context"]):
+        raise UsageError("no target cluster", hint="pass --target-kubeconfig FILE")
+    target = _connect(kw, "target")
+    if kw["from_backup"]:
+        if not kw["bucket"]:
+            raise UsageError("--from-backup needs --bucket", hint="pass --bucket URL")
+        if scope.include_cluster_resources != "auto":
+            raise UsageError(
+                "--include-cluster-resources applies to a live source only",
+                hint="the backup decided which cluster-scoped objects it holds",
+            )
+        kw["read_only_bucket"] = True  # preflight never writes to the bucket
+        restore.scope = scope
+        report = _check(target, pop_bucket(kw), restore, kw, origin="backup")
+    else:
+        if not (kw["source_kubeconfig"] or kw["source_context"]):
+            raise UsageError(
+                "no source: pass --source-kubeconfig, or --from-backup NAME with --bucket",
+                hint="see 'kube-migrate preflight --help'",
+            )
+        source = _connect(kw, "source")
+        with tempfile.TemporaryDirectory(prefix="kube-migrate-preflight-") as tmp:
+            store = open_store(f"file://{tmp}")
+            backup = BackupOptions(LIVE_BACKUP, scope, parallelism=kw["parallelism"])
+            create_backup(source, store, backup)
+            report = _check(target, store, restore, kw, origin="cluster")
+        report.source["name"] = f"{source.name} ({source.host})"
+    _print(report, kw["output"])
+    failing = report.reaches(kw["fail_on"])
+    if failing:
+        counts = report.counts()
+        raise PreflightFailed(
+            f"preflight found {counts['error']} errors and {counts['warning']} warnings "
+            f"({len(failing)} at or above --fail-on {kw['fail_on']})"
+        )
+
+
+def _connect(kw: dict[str, Any], side: str) -> Cluster:
+    return connect(
+        kw[f"{side}_kubeconfig"],
+        kw[f"{side}_context"],
+        name=side,
+        qps=kw["qps"],
+        burst=kw["burst"],
+        pool_size=kw["parallelism"] + 4,
+    )
+
+
+def _check(
+    target: Cluster, store: Store, restore: RestoreOptions, kw: dict[str, Any], origin: str
+) -> Report:
+    facts = read_source_facts(store, restore.backup, origin)
+    _, plan = plan_restore(target, store, restore)
+    options = PreflightOptions(
+        existing_policy=restore.existing_policy,
+        namespace_mappings=restore.mappings.namespaces,
+        storage_class_mappings=restore.mappings.storage_classes,
+        parallelism=kw["parallelism"],
+    )
+    return run_preflight(facts, target, plan.items, options)
+
+
+def _table(report: Report) -> str:
+    head = "\n".join(f"{k}: {v}" for k, v in summary_lines(report))
+    found = rows(report)
+    return head + "\n\n" + (table(found, COLUMNS) if found else "No findings.")
+
+
+RENDERERS: dict[str, Callable[[Report], str]] = {
+    "table": _table,
+    "markdown": markdown,
+    "json": lambda report: json.dumps(report.as_dict(), indent=2),
+    "html": html_report,
+}
+
+
+def _print(report: Report, fmt: str) -> None:
+    sys.stdout.write(RENDERERS[fmt](report).rstrip("\n") + "\n")
+
+
+# --bucket is needed only with --from-backup (bucket_options declares it required).
+for _param in preflight.params:
+    if _param.name == "bucket":
+        _param.required = False

@@ -1,0 +1,167 @@
+"""`kube-migrate run PLAYBOOK`: a whole migration as one resumable command.
+
+Names the run `<playbook>-<timestamp>`, keeps a journal so `--resume RUN` continues
+after a crash or a failed gate, runs the steps (runner.py), and writes the report
+directory.  `--dry-run` runs preflight and the restore plan only and writes nothing.
+The exit code is the worst step's.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from migrate import __version__
+from migrate.cli.options import source_target_options
+from migrate.cli.runner import Context, run_steps
+from migrate.errors import MigrateError
+from migrate.playbook import RunState, load_playbook, resolve_endpoints
+from migrate.report.write import write_report
+
+log = logging.getLogger(__name__)
+
+
+class RunFailed(MigrateError):
+    """A step failed; carries that step's exit code."""
+
+    def __init__(self, message: str, code: int, hint: str) -> None:
+        super().__init__(message, hint)
+        self.exit_code = code
+
+
+def _flags(kw: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "source_kubeconfig",
+        "source_context",
+        "target_kubeconfig",
+        "target_context",
+        "bucket",
+        "s3_endpoint",
+        "s3_region",
+        "s3_profile",
+        "target_bucket",
+    )
+    flags = {k: kw.get(k) for k in keys}
+    flags["read_only_bucket"] = kw.get("read_only_bucket") or None
+    return flags
+
+
+@click.command("run")
+@click.argument("playbook", required=False, type=click.Path(dir_okay=False))
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a playbook value, e.g. --set restore.replicas=1 (repeatable).",
+)
+@click.option("--resume", "resume", metavar="RUN", help="Continue run RUN where it stopped.")
+@click.option("--dry-run", is_flag=True, help="Preflight and the restore plan only; write nothing.")
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False),
+    help="Where to write the report (default: ./kube-migrate-reports/<run>).",
+)
+@source_target_options
+@click.option("--bucket", envvar="KUBE_MIGRATE_BUCKET", metavar="URL")
+@click.option(
+    "--target-bucket",
+    envvar="KUBE_MIGRATE_TARGET_BUCKET",
+    metavar="URL",
+    help="The target side's view of the bucket (a replica), if different.",
+)
+@click.option("--s3-endpoint", envvar="KUBE_MIGRATE_S3_ENDPOINT", metavar="URL")
+@click.option("--s3-region", metavar="REGION")
+@click.option("--s3-profile", metavar="NAME")
+@click.option("--read-only-bucket", is_flag=True)
+def run(
+    playbook: str | None,
+    overrides: tuple[str, ...],
+    resume: str | None,
+    dry_run: bool,
+    report_dir: str | None,
+    **kw: Any,
+) -> None:
+    """Run a migration playbook (see playbooks/)."""
+    if resume:
+        state = RunState.resume(resume)
+        pb = state.playbook()
+        endpoints = state.resolved_endpoints() or resolve_endpoints(pb, _flags(kw))
+    else:
+        if not playbook:
+            raise click.UsageError("give a PLAYBOOK file, or --resume RUN")
+        pb = load_playbook(playbook, overrides)
+        endpoints = resolve_endpoints(pb, _flags(kw))
+        state = RunState.create(pb, endpoints=endpoints)
+    ctx = Context(state, pb, endpoints, dry_run=dry_run, qps=kw["qps"], burst=kw["burst"])
+    started = datetime.now(UTC)
+    log.warning("run %s (%s)", state.run, pb.path)
+    with state.lock():
+        try:
+            code = run_steps(ctx)
+        finally:
+            snapshot = ctx.clients.get("snapshot")
+            if snapshot:
+                snapshot[0].cleanup()
+        state.finish(code)
+    directory = Path(report_dir or pb.report_dir or Path("kube-migrate-reports") / state.run)
+    doc = _document(ctx, started, code)
+    paths = write_report(directory, doc, ctx.artefacts.get("graph"), ctx.artefacts.get("junit"))
+    summary = {
+        "run": state.run,
+        "exitCode": code,
+        "report": str(directory),
+        "steps": {s["step"]: s["status"] for s in doc["steps"]},
+    }
+    click.echo("\n".join(f"{k}: {v}" for k, v in summary.items()))
+    log.info("report files: %s", ", ".join(str(p) for p in paths))
+    if code:
+        failed = next((s for s in doc["steps"] if s["status"] == "failed"), {"step": "?"})
+        raise RunFailed(
+            f"run {state.run} stopped at step {failed['step']} (exit {code})",
+            code,
+            f"see {directory}/report.md; fix, then `kube-migrate run --resume {state.run}`",
+        )
+
+
+def _document(ctx: Context, started: datetime, code: int) -> dict[str, Any]:
+    steps = []
+    for st in ctx.state.steps:
+        result = st.result or {}
+        brief = result.get("error") or result.get("phase") or result.get("message") or ""
+        if "equal" in result:
+            brief = brief or f"{result.get('equal', 0)} equal, {result.get('drifted', 0)} drift"
+        steps.append(
+            {
+                "step": st.label,
+                "status": st.status,
+                "seconds": result.get("seconds", ""),
+                "summary": str(brief)[:120],
+                "result": result,
+            }
+        )
+    versions = ctx.artefacts.get("versions", ("", ""))
+    for side, idx in (("source", 0), ("target", 1)):
+        if not versions[idx] and side in ctx.clients:
+            versions = tuple(
+                str(ctx.clients[s].version()) if s == side else versions[i]
+                for i, s in enumerate(("source", "target"))
+            )
+    return {
+        "run": ctx.state.run,
+        "playbook": ctx.pb.path,
+        "kubeMigrate": __version__,
+        "dryRun": ctx.dry_run,
+        "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "finished": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "exitCode": code,
+        "source": {"version": versions[0]},
+        "target": {"version": versions[1]},
+        "steps": steps,
+        "command": " ".join(sys.argv),
+    }

@@ -1,0 +1,133 @@
+"""The playbook steps that check and compare rather than move data: preflight, verify and
+scale (see runner.py for backup, sync, restore and readiness).  Steps meet here, in the
+CLI layer, because the step packages never import each other."""
+
+from __future__ import annotations
+
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+from migrate.backup.create import BackupOptions, create_backup
+from migrate.cli.progress import progress_bar
+from migrate.errors import EXIT_DRIFT, EXIT_PREFLIGHT, NotFound
+from migrate.playbook import Step
+from migrate.preflight import PreflightOptions, read_source_facts, run_preflight
+from migrate.preflight.render import rows
+from migrate.restore.run import plan_restore
+from migrate.store import Store, open_store
+from migrate.transform.sanitize import SanitizeOptions
+from migrate.verify import Transforms, VerifyOptions, run_verify
+from migrate.verify.ignorefile import load_ignore_rules
+from migrate.verify.junit import to_xml
+
+if TYPE_CHECKING:
+    from migrate.cli.runner import Context
+
+SNAPSHOT = "preflight"  # name of the throw-away backup of the live source
+
+
+def live_snapshot(ctx: Context) -> tuple[Store, str]:
+    """A backup of the live source in a temporary local folder (made once per run), for
+    preflight and for --dry-run plans: exactly what backup would take, written nowhere."""
+    if "snapshot" not in ctx.clients:
+        tmp = tempfile.TemporaryDirectory(prefix="kube-migrate-run-")
+        store = open_store(f"file://{tmp.name}")
+        opts = BackupOptions(SNAPSHOT, ctx.pb.scope(), parallelism=ctx.pb.backup.parallelism)
+        create_backup(ctx.cluster("source"), store, opts)
+        ctx.clients["snapshot"] = (tmp, store)
+    return ctx.clients["snapshot"][1], SNAPSHOT
+
+
+def preflight_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str, Any]]:
+    if ctx.pb.backup.from_schedule:  # DR: the source side is the backup
+        store, name = ctx.store("target"), ctx.backup_name()
+        origin = "backup"
+    else:
+        store, name = live_snapshot(ctx)
+        origin = "cluster"
+    restore = ctx.restore_options(resume=False)
+    restore.backup = name
+    target = ctx.cluster("target")
+    _, plan = plan_restore(target, store, restore)
+    options = PreflightOptions(
+        existing_policy=restore.existing_policy,
+        namespace_mappings=restore.mappings.namespaces,
+        storage_class_mappings=restore.mappings.storage_classes,
+    )
+    report = run_preflight(read_source_facts(store, name, origin), target, plan.items, options)
+    counts = report.counts()
+    findings = [
+        {
+            "severity": r["severity"],
+            "check": r["check"],
+            "object": r["objects"],
+            "message": r["message"],
+            "fix": r["fix"],
+        }
+        for r in rows(report)
+    ]
+    result = {
+        "source": report.source.get("version", ""),
+        "target": report.target.get("version", ""),
+        "errors": counts["error"],
+        "warnings": counts["warning"],
+        "findings": findings,
+    }
+    ctx.artefacts["versions"] = (result["source"], result["target"])
+    gate = ctx.pb.gates.fail_on("preflight") or "error"
+    failing = gate != "never" and report.reaches(gate)
+    return (EXIT_PREFLIGHT if failing else 0), result
+
+
+def verify_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str, Any]]:
+    vs = ctx.pb.verify
+    rs = ctx.pb.restore
+    transforms = Transforms(
+        mappings=ctx.pb.mappings(),
+        modifiers=ctx.restore_options(resume=False).modifiers,
+        sanitize=SanitizeOptions(preserve_node_ports=rs.preserve_node_ports),
+        ignore=tuple(load_ignore_rules(vs.ignore_fields)) if vs.ignore_fields else (),
+        show_secrets=vs.show_secrets,
+    )
+    backup = ctx.backup_name() if vs.from_backup else None
+    opts = VerifyOptions(ctx.pb.scope(), transforms, backup)
+    source = None if vs.from_backup else ctx.cluster("source")
+    store = ctx.store("target") if vs.from_backup else None
+    with progress_bar("verify") as progress:
+        report = run_verify(source, ctx.cluster("target"), opts, store, progress)
+    ctx.artefacts["junit"] = to_xml(report).decode()
+    drifted = [
+        {
+            "status": r.status,
+            "kind": r.kind,
+            "namespace": r.namespace or "",
+            "name": r.name,
+            "detail": "; ".join(c.as_dict().get("path", "") for c in r.changes)[:300],
+        }
+        for r in report.drifted
+    ]
+    result = {**report.summary(), "drifted": len(drifted), "drift": drifted}
+    gate = ctx.pb.gates.fail_on("verify") or "drift"
+    return (EXIT_DRIFT if report.drift and gate != "never" else 0), result
+
+
+def scale_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str, Any]]:
+    """Set replicas of workloads on one side (the source to 0 for a cut-over)."""
+    sc = ctx.pb.scale(step)
+    cluster = ctx.cluster(sc.side)
+    disc = cluster.discovery()
+    scaled = []
+    for kind in sc.kinds:
+        res = disc.for_kind("apps/v1", kind) or disc.resolve(kind)
+        for ns in sc.namespaces:
+            for obj in cluster.list(res, ns):
+                name = obj["metadata"]["name"]
+                before = (obj.get("spec") or {}).get("replicas")
+                try:
+                    cluster.patch(res, name, {"spec": {"replicas": sc.replicas}}, ns, sub="scale")
+                except NotFound:
+                    continue
+                scaled.append(
+                    {"kind": kind, "namespace": ns, "name": name, "from": before, "to": sc.replicas}
+                )
+    return 0, {"side": sc.side, "replicas": sc.replicas, "scaled": len(scaled), "objects": scaled}

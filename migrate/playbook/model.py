@@ -1,0 +1,236 @@
+"""The typed view of a validated playbook: what the runner reads instead of raw dicts.
+
+`Playbook.document` keeps the resolved document (after `--set`, relative paths made
+absolute) exactly as it is journaled for `--resume`; everything else is derived from it,
+with the defaults taken from the schema (`schema.default`) so they are written once.
+Scope and Mappings are the very classes backup, restore and verify already take.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrate.cluster.selectors import Selector
+from migrate.playbook.rules import step_name
+from migrate.playbook.schema import def_default, default
+from migrate.transform.mappings import Mappings
+from migrate.transform.scope import Scope
+from migrate.units import parse_duration
+
+
+def _seconds(text: str, what: str) -> float:
+    return parse_duration(text, what).total_seconds()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One entry of spec.steps: its name, its options ({} except for scale), its position."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    index: int = 0
+
+    @property
+    def label(self) -> str:
+        """How progress and reports name it: 'restore', 'scale[6]' (scale may repeat)."""
+        return f"{self.name}[{self.index}]" if self.name == "scale" else self.name
+
+
+@dataclass(frozen=True)
+class ScaleSettings:
+    side: str  # source | target
+    replicas: int
+    kinds: tuple[str, ...]
+    namespaces: tuple[str, ...]  # already mapped for side=target
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    name: str | None  # None: the run's name (or, with from_schedule, found at run time)
+    ttl: str  # Go duration as Velero stores it
+    ttl_seconds: float
+    parallelism: int
+    from_schedule: str | None
+
+
+@dataclass(frozen=True)
+class WaitForSyncSettings:
+    timeout: float  # seconds
+    interval: float
+
+
+@dataclass(frozen=True)
+class RestoreSettings:
+    name: str | None  # None: the run's name
+    mappings: Mappings
+    resource_modifiers: str | None  # absolute path when it came from the file
+    existing_resource_policy: str  # none | update | fail
+    restore_status: bool
+    preserve_node_ports: bool
+    parallelism: int
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    from_backup: bool
+    ignore_fields: str | None
+    show_secrets: bool
+
+
+@dataclass(frozen=True)
+class Gates:
+    preflight: str  # error | warning | never
+    verify: str  # drift | never
+    restore: str  # failed | never
+
+    def fail_on(self, step: str) -> str | None:
+        """The gate of a step, or None for steps without one."""
+        return {"preflight": self.preflight, "verify": self.verify, "restore": self.restore}.get(
+            step
+        )
+
+
+@dataclass(frozen=True)
+class Playbook:
+    """A loaded, validated playbook.  Build it with load_playbook()."""
+
+    path: str  # the file as the user named it
+    document: dict[str, Any]  # apiVersion, kind, metadata, spec: resolved
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return str(self.document["metadata"]["name"])
+
+    @property
+    def description(self) -> str:
+        return str(self.document["metadata"].get("description", ""))
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return dict(self.document["spec"])
+
+    def section(self, key: str) -> dict[str, Any]:
+        """spec.<key> as a dict ({} when absent)."""
+        return dict(self.document["spec"].get(key) or {})
+
+    def _opt(self, section: str, key: str) -> Any:
+        return self.section(section).get(key, default("spec", section, key))
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        out = []
+        for i, raw in enumerate(self.document["spec"]["steps"]):
+            name = step_name(raw)
+            opts = {} if isinstance(raw, str) else dict(raw[name] or {})
+            out.append(Step(name, opts, i))
+        return tuple(out)
+
+    def has_step(self, name: str) -> bool:
+        return any(s.name == name for s in self.steps)
+
+    def scope(self) -> Scope:
+        s = self.section("scope")
+        icr = s.get("includeClusterResources", default("spec", "scope", "includeClusterResources"))
+        return Scope(
+            include_namespaces=tuple(s.get("includeNamespaces") or ("*",)),
+            exclude_namespaces=tuple(s.get("excludeNamespaces") or ()),
+            include_resources=tuple(s.get("includeResources") or ("*",)),
+            exclude_resources=tuple(s.get("excludeResources") or ()),
+            selector=Selector.parse(s.get("selector")),
+            include_cluster_resources=str(icr).lower(),
+        )
+
+    def mappings(self) -> Mappings:
+        r = self.section("restore")
+        return Mappings(
+            namespaces=dict(r.get("namespaceMappings") or {}),
+            storage_classes=dict(r.get("storageClassMappings") or {}),
+            registries=dict(r.get("imageRegistryMappings") or {}),
+            replicas=r.get("replicas"),
+            suspend_cronjobs=bool(r.get("suspendCronJobs", False)),
+        )
+
+    @property
+    def backup(self) -> BackupSettings:
+        b = self.section("backup")
+        ttl = str(self._opt("backup", "ttl"))
+        return BackupSettings(
+            name=b.get("name"),
+            ttl=ttl,
+            ttl_seconds=_seconds(ttl, "spec.backup.ttl"),
+            parallelism=int(self._opt("backup", "parallelism")),
+            from_schedule=b.get("fromSchedule"),
+        )
+
+    @property
+    def wait_for_sync(self) -> WaitForSyncSettings:
+        return WaitForSyncSettings(
+            timeout=_seconds(self._opt("waitForSync", "timeout"), "spec.waitForSync.timeout"),
+            interval=_seconds(self._opt("waitForSync", "interval"), "spec.waitForSync.interval"),
+        )
+
+    @property
+    def restore(self) -> RestoreSettings:
+        r = self.section("restore")
+        return RestoreSettings(
+            name=r.get("name"),
+            mappings=self.mappings(),
+            resource_modifiers=r.get("resourceModifiers"),
+            existing_resource_policy=str(self._opt("restore", "existingResourcePolicy")),
+            restore_status=bool(self._opt("restore", "restoreStatus")),
+            preserve_node_ports=bool(self._opt("restore", "preserveNodePorts")),
+            parallelism=int(self._opt("restore", "parallelism")),
+        )
+
+    @property
+    def wait_ready_timeout(self) -> float:
+        return _seconds(self._opt("waitReady", "timeout"), "spec.waitReady.timeout")
+
+    @property
+    def verify(self) -> VerifySettings:
+        v = self.section("verify")
+        return VerifySettings(
+            from_backup=bool(self._opt("verify", "fromBackup")),
+            ignore_fields=v.get("ignoreFields"),
+            show_secrets=bool(self._opt("verify", "showSecrets")),
+        )
+
+    @property
+    def gates(self) -> Gates:
+        g = self.section("gates")
+
+        def fail_on(step: str) -> str:
+            return str((g.get(step) or {}).get("failOn", default("spec", "gates", step, "failOn")))
+
+        return Gates(fail_on("preflight"), fail_on("verify"), fail_on("restore"))
+
+    @property
+    def report_dir(self) -> str | None:
+        d = self.section("report").get("dir")
+        return str(d) if d else None
+
+    def backup_name(self, run: str) -> str:
+        """The backup the run makes (or restores, when named): spec.backup.name, else run."""
+        return self.backup.name or run
+
+    def restore_name(self, run: str) -> str:
+        return self.restore.name or run
+
+    def scale(self, step: Step) -> ScaleSettings:
+        """A scale step's settings; namespaces default to the scope's, mapped on the target."""
+        if step.name != "scale":
+            raise ValueError(f"{step.label} is not a scale step")
+        o = step.options
+        side = str(o["side"])
+        namespaces = tuple(o.get("namespaces") or self.scope().include_namespaces)
+        if side == "target" and "namespaces" not in o:
+            m = self.mappings()
+            namespaces = tuple(m.namespace(ns) or ns for ns in namespaces)
+        return ScaleSettings(
+            side=side,
+            replicas=int(o.get("replicas", def_default("scale", "replicas"))),
+            kinds=tuple(o.get("kinds") or def_default("scale", "kinds")),
+            namespaces=namespaces,
+        )

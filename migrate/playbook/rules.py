@@ -1,0 +1,117 @@
+"""Rules between fields that JSON Schema cannot say well, checked after the schema.
+
+- Every step appears at most once, except `scale` (scale down the source, later the target...).
+- The steps other than `scale` keep the migration's order:
+  preflight, backup, waitForSync, restore, waitReady, verify (any of them may be left out).
+  Preflight checks before anything is written; waitForSync waits for the backup just made;
+  verify compares what restore wrote.
+- `backup` and `spec.backup.fromSchedule` exclude each other: fromSchedule means "restore the
+  newest Completed backup of a schedule" (disaster recovery), so there is nothing to make.
+- `restore`, `waitForSync` and `verify` with `fromBackup: true` need a backup: the `backup`
+  step before them, or an existing one named by `spec.backup.name` or `spec.backup.fromSchedule`.
+- `waitReady` waits for what restore wrote, so it needs the `restore` step.
+- `spec.scope.selector` is a valid label selector; `spec.restore.namespaceMappings` maps no
+  two namespaces onto the same one (their objects would collide).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrate.cluster.selectors import Selector
+from migrate.errors import UsageError
+from migrate.playbook.source import Locator, Path_, dotted
+
+STEP_ORDER = ("preflight", "backup", "waitForSync", "restore", "waitReady", "verify")
+STEP_NAMES = (*STEP_ORDER, "scale")
+REPEATABLE = frozenset({"scale"})
+
+
+def step_name(raw: Any) -> str:
+    """A schema-valid step item (`"backup"` or `{"scale": {...}}`) -> its name."""
+    return raw if isinstance(raw, str) else next(iter(raw))
+
+
+def _backup_source(spec: dict[str, Any], seen: dict[str, int]) -> bool:
+    backup = spec.get("backup") or {}
+    return "backup" in seen or bool(backup.get("name") or backup.get("fromSchedule"))
+
+
+def check_steps(spec: dict[str, Any], loc: Locator) -> None:
+    """Uniqueness, order, and what each step needs before it."""
+    seen: dict[str, int] = {}
+    backup = spec.get("backup") or {}
+    verify = spec.get("verify") or {}
+    for i, raw in enumerate(spec["steps"]):
+        name = step_name(raw)
+        path: Path_ = ("spec", "steps", i)
+        if name in seen and name not in REPEATABLE:
+            raise loc.error(
+                path,
+                f"step {name!r} is listed twice (first at {dotted(('spec', 'steps', seen[name]))})",
+                hint="list each step once; only scale may repeat",
+            )
+        if name in STEP_ORDER:
+            for other, j in seen.items():
+                if other in STEP_ORDER and STEP_ORDER.index(other) > STEP_ORDER.index(name):
+                    raise loc.error(
+                        path,
+                        f"{name} must come before {other} ({dotted(('spec', 'steps', j))})",
+                        hint=f"keep the steps in this order: {', '.join(STEP_ORDER)}",
+                    )
+        if name == "backup" and backup.get("fromSchedule"):
+            raise loc.error(
+                path,
+                "the backup step is not allowed with spec.backup.fromSchedule",
+                hint="fromSchedule restores an existing backup: drop the backup step, "
+                "or drop fromSchedule to make a new backup",
+            )
+        needs_backup = name in ("restore", "waitForSync") or (
+            name == "verify" and verify.get("fromBackup")
+        )
+        if needs_backup and not _backup_source(spec, seen):
+            what = "verify with fromBackup" if name == "verify" else name
+            raise loc.error(
+                path,
+                f"{what} has no backup to work on",
+                hint="put the backup step before it, or name an existing backup with "
+                "spec.backup.name or spec.backup.fromSchedule",
+            )
+        if name == "waitReady" and "restore" not in seen:
+            raise loc.error(
+                path,
+                "waitReady waits for restored workloads but no restore step comes before it",
+                hint="add the restore step before waitReady, or drop waitReady",
+            )
+        seen.setdefault(name, i)
+
+
+def check_scope(spec: dict[str, Any], loc: Locator) -> None:
+    selector = (spec.get("scope") or {}).get("selector")
+    if selector is None:
+        return
+    try:
+        Selector.parse(selector)
+    except UsageError as e:
+        raise loc.error(("spec", "scope", "selector"), e.message, hint=e.hint) from None
+
+
+def check_mappings(spec: dict[str, Any], loc: Locator) -> None:
+    mappings: dict[str, str] = (spec.get("restore") or {}).get("namespaceMappings") or {}
+    owner: dict[str, str] = {}
+    for src, dst in mappings.items():
+        if dst in owner:
+            raise loc.error(
+                ("spec", "restore", "namespaceMappings", src),
+                f"maps {src!r} to {dst!r}, which {owner[dst]!r} is mapped to already",
+                hint="map each source namespace to its own target namespace",
+            )
+        owner[dst] = src
+
+
+def check(doc: dict[str, Any], loc: Locator) -> None:
+    """Run every cross-field rule on a schema-valid document."""
+    spec = doc["spec"]
+    check_steps(spec, loc)
+    check_scope(spec, loc)
+    check_mappings(spec, loc)

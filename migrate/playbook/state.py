@@ -1,0 +1,305 @@
+"""The run journal behind `kube-migrate run --resume RUN`.
+
+A run is named `<playbook name>-<UTC yyyymmddhhmmss>` and journaled in
+`$KUBE_MIGRATE_STATE_DIR/runs/<run>/state.json` (default state dir:
+`$XDG_STATE_HOME/kube-migrate`, else `~/.local/state/kube-migrate`, as restore's journal).
+It holds what `--resume` needs without the playbook file, which may have changed since:
+the resolved document (after `--set`, paths absolute), the overrides, the resolved
+endpoints, and per step its status, times, attempts, exit code and result.  Every save
+replaces the file atomically (temp file, fsync, os.replace), so a kill leaves the last
+complete state.
+
+Resume continues at the first step that has not succeeded or been skipped; a step found
+`running` (the process died) or `failed` goes back to `pending` with its attempt count
+kept, so the runner can tell a retry (restore then resumes its own journal).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from migrate.errors import UsageError
+from migrate.playbook.endpoints import Endpoints
+from migrate.playbook.load import playbook_from_document
+from migrate.playbook.model import Playbook
+
+STATE_VERSION = 1
+STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped")
+RUN_STATUSES = ("running", "succeeded", "failed")
+DONE = frozenset({"succeeded", "skipped"})
+_RUN_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def state_root(env: Mapping[str, str] = os.environ) -> Path:
+    """$KUBE_MIGRATE_STATE_DIR, else $XDG_STATE_HOME/kube-migrate, else ~/.local/state/..."""
+    if env.get("KUBE_MIGRATE_STATE_DIR"):
+        return Path(env["KUBE_MIGRATE_STATE_DIR"])
+    xdg = env.get("XDG_STATE_HOME") or os.path.join(
+        env.get("HOME") or os.path.expanduser("~"), ".local", "state"
+    )
+    return Path(xdg) / "kube-migrate"
+
+
+def runs_dir(env: Mapping[str, str] = os.environ) -> Path:
+    return state_root(env) / "runs"
+
+
+def new_run_name(playbook_name: str, now: datetime | None = None) -> str:
+    """'migrate-cluster' -> 'migrate-cluster-20250102030405' (UTC)."""
+    return f"{playbook_name}-{(now or datetime.now(UTC)).astimezone(UTC):%Y%m%d%H%M%S}"
+
+
+def list_runs(env: Mapping[str, str] = os.environ) -> list[str]:
+    """Journaled runs, oldest first."""
+    root = runs_dir(env)
+    found = [p for p in root.glob("*/state.json")] if root.is_dir() else []
+    return [p.parent.name for p in sorted(found, key=lambda p: (p.stat().st_mtime, p))]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _check_name(run: str) -> None:
+    if not _RUN_NAME.match(run):
+        raise UsageError(
+            f"invalid run name {run!r}",
+            hint="a run is named <playbook>-<yyyymmddhhmmss>, e.g. migrate-cluster-20250102030405",
+        )
+
+
+@dataclass
+class StepState:
+    index: int  # position in spec.steps
+    name: str
+    label: str  # 'restore', 'scale[6]'
+    status: str = "pending"
+    started: str | None = None
+    finished: str | None = None
+    attempts: int = 0
+    exit_code: int | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunState:
+    run: str
+    playbook_path: str
+    document: dict[str, Any]  # the resolved playbook, as validated
+    overrides: list[str]
+    steps: list[StepState]
+    directory: Path
+    endpoints: dict[str, Any] | None = None  # Endpoints.as_dict()
+    status: str = "running"
+    started: str = field(default_factory=_now)
+    finished: str | None = None
+    exit_code: int | None = None
+    resumes: int = 0
+
+    # -------------------------------------------------------------- creating and loading
+
+    @classmethod
+    def create(
+        cls,
+        pb: Playbook,
+        *,
+        endpoints: Endpoints | None = None,
+        run: str | None = None,
+        env: Mapping[str, str] = os.environ,
+        now: datetime | None = None,
+    ) -> RunState:
+        """Start the journal of a new run (named from the playbook and the time)."""
+        run = run or new_run_name(pb.name, now)
+        _check_name(run)
+        directory = runs_dir(env) / run
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            raise UsageError(
+                f"run {run!r} exists already ({directory})",
+                hint=f"continue it with --resume {run}, or start again in a second",
+            ) from None
+        state = cls(
+            run=run,
+            playbook_path=os.path.abspath(pb.path),
+            document=json.loads(json.dumps(pb.document)),
+            overrides=list(pb.overrides),
+            steps=[StepState(s.index, s.name, s.label) for s in pb.steps],
+            directory=directory,
+            endpoints=endpoints.as_dict() if endpoints else None,
+        )
+        state.save()
+        return state
+
+    @classmethod
+    def load(cls, run: str, env: Mapping[str, str] = os.environ) -> RunState:
+        """Read a run's journal; an unknown run is a UsageError listing recent ones."""
+        _check_name(run)
+        directory = runs_dir(env) / run
+        path = directory / "state.json"
+        if not path.is_file():
+            recent = list_runs(env)[-5:]
+            raise UsageError(
+                f"no run named {run!r} in {runs_dir(env)}",
+                hint=f"recent runs: {', '.join(recent)}"
+                if recent
+                else "no runs are journaled here; check KUBE_MIGRATE_STATE_DIR",
+            )
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+            if d.get("version") != STATE_VERSION:
+                raise ValueError(f"state version {d.get('version')!r}, expected {STATE_VERSION}")
+            return cls(
+                run=d["run"],
+                playbook_path=d["playbookPath"],
+                document=d["playbook"],
+                overrides=list(d["overrides"]),
+                steps=[StepState(**s) for s in d["steps"]],
+                directory=directory,
+                endpoints=d.get("endpoints"),
+                status=d["status"],
+                started=d["started"],
+                finished=d.get("finished"),
+                exit_code=d.get("exitCode"),
+                resumes=d.get("resumes", 0),
+            )
+        except (ValueError, KeyError, TypeError) as e:
+            raise UsageError(
+                f"the journal of run {run!r} is unreadable ({path}): {e}",
+                hint="start a new run; this one cannot be resumed",
+            ) from None
+
+    @classmethod
+    def resume(cls, run: str, env: Mapping[str, str] = os.environ) -> RunState:
+        """Load a run to continue it: unfinished steps go back to pending."""
+        state = cls.load(run, env)
+        with state.lock():
+            pass  # refuses while another process holds the run
+        if state.status == "succeeded":
+            raise UsageError(
+                f"run {run!r} already succeeded (finished {state.finished})",
+                hint="nothing to resume; start a new run with `kube-migrate run PLAYBOOK`",
+            )
+        for step in state.steps:
+            if step.status in ("running", "failed"):
+                step.status = "pending"
+                step.finished = None
+                step.exit_code = None
+        state.status, state.finished, state.exit_code = "running", None, None
+        state.resumes += 1
+        state.save()
+        return state
+
+    def playbook(self) -> Playbook:
+        """The journaled playbook, validated again."""
+        return playbook_from_document(
+            self.document, self.playbook_path, self.overrides, source=str(self.path)
+        )
+
+    def resolved_endpoints(self) -> Endpoints | None:
+        return Endpoints.from_dict(self.endpoints) if self.endpoints else None
+
+    # -------------------------------------------------------------------------- progress
+
+    @property
+    def path(self) -> Path:
+        return self.directory / "state.json"
+
+    def pending(self) -> list[StepState]:
+        """The steps still to run, in order."""
+        return [s for s in self.steps if s.status not in DONE]
+
+    def next_step(self) -> StepState | None:
+        todo = self.pending()
+        return todo[0] if todo else None
+
+    def start_step(self, index: int) -> StepState:
+        step = self.steps[index]
+        step.status, step.started, step.finished = "running", _now(), None
+        step.attempts += 1
+        step.exit_code, step.result = None, {}
+        self.save()
+        return step
+
+    def finish_step(
+        self,
+        index: int,
+        status: str,
+        result: Mapping[str, Any] | None = None,
+        exit_code: int | None = None,
+    ) -> StepState:
+        """Record a step's outcome: succeeded, failed or skipped (with its result)."""
+        if status not in ("succeeded", "failed", "skipped"):
+            raise ValueError(f"a step finishes succeeded, failed or skipped, not {status!r}")
+        step = self.steps[index]
+        step.status, step.finished = status, _now()
+        step.started = step.started or step.finished
+        step.result = dict(result or {})
+        step.exit_code = exit_code if exit_code is not None else (0 if status != "failed" else None)
+        self.save()
+        return step
+
+    def finish(self, exit_code: int) -> None:
+        """Close the run with its exit code (0: succeeded, anything else: failed)."""
+        self.status = "succeeded" if exit_code == 0 else "failed"
+        self.exit_code, self.finished = exit_code, _now()
+        self.save()
+
+    # --------------------------------------------------------------------------- storage
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "run": self.run,
+            "playbookPath": self.playbook_path,
+            "playbook": self.document,
+            "overrides": self.overrides,
+            "endpoints": self.endpoints,
+            "status": self.status,
+            "started": self.started,
+            "finished": self.finished,
+            "exitCode": self.exit_code,
+            "resumes": self.resumes,
+            "steps": [asdict(s) for s in self.steps],
+        }
+
+    def save(self) -> None:
+        """Write state.json atomically: a temp file in the same directory, then replace."""
+        text = json.dumps(self.as_dict(), indent=2, default=str) + "\n"
+        fd, tmp = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=self.directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run for this process; a second `--resume` of it meanwhile is refused."""
+        with (self.directory / "lock").open("w") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UsageError(
+                    f"run {self.run!r} is in progress in another process",
+                    hint="wait for it to finish, or stop it first",
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)

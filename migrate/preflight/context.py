@@ -1,0 +1,117 @@
+"""What every check reads: the objects the restore would create (planned by restore's
+own planner, so preflight judges exactly what restore will do), the source facts, the
+target view and the options that change the outcome (mappings, existing policy).
+
+Planned objects are described by a Protocol rather than imported from restore: steps
+do not import each other; the CLI hands restore's plan items over and they fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Protocol
+
+from migrate.preflight.facts import SourceFacts
+from migrate.preflight.findings import obj_ref
+from migrate.preflight.target import TargetView
+
+BUILTIN_SUFFIXES = (".k8s.io", ".kubernetes.io")
+
+
+class Planned(Protocol):
+    """One object of the restore plan (restore.source.Item has this shape)."""
+
+    gr: str
+    obj: dict[str, Any]  # as in the backup
+    desired: dict[str, Any]  # what restore would create (mapped, sanitized); {} if skipped
+    skip: str | None  # why restore leaves it out
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def target_ns(self) -> str | None: ...
+
+    @property
+    def key(self) -> tuple[str, str, str | None, str]: ...
+
+
+@dataclass(frozen=True)
+class PreflightOptions:
+    existing_policy: str = "none"  # none | update | fail (restore's --existing-resource-policy)
+    namespace_mappings: dict[str, str] = field(default_factory=dict)
+    storage_class_mappings: dict[str, str] = field(default_factory=dict)
+    parallelism: int = 8
+
+
+def is_builtin_group(group: str) -> bool:
+    """Kubernetes' own API groups ("" , apps, *.k8s.io); anything else is a CRD or an
+    aggregated API."""
+    return "." not in group or group.endswith(BUILTIN_SUFFIXES)
+
+
+def api_parts(api_version: str) -> tuple[str, str]:
+    group, _, version = api_version.rpartition("/")
+    return group, version
+
+
+@dataclass
+class Context:
+    source: SourceFacts
+    target: TargetView
+    items: list[Planned]
+    options: PreflightOptions = field(default_factory=PreflightOptions)
+
+    @cached_property
+    def restorable(self) -> list[Planned]:
+        return [it for it in self.items if it.skip is None and it.desired]
+
+    @cached_property
+    def planned_keys(self) -> set[tuple[str, str | None, str]]:
+        """(kind, namespace, name) of every object the restore creates."""
+        return {(it.kind, it.key[2], it.key[3]) for it in self.restorable}
+
+    def in_plan(self, kind: str, namespace: str | None, name: str) -> bool:
+        return (kind, namespace, name) in self.planned_keys
+
+    @cached_property
+    def planned_crds(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """(group, kind) -> the CRD the restore creates for it."""
+        out = {}
+        for it in self.restorable:
+            if it.kind == "CustomResourceDefinition":
+                spec = it.desired.get("spec") or {}
+                out[(spec.get("group", ""), (spec.get("names") or {}).get("kind", ""))] = it.desired
+        return out
+
+    @cached_property
+    def planned_namespaces(self) -> dict[str, dict[str, str]]:
+        """Namespaces the restore creates -> the labels they will carry."""
+        return {
+            it.key[3]: (it.desired.get("metadata") or {}).get("labels") or {}
+            for it in self.restorable
+            if it.kind == "Namespace"
+        }
+
+    def namespace_labels(self, ns: str) -> dict[str, str]:
+        """The labels namespace `ns` will have on the target after the restore: its own
+        if it exists there (merged with the backup's under policy update), else the
+        restored Namespace's."""
+        existing = self.target.namespace_labels()
+        planned = self.planned_namespaces.get(ns, {})
+        if ns in existing:
+            labels = dict(existing[ns])
+            if self.options.existing_policy == "update":
+                labels.update(planned)
+        else:
+            labels = dict(planned)
+        labels.setdefault("kubernetes.io/metadata.name", ns)
+        return labels
+
+    def ref(self, it: Planned) -> str:
+        return obj_ref(it.kind, it.key[2], it.key[3])
+
+    def by_kind(self, *kinds: str) -> Iterator[Planned]:
+        return (it for it in self.restorable if it.kind in kinds)

@@ -1,0 +1,74 @@
+"""`verify --from-backup`: the source side as the backup recorded it, read from the bucket
+with the same checks a restore makes before it writes anything (phase, format
+version, manifest checksum), so verify compares against exactly what was restored.
+
+Restore's reader (migrate.restore.source) is a sibling step and cannot be imported from
+here; this one is built on migrate.store alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from migrate.errors import IntegrityError, UsageError
+from migrate.store import Store, layout
+from migrate.store.archive import read_tarball
+
+SUPPORTED_MAJOR = "1"  # Velero backup format 1.x
+
+
+@dataclass
+class BackupSource:
+    info: layout.BackupInfo
+    manifest: layout.Manifest | None
+    store: Store
+
+    @property
+    def server_version(self) -> str:
+        if self.info.source_version:
+            return self.info.source_version
+        return str((self.manifest.source if self.manifest else {}).get("gitVersion", ""))
+
+    def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(resource.group, object) of every item, at the backup's preferred version."""
+        keys = layout.BackupKeys(self.info.name)
+        expect = None
+        if self.manifest:
+            expect = self.manifest.files.get(keys.tarball.removeprefix(keys.dir))
+        for path, data in read_tarball(self.store, keys.tarball, expect[1] if expect else None):
+            parsed = layout.parse_item_path(path)
+            if parsed is None or parsed.version_dir is not None:
+                continue  # the classic path holds the preferred version
+            try:
+                obj = json.loads(data)
+            except ValueError as exc:
+                raise IntegrityError(f"backup {self.info.name}: {path} is not JSON") from exc
+            yield parsed.group_resource, obj
+
+
+def open_backup(store: Store, name: str) -> BackupSource:
+    keys = layout.BackupKeys(layout.check_backup_name(name))
+    if not store.exists(keys.metadata):
+        raise UsageError(
+            f"backup {name!r} not found (or not complete) in {store.url}",
+            hint="`kube-migrate backup get --bucket ...` lists the backups",
+        )
+    info = layout.BackupInfo.parse(store.get(keys.metadata), name)
+    if info.phase not in layout.RESTORABLE_PHASES:
+        raise UsageError(
+            f"backup {name} is {info.phase}; only Completed or PartiallyFailed backups "
+            "were restored",
+            hint="verify against the backup that was restored",
+        )
+    if info.format_version.split(".")[0] != SUPPORTED_MAJOR:
+        raise IntegrityError(
+            f"backup {name} has format version {info.format_version}, this kube-migrate reads 1.x",
+            hint="upgrade kube-migrate",
+        )
+    manifest = None
+    if store.exists(keys.manifest):
+        manifest = layout.Manifest.parse(store.get(keys.manifest), name)
+    return BackupSource(info, manifest, store)

@@ -1,0 +1,251 @@
+"""`kube-migrate run` with the shipped playbooks, end to end on the real planes: the
+one-shot migration, the clone, the report-only preflight, disaster recovery, --dry-run,
+--set, and --resume after a SIGKILL mid-restore."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from migrate.cluster import Cluster
+from migrate.errors import NotFound
+from migrate.store import open_store
+
+from .helpers import ROOT, apply_example, load_docs, wait_for
+
+BIN = Path(sys.executable).parent
+PLAYBOOKS = ROOT / "playbooks"
+SHOP_NAMESPACES = ("shop", "shop-data", "shop-test", "shop-data-test")
+
+
+def km(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "kube-migrate"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def clean_target(target: Cluster) -> None:
+    """Remove the shop app from the target (namespaces and its cluster-scoped objects), so
+    each playbook run starts from a cluster that never saw it."""
+    disc = target.discovery()
+    for doc in load_docs([ROOT / "examples" / "shop" / "00-cluster.yaml"]):
+        res = disc.for_kind(doc["apiVersion"], doc["kind"])
+        if res is not None:
+            target.delete(res, doc["metadata"]["name"])
+    ns_res = disc.resolve("namespaces")
+    for ns in SHOP_NAMESPACES:
+        target.delete(ns_res, ns)
+
+    def gone() -> bool:
+        for ns in SHOP_NAMESPACES:
+            try:
+                target.get(ns_res, ns)
+                return False
+            except NotFound:
+                pass
+        return True
+
+    wait_for("shop namespaces deleted on the target", gone, 180)
+
+
+@pytest.fixture
+def fresh(source: Cluster, target: Cluster, bucket_url: str, tmp_path: Path) -> dict[str, Any]:
+    apply_example(source, "shop")
+    clean_target(target)
+    return {"bucket": bucket_url, "reports": tmp_path / "reports"}
+
+
+def report(path: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((path / "report.json").read_text())
+    return doc
+
+
+def steps(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["step"]: s for s in doc["steps"]}
+
+
+def test_migrate_cluster_end_to_end(fresh: dict[str, Any], target: Cluster) -> None:
+    out = km(
+        "run",
+        str(PLAYBOOKS / "migrate-cluster.yaml"),
+        "--bucket",
+        fresh["bucket"],
+        "--report-dir",
+        str(fresh["reports"]),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    doc = report(fresh["reports"])
+    by = steps(doc)
+    assert list(by) == ["preflight", "backup", "waitForSync", "restore", "waitReady", "verify"]
+    assert all(s["status"] == "succeeded" for s in doc["steps"]), doc["steps"]
+    assert by["restore"]["result"]["failed"] == 0 and by["restore"]["result"]["created"] > 20
+    assert by["verify"]["result"]["drifted"] == 0 and by["verify"]["result"]["equal"] >= 15
+    assert doc["source"]["version"].startswith("v1.30") and doc["target"]["version"].startswith(
+        "v1.37"
+    )
+    for name in ("report.md", "report.html", "junit.xml"):
+        assert (fresh["reports"] / name).stat().st_size > 200, name
+    assert list(fresh["reports"].glob("restore-graph.*"))
+    html = (fresh["reports"] / "report.html").read_text()
+    assert "<table>" in html and "<h2>verify</h2>" in html
+    assert "KM-MARKER-SECRET" not in "".join(p.read_text() for p in fresh["reports"].iterdir())
+    assert target.get(target.discovery().resolve("deployments.apps"), "web", "shop")
+
+
+def test_clone_prod_to_test(fresh: dict[str, Any], target: Cluster) -> None:
+    out = km(
+        "run",
+        str(PLAYBOOKS / "clone-prod-to-test.yaml"),
+        "--bucket",
+        fresh["bucket"],
+        "--report-dir",
+        str(fresh["reports"]),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    disc = target.discovery()
+    web = target.get(disc.resolve("deployments.apps"), "web", "shop-test")
+    assert web["spec"]["replicas"] == 1
+    image = web["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image.startswith("registry.test.example.com/")
+    assert target.get(disc.resolve("cronjobs.batch"), "report", "shop-test")["spec"]["suspend"]
+    assert steps(report(fresh["reports"]))["verify"]["result"]["drifted"] == 0
+
+
+def test_preflight_report_and_dry_run_write_nothing(
+    fresh: dict[str, Any], source: Cluster, target: Cluster
+) -> None:
+    ns_res = target.discovery().resolve("namespaces")
+    before = sorted(n["metadata"]["name"] for n in target.list(ns_res))
+    out = km(
+        "run",
+        str(PLAYBOOKS / "preflight-report.yaml"),
+        "--bucket",
+        fresh["bucket"],
+        "--report-dir",
+        str(fresh["reports"]),
+    )
+    assert out.returncode in (0, 3), out.stderr[-2000:]
+    assert steps(report(fresh["reports"]))["preflight"]["status"] in ("succeeded", "failed")
+    dry = km(
+        "run",
+        str(PLAYBOOKS / "migrate-cluster.yaml"),
+        "--dry-run",
+        "--bucket",
+        fresh["bucket"],
+        "--report-dir",
+        str(fresh["reports"] / "dry"),
+    )
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    by = steps(report(fresh["reports"] / "dry"))
+    assert by["restore"]["result"]["planned"] > 20 and by["backup"]["status"] == "skipped"
+    assert sorted(n["metadata"]["name"] for n in target.list(ns_res)) == before
+    assert list(open_store(fresh["bucket"]).list()) == []
+
+
+def test_set_overrides(fresh: dict[str, Any], target: Cluster) -> None:
+    out = km(
+        "run",
+        str(PLAYBOOKS / "migrate-cluster.yaml"),
+        "--bucket",
+        fresh["bucket"],
+        "--set",
+        "restore.replicas=1",
+        "--set",
+        "verify.fromBackup=true",
+        "--report-dir",
+        str(fresh["reports"]),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    web = target.get(target.discovery().resolve("deployments.apps"), "web", "shop")
+    assert web["spec"]["replicas"] == 1
+    bad = km("run", str(PLAYBOOKS / "migrate-cluster.yaml"), "--set", "restore.replicas=-1")
+    assert bad.returncode == 2 and "restore.replicas" in bad.stderr
+
+
+def test_disaster_recovery_from_the_newest_backup(
+    fresh: dict[str, Any], dev_env: Any, target: Cluster
+) -> None:
+    for name in ("shop-20200101000000", "shop-20990101000000"):
+        out = km(
+            "backup",
+            "create",
+            name,
+            "--kubeconfig",
+            dev_env.source_kubeconfig,
+            "--bucket",
+            fresh["bucket"],
+            "--include-namespaces",
+            "shop,shop-data",
+        )
+        assert out.returncode == 0, out.stderr
+    out = km(
+        "run",
+        str(PLAYBOOKS / "disaster-recovery.yaml"),
+        "--bucket",
+        fresh["bucket"],
+        "--report-dir",
+        str(fresh["reports"]),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    by = steps(report(fresh["reports"]))
+    assert by["verify"]["result"]["drifted"] == 0
+    store = open_store(fresh["bucket"])
+    assert not [o.key for o in store.list("restores/")]  # read-only bucket: nothing written
+
+
+def test_resume_after_kill(fresh: dict[str, Any], source: Cluster, target: Cluster) -> None:
+    cm = source.discovery().resolve("configmaps")
+    for i in range(150):
+        source.create(cm, {"metadata": {"name": f"bulk-{i:03d}"}, "data": {"i": str(i)}}, "shop")
+    try:
+        cmd = [
+            str(BIN / "kube-migrate"),
+            "--log-format",
+            "json",
+            "run",
+            str(PLAYBOOKS / "migrate-cluster.yaml"),
+            "--bucket",
+            fresh["bucket"],
+            "--set",
+            "restore.parallelism=1",
+            "--report-dir",
+            str(fresh["reports"]),
+            "--qps",
+            "25",
+            "--burst",
+            "1",
+        ]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        run_name = ""
+        for line in proc.stderr:
+            msg = json.loads(line).get("msg", "")
+            if msg.startswith("run "):
+                run_name = msg.split()[1]
+            if msg.startswith("step 4/6: restore"):
+                time.sleep(2)
+                break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert run_name
+        again = km("run", "--resume", run_name, "--report-dir", str(fresh["reports"]))
+        assert again.returncode == 0, again.stderr[-3000:]
+        by = steps(report(fresh["reports"]))
+        assert by["verify"]["result"]["drifted"] == 0
+        names = {o["metadata"]["name"] for o in target.list(cm, "shop")}
+        assert {f"bulk-{i:03d}" for i in range(150)} <= names
+    finally:
+        for i in range(150):
+            source.delete(cm, f"bulk-{i:03d}", "shop")
