@@ -249,3 +249,4 @@ def test_resume_after_kill(fresh: dict[str, Any], source: Cluster, target: Clust
     finally:
         for i in range(150):
             source.delete(cm, f"bulk-{i:03d}", "shop")
+            target.delete(cm, f"bulk-{i:03d}", "shop")

@@ -103,6 +103,8 @@ SKIPPED: list[tuple[str, dict[str, Any], str]] = [
      "API server's own Service"),
     ("kubernetes-endpointslice", _obj("EndpointSlice", "kubernetes", "default"),
      "API server's own Service"),
+    ("apiserver-ca-bundle", _obj("ConfigMap", "extension-apiserver-authentication", "kube-system"),
+     "client-CA bundle"),
     ("ns-kube-system", _obj("Namespace", "kube-system", None), "namespace every cluster has"),
     ("ns-default", _obj("Namespace", "default", None), "namespace every cluster has"),
     ("ns-kube-public", _obj("Namespace", "kube-public", None), "namespace every cluster has"),
