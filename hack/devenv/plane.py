@@ -153,6 +153,10 @@ class Plane:
                 "--concurrent-replicaset-syncs=10",
                 "--concurrent-gc-syncs=40",
                 "--concurrent-namespace-syncs=20",
+                # kwok's heartbeats can starve for a minute on a loaded 2-core machine; a
+                # node marked NotReady would leave its pods NotReady for good (kwok does
+                # not revive them), so allow an hour before a node counts as lost.
+                "--node-monitor-grace-period=1h",
             ],
         )
         self._start(
