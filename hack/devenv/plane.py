@@ -193,10 +193,14 @@ class Plane:
         """A default StorageClass named `standard`, as kind clusters have (no provisioner
         runs here: claims bind to static PVs only)."""
         sc = {
-            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-            "metadata": {"name": "standard", "annotations": {
-                "storageclass.kubernetes.io/is-default-class": "true"}},
-            "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer",
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {
+                "name": "standard",
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+            },
+            "provisioner": "rancher.io/local-path",
+            "volumeBindingMode": "WaitForFirstConsumer",
             "reclaimPolicy": "Delete",
         }
         try:
