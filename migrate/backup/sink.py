@@ -3,13 +3,14 @@ tallies and resource list (Sink), the summary, and the run's own log lines."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from migrate.backup.policy import EXCLUDE_LABEL
 from migrate.cluster import APIResource
@@ -80,7 +81,7 @@ class Sink:
         if (meta.get("labels") or {}).get(EXCLUDE_LABEL) == "true":
             return False
         ns, name = meta.get("namespace") or None, meta["name"]
-        data = json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+        data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)  # compact, keys sorted: as Go
         gr = layout.group_resource(res.resource, res.group)
         key = layout.resource_list_key(
             obj.get("apiVersion", res.api_version), obj.get("kind", res.kind)

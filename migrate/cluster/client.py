@@ -10,7 +10,6 @@ slow to build and lose fields they do not know (custom resources).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import orjson
 import urllib3
 from tenacity import RetryCallState, Retrying, retry_if_exception
 from tenacity.wait import wait_exponential_jitter
@@ -190,7 +190,7 @@ class Cluster:
         data = None
         if body is not None:
             headers["Content-Type"] = content_type
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            data = body if isinstance(body, bytes) else orjson.dumps(body)
         try:
             resp = self._pool.request(
                 method, url, body=data, headers=headers, timeout=self._timeout, retries=False
@@ -202,11 +202,11 @@ class Cluster:
         self._reached = True
         if resp.status >= 400:
             raise self._error(method, path, resp)
-        return json.loads(resp.data) if resp.data else {}
+        return orjson.loads(resp.data) if resp.data else {}
 
     def _error(self, method: str, path: str, resp: Any) -> ClusterError:
         try:
-            status_doc = json.loads(resp.data)
+            status_doc = orjson.loads(resp.data)
         except (ValueError, TypeError):
             status_doc = {}
         detail = status_doc.get("message") or resp.reason or ""

@@ -5,9 +5,10 @@ phase, format version, manifest checksums.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from migrate.errors import IntegrityError, UsageError
 from migrate.store import Store, layout
@@ -92,7 +93,7 @@ def load_backup(store: Store, name: str, scope: Scope | None = None) -> LoadedBa
         if parsed.namespace and not scope.namespace_included(parsed.namespace):
             continue
         try:
-            obj = json.loads(data)
+            obj = orjson.loads(data)
         except ValueError as exc:
             raise IntegrityError(f"backup {name}: {path} is not JSON: {exc}") from exc
         labels = (obj.get("metadata") or {}).get("labels")

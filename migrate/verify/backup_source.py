@@ -8,10 +8,11 @@ here; this one is built on migrate.store alone.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from migrate.errors import IntegrityError, UsageError
 from migrate.store import Store, layout
@@ -43,7 +44,7 @@ class BackupSource:
             if parsed is None or parsed.version_dir is not None:
                 continue  # the classic path holds the preferred version
             try:
-                obj = json.loads(data)
+                obj = orjson.loads(data)
             except ValueError as exc:
                 raise IntegrityError(f"backup {self.info.name}: {path} is not JSON") from exc
             yield parsed.group_resource, obj
