@@ -26,8 +26,12 @@ def captured() -> Iterator[LogCapture]:
     """Collect migrate.* log lines for the duration of the block."""
     capture = LogCapture()
     logger = logging.getLogger("migrate")
+    old_level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:  # a library caller that set no level
+        logger.setLevel(logging.INFO)
     logger.addHandler(capture)
     try:
         yield capture
     finally:
         logger.removeHandler(capture)
+        logger.setLevel(old_level)

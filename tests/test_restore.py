@@ -273,3 +273,156 @@ def test_bad_backups_write_nothing(target: Cluster, bucket_url: str) -> None:
     with pytest.raises(Exception, match="corrupted or truncated"):
         restore(target, store, "torn")
     assert not [o.key for o in store.list("restores/")]
+
+
+def test_restore_get_describe_logs_and_read_only_results(
+    dev_env: Any, source: Cluster, target: Cluster, bucket_url: str
+) -> None:
+    apply_example(source, "nginx")
+    store = open_store(bucket_url)
+    create_backup(source, store, BackupOptions("ng", Scope(include_namespaces=("nginx",))))
+    dst, name = uniq("ng"), uniq("rs")
+    base = [str(BIN / "kube-migrate"), "restore"]
+    common = ["--bucket", bucket_url]
+    out = subprocess.run(
+        [
+            *base,
+            "create",
+            name,
+            "--from-backup",
+            "ng",
+            "--kubeconfig",
+            dev_env.target_kubeconfig,
+            *common,
+            "--namespace-mappings",
+            f"nginx:{dst}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    got = json.loads(
+        subprocess.run(
+            [*base, "get", *common, "-o", "json"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert [r["phase"] for r in got if r["name"] == name] == ["Completed"]
+    desc = json.loads(
+        subprocess.run(
+            [*base, "describe", name, "--details", *common, "-o", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    created = {
+        (o["kind"], o["namespace"], o["name"]) for o in desc["objects"] if o["result"] == "created"
+    }
+    assert ("Deployment", dst, "nginx") in created and ("Service", dst, "nginx") in created
+    logs = subprocess.run(
+        [*base, "logs", name, *common], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"restore {name} Completed" in logs
+    assert {
+        f"restores/{name}/restore-{name}-{s}"
+        for s in ("results.gz", "resource-list.json.gz", "logs.gz", "kube-migrate.json")
+    } <= {o.key for o in store.list("restores/")}
+    # with a read-only bucket the results stay local and nothing reaches the bucket
+    ro, dst2 = uniq("ro"), uniq("ng")
+    out = subprocess.run(
+        [
+            *base,
+            "create",
+            ro,
+            "--from-backup",
+            "ng",
+            "--kubeconfig",
+            dev_env.target_kubeconfig,
+            *common,
+            "--read-only-bucket",
+            "--namespace-mappings",
+            f"nginx:{dst2}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert not [o.key for o in store.list(f"restores/{ro}/")]
+    desc = json.loads(
+        subprocess.run(
+            [*base, "describe", ro, *common, "-o", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert desc["phase"] == "Completed" and desc["created"] >= 3
+    for ns in (dst, dst2):
+        target.delete(target.discovery().resolve("namespaces"), ns)
+
+
+def test_restore_status(source: Cluster, target: Cluster, bucket_url: str, source_ns: str) -> None:
+    group = f"{uuid.uuid4().hex[:6]}.status.example.com"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"gauges.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "gauges", "singular": "gauge", "kind": "Gauge"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    apply(source, [crd])
+    gauges = source.discovery(refresh=True).for_kind(f"{group}/v1", "Gauge")
+    assert gauges is not None
+    source.create(
+        gauges,
+        {
+            "apiVersion": f"{group}/v1",
+            "kind": "Gauge",
+            "metadata": {"name": "g"},
+            "spec": {"max": 9},
+        },
+        source_ns,
+    )
+    source.patch(gauges, "g", {"status": {"level": 3}}, source_ns, sub="status")
+    store = open_store(bucket_url)
+    create_backup(source, store, BackupOptions("st", Scope(include_namespaces=(source_ns,))))
+    with_status, without = uniq("st"), uniq("nost")
+    crd_res = target.discovery().resolve("customresourcedefinitions")
+    try:
+        for ns, keep in ((with_status, True), (without, False)):
+            s = restore(
+                target,
+                store,
+                "st",
+                restore_status=keep,
+                mappings=Mappings(namespaces={source_ns: ns}),
+            )
+            assert s.phase == "Completed", s.as_dict(details=True)
+        res = target.discovery(refresh=True).for_kind(f"{group}/v1", "Gauge")
+        assert res is not None
+        assert target.get(res, "g", with_status)["status"] == {"level": 3}
+        assert "status" not in target.get(res, "g", without)
+    finally:
+        for ns in (with_status, without):
+            target.delete(target.discovery().resolve("namespaces"), ns)
+        target.delete(crd_res, f"gauges.{group}")
+        source.delete(crd_res, f"gauges.{group}")

@@ -24,7 +24,7 @@ from migrate.backup.scope import ResolvedResources, resolve_resources
 from migrate.backup.sink import BackupSummary, Progress, Sink, note
 from migrate.cluster import APIResource, Cluster
 from migrate.errors import ClusterError, ClusterUnreachable, NotFound, UsageError
-from migrate.runlog import LogCapture
+from migrate.runlog import LogCapture, captured
 from migrate.store import Store, layout
 from migrate.store.archive import TarballWriter
 from migrate.transform.scope import Scope
@@ -82,9 +82,7 @@ def create_backup(
     summary = BackupSummary(opts.name, source_version=str(version))
     summary.skipped_resources = resolved.skipped
     summary.expiration = summary.started + opts.ttl
-    capture = LogCapture()
-    logging.getLogger("migrate").addHandler(capture)
-    try:
+    with captured() as capture:
         log.info("backup %s of %s (%s) started", opts.name, c.name, version)
         tasks = list(_tasks(c, opts.scope, resolved))
         emit("total", len(tasks))
@@ -98,8 +96,6 @@ def create_backup(
         summary.tarball_bytes = tw.size
         files = {keys.tarball: (tw.size, tw.sha256)}
         _finish(c, store, keys, opts, summary, sink.resource_list, capture, files, version)
-    finally:
-        logging.getLogger("migrate").removeHandler(capture)
     return summary
 
 

@@ -37,10 +37,13 @@ def setup(verbosity: int, debug: bool, fmt: str) -> None:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
         )
+    handler.setLevel(level)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    logging.getLogger("migrate").setLevel(level)
+    # migrate.* records are made down to INFO whatever the verbosity: backup and restore
+    # keep them in their -logs.gz files; the stderr handler shows only what -v asks for
+    logging.getLogger("migrate").setLevel(min(level, logging.INFO))
     # third-party libraries stay quiet unless --debug
     for noisy in ("urllib3", "botocore", "boto3", "kubernetes"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)

@@ -16,7 +16,7 @@ from migrate.restore.journal import Journal, ObjectResult
 from migrate.restore.plan import Plan, RestoreOptions, make_plan
 from migrate.restore.results import location, write_results
 from migrate.restore.source import LoadedBackup, load_backup
-from migrate.runlog import LogCapture
+from migrate.runlog import captured
 from migrate.store import Store, layout
 
 log = logging.getLogger(__name__)
@@ -73,9 +73,7 @@ def run_restore(
     journal = Journal(opts.name, opts.resume)
     summary = RestoreSummary(opts.name, opts.backup, levels=len(plan.levels))
     summary.results_at = location(store, opts.name)
-    capture = LogCapture()
-    logging.getLogger("migrate").addHandler(capture)
-    try:
+    with captured() as capture:
         restorer = Restorer(target, plan, opts, journal, progress)
         try:
             results = restorer.run()
@@ -91,8 +89,6 @@ def run_restore(
         summary.phase = "Completed" if not failed else ("PartiallyFailed" if done else "Failed")
         summary.completed = datetime.now(UTC)
         log.info("restore %s %s: %s", opts.name, summary.phase, dict(summary.counts))
-    finally:
-        logging.getLogger("migrate").removeHandler(capture)
     write_results(
         store, summary.as_dict(details=True), summary.results, summary.warnings, capture.lines
     )
