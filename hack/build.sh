@@ -7,8 +7,7 @@
 # Idempotent: a component whose stamp (version + wrapper go.mod hash) matches is skipped,
 # so a warm run costs a second.  Versions are pinned in hack/versions.env.
 #
-# usage: hack/build.sh [k8s-primary|k8s-older|etcd|kwok|minio|velero ...]
-#        (default: all but velero, which only the benchmarks need)
+# usage: hack/build.sh [k8s-primary|k8s-older|etcd|kwok|minio|velero ...]   (default: all)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -110,7 +109,7 @@ build_minio() {
 }
 
 components=("$@")
-[[ ${#components[@]} -gt 0 ]] || components=(etcd kwok k8s-older k8s-primary minio)
+[[ ${#components[@]} -gt 0 ]] || components=(etcd kwok k8s-older k8s-primary minio velero)
 for c in "${components[@]}"; do
   case $c in
   k8s-primary) timed "k8s-$K8S_PRIMARY" build_k8s "$K8S_PRIMARY" ;;
