@@ -51,7 +51,9 @@ def _tasks(
     if "*" not in scope.include_namespaces and not any(
         ch in p for p in scope.include_namespaces for ch in "*?["
     ):
-        per_namespace = [ns for ns in scope.include_namespaces if scope.namespace_included(ns)]
+        per_namespace = sorted(
+            {ns for ns in scope.include_namespaces if scope.namespace_included(ns)}
+        )
     for res in resolved.namespaced:
         if per_namespace is None:
             yield res, None

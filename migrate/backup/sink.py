@@ -74,7 +74,9 @@ class Sink:
         self.progress = progress
         self.lock = threading.Lock()
         self.resource_list: dict[str, list[str]] = defaultdict(list)
-        self.written: set[tuple[str, str | None, str]] = set()
+        # cluster-scoped objects written, as the dependency pass may meet them again (a
+        # namespaced object is listed exactly once, so it needs no memory here: flat RSS)
+        self.written: set[tuple[str, str]] = set()
 
     def add(self, res: APIResource, obj: dict[str, Any]) -> bool:
         meta = obj.get("metadata") or {}
@@ -87,9 +89,10 @@ class Sink:
             obj.get("apiVersion", res.api_version), obj.get("kind", res.kind)
         )
         with self.lock:
-            if (gr, ns, name) in self.written:
-                return False
-            self.written.add((gr, ns, name))
+            if ns is None:
+                if (gr, name) in self.written:
+                    return False
+                self.written.add((gr, name))
             for path in layout.item_paths(gr, res.version, ns, name):
                 self.tw.add(path, data)
             self.resource_list[key].append(f"{ns}/{name}" if ns else name)
