@@ -9,12 +9,18 @@ import click
 
 from migrate.backup.create import BackupOptions, create_backup
 from migrate.cli import backup_read_cmd
-from migrate.cli.options import bucket_options, cluster_options, connect, pop_bucket
+from migrate.cli.options import (
+    bucket_options,
+    cluster_options,
+    connect,
+    pop_bucket,
+    scope_from,
+    scope_options,
+)
 from migrate.cli.output import emit, output_option
 from migrate.cli.progress import progress_bar
-from migrate.cluster.selectors import Selector
 from migrate.errors import PartialFailure, UsageError
-from migrate.transform.scope import Scope, split_list
+from migrate.transform.scope import split_list
 from migrate.units import parse_duration
 
 
@@ -41,23 +47,7 @@ def parse_labels(text: str | None) -> dict[str, str]:
 @click.argument("name")
 @cluster_options
 @bucket_options
-@click.option(
-    "--include-namespaces",
-    default="*",
-    show_default=True,
-    metavar="NS,...",
-    help="Namespaces to back up ('*' = all; globs allowed).",
-)
-@click.option("--exclude-namespaces", default="", metavar="NS,...", help="Namespaces to skip.")
-@click.option(
-    "--include-resources",
-    default="*",
-    show_default=True,
-    metavar="RES,...",
-    help="Resources to back up, e.g. deployments.apps,configmaps ('*' = all).",
-)
-@click.option("--exclude-resources", default="", metavar="RES,...", help="Resources to skip.")
-@click.option("-l", "--selector", default=None, help="Label selector, e.g. app=web,tier!=db.")
+@scope_options
 @click.option(
     "--include-cluster-resources",
     type=click.Choice(["auto", "true", "false"]),
@@ -74,14 +64,7 @@ def parse_labels(text: str | None) -> dict[str, str]:
 def create(name: str, **kw: Any) -> None:
     """Back up the cluster into the bucket as backup NAME."""
     store = pop_bucket(kw)
-    scope = Scope(
-        include_namespaces=split_list(kw["include_namespaces"]) or ("*",),
-        exclude_namespaces=split_list(kw["exclude_namespaces"]),
-        include_resources=split_list(kw["include_resources"]) or ("*",),
-        exclude_resources=split_list(kw["exclude_resources"]),
-        selector=Selector.parse(kw["selector"]),
-        include_cluster_resources=kw["include_cluster_resources"],
-    )
+    scope = scope_from(kw)
     opts = BackupOptions(
         name=name,
         scope=scope,

@@ -12,7 +12,10 @@ from typing import Any, TypeVar
 import click
 
 from migrate.cluster import Cluster, ClusterRef
+from migrate.cluster.selectors import Selector
 from migrate.store import BucketURL, Store, StoreOptions, open_store
+from migrate.transform.mappings import Mappings, parse_mapping
+from migrate.transform.scope import Scope, split_list
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -168,3 +171,95 @@ BUCKET_KWARGS = (
 def pop_bucket(kwargs: dict[str, Any]) -> Store:
     """Remove the bucket flags from a command's kwargs and open the store."""
     return open_bucket(**{k: kwargs.pop(k) for k in BUCKET_KWARGS if k in kwargs})
+
+
+def scope_options(f: F) -> F:
+    """The scope filters every step takes (backup, restore, preflight, verify)."""
+    return _apply(
+        f,
+        [
+            click.option(
+                "--include-namespaces",
+                default="*",
+                show_default=True,
+                metavar="NS,...",
+                help="Namespaces in scope ('*' = all; globs allowed).",
+            ),
+            click.option(
+                "--exclude-namespaces", default="", metavar="NS,...", help="Namespaces left out."
+            ),
+            click.option(
+                "--include-resources",
+                default="*",
+                show_default=True,
+                metavar="RES,...",
+                help="Resources in scope, e.g. deployments.apps,configmaps ('*' = all).",
+            ),
+            click.option(
+                "--exclude-resources", default="", metavar="RES,...", help="Resources left out."
+            ),
+            click.option(
+                "-l",
+                "--selector",
+                default=None,
+                help="Only objects with these labels, e.g. app=web,tier!=db.",
+            ),
+        ],
+    )
+
+
+def scope_from(kw: dict[str, Any]) -> Scope:
+    """The Scope named by scope_options (and --include-cluster-resources, if the command
+    has it)."""
+    return Scope(
+        include_namespaces=split_list(kw["include_namespaces"]) or ("*",),
+        exclude_namespaces=split_list(kw["exclude_namespaces"]),
+        include_resources=split_list(kw["include_resources"]) or ("*",),
+        exclude_resources=split_list(kw["exclude_resources"]),
+        selector=Selector.parse(kw["selector"]),
+        include_cluster_resources=kw.get("include_cluster_resources") or "auto",
+    )
+
+
+def mapping_options(f: F) -> F:
+    """The restore's rewrites for clones; verify takes the same to undo them."""
+    return _apply(
+        f,
+        [
+            click.option(
+                "--namespace-mappings",
+                default="",
+                metavar="SRC:DST,...",
+                help="Restore namespace SRC as DST.",
+            ),
+            click.option(
+                "--storage-class-mappings",
+                default="",
+                metavar="OLD:NEW,...",
+                help="Claims of class OLD use class NEW.",
+            ),
+            click.option(
+                "--image-registry-mappings",
+                default="",
+                metavar="OLD=NEW,...",
+                help="Rewrite image prefixes, e.g. docker.io/acme=registry.test/acme.",
+            ),
+            click.option(
+                "--replicas",
+                type=click.IntRange(min=0),
+                default=None,
+                help="Replicas of Deployments, StatefulSets and ReplicaSets.",
+            ),
+            click.option("--suspend-cronjobs", is_flag=True, help="CronJobs suspended."),
+        ],
+    )
+
+
+def mappings_from(kw: dict[str, Any]) -> Mappings:
+    return Mappings(
+        namespaces=parse_mapping(kw["namespace_mappings"], "--namespace-mappings"),
+        storage_classes=parse_mapping(kw["storage_class_mappings"], "--storage-class-mappings"),
+        registries=parse_mapping(kw["image_registry_mappings"], "--image-registry-mappings", "="),
+        replicas=kw["replicas"],
+        suspend_cronjobs=kw["suspend_cronjobs"],
+    )

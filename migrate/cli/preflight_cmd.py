@@ -19,10 +19,16 @@ from typing import Any
 import click
 
 from migrate.backup.create import BackupOptions, create_backup
-from migrate.cli.options import bucket_options, connect, pop_bucket, source_target_options
+from migrate.cli.options import (
+    bucket_options,
+    connect,
+    pop_bucket,
+    scope_from,
+    scope_options,
+    source_target_options,
+)
 from migrate.cli.output import output_option, table
 from migrate.cluster import Cluster
-from migrate.cluster.selectors import Selector
 from migrate.errors import PreflightFailed, UsageError
 from migrate.preflight import PreflightOptions, Report, read_source_facts, run_preflight
 from migrate.preflight.render import html_report, markdown, rows, summary_lines
@@ -30,7 +36,6 @@ from migrate.restore.plan import EXISTING_POLICIES, RestoreOptions
 from migrate.restore.run import plan_restore
 from migrate.store import Store, open_store
 from migrate.transform.mappings import Mappings, parse_mapping
-from migrate.transform.scope import Scope, split_list
 
 LIVE_BACKUP = "preflight"  # name of the throw-away backup of a live source
 COLUMNS = ["severity", "check", "objects", "message", "fix"]
@@ -45,11 +50,7 @@ COLUMNS = ["severity", "check", "objects", "message", "fix"]
     metavar="NAME",
     help="Read the source side from this backup (ours or Velero's) in --bucket.",
 )
-@click.option("--include-namespaces", default="*", show_default=True, metavar="NS,...")
-@click.option("--exclude-namespaces", default="", metavar="NS,...")
-@click.option("--include-resources", default="*", show_default=True, metavar="RES,...")
-@click.option("--exclude-resources", default="", metavar="RES,...")
-@click.option("-l", "--selector", default=None, help="Only objects with these labels.")
+@scope_options
 @click.option(
     "--include-cluster-resources",
     type=click.Choice(["auto", "true", "false"]),
@@ -78,14 +79,7 @@ COLUMNS = ["severity", "check", "objects", "message", "fix"]
 def preflight(**kw: Any) -> None:
     """Check that the source (a live cluster, or --from-backup) can be restored into the
     target, before anything is written.  Exit 3 when findings reach --fail-on."""
-    scope = Scope(
-        include_namespaces=split_list(kw["include_namespaces"]) or ("*",),
-        exclude_namespaces=split_list(kw["exclude_namespaces"]),
-        include_resources=split_list(kw["include_resources"]) or ("*",),
-        exclude_resources=split_list(kw["exclude_resources"]),
-        selector=Selector.parse(kw["selector"]),
-        include_cluster_resources=kw["include_cluster_resources"],
-    )
+    scope = scope_from(kw)
     restore = RestoreOptions(
         name="preflight",
         backup=kw["from_backup"] or LIVE_BACKUP,

@@ -9,18 +9,24 @@ from typing import Any
 
 import click
 
-from migrate.cli.options import bucket_options, cluster_options, connect, pop_bucket
+from migrate.cli.options import (
+    bucket_options,
+    cluster_options,
+    connect,
+    mapping_options,
+    mappings_from,
+    pop_bucket,
+    scope_from,
+    scope_options,
+)
 from migrate.cli.output import emit, output_option
 from migrate.cli.progress import progress_bar
-from migrate.cluster.selectors import Selector
 from migrate.errors import PartialFailure
 from migrate.restore import results
 from migrate.restore.graph import to_dot
 from migrate.restore.plan import EXISTING_POLICIES, RestoreOptions
 from migrate.restore.run import plan_restore, run_restore
-from migrate.transform.mappings import Mappings, parse_mapping
 from migrate.transform.modifiers import load_modifiers
-from migrate.transform.scope import Scope, split_list
 from migrate.units import parse_duration
 
 
@@ -34,26 +40,8 @@ def restore() -> None:
 @click.option("--from-backup", "backup", required=True, help="Name of the backup to restore.")
 @cluster_options
 @bucket_options
-@click.option("--include-namespaces", default="*", show_default=True, metavar="NS,...")
-@click.option("--exclude-namespaces", default="", metavar="NS,...")
-@click.option("--include-resources", default="*", show_default=True, metavar="RES,...")
-@click.option("--exclude-resources", default="", metavar="RES,...")
-@click.option("-l", "--selector", default=None, help="Only objects with these labels.")
-@click.option("--namespace-mappings", default="", metavar="SRC:DST,...")
-@click.option("--storage-class-mappings", default="", metavar="OLD:NEW,...")
-@click.option(
-    "--image-registry-mappings",
-    default="",
-    metavar="OLD=NEW,...",
-    help="Rewrite image prefixes, e.g. docker.io/acme=registry.test/acme.",
-)
-@click.option(
-    "--replicas",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Set replicas of Deployments, StatefulSets and ReplicaSets.",
-)
-@click.option("--suspend-cronjobs", is_flag=True, help="Restore CronJobs suspended.")
+@scope_options
+@mapping_options
 @click.option("--resource-modifiers", metavar="FILE", help="Velero-format resource modifiers.")
 @click.option(
     "--existing-resource-policy",
@@ -78,22 +66,8 @@ def create(name: str | None, backup: str, **kw: Any) -> None:
     opts = RestoreOptions(
         name=name,
         backup=backup,
-        scope=Scope(
-            include_namespaces=split_list(kw["include_namespaces"]) or ("*",),
-            exclude_namespaces=split_list(kw["exclude_namespaces"]),
-            include_resources=split_list(kw["include_resources"]) or ("*",),
-            exclude_resources=split_list(kw["exclude_resources"]),
-            selector=Selector.parse(kw["selector"]),
-        ),
-        mappings=Mappings(
-            namespaces=parse_mapping(kw["namespace_mappings"], "--namespace-mappings"),
-            storage_classes=parse_mapping(kw["storage_class_mappings"], "--storage-class-mappings"),
-            registries=parse_mapping(
-                kw["image_registry_mappings"], "--image-registry-mappings", "="
-            ),
-            replicas=kw["replicas"],
-            suspend_cronjobs=kw["suspend_cronjobs"],
-        ),
+        scope=scope_from(kw),
+        mappings=mappings_from(kw),
         modifiers=load_modifiers(kw["resource_modifiers"]) if kw["resource_modifiers"] else None,
         existing_policy=kw["existing_resource_policy"],
         restore_status=kw["restore_status"],

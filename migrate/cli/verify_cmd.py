@@ -10,15 +10,21 @@ from typing import Any, TypeVar
 
 import click
 
-from migrate.cli.options import bucket_options, connect, pop_bucket, source_target_options
+from migrate.cli.options import (
+    bucket_options,
+    connect,
+    mapping_options,
+    mappings_from,
+    pop_bucket,
+    scope_from,
+    scope_options,
+    source_target_options,
+)
 from migrate.cli.output import output_option
 from migrate.cli.progress import progress_bar
-from migrate.cluster.selectors import Selector
 from migrate.errors import DriftFound, UsageError
-from migrate.transform.mappings import Mappings, parse_mapping
 from migrate.transform.modifiers import load_modifiers
 from migrate.transform.sanitize import SanitizeOptions
-from migrate.transform.scope import Scope, split_list
 from migrate.verify import Transforms, VerifyOptions, VerifyReport, run_verify
 from migrate.verify.ignorefile import load_ignore_rules
 from migrate.verify.junit import write_junit
@@ -52,11 +58,7 @@ def _bucket_optional(f: F) -> F:
     help="Compare the target with this backup instead of the live source.",
 )
 @_bucket_optional
-@click.option("--include-namespaces", default="*", show_default=True, metavar="NS,...")
-@click.option("--exclude-namespaces", default="", metavar="NS,...")
-@click.option("--include-resources", default="*", show_default=True, metavar="RES,...")
-@click.option("--exclude-resources", default="", metavar="RES,...")
-@click.option("-l", "--selector", default=None, help="Only objects with these labels.")
+@scope_options
 @click.option(
     "--include-cluster-resources",
     type=click.Choice(["auto", "true", "false"]),
@@ -65,16 +67,7 @@ def _bucket_optional(f: F) -> F:
     help="auto: all when no namespace filter, else Namespaces (and --from-backup: "
     "what the backup brought along).",
 )
-@click.option("--namespace-mappings", default="", metavar="SRC:DST,...")
-@click.option("--storage-class-mappings", default="", metavar="OLD:NEW,...")
-@click.option("--image-registry-mappings", default="", metavar="OLD=NEW,...")
-@click.option(
-    "--replicas",
-    type=click.IntRange(min=0),
-    default=None,
-    help="The --replicas the restore was given.",
-)
-@click.option("--suspend-cronjobs", is_flag=True, help="The restore suspended CronJobs.")
+@mapping_options
 @click.option("--resource-modifiers", metavar="FILE", help="The restore's resource modifiers.")
 @click.option("--preserve-node-ports", is_flag=True, help="The restore kept nodePorts.")
 @click.option(
@@ -110,24 +103,9 @@ def verify(**kw: Any) -> None:
         raise UsageError("--from-backup needs --bucket", hint="or set KUBE_MIGRATE_BUCKET")
     store = pop_bucket(kw) if kw["backup"] else None
     kw = {k: v for k, v in kw.items() if not k.startswith("s3_") and k != "bucket"}
-    scope = Scope(
-        include_namespaces=split_list(kw["include_namespaces"]) or ("*",),
-        exclude_namespaces=split_list(kw["exclude_namespaces"]),
-        include_resources=split_list(kw["include_resources"]) or ("*",),
-        exclude_resources=split_list(kw["exclude_resources"]),
-        selector=Selector.parse(kw["selector"]),
-        include_cluster_resources=kw["include_cluster_resources"],
-    )
+    scope = scope_from(kw)
     transforms = Transforms(
-        mappings=Mappings(
-            namespaces=parse_mapping(kw["namespace_mappings"], "--namespace-mappings"),
-            storage_classes=parse_mapping(kw["storage_class_mappings"], "--storage-class-mappings"),
-            registries=parse_mapping(
-                kw["image_registry_mappings"], "--image-registry-mappings", "="
-            ),
-            replicas=kw["replicas"],
-            suspend_cronjobs=kw["suspend_cronjobs"],
-        ),
+        mappings=mappings_from(kw),
         modifiers=load_modifiers(kw["resource_modifiers"]) if kw["resource_modifiers"] else None,
         sanitize=SanitizeOptions(preserve_node_ports=kw["preserve_node_ports"]),
         ignore=tuple(load_ignore_rules(kw["ignore_fields"])) if kw["ignore_fields"] else (),

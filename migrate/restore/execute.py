@@ -116,6 +116,11 @@ class Restorer:
         if failed_dep:
             self._record(it, "skipped", f"dependency {failed_dep} failed")
             return
+        self._create_or_fail(it)
+
+    def _create_or_fail(self, it: Item) -> None:
+        """Create one object; an API refusal fails that object only (an unreachable
+        server ends the restore: the journal lets --resume continue it)."""
         try:
             self._create(it)
         except ClusterUnreachable:
@@ -229,12 +234,7 @@ class Restorer:
             except WaitTimeout as exc:
                 self._record(it, "failed", f"not created: its backend is not ready ({exc.message})")
                 continue
-            try:
-                self._create(it)
-            except ClusterUnreachable:
-                raise
-            except ClusterError as exc:
-                self._record(it, "failed", exc.message)
+            self._create_or_fail(it)
 
 
 def replace_patch(live: Any, desired: Any) -> Any:
