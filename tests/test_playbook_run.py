@@ -250,3 +250,33 @@ def test_resume_after_kill(fresh: dict[str, Any], source: Cluster, target: Clust
         for i in range(150):
             source.delete(cm, f"bulk-{i:03d}", "shop")
             target.delete(cm, f"bulk-{i:03d}", "shop")
+
+
+def test_cut_over_scales_the_source_down(
+    fresh: dict[str, Any], source: Cluster, target: Cluster, tmp_path: Path
+) -> None:
+    book = tmp_path / "cutover.yaml"
+    book.write_text(
+        "apiVersion: kube-migrate.io/v1alpha1\nkind: Playbook\nmetadata: {name: cutover}\n"
+        "spec:\n  scope: {includeNamespaces: [shop, shop-data]}\n  steps:\n"
+        "  - backup\n  - waitForSync\n  - restore\n  - waitReady\n"
+        "  - scale: {side: source, replicas: 0}\n"
+    )
+    deploy = source.discovery().resolve("deployments.apps")
+    sts = source.discovery().resolve("statefulsets.apps")
+    try:
+        out = km(
+            "run", str(book), "--bucket", fresh["bucket"], "--report-dir", str(fresh["reports"])
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert source.get(deploy, "web", "shop")["spec"]["replicas"] == 0
+        assert source.get(sts, "db", "shop-data")["spec"]["replicas"] == 0
+        assert target.get(deploy, "web", "shop")["spec"]["replicas"] == 2
+        scaled = steps(report(fresh["reports"]))["scale[4]"]["result"]
+        assert {(o["kind"], o["name"], o["from"], o["to"]) for o in scaled["objects"]} == {
+            ("Deployment", "web", 2, 0),
+            ("StatefulSet", "db", 1, 0),
+        }
+    finally:
+        source.patch(deploy, "web", {"spec": {"replicas": 2}}, "shop", sub="scale")
+        source.patch(sts, "db", {"spec": {"replicas": 1}}, "shop-data", sub="scale")

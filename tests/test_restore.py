@@ -28,7 +28,7 @@ from migrate.store.archive import TarballWriter
 from migrate.transform.mappings import Mappings
 from migrate.transform.scope import Scope
 
-from .helpers import apply, apply_example, load_docs
+from .helpers import apply, apply_example, load_docs, wait_for
 
 BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -426,3 +426,35 @@ def test_restore_status(source: Cluster, target: Cluster, bucket_url: str, sourc
             target.delete(target.discovery().resolve("namespaces"), ns)
         target.delete(crd_res, f"gauges.{group}")
         source.delete(crd_res, f"gauges.{group}")
+
+
+def test_nginx_with_a_pvc_end_to_end(source: Cluster, target: Cluster, bucket_url: str) -> None:
+    """The seed's second scenario: the PV, then the claim bound to it, then the workload."""
+    apply_example(source, "nginx-pvc")
+    store = open_store(bucket_url)
+    create_backup(source, store, BackupOptions("ngpvc", Scope(include_namespaces=("nginx-pvc",))))
+    ns_res = target.discovery().resolve("namespaces")
+    pv_res = target.discovery().resolve("persistentvolumes")
+    try:
+        summary = restore(target, store, "ngpvc", wait_ready=True, ready_timeout=120)
+        assert summary.phase == "Completed", summary.as_dict(details=True)
+        order = [r.key[1] for r in summary.results if r.result == "created"]
+        assert order.index("PersistentVolume") < order.index("PersistentVolumeClaim")
+        assert order.index("PersistentVolumeClaim") < order.index("Deployment")
+        pvc = wait_for(
+            "the claim to bind",
+            lambda: (
+                (live(target, "persistentvolumeclaims", "content", "nginx-pvc") or {})
+                .get("status", {})
+                .get("phase")
+                == "Bound"
+                and True
+            ),
+            60,
+        )
+        assert pvc
+        deploy = live(target, "deployments.apps", "nginx", "nginx-pvc")
+        assert deploy and deploy["status"].get("availableReplicas") == 1
+    finally:
+        target.delete(ns_res, "nginx-pvc")
+        target.delete(pv_res, "nginx-pvc-content")
