@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 VENV_OK := .venv/.installed
 
-.PHONY: demo test lint typecheck unit binaries up down status clean venv
+.PHONY: demo test lint typecheck unit binaries up down status clean venv bench
 
 $(VENV_OK): pyproject.toml
 	python3 -m venv .venv
@@ -26,6 +26,9 @@ status:
 
 demo: up             ## the main job: migrate the example shop app from source to target
 	hack/demo.sh
+
+bench: up           ## benchmarks vs raw LIST/POST and Velero, one run (bench/README.md)
+	.venv/bin/python bench/run.py
 
 lint: venv
 	.venv/bin/ruff check migrate tests hack bench

@@ -77,9 +77,10 @@ def velero(
         text=True,
         check=True,
     ).stdout
-    docs = [
-        d for d in yaml.safe_load_all(crds) if d and d.get("kind") == "CustomResourceDefinition"
-    ]
+    listed = [d for d in yaml.safe_load_all(crds) if d]  # a v1 List of CRDs
+    items = [i for d in listed for i in (d.get("items") or [d])]
+    docs = [d for d in items if d.get("kind") == "CustomResourceDefinition"]
+    assert len(docs) >= 10, "velero install --crds-only printed no CRDs"
     for items in ([d] for d in docs):
         apply(target, items)
     workdir = tmp_path_factory.mktemp("velero")
@@ -169,6 +170,10 @@ def velero(
         server.terminate()
         server.wait(30)
         log.close()
+        # Velero's finalizers on its Restores would hold the namespace forever without it
+        restores = target.discovery().for_kind("velero.io/v1", "Restore")
+        for obj in target.list(restores, ns) if restores else ():
+            target.patch(restores, obj["metadata"]["name"], {"metadata": {"finalizers": None}}, ns)  # type: ignore[arg-type]
         target.delete(target.discovery().resolve("namespaces"), ns)
 
 

@@ -1,0 +1,56 @@
+"""`bench/run.py` runs end to end at a small N and emits every field (timings are not
+checked: absolute times on a shared machine are noise)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .helpers import ROOT
+
+NUMBERS = (
+    "objects",
+    "namespaces",
+    "parallelism",
+    "created",
+    "generateSeconds",
+    "podsRunning",
+    "backupItems",
+    "rawListedObjects",
+    "backupSeconds",
+    "rawListSeconds",
+    "backupPeakRssMiB",
+    "restoreCreated",
+    "rawPosted",
+    "restoreSeconds",
+    "rawPostSeconds",
+    "restorePeakRssMiB",
+    "verifyObjects",
+    "verifySeconds",
+    "rawVerifyListSeconds",
+    "backupOverRawList",
+    "restoreOverRawPost",
+    "verifyOverRawList",
+)
+
+
+def test_bench_runs_and_emits_every_field(dev_env: Any, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    argv = [sys.executable, "bench/run.py", "--objects", "60", "--namespaces", "2"]
+    argv += ["--no-velero", "--json", str(out)]
+    env = dict(os.environ)
+    proc = subprocess.run(
+        argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(out.read_text())
+    for key in NUMBERS:
+        assert isinstance(doc.get(key), (int, float)) and doc[key] > 0, (key, doc.get(key))
+    # detection can land within the same millisecond as the upload: >= 0, not > 0
+    assert isinstance(doc.get("waitSyncSeconds"), (int, float)) and doc["waitSyncSeconds"] >= 0
+    assert isinstance(doc.get("verifyDrifted"), int)  # reported, not judged here
+    assert "backup create" in proc.stdout and "wait-sync" in proc.stdout
