@@ -79,7 +79,7 @@ def create_backup(
             hint=f"choose another name, or `kube-migrate backup delete {opts.name}` first",
         )
     version = c.version()
-    disc = c.discovery()
+    disc = c.discovery(refresh=True)  # what is served now (CRDs come and go)
     resolved = resolve_resources(disc, opts.scope)  # bad filters fail here, nothing written
     summary = BackupSummary(opts.name, source_version=str(version))
     summary.skipped_resources = resolved.skipped

@@ -1,6 +1,6 @@
 """Read a backup (ours or Velero's) out of the bucket as restore items, filtered by the
-restore's own scope, with the checks that make a bad backup fail before any write:
-phase, format version, manifest checksums.
+restore's own scope.  The checks that make a bad backup fail before any write (phase,
+format version, manifest checksums) are migrate.store.reader's, shared with verify.
 """
 
 from __future__ import annotations
@@ -8,14 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from migrate.errors import IntegrityError, UsageError
 from migrate.store import Store, layout
-from migrate.store.archive import read_tarball
+from migrate.store.reader import open_backup
 from migrate.transform.scope import Scope
-
-SUPPORTED_MAJOR = "1"  # Velero format 1.x
 
 
 @dataclass
@@ -63,41 +58,14 @@ class LoadedBackup:
 
 def load_backup(store: Store, name: str, scope: Scope | None = None) -> LoadedBackup:
     """Every object in the backup that the restore scope includes."""
-    keys = layout.BackupKeys(layout.check_backup_name(name))
-    if not store.exists(keys.metadata):
-        raise UsageError(
-            f"backup {name!r} not found (or not complete) in {store.url}",
-            hint="`kube-migrate backup get --bucket ...` lists the backups",
-        )
-    info = layout.BackupInfo.parse(store.get(keys.metadata), name)
-    if info.phase not in layout.RESTORABLE_PHASES:
-        raise UsageError(
-            f"backup {name} is {info.phase}; only Completed or PartiallyFailed backups restore",
-            hint="run a new backup",
-        )
-    if info.format_version.split(".")[0] != SUPPORTED_MAJOR:
-        raise IntegrityError(
-            f"backup {name} has format version {info.format_version}, this kube-migrate reads 1.x",
-            hint="upgrade kube-migrate",
-        )
-    manifest = None
-    if store.exists(keys.manifest):
-        manifest = layout.Manifest.parse(store.get(keys.manifest), name)
-    expect = manifest.files.get(keys.tarball.removeprefix(keys.dir)) if manifest else None
+    backup = open_backup(store, name)
     scope = scope or Scope()
     items = []
-    for path, data in read_tarball(store, keys.tarball, expect[1] if expect else None):
-        parsed = layout.parse_item_path(path)
-        if parsed is None or parsed.version_dir is not None:
-            continue  # version copies: the classic path holds the preferred version
+    for parsed, obj in backup.items():
         if parsed.namespace and not scope.namespace_included(parsed.namespace):
             continue
-        try:
-            obj = orjson.loads(data)
-        except ValueError as exc:
-            raise IntegrityError(f"backup {name}: {path} is not JSON: {exc}") from exc
         labels = (obj.get("metadata") or {}).get("labels")
         if scope.selector and not scope.selector.matches(labels):
             continue
         items.append(Item(parsed.group_resource, parsed.namespace, parsed.name, obj))
-    return LoadedBackup(info, manifest, items)
+    return LoadedBackup(backup.info, backup.manifest, items)

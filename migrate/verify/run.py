@@ -18,8 +18,8 @@ from typing import Any
 from migrate.cluster import Cluster, Discovery
 from migrate.errors import ClusterError, UsageError
 from migrate.store import Store, layout
+from migrate.store.reader import BackupSource, open_backup
 from migrate.transform.scope import Scope
-from migrate.verify.backup_source import BackupSource, open_backup
 from migrate.verify.collect import Collector, Progress, read_all
 from migrate.verify.compare import compare
 from migrate.verify.normalize import Normalizer, Transforms
@@ -155,7 +155,8 @@ def run_verify(
 
     def backup_items() -> Iterator[tuple[str, dict[str, Any]]]:
         assert backup is not None
-        for gr, obj in backup.items():
+        for parsed, obj in backup.items():
+            gr = parsed.group_resource
             namespaced = bool((obj.get("metadata") or {}).get("namespace"))
             if not rf.passes(gr):
                 continue

@@ -1,9 +1,7 @@
-"""`verify --from-backup`: the source side as the backup recorded it, read from the bucket
-with the same checks a restore makes before it writes anything (phase, format
-version, manifest checksum), so verify compares against exactly what was restored.
-
-Restore's reader (migrate.restore.source) is a sibling step and cannot be imported from
-here; this one is built on migrate.store alone.
+"""Open a backup (ours or Velero's) for reading, with the checks restore, preflight and
+verify all make before they act on it: it exists and is complete, its phase is
+Completed or PartiallyFailed, its format version is 1.x, and the tarball matches our
+manifest's sha256 (when there is a manifest).
 """
 
 from __future__ import annotations
@@ -33,8 +31,9 @@ class BackupSource:
             return self.info.source_version
         return str((self.manifest.source if self.manifest else {}).get("gitVersion", ""))
 
-    def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(resource.group, object) of every item, at the backup's preferred version."""
+    def items(self) -> Iterator[tuple[layout.ItemPath, dict[str, Any]]]:
+        """Every item (its tarball path, parsed, and the object), at the backup's preferred
+        version; the sha256 of the whole tarball is checked after the last item."""
         keys = layout.BackupKeys(self.info.name)
         expect = None
         if self.manifest:
@@ -47,7 +46,7 @@ class BackupSource:
                 obj = orjson.loads(data)
             except ValueError as exc:
                 raise IntegrityError(f"backup {self.info.name}: {path} is not JSON") from exc
-            yield parsed.group_resource, obj
+            yield parsed, obj
 
 
 def open_backup(store: Store, name: str) -> BackupSource:
@@ -60,9 +59,9 @@ def open_backup(store: Store, name: str) -> BackupSource:
     info = layout.BackupInfo.parse(store.get(keys.metadata), name)
     if info.phase not in layout.RESTORABLE_PHASES:
         raise UsageError(
-            f"backup {name} is {info.phase}; only Completed or PartiallyFailed backups "
-            "were restored",
-            hint="verify against the backup that was restored",
+            f"backup {name} is {info.phase}; only Completed or PartiallyFailed backups are "
+            "restored or verified against",
+            hint="run a new backup",
         )
     if info.format_version.split(".")[0] != SUPPORTED_MAJOR:
         raise IntegrityError(
