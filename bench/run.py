@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from backup_memory import peak_rss  # bench/ is sys.path[0] when run as a script
-from verify_speed import env, raw_list
+from backup_memory import env, peak_rss  # bench/ is sys.path[0] when run as a script
+from verify_speed import raw_list
 
 from migrate.backup.create import BackupOptions, _tasks, create_backup
 from migrate.backup.scope import resolve_resources

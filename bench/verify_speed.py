@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from backup_memory import env  # bench/ is sys.path[0] when run as a script
+
 from migrate.cluster import Cluster, ClusterRef
 from migrate.transform.mappings import Mappings
 from migrate.transform.scope import Scope
@@ -33,14 +34,6 @@ from migrate.verify import VerifyOptions, run_verify
 from migrate.verify.scope import ListTask, ResourceFilter, VerifyScope, list_tasks, resolve_types
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def env() -> dict[str, str]:
-    out = dict(os.environ)
-    for line in (ROOT / ".dev-env" / "env").read_text().splitlines():
-        key, _, val = line.removeprefix("export ").partition("=")
-        out.setdefault(key, val)
-    return out
 
 
 def fill(c: Cluster, ns: str, n: int) -> None:

@@ -12,6 +12,7 @@ from migrate.cli import backup_read_cmd
 from migrate.cli.options import (
     bucket_options,
     cluster_options,
+    cluster_resources_option,
     connect,
     pop_bucket,
     scope_from,
@@ -48,13 +49,7 @@ def parse_labels(text: str | None) -> dict[str, str]:
 @cluster_options
 @bucket_options
 @scope_options
-@click.option(
-    "--include-cluster-resources",
-    type=click.Choice(["auto", "true", "false"]),
-    default="auto",
-    show_default=True,
-    help="auto: all when no namespace filter, else those the namespaces need.",
-)
+@cluster_resources_option("auto: all when no namespace filter, else those the namespaces need.")
 @click.option("--ttl", default="720h0m0s", show_default=True, help="How long to keep the backup.")
 @click.option("--labels", default=None, metavar="K=V,...", help="Labels on the Backup object.")
 @click.option(

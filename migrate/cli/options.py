@@ -15,7 +15,7 @@ from migrate.cluster import Cluster, ClusterRef
 from migrate.cluster.selectors import Selector
 from migrate.store import BucketURL, Store, StoreOptions, open_store
 from migrate.transform.mappings import Mappings, parse_mapping
-from migrate.transform.scope import Scope, split_list
+from migrate.transform.scope import CLUSTER_MODES, Scope, split_list
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -262,4 +262,15 @@ def mappings_from(kw: dict[str, Any]) -> Mappings:
         registries=parse_mapping(kw["image_registry_mappings"], "--image-registry-mappings", "="),
         replicas=kw["replicas"],
         suspend_cronjobs=kw["suspend_cronjobs"],
+    )
+
+
+def cluster_resources_option(help_text: str) -> Callable[[F], F]:
+    """`--include-cluster-resources auto|true|false` (what "auto" means is the command's)."""
+    return click.option(
+        "--include-cluster-resources",
+        type=click.Choice(CLUSTER_MODES),
+        default="auto",
+        show_default=True,
+        help=help_text,
     )

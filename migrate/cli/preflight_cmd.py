@@ -21,6 +21,7 @@ import click
 from migrate.backup.create import BackupOptions, create_backup
 from migrate.cli.options import (
     bucket_options,
+    cluster_resources_option,
     connect,
     pop_bucket,
     scope_from,
@@ -51,13 +52,7 @@ COLUMNS = ["severity", "check", "objects", "message", "fix"]
     help="Read the source side from this backup (ours or Velero's) in --bucket.",
 )
 @scope_options
-@click.option(
-    "--include-cluster-resources",
-    type=click.Choice(["auto", "true", "false"]),
-    default="auto",
-    show_default=True,
-    help="Live source: as in backup create (auto: what the namespaces need).",
-)
+@cluster_resources_option("Live source: as in backup create (auto: what the namespaces need).")
 @click.option("--namespace-mappings", default="", metavar="SRC:DST,...")
 @click.option("--storage-class-mappings", default="", metavar="OLD:NEW,...")
 @click.option(

@@ -151,7 +151,7 @@ def restore_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
     target, store = ctx.cluster("target"), ctx.store("target")
     if ctx.dry_run and not ctx.pb.backup.from_schedule:  # the backup is not taken: plan
         store, opts.backup = live_snapshot(ctx)  # from what it would hold
-    _, plan = plan_restore(target, store, opts)
+    loaded, plan = plan_restore(target, store, opts)
     ctx.artefacts["graph"] = to_dot(plan.graph, plan.late)
     levels = [
         {"level": n, "objects": len(lv), "kinds": ", ".join(sorted({k[1] for k in lv}))}
@@ -165,10 +165,8 @@ def restore_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
             "skipped": sum(1 for it in plan.items if it.skip),
         }
     with progress_bar(f"restore {opts.name}") as progress:
-        summary = run_restore(target, store, opts, progress)
-    ctx.artefacts["restored"] = [
-        (r.key, r.result) for r in summary.results if r.result in ("created", "updated")
-    ]
+        summary = run_restore(target, store, opts, progress, planned=(loaded, plan))
+    ctx.artefacts["plan"] = plan  # waitReady, in the same process, needs no second read
     result = summary.as_dict()
     result["levels"] = levels
     result["failedObjects"] = [
@@ -188,7 +186,7 @@ def wait_ready_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[
     opts = ctx.restore_options(resume=False)
     journal = Journal(opts.name, resume=True)
     journal.close()
-    _, plan = plan_restore(target, store, opts)
+    plan = ctx.artefacts.get("plan") or plan_restore(target, store, opts)[1]
     items = [
         it
         for it in plan.restorable

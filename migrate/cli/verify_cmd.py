@@ -12,6 +12,7 @@ import click
 
 from migrate.cli.options import (
     bucket_options,
+    cluster_resources_option,
     connect,
     mapping_options,
     mappings_from,
@@ -59,13 +60,9 @@ def _bucket_optional(f: F) -> F:
 )
 @_bucket_optional
 @scope_options
-@click.option(
-    "--include-cluster-resources",
-    type=click.Choice(["auto", "true", "false"]),
-    default="auto",
-    show_default=True,
-    help="auto: all when no namespace filter, else Namespaces (and --from-backup: "
-    "what the backup brought along).",
+@cluster_resources_option(
+    "auto: all when no namespace filter, else Namespaces (and --from-backup: "
+    "what the backup brought along)."
 )
 @mapping_options
 @click.option("--resource-modifiers", metavar="FILE", help="The restore's resource modifiers.")

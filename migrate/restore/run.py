@@ -63,9 +63,15 @@ def plan_restore(target: Cluster, store: Store, opts: RestoreOptions) -> tuple[L
 
 
 def run_restore(
-    target: Cluster, store: Store, opts: RestoreOptions, progress: Progress | None = None
+    target: Cluster,
+    store: Store,
+    opts: RestoreOptions,
+    progress: Progress | None = None,
+    planned: tuple[LoadedBackup, Plan] | None = None,
 ) -> RestoreSummary:
-    loaded, plan = plan_restore(target, store, opts)
+    """Restore; `planned` is plan_restore's result when the caller already has it (the
+    backup is then not read from the bucket a second time)."""
+    loaded, plan = planned or plan_restore(target, store, opts)
     if loaded.info.source_version:
         log.info(
             "restoring %s (from %s) into %s", opts.backup, loaded.info.source_version, target.name
