@@ -25,7 +25,7 @@ import pytest
 
 from migrate.backup.create import BackupOptions, create_backup
 from migrate.cluster import APIResource, Cluster
-from migrate.errors import ClusterError, NotFound
+from migrate.errors import ClusterError, NotFound, PreflightFailed
 from migrate.restore.journal import ObjectResult, state_dir
 from migrate.restore.plan import RestoreOptions
 from migrate.restore.run import RestoreSummary, run_restore
@@ -603,27 +603,28 @@ def test_update_leaves_nothing_of_the_target_version(
 def test_fail_policy_into_an_existing_namespace(
     source: Cluster, target: Cluster, source_ns: str, bucket_url: str, cleanup: Cleanup
 ) -> None:
+    """`fail` refuses the whole restore before its first write (issue #9: bad input
+    fails safe), naming the collision; the existing namespace is not a collision."""
     store, dst = _collide(source, target, source_ns, bucket_url, cleanup)
-    summary = restore(
-        target,
-        store,
-        "collide",
-        mappings=Mappings(namespaces={source_ns: dst}),
-        existing_policy="fail",
-    )
-    got = results(summary)
-    assert got[("ConfigMap", dst, "conf")].result == "failed"
-    assert "already exists" in got[("ConfigMap", dst, "conf")].message
-    assert got[("ConfigMap", dst, "fresh")].result == "created"
-    assert summary.phase == "PartiallyFailed"
+    with pytest.raises(PreflightFailed, match=rf"policy is fail: ConfigMap {dst}/conf;"):
+        restore(
+            target,
+            store,
+            "collide",
+            mappings=Mappings(namespaces={source_ns: dst}),
+            existing_policy="fail",
+        )
     assert target.get(r(target, "configmaps"), "conf", dst)["data"]["v"] == "on-target"
+    with pytest.raises(NotFound):
+        target.get(r(target, "configmaps"), "fresh", dst)  # nothing was created
 
 
-def test_existing_policy_fail_is_partial(
+def test_existing_policy_fail_writes_nothing(
     source: Cluster, target: Cluster, source_ns: str, bucket_url: str, cleanup: Cleanup
 ) -> None:
-    """A collision under --existing-resource-policy fail fails that object only: a
-    cluster-scoped ClusterRole already on the target, while the namespace is new."""
+    """A collision under --existing-resource-policy fail stops the restore before it
+    writes anything: a cluster-scoped ClusterRole already on the target, while the
+    namespace is new (it is not created either)."""
     crole = f"km-fail-{uid()}"
     for c in (source, target):
         cleanup(c, "clusterroles.rbac.authorization.k8s.io", crole)
@@ -652,31 +653,19 @@ def test_existing_policy_fail_is_partial(
     target.create(r(target, "clusterroles.rbac.authorization.k8s.io"), on_target)
     dst = target_ns_name(cleanup, target, "fail")
 
-    summary = restore(
-        target,
-        store,
-        "fail",
-        mappings=Mappings(namespaces={source_ns: dst}),
-        existing_policy="fail",
-        # The target's ServiceAccount controller creates `default` in the new namespace
-        # while the restore creates the backup's `default`: under `fail` whichever comes
-        # second fails, so the result depends on a race (Velero always merges
-        # ServiceAccounts).  Leave ServiceAccounts out to keep this test deterministic.
-        scope=Scope(exclude_resources=("serviceaccounts",)),
-    )
-    assert summary.phase == "PartiallyFailed"
-    got = results(summary)
-    failed = got[("ClusterRole", None, crole)]
-    assert failed.result == "failed"
-    assert "already exists" in failed.message and "fail" in failed.message
-    assert summary.counts["failed"] == 1, failures(summary)
-    assert got[("ConfigMap", dst, "conf")].result == "created"
-    # the binding needs the role that failed: skipped, and says why
-    assert got[("RoleBinding", dst, "read")].result == "skipped"
-    assert crole in got[("RoleBinding", dst, "read")].message
+    with pytest.raises(PreflightFailed, match=rf"1 object already on the target.*{crole}"):
+        restore(
+            target,
+            store,
+            "fail",
+            mappings=Mappings(namespaces={source_ns: dst}),
+            existing_policy="fail",
+            scope=Scope(exclude_resources=("serviceaccounts",)),
+        )
     live = target.get(r(target, "clusterroles.rbac.authorization.k8s.io"), crole)
     assert live["rules"][0]["resources"] == ["pods"]  # untouched
-    assert target.get(r(target, "configmaps"), "conf", dst)["data"] == {"v": "from-backup"}
+    with pytest.raises(NotFound):
+        target.get(r(target, "namespaces"), dst)  # nothing was created
 
 
 def test_update_refused_by_immutable_fields_is_reported(

@@ -4,6 +4,8 @@ kube-scheduler and kwok (3 fake nodes whose pods kwok reports Running), on 127.0
 from __future__ import annotations
 
 import json
+import os
+import signal
 import ssl
 import sys
 import time
@@ -55,6 +57,7 @@ class Plane:
         self.kubeconfig = state / f"{name}.kubeconfig"
         self.procs: list[dict[str, Any]] = []
         self.port = 0
+        self.apiserver_argv: list[str] = []
 
     def _ctx(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
@@ -77,7 +80,9 @@ class Plane:
         self.procs.append(p)
         return p
 
-    def up(self, etcd_bin: Path, kwok_bin: Path) -> None:
+    def up(self, etcd_bin: Path, kwok_bin: Path, *, minimal: bool = False) -> None:
+        """Start the plane; `minimal` stops after etcd and kube-apiserver (fault tests
+        that only need the API, and must not disturb the shared planes)."""
         t0 = time.monotonic()
         pki.write_pki(self.pki)
         etcd_port, peer_port = procs.free_port(), procs.free_port()
@@ -100,35 +105,36 @@ class Plane:
         )
         wait_http(f"http://127.0.0.1:{etcd_port}/health", None, f"{self.name} etcd", p["log"])
         pk = self.pki
-        p = self._start(
-            "kube-apiserver",
-            [
-                str(self.k8s / "kube-apiserver"),
-                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={self.port}",
-                "--advertise-address=127.0.0.1",
-                "--endpoint-reconciler-type=none",
-                f"--cert-dir={pk}",
-                f"--tls-cert-file={pk / 'apiserver.crt'}",
-                f"--tls-private-key-file={pk / 'apiserver.key'}",
-                f"--client-ca-file={pk / 'ca.crt'}",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                f"--service-account-key-file={pk / 'sa.pub'}",
-                f"--service-account-signing-key-file={pk / 'sa.key'}",
-                "--service-cluster-ip-range=10.96.0.0/16",
-                "--authorization-mode=RBAC",
-                "--allow-privileged=true",
-                "--max-requests-inflight=800",
-                "--max-mutating-requests-inflight=400",
-            ],
-        )
+        self.apiserver_argv = [
+            str(self.k8s / "kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self.port}",
+            "--advertise-address=127.0.0.1",
+            "--endpoint-reconciler-type=none",
+            f"--cert-dir={pk}",
+            f"--tls-cert-file={pk / 'apiserver.crt'}",
+            f"--tls-private-key-file={pk / 'apiserver.key'}",
+            f"--client-ca-file={pk / 'ca.crt'}",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={pk / 'sa.pub'}",
+            f"--service-account-signing-key-file={pk / 'sa.key'}",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--authorization-mode=RBAC",
+            "--allow-privileged=true",
+            "--max-requests-inflight=800",
+            "--max-mutating-requests-inflight=400",
+        ]
+        p = self._start("kube-apiserver", self.apiserver_argv)
         self.kubeconfig.write_text(pki.kubeconfig(f"https://127.0.0.1:{self.port}", pk, self.name))
         self.kubeconfig.chmod(0o600)
         ctx = self._ctx()
         wait_http(
             f"https://127.0.0.1:{self.port}/readyz", ctx, f"{self.name} kube-apiserver", p["log"]
         )
+        if minimal:
+            say(f"{self.name}: kube-apiserver {self.version} on https://127.0.0.1:{self.port}")
+            return
         kc = str(self.kubeconfig)
         common = [
             f"--kubeconfig={kc}",
@@ -188,6 +194,20 @@ class Plane:
             f"{self.name}: Kubernetes {self.version} on https://127.0.0.1:{self.port} "
             f"({time.monotonic() - t0:.1f}s)"
         )
+
+    def restart_apiserver(self, down_for: float = 1.0) -> float:
+        """SIGKILL kube-apiserver, wait `down_for` seconds, start it again on the same
+        port and wait until it is ready; returns the seconds it was unreachable."""
+        t0 = time.monotonic()
+        old = next(p for p in self.procs if p["name"] == f"{self.name}/kube-apiserver")
+        os.kill(old["pid"], signal.SIGKILL)  # a crash, not a graceful shutdown
+        while procs.alive(old):
+            time.sleep(0.05)
+        self.procs.remove(old)
+        time.sleep(down_for)
+        p = self._start("kube-apiserver", self.apiserver_argv)
+        wait_http(f"https://127.0.0.1:{self.port}/readyz", self._ctx(), "kube-apiserver", p["log"])
+        return time.monotonic() - t0
 
     def _storage_class(self) -> None:
         """A default StorageClass named `standard`, as kind clusters have (no provisioner

@@ -20,6 +20,7 @@ from typing import Any
 
 from migrate.errors import IntegrityError, StoreNotFound, StoreReadOnly, UsageError
 from migrate.store import ObjectInfo, Store, layout
+from migrate.store.crypto import Encryption, EncryptionKey, check_key
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +213,13 @@ def _manifest(store: Store, folder: _Folder, problems: list[str]) -> layout.Mani
         return None
 
 
-def describe(store: Store, name: str, details: bool = False) -> dict[str, Any]:
-    """Everything known about one backup; ``details`` adds messages and the resource list."""
+def describe(
+    store: Store, name: str, details: bool = False, key: EncryptionKey | None = None
+) -> dict[str, Any]:
+    """Everything known about one backup; ``details`` adds messages and the resource list.
+
+    What describe shows is never encrypted (names, counts, messages); ``key``, when given,
+    is checked against the key id of an encrypted backup (UsageError if it is not it)."""
     folder = _read_folder(store, name)
     if folder is None:
         raise _not_found(store, name)
@@ -261,7 +267,13 @@ def describe(store: Store, name: str, details: bool = False) -> dict[str, Any]:
     else:
         out["errors"] = info.errors if info else 0
         out["warnings"] = info.warnings if info else 0
+    encryption = Encryption.from_manifest(manifest.raw, name) if manifest else None
+    if key is not None:
+        check_key(encryption, key, name)
     if manifest is not None:
+        out["encryption"] = encryption.as_dict() if encryption else None
+        if encryption is not None and key is not None:
+            out["encryption"]["keyMatches"] = True
         out["clusterIncluded"] = manifest.raw.get("clusterIncluded") or {}
         out["skippedResources"] = manifest.raw.get("skippedResources") or {}
     if details:

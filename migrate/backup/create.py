@@ -5,6 +5,8 @@ Order of writes: the tarball (streamed), the resource list, results, logs, our
 manifest (sha256 + size of every file, velero-backup.json included), and last
 velero-backup.json with its terminal phase.  A reader that sees a terminal phase
 therefore sees every other file complete; a backup killed midway leaves no marker.
+With an encryption key the tarball, the only file holding object content (the others
+hold names, counts and messages), is encrypted on its way out; the manifest says so.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from migrate import __version__
+from migrate.backup.access import check_can_list
+from migrate.backup.changes import ChangeTracker, included_in, record_changes
 from migrate.backup.deps import Collector
 from migrate.backup.scope import ResolvedResources, resolve_resources
 from migrate.backup.sink import BackupSummary, Progress, Sink, note
@@ -27,6 +31,7 @@ from migrate.errors import ClusterError, ClusterUnreachable, NotFound, UsageErro
 from migrate.runlog import LogCapture, captured
 from migrate.store import Store, layout
 from migrate.store.archive import TarballWriter
+from migrate.store.crypto import Encryption, EncryptionKey
 from migrate.transform.scope import Scope
 from migrate.units import format_duration
 
@@ -41,6 +46,8 @@ class BackupOptions:
     labels: dict[str, str] = field(default_factory=dict)
     parallelism: int = 8
     page_size: int = 500
+    encryption_key: EncryptionKey | None = None  # encrypt the tarball (--encryption-key-file)
+    detect_changes: bool = True  # re-list (metadata only) at the end; report what changed
 
 
 def _tasks(
@@ -81,6 +88,7 @@ def create_backup(
     version = c.version()
     disc = c.discovery(refresh=True)  # what is served now (CRDs come and go)
     resolved = resolve_resources(disc, opts.scope)  # bad filters fail here, nothing written
+    check_can_list(c, opts.scope, resolved)  # credentials that may list nothing: stop
     summary = BackupSummary(opts.name, source_version=str(version))
     summary.skipped_resources = resolved.skipped
     summary.expiration = summary.started + opts.ttl
@@ -88,14 +96,25 @@ def create_backup(
         log.info("backup %s of %s (%s) started", opts.name, c.name, version)
         tasks = list(_tasks(c, opts.scope, resolved))
         emit("total", len(tasks))
-        with TarballWriter(store, keys.tarball) as tw:
-            tw.add(layout.VERSION_FILE, f"{layout.FORMAT_VERSION}\n".encode())
-            sink = Sink(tw, summary, emit)
-            collector = Collector()
-            _list_all(c, opts, tasks, sink, collector, summary, emit)
-            if opts.scope.cluster_mode != "all":
-                _dependencies(c, opts.scope, sink, collector, summary)
+        tracker = None
+        if opts.detect_changes:
+            selector = str(opts.scope.selector) or None
+            tracker = ChangeTracker(c, selector, included_in(opts.scope))
+        try:
+            with TarballWriter(store, keys.tarball, opts.encryption_key) as tw:
+                tw.add(layout.VERSION_FILE, f"{layout.FORMAT_VERSION}\n".encode())
+                sink = Sink(tw, summary, emit)
+                collector = Collector()
+                _list_all(c, opts, tasks, sink, collector, summary, emit, tracker)
+                if opts.scope.cluster_mode != "all":
+                    _dependencies(c, opts.scope, sink, collector, summary)
+        except BaseException:
+            if tracker is not None:
+                tracker.close()  # no watch outlives a failed backup
+            raise
         summary.tarball_bytes = tw.size
+        if tracker is not None:
+            record_changes(tracker, opts.parallelism, summary)
         files = {keys.tarball: (tw.size, tw.sha256)}
         _finish(c, store, keys, opts, summary, sink.resource_list, capture, files, version)
     return summary
@@ -109,14 +128,18 @@ def _list_all(
     collector: Collector,
     summary: BackupSummary,
     emit: Progress,
+    tracker: ChangeTracker | None,
 ) -> None:
     scope = opts.scope
     selector = str(scope.selector) or None
 
     def run(task: tuple[APIResource, str | None]) -> None:
         res, ns = task
+        snapshot: dict[str, Any] = {}
         try:
-            for obj in c.list(res, ns, label_selector=selector, limit=opts.page_size):
+            for obj in c.list(
+                res, ns, label_selector=selector, limit=opts.page_size, snapshot=snapshot
+            ):
                 obj_ns = (obj.get("metadata") or {}).get("namespace")
                 if res.namespaced and not scope.namespace_included(obj_ns or ""):
                     continue
@@ -124,8 +147,11 @@ def _list_all(
                     obj["metadata"]["name"]
                 ):
                     continue
-                if sink.add(res, obj) and res.namespaced:
-                    collector.observe(obj, res.group, res.resource)
+                if sink.add(res, obj):
+                    if tracker is not None and not tracker.watched(snapshot):
+                        tracker.seen(task, obj)
+                    if res.namespaced:
+                        collector.observe(obj, res.group, res.resource)
         except ClusterUnreachable:
             raise
         except NotFound:  # the resource type went away meanwhile (a CRD deleted)
@@ -135,6 +161,9 @@ def _list_all(
             log.warning("listing %s failed: %s", res.full_name, exc.message)
             with sink.lock:
                 note(summary.errors, ns, f"list {res.full_name}: {exc.message}")
+        else:
+            if tracker is not None:
+                tracker.listed(task, snapshot)
         emit("listed", 1)
 
     with ThreadPoolExecutor(max_workers=max(1, opts.parallelism)) as pool:
@@ -249,6 +278,9 @@ def _finish(
         "clusterIncluded": summary.cluster_included,
         "skippedResources": summary.skipped_resources,
     }
+    if opts.encryption_key is not None:
+        tarball = keys.tarball.removeprefix(keys.dir)
+        extra["encryption"] = Encryption.for_key(opts.encryption_key, (tarball,)).as_dict()
     manifest = layout.manifest(opts.name, files, keys.dir, _source_facts(c, version), extra)
     store.put(keys.manifest, manifest)
     store.put(keys.metadata, metadata)  # last: the completion marker

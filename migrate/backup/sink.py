@@ -36,6 +36,8 @@ class BackupSummary:
     errors: dict[str, Any] = field(default_factory=layout.empty_result)
     warnings: dict[str, Any] = field(default_factory=layout.empty_result)
     source_version: str = ""
+    # resource.group -> {"modified"|"created"|"deleted": n}: changed while the backup ran
+    changed: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def error_count(self, which: str = "errors") -> int:
         res = getattr(self, which)
@@ -55,6 +57,8 @@ class BackupSummary:
             "warnings": self.error_count("warnings"),
             "byResource": dict(sorted(self.by_resource.items())),
             "byNamespace": dict(sorted(self.by_namespace.items())),
+            "changed": sum(sum(c.values()) for c in self.changed.values()),
+            "changedByResource": dict(sorted(self.changed.items())),
         }
 
 

@@ -14,6 +14,8 @@ from migrate.cli.options import (
     cluster_options,
     cluster_resources_option,
     connect,
+    encryption_key_option,
+    key_from,
     pop_bucket,
     scope_from,
     scope_options,
@@ -53,8 +55,19 @@ def parse_labels(text: str | None) -> dict[str, str]:
 @click.option("--ttl", default="720h0m0s", show_default=True, help="How long to keep the backup.")
 @click.option("--labels", default=None, metavar="K=V,...", help="Labels on the Backup object.")
 @click.option(
-    "--parallelism", type=int, default=8, show_default=True, help="Resources listed at once."
+    "--parallelism",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Resources listed at once.",
 )
+@click.option(
+    "--detect-changes/--no-detect-changes",
+    default=True,
+    show_default=True,
+    help="Re-list (metadata only) at the end and report objects changed meanwhile.",
+)
+@encryption_key_option(writing=True)
 @output_option()
 def create(name: str, **kw: Any) -> None:
     """Back up the cluster into the bucket as backup NAME."""
@@ -66,6 +79,8 @@ def create(name: str, **kw: Any) -> None:
         ttl=parse_duration(kw["ttl"], "--ttl"),
         labels=parse_labels(kw["labels"]),
         parallelism=kw["parallelism"],
+        detect_changes=kw["detect_changes"],
+        encryption_key=key_from(kw),
     )
     cluster = connect(
         kw["kubeconfig"],
@@ -79,7 +94,16 @@ def create(name: str, **kw: Any) -> None:
     emit(
         summary.as_dict(),
         kw["output"],
-        ["name", "phase", "items", "tarballBytes", "errors", "warnings", "sourceVersion"],
+        [
+            "name",
+            "phase",
+            "items",
+            "changed",
+            "tarballBytes",
+            "errors",
+            "warnings",
+            "sourceVersion",
+        ],
     )
     if summary.phase != "Completed":
         raise PartialFailure(

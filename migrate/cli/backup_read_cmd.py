@@ -16,7 +16,14 @@ from typing import Any
 import click
 
 from migrate.backup import catalog
-from migrate.cli.options import bucket_options, cluster_options, connect, pop_bucket
+from migrate.cli.options import (
+    bucket_options,
+    cluster_options,
+    connect,
+    encryption_key_option,
+    key_from,
+    pop_bucket,
+)
 from migrate.cli.output import emit, output_option
 from migrate.errors import UsageError
 from migrate.store import layout
@@ -67,7 +74,7 @@ def _table_row(row: catalog.BackupRow, now: datetime) -> dict[str, Any]:
 @output_option()
 def get(name: str | None, output: str, **kwargs: Any) -> None:
     """List the backups in the bucket (ours and Velero's), newest first, or only NAME."""
-    store = pop_bucket(kwargs)
+    store = pop_bucket(kwargs, read_only=True)
     now = datetime.now(UTC)
     rows = catalog.list_backups(store, now)
     if name is not None:
@@ -89,11 +96,14 @@ def get(name: str | None, output: str, **kwargs: Any) -> None:
 @click.argument("name")
 @click.option("--details", is_flag=True, help="Every error/warning message and every item.")
 @bucket_options
+@encryption_key_option()
 @output_option("yaml", "json")
 def describe(name: str, details: bool, output: str, **kwargs: Any) -> None:
-    """Phase, times, filters, counts, errors and warnings of backup NAME."""
-    store = pop_bucket(kwargs)
-    emit(catalog.describe(store, name, details), output)
+    """Phase, times, filters, counts, errors and warnings of backup NAME (and whether it
+    is encrypted; with --encryption-key-file, whether that is its key)."""
+    key = key_from(kwargs)
+    store = pop_bucket(kwargs, read_only=True)
+    emit(catalog.describe(store, name, details, key), output)
 
 
 @_register
@@ -102,7 +112,7 @@ def describe(name: str, details: bool, output: str, **kwargs: Any) -> None:
 @bucket_options
 def logs(name: str, **kwargs: Any) -> None:
     """Print the log of backup NAME."""
-    store = pop_bucket(kwargs)
+    store = pop_bucket(kwargs, read_only=True)
     text = catalog.logs(store, name)
     sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
 
@@ -167,7 +177,7 @@ def wait_sync(name: str, output: str, **kwargs: Any) -> None:
     Pass the target's view of the bucket (its --bucket/--s3-endpoint); with
     --velero-namespace also --kubeconfig/--context of the target cluster.
     """
-    store = pop_bucket(kwargs)
+    store = pop_bucket(kwargs, read_only=True)
     timeout = parse_duration(kwargs["timeout"], "--timeout").total_seconds()
     interval = parse_duration(kwargs["interval"], "--interval").total_seconds()
     state = wait_for_sync(store, name, timeout, interval, on_poll=_progress)

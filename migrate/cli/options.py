@@ -14,6 +14,7 @@ import click
 from migrate.cluster import Cluster, ClusterRef
 from migrate.cluster.selectors import Selector
 from migrate.store import BucketURL, Store, StoreOptions, open_store
+from migrate.store.crypto import EncryptionKey, load_key
 from migrate.transform.mappings import Mappings, parse_mapping
 from migrate.transform.scope import CLUSTER_MODES, Scope, split_list
 
@@ -168,9 +169,13 @@ BUCKET_KWARGS = (
 )
 
 
-def pop_bucket(kwargs: dict[str, Any]) -> Store:
-    """Remove the bucket flags from a command's kwargs and open the store."""
-    return open_bucket(**{k: kwargs.pop(k) for k in BUCKET_KWARGS if k in kwargs})
+def pop_bucket(kwargs: dict[str, Any], read_only: bool = False) -> Store:
+    """Remove the bucket flags from a command's kwargs and open the store (read-only
+    when the command only reads, whatever the flags say: the store then refuses writes)."""
+    flags = {k: kwargs.pop(k) for k in BUCKET_KWARGS if k in kwargs}
+    if read_only:
+        flags["read_only_bucket"] = True
+    return open_bucket(**flags)
 
 
 def scope_options(f: F) -> F:
@@ -274,3 +279,34 @@ def cluster_resources_option(help_text: str) -> Callable[[F], F]:
         show_default=True,
         help=help_text,
     )
+
+
+_KEY_FORMAT = (
+    "FILE: 32 raw bytes, or text with 64 hex digits or base64 of 32 bytes "
+    "(e.g. `head -c32 /dev/urandom > backup.key`)."
+)
+
+
+def encryption_key_option(writing: bool = False) -> Callable[[F], F]:
+    """`--encryption-key-file FILE`: AES-256-GCM of the backup tarball (our extension to
+    Velero's format); `writing` for backup create, else the commands that read backups."""
+    if writing:
+        text = (
+            "Encrypt the backup tarball with this AES-256 key (AES-256-GCM, streamed); the "
+            "bucket then holds no plaintext object data.  Velero cannot read an encrypted "
+            "backup: restore, verify and preflight it with kube-migrate and the same key. "
+        )
+    else:
+        text = (
+            "Key of an encrypted backup (the file it was made with; Velero cannot read "
+            "encrypted backups, they are our extension). "
+        )
+    return click.option(
+        "--encryption-key-file", metavar="FILE", default=None, help=text + _KEY_FORMAT
+    )
+
+
+def key_from(kw: dict[str, Any]) -> EncryptionKey | None:
+    """Remove --encryption-key-file from a command's kwargs; the key it names, if any."""
+    path = kw.pop("encryption_key_file", None)
+    return load_key(path) if path else None

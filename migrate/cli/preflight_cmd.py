@@ -23,6 +23,8 @@ from migrate.cli.options import (
     bucket_options,
     cluster_resources_option,
     connect,
+    encryption_key_option,
+    key_from,
     pop_bucket,
     scope_from,
     scope_options,
@@ -51,6 +53,7 @@ COLUMNS = ["severity", "check", "objects", "message", "fix"]
     metavar="NAME",
     help="Read the source side from this backup (ours or Velero's) in --bucket.",
 )
+@encryption_key_option()
 @scope_options
 @cluster_resources_option("Live source: as in backup create (auto: what the namespaces need).")
 @click.option("--namespace-mappings", default="", metavar="SRC:DST,...")
@@ -97,6 +100,7 @@ def preflight(**kw: Any) -> None:
             )
         kw["read_only_bucket"] = True  # preflight never writes to the bucket
         restore.scope = scope
+        restore.encryption_key = key_from(kw)
         report = _check(target, pop_bucket(kw), restore, kw, origin="backup")
     else:
         if not (kw["source_kubeconfig"] or kw["source_context"]):
@@ -104,10 +108,17 @@ def preflight(**kw: Any) -> None:
                 "no source: pass --source-kubeconfig, or --from-backup NAME with --bucket",
                 hint="see 'kube-migrate preflight --help'",
             )
+        if kw["encryption_key_file"]:
+            raise UsageError(
+                "--encryption-key-file applies to --from-backup only",
+                hint="a live source is read from the cluster, not from a backup",
+            )
         source = _connect(kw, "source")
         with tempfile.TemporaryDirectory(prefix="kube-migrate-preflight-") as tmp:
             store = open_store(f"file://{tmp}")
-            backup = BackupOptions(LIVE_BACKUP, scope, parallelism=kw["parallelism"])
+            backup = BackupOptions(
+                LIVE_BACKUP, scope, parallelism=kw["parallelism"], detect_changes=False
+            )
             create_backup(source, store, backup)
             report = _check(target, store, restore, kw, origin="cluster")
         report.source["name"] = f"{source.name} ({source.host})"

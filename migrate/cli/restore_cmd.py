@@ -13,6 +13,8 @@ from migrate.cli.options import (
     bucket_options,
     cluster_options,
     connect,
+    encryption_key_option,
+    key_from,
     mapping_options,
     mappings_from,
     pop_bucket,
@@ -57,6 +59,7 @@ def restore() -> None:
 @click.option("--ready-timeout", default="10m", show_default=True)
 @click.option("--resume", is_flag=True, help="Continue restore NAME after a crash.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@encryption_key_option()
 @output_option("table", "json", "yaml", "dot")
 def create(name: str | None, backup: str, **kw: Any) -> None:
     """Restore backup --from-backup into the cluster, as restore NAME
@@ -76,6 +79,7 @@ def create(name: str | None, backup: str, **kw: Any) -> None:
         wait_ready=kw["wait_ready"],
         ready_timeout=parse_duration(kw["ready_timeout"], "--ready-timeout").total_seconds(),
         resume=kw["resume"],
+        encryption_key=key_from(kw),
     )
     target = connect(
         kw["kubeconfig"],
@@ -111,7 +115,7 @@ def create(name: str | None, backup: str, **kw: Any) -> None:
 @output_option()
 def get(**kw: Any) -> None:
     """List restores recorded in the bucket (and locally, for read-only buckets)."""
-    store = pop_bucket(kw)
+    store = pop_bucket(kw, read_only=True)
     emit(
         results.list_restores(store),
         kw["output"],
@@ -126,7 +130,7 @@ def get(**kw: Any) -> None:
 @output_option("yaml", "json")
 def describe(name: str, details: bool, **kw: Any) -> None:
     """Show a restore's summary (and per-object results with --details)."""
-    emit(results.describe(pop_bucket(kw), name, details), kw["output"])
+    emit(results.describe(pop_bucket(kw, read_only=True), name, details), kw["output"])
 
 
 @restore.command("logs")
@@ -134,4 +138,4 @@ def describe(name: str, details: bool, **kw: Any) -> None:
 @bucket_options
 def logs(name: str, **kw: Any) -> None:
     """Print a restore's log."""
-    sys.stdout.write(results.logs(pop_bucket(kw), name))
+    sys.stdout.write(results.logs(pop_bucket(kw, read_only=True), name))

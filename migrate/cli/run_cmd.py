@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from migrate import __version__
-from migrate.cli.options import source_target_options
+from migrate.cli.options import encryption_key_option, source_target_options
 from migrate.cli.runner import Context, run_steps
 from migrate.errors import MigrateError
 from migrate.playbook import RunState, load_playbook, resolve_endpoints
@@ -45,6 +45,7 @@ def _flags(kw: dict[str, Any]) -> dict[str, Any]:
         "s3_region",
         "s3_profile",
         "target_bucket",
+        "encryption_key_file",
     )
     flags = {k: kw.get(k) for k in keys}
     flags["read_only_bucket"] = kw.get("read_only_bucket") or None
@@ -79,6 +80,7 @@ def _flags(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--s3-region", metavar="REGION")
 @click.option("--s3-profile", metavar="NAME")
 @click.option("--read-only-bucket", is_flag=True)
+@encryption_key_option(writing=True)
 def run(
     playbook: str | None,
     overrides: tuple[str, ...],

@@ -32,7 +32,12 @@ def live_snapshot(ctx: Context) -> tuple[Store, str]:
     if "snapshot" not in ctx.clients:
         tmp = tempfile.TemporaryDirectory(prefix="kube-migrate-run-")
         store = open_store(f"file://{tmp.name}")
-        opts = BackupOptions(SNAPSHOT, ctx.pb.scope(), parallelism=ctx.pb.backup.parallelism)
+        opts = BackupOptions(
+            SNAPSHOT,
+            ctx.pb.scope(),
+            parallelism=ctx.pb.backup.parallelism,
+            detect_changes=False,
+        )
         create_backup(ctx.cluster("source"), store, opts)
         ctx.clients["snapshot"] = (tmp, store)
     return ctx.clients["snapshot"][1], SNAPSHOT
@@ -47,6 +52,8 @@ def preflight_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[s
         origin = "cluster"
     restore = ctx.restore_options(resume=False)
     restore.backup = name
+    if origin == "cluster":
+        restore.encryption_key = None  # the live snapshot is a local, plain backup
     target = ctx.cluster("target")
     _, plan = plan_restore(target, store, restore)
     options = PreflightOptions(
@@ -90,7 +97,8 @@ def verify_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str,
         show_secrets=vs.show_secrets,
     )
     backup = ctx.backup_name() if vs.from_backup else None
-    opts = VerifyOptions(ctx.pb.scope(), transforms, backup)
+    key = ctx.key("target") if vs.from_backup else None
+    opts = VerifyOptions(ctx.pb.scope(), transforms, backup, encryption_key=key)
     source = None if vs.from_backup else ctx.cluster("source")
     store = ctx.store("target") if vs.from_backup else None
     with progress_bar("verify") as progress:

@@ -26,6 +26,7 @@ from migrate.restore.plan import RestoreOptions
 from migrate.restore.ready import WORKLOAD_KINDS, wait_ready
 from migrate.restore.run import plan_restore, run_restore
 from migrate.store import Store
+from migrate.store.crypto import EncryptionKey, load_key
 from migrate.sync.wait import wait_for_sync
 from migrate.transform.modifiers import load_modifiers
 
@@ -69,6 +70,18 @@ class Context:
         s: Store = self.clients[key]
         return s
 
+    def key(self, side: str = "source") -> EncryptionKey | None:
+        """The tarball key of the bucket on `side` (spec.bucket.encryptionKeyFile or
+        --encryption-key-file; the target bucket's falls back to it), read once."""
+        name = f"key-{side}"
+        if name not in self.clients:
+            ep = self.endpoints.target_bucket if side == "target" else self.endpoints.bucket
+            ep = ep or self.endpoints.bucket
+            path = ep.encryption_key_file if ep else None
+            self.clients[name] = load_key(path) if path else None
+        key: EncryptionKey | None = self.clients[name]
+        return key
+
     @property
     def run(self) -> str:
         return self.state.run
@@ -108,6 +121,7 @@ class Context:
             preserve_node_ports=rs.preserve_node_ports,
             parallelism=rs.parallelism,
             resume=resume,
+            encryption_key=self.key("target"),
         )
 
 
@@ -124,7 +138,9 @@ def backup_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str,
         catalog.delete(store, name)  # an interrupted attempt: start the backup again
     bs = ctx.pb.backup
     ttl = timedelta(seconds=bs.ttl_seconds)
-    opts = BackupOptions(name, ctx.pb.scope(), ttl=ttl, parallelism=bs.parallelism)
+    opts = BackupOptions(
+        name, ctx.pb.scope(), ttl=ttl, parallelism=bs.parallelism, encryption_key=ctx.key()
+    )
     with progress_bar(f"backup {name}") as progress:
         summary = create_backup(ctx.cluster("source"), store, opts, progress)
     result = summary.as_dict()
@@ -150,7 +166,8 @@ def restore_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
     opts = ctx.restore_options(resume=journal.exists())
     target, store = ctx.cluster("target"), ctx.store("target")
     if ctx.dry_run and not ctx.pb.backup.from_schedule:  # the backup is not taken: plan
-        store, opts.backup = live_snapshot(ctx)  # from what it would hold
+        store, opts.backup = live_snapshot(ctx)  # from what it would hold (not encrypted)
+        opts.encryption_key = None
     loaded, plan = plan_restore(target, store, opts)
     ctx.artefacts["graph"] = to_dot(plan.graph, plan.late)
     levels = [

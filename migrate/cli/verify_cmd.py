@@ -14,6 +14,8 @@ from migrate.cli.options import (
     bucket_options,
     cluster_resources_option,
     connect,
+    encryption_key_option,
+    key_from,
     mapping_options,
     mappings_from,
     pop_bucket,
@@ -59,6 +61,7 @@ def _bucket_optional(f: F) -> F:
     help="Compare the target with this backup instead of the live source.",
 )
 @_bucket_optional
+@encryption_key_option()
 @scope_options
 @cluster_resources_option(
     "auto: all when no namespace filter, else Namespaces (and --from-backup: "
@@ -98,6 +101,12 @@ def verify(**kw: Any) -> None:
     transforms.  Exit 0: equal; 1: drift; >= 2: errors."""
     if kw["backup"] and not kw["bucket"]:
         raise UsageError("--from-backup needs --bucket", hint="or set KUBE_MIGRATE_BUCKET")
+    if kw["encryption_key_file"] and not kw["backup"]:
+        raise UsageError(
+            "--encryption-key-file applies to --from-backup only",
+            hint="a live source is read from the cluster, not from a backup",
+        )
+    key = key_from(kw)
     store = pop_bucket(kw) if kw["backup"] else None
     kw = {k: v for k, v in kw.items() if not k.startswith("s3_") and k != "bucket"}
     scope = scope_from(kw)
@@ -108,7 +117,9 @@ def verify(**kw: Any) -> None:
         ignore=tuple(load_ignore_rules(kw["ignore_fields"])) if kw["ignore_fields"] else (),
         show_secrets=bool(kw["show_secrets"]),
     )
-    opts = VerifyOptions(scope, transforms, kw["backup"], parallelism=kw["parallelism"])
+    opts = VerifyOptions(
+        scope, transforms, kw["backup"], parallelism=kw["parallelism"], encryption_key=key
+    )
     pool = kw["parallelism"] + 4
     target = connect(
         kw["target_kubeconfig"],

@@ -47,6 +47,11 @@ STATUS_ERRORS: dict[int, type[ClusterError]] = {
     409: Conflict,  # AlreadyExists, or a stale resourceVersion
     422: Invalid,  # object failed validation
 }
+# Hints sharper than the class's own, where the status alone says what to fix.
+STATUS_HINTS: dict[int, str] = {
+    401: "the kubeconfig's credentials were refused (expired, revoked or wrong): renew the "
+    "token or certificate of its user",
+}
 # Statuses worth retrying: the server asked us to slow down or failed transiently.
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -57,6 +62,8 @@ PATCH_TYPES = {
     "apply": "application/apply-patch+yaml",
 }
 FIELD_MANAGER = "kube-migrate"
+# Ask for objects as metadata only (served for every resource, CRDs included, since 1.15)
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 
 @dataclass(frozen=True, order=True)
@@ -126,6 +133,7 @@ class Cluster:
         self._reached = False
         self._timeout = urllib3.Timeout(connect=5.0, read=request_timeout)
         self._limiter = TokenBucket(qps, burst)
+        self._stream_pool: Any = None  # watches: long-lived, kept off the request pool
         self._discovery: Discovery | None = None
         self._lock = threading.Lock()
 
@@ -218,7 +226,8 @@ class Cluster:
         cls = STATUS_ERRORS.get(resp.status, ClusterError)
         if resp.status == 409 and status_doc.get("reason") == "AlreadyExists":
             cls = AlreadyExists
-        return cls(message, status=resp.status, details=status_doc)
+        hint = STATUS_HINTS.get(resp.status)
+        return cls(message, hint=hint, status=resp.status, details=status_doc)
 
     def get_path(self, path: str, *, accept: str = "application/json") -> Any:
         return self.request("GET", path, accept=accept)
@@ -243,9 +252,11 @@ class Cluster:
         label_selector: str | None = None,
         field_selector: str | None = None,
         limit: int = 500,
+        snapshot: dict[str, Any] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every object of a resource, page by page (limit/continue), as plain dicts
-        with apiVersion and kind filled in (list items lack them)."""
+        with apiVersion and kind filled in (list items lack them).  `snapshot` receives
+        the first page's list metadata (resourceVersion: the snapshot's revision)."""
         query: dict[str, Any] = {
             "limit": limit,
             "labelSelector": label_selector,
@@ -264,10 +275,32 @@ class Cluster:
                     query["continue"] = token
                     continue
                 raise
+            if snapshot is not None and not snapshot:
+                snapshot.update(page.get("metadata") or {"resourceVersion": ""})
             for item in page.get("items") or []:
                 item.setdefault("apiVersion", res.api_version)
                 item.setdefault("kind", res.kind)
                 yield item
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+            query["continue"] = token
+
+    def list_metadata(
+        self,
+        res: APIResource,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        limit: int = 500,
+    ) -> Iterator[dict[str, Any]]:
+        """Only the metadata of every object (PartialObjectMetadataList): a cheap re-list
+        to see which objects changed since a full list."""
+        query: dict[str, Any] = {"limit": limit, "labelSelector": label_selector}
+        while True:
+            page = self.request("GET", res.path(namespace), query=query, accept=METADATA_LIST)
+            for item in page.get("items") or []:
+                yield item.get("metadata") or {}
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return
@@ -338,5 +371,26 @@ class Cluster:
         except NotFound:
             return
 
+    def open_stream(self, path: str, query: dict[str, Any], accept: str) -> Any:
+        """Start one long-lived GET (a watch) on a pool of its own, unretried; the caller
+        reads the urllib3 response and ends it with .shutdown()."""
+        with self._lock:
+            if self._stream_pool is None:
+                kw = {k: v for k, v in self._pool.connection_pool_kw.items() if k != "maxsize"}
+                self._stream_pool = urllib3.PoolManager(maxsize=64, block=False, **kw)
+        url = f"{self.host}{path}?{urlencode({k: v for k, v in query.items() if v is not None})}"
+        headers = {"Accept": accept, "User-Agent": f"kube-migrate/{__version__}"}
+        headers.update(auth_headers(self._cfg))
+        return self._stream_pool.request(
+            "GET",
+            url,
+            headers=headers,
+            preload_content=False,
+            retries=False,
+            timeout=urllib3.Timeout(connect=5.0, read=None),
+        )
+
     def close(self) -> None:
         self._pool.clear()
+        if self._stream_pool is not None:
+            self._stream_pool.clear()

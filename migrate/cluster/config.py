@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import config as _k8s_config
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.config.config_exception import ConfigException
@@ -20,6 +21,7 @@ from kubernetes.config.config_exception import ConfigException
 from migrate.errors import KubeconfigError
 
 DEFAULT_KUBECONFIG = "~/.kube/config"
+_FIX_FILE = "fix the file, or give another kubeconfig file"
 k8s_config: Any = _k8s_config  # untyped package
 
 
@@ -58,7 +60,19 @@ def load_configuration(ref: ClusterRef, pool_size: int = 16) -> tuple[Configurat
         )
     try:
         names, active = _contexts(path)
-    except (ConfigException, ValueError, TypeError, AttributeError) as exc:
+    except yaml.YAMLError as exc:  # one line: where and what, not PyYAML's multi-line dump
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise KubeconfigError(
+            f"kubeconfig {path} is not valid YAML{line}: {problem}", hint=_FIX_FILE
+        ) from None
+    except (TypeError, AttributeError):  # YAML, but not a mapping of the right shape
+        raise KubeconfigError(
+            f"kubeconfig {path} is not a kubeconfig (a mapping of clusters, users, contexts)",
+            hint=_FIX_FILE,
+        ) from None
+    except (ConfigException, ValueError) as exc:
         raise KubeconfigError(f"cannot read kubeconfig {path}: {exc}") from exc
     context = ref.context or active
     if context is None or context not in names:

@@ -11,6 +11,7 @@ setting resolves on its own: the playbook's value, else the flag's, else the var
   bucket endpoint            spec.bucket.endpoint  --s3-endpoint  KUBE_MIGRATE_S3_ENDPOINT
   bucket region/profile/pathStyle   spec.bucket.*  --s3-region/--s3-profile/--s3-path-style
   bucket readOnly            spec.bucket.readOnly OR --read-only-bucket (either makes it so)
+  bucket encryption key      spec.bucket.encryptionKeyFile  --encryption-key-file
   target-side bucket         spec.targetBucket.*, field by field over the bucket's; its url
                              also from --target-bucket / KUBE_MIGRATE_TARGET_BUCKET
 
@@ -44,6 +45,7 @@ class BucketEndpoint:
     profile: str | None = None
     path_style: bool | None = None
     read_only: bool = False
+    encryption_key_file: str | None = None  # absolute path of the tarball's AES-256 key
 
     def open_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of migrate.cli.options.open_bucket()."""
@@ -174,6 +176,9 @@ def _bucket(
         profile=_first(own.get("profile"), flags.get("s3_profile")),
         path_style=_first(own.get("pathStyle"), flags.get("s3_path_style")),
         read_only=bool(own.get("readOnly")) or bool(flags.get("read_only_bucket")),
+        encryption_key_file=_first(
+            own.get("encryptionKeyFile"), _abs(flags.get("encryption_key_file"))
+        ),
     )
 
 
@@ -200,8 +205,11 @@ def _target_bucket(
         "profile": own.get("profile"),
         "path_style": own.get("pathStyle"),
         "read_only": own.get("readOnly"),
+        "encryption_key_file": own.get("encryptionKeyFile"),
     }
     out = replace(base, url=str(url), **{k: v for k, v in fields.items() if v is not None})
     if flags.get("read_only_bucket"):
         out = replace(out, read_only=True)
+    if out.encryption_key_file is None and flags.get("encryption_key_file"):
+        out = replace(out, encryption_key_file=_abs(flags["encryption_key_file"]))
     return out

@@ -1,11 +1,12 @@
 """load_playbook(): file -> YAML with lines -> `--set` -> schema -> cross-field rules
 -> paths resolved -> Playbook.  Every failure is one PlaybookError (exit 2).
 
-Path fields (kubeconfigs, resourceModifiers, ignoreFields, report.dir) may use `~`,
-`$VAR` and `${VAR}` (from `env`).  A relative path written in the playbook is relative
-to the playbook's directory, so a playbook can be run from anywhere; one given with
-`--set`, like report.dir, is relative to the current directory, as command-line paths
-are.  They are stored absolute, so `--resume` does not depend on the directory either.
+Path fields (kubeconfigs, encryption key files, resourceModifiers, ignoreFields,
+report.dir) may use `~`, `$VAR` and `${VAR}` (from `env`).  A relative path written in
+the playbook is relative to the playbook's directory, so a playbook can be run from
+anywhere; one given with `--set`, like report.dir, is relative to the current
+directory, as command-line paths are.  They are stored absolute, so `--resume` does
+not depend on the directory either.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from migrate.playbook.source import Locator, Path_, read_yaml
 PATH_FIELDS: tuple[tuple[Path_, bool], ...] = (
     (("spec", "source", "kubeconfig"), True),
     (("spec", "target", "kubeconfig"), True),
+    (("spec", "bucket", "encryptionKeyFile"), True),
+    (("spec", "targetBucket", "encryptionKeyFile"), True),
     (("spec", "restore", "resourceModifiers"), True),
     (("spec", "verify", "ignoreFields"), True),
     (("spec", "report", "dir"), False),

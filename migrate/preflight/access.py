@@ -1,78 +1,87 @@
-"""Check 7: permissions.  The target's credentials must be allowed to create every kind
-the restore creates, where it creates it (and patch, under policy update); asked with
-SelfSubjectAccessReviews, which the API server answers without storing anything.  Reads
-preflight itself could not do on the target, and what the source side could not list
-(recorded in the backup's results), are reported here too.
+"""Check 7: permissions.  The target's credentials must be allowed every verb the restore
+uses on each kind it restores, where it restores it (RESTORE_VERBS below, kept in step
+with migrate/restore/execute.py), and, for RBAC objects, hold what they grant or may
+escalate/bind (escalation.py); asked with SelfSubjectAccessReviews, which the API server
+answers without storing anything.  Reads preflight itself could not do on the target, and
+what the source side could not list (recorded in the backup's results), are reported
+here too.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
 
-from migrate.errors import ClusterError, ClusterUnreachable
 from migrate.preflight.context import Context
 from migrate.preflight.findings import Collect, Finding
-
-SSAR = ("authorization.k8s.io", "selfsubjectaccessreviews")
-Ask = tuple[str, str, str, str | None]  # (verb, group, resource, namespace or None = all)
+from migrate.preflight.ssar import Ask, ask_all
 
 
-def _allowed(ctx: Context, ask: Ask) -> bool | None:
-    res = ctx.target.disc.get(*SSAR)
-    if res is None:
-        return None
-    verb, group, resource, ns = ask
-    attrs: dict[str, Any] = {"verb": verb, "group": group, "resource": resource}
-    if ns:
-        attrs["namespace"] = ns
-    review = {
-        "apiVersion": res.api_version,
-        "kind": "SelfSubjectAccessReview",
-        "spec": {"resourceAttributes": attrs},
-    }
-    try:
-        answer = ctx.target.cluster.create(res, review)
-    except ClusterUnreachable:
-        raise
-    except ClusterError:
-        return None
-    return bool((answer.get("status") or {}).get("allowed"))
+@dataclass(frozen=True)
+class VerbUse:
+    """A verb restore uses on the objects it restores, and when."""
+
+    verb: str
+    why: str
+    kinds: frozenset[str] = frozenset()  # only these kinds (empty: every kind)
+    except_kinds: frozenset[str] = frozenset()
+    policies: frozenset[str] = frozenset()  # only under these existing-resource policies
+
+    def applies(self, kind: str, policy: str) -> bool:
+        return (
+            (not self.kinds or kind in self.kinds)
+            and kind not in self.except_kinds
+            and (not self.policies or policy in self.policies)
+        )
 
 
-def _ask_all(ctx: Context, asks: set[Ask]) -> dict[Ask, bool | None]:
-    with ThreadPoolExecutor(max_workers=ctx.options.parallelism) as pool:
-        todo = sorted(asks, key=str)
-        return dict(zip(todo, pool.map(lambda a: _allowed(ctx, a), todo), strict=True))
+# Every request restore makes to the objects it restores (migrate/restore/execute.py and
+# ready.py); restore never PUTs (update) or deletes.  Data, not code: edit with restore.
+RESTORE_VERBS: tuple[VerbUse, ...] = (
+    VerbUse("create", "every object is POSTed"),
+    VerbUse("get", "an object that exists already is read back (is it ours? its uid), so "
+            "are owners for their uids, CRDs until Established, workloads until ready"),
+    VerbUse("patch", "an existing ServiceAccount (the controller makes `default` in every "
+            "new namespace) is merged with the backup's", kinds=frozenset({"ServiceAccount"})),
+    VerbUse("patch", "--existing-resource-policy update replaces existing objects with a "
+            "merge patch; an existing namespace is used as it is",
+            except_kinds=frozenset({"Namespace"}), policies=frozenset({"update"})),
+)  # fmt: skip
 
 
 def check_permissions(ctx: Context) -> list[Finding]:
     c = Collect("permission")
-    verbs = ["create"] + (["patch"] if ctx.options.existing_policy == "update" else [])
-    needs: dict[tuple[str, str, str, str | None], list[str]] = {}
+    policy = ctx.options.existing_policy
+    needs: dict[Ask, list[str]] = {}  # (verb, group, resource, namespace) -> objects
+    reason: dict[Ask, str] = {}
     for it in ctx.restorable:
         res = ctx.target.disc.for_kind(str(it.desired.get("apiVersion", "")), it.kind)
         if res is None:
             continue
         ns = it.key[2] if res.namespaced else None
-        for verb in verbs:
-            needs.setdefault((verb, res.group, res.resource, ns), []).append(ctx.ref(it))
+        for use in RESTORE_VERBS:
+            if use.applies(it.kind, policy):
+                ask = Ask(use.verb, res.group, res.resource, ns)
+                needs.setdefault(ask, []).append(ctx.ref(it))
+                reason.setdefault(ask, use.why)
     # One cluster-wide question per verb and resource; per namespace only where refused.
-    wide = _ask_all(ctx, {(v, g, r, None) for v, g, r, _ in needs})
-    narrow = _ask_all(ctx, {k for k in needs if k[3] and wide.get((*k[:3], None)) is False})
-    for (verb, group, resource, ns), objs in sorted(needs.items(), key=str):
-        answer = wide.get((verb, group, resource, None))
-        if answer is False and ns:
-            answer = narrow.get((verb, group, resource, ns))
+    wide = ask_all(ctx, {a._replace(namespace=None) for a in needs})
+    narrow = ask_all(
+        ctx, {a for a in needs if a.namespace and wide.get(a._replace(namespace=None)) is False}
+    )
+    for ask, objs in sorted(needs.items(), key=str):
+        answer = wide.get(ask._replace(namespace=None))
+        if answer is False and ask.namespace:
+            answer = narrow.get(ask)
         if answer is not False:
             continue
-        gr = f"{resource}.{group}" if group else resource
-        where = f" in namespace {ns}" if ns else ""
+        gr = f"{ask.resource}.{ask.group}" if ask.group else ask.resource
+        where = f" in namespace {ask.namespace}" if ask.namespace else ""
         for obj in objs:
             c.add(
                 "error",
-                f"the target's credentials may not {verb} {gr}{where}",
-                f"grant {verb} on {gr} to the target's user (a Role or ClusterRole binding), "
+                f"the target's credentials may not {ask.verb} {gr}{where}",
+                f"restore needs it: {reason[ask]}; grant {ask.verb} on {gr} to the target's "
+                "user (a Role or ClusterRole binding, see examples/rbac/target-restore.yaml), "
                 "or use a kubeconfig with those rights",
                 obj,
             )

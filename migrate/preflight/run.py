@@ -19,6 +19,7 @@ from migrate.preflight.compat import (
     check_versions,
 )
 from migrate.preflight.context import Context, Planned, PreflightOptions
+from migrate.preflight.escalation import check_escalation
 from migrate.preflight.facts import SourceFacts
 from migrate.preflight.findings import Finding, Report
 from migrate.preflight.podsecurity import check_pod_security
@@ -40,6 +41,7 @@ CHECK_FUNCTIONS: tuple[Callable[[Context], list[Finding]], ...] = (
     check_pod_security,
     check_capacity,
     check_source,
+    check_escalation,
     check_permissions,
 )
 

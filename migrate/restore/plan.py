@@ -10,9 +10,11 @@ from typing import Any
 import networkx as nx
 
 from migrate.cluster import Discovery
+from migrate.errors import UsageError
 from migrate.restore.graph import LATE_KINDS, build_graph, levels
 from migrate.restore.policy import skip_reason
 from migrate.restore.source import Item, LoadedBackup
+from migrate.store.crypto import EncryptionKey
 from migrate.transform.mappings import Mappings, apply_mappings, label_restored
 from migrate.transform.modifiers import Modifiers
 from migrate.transform.sanitize import SanitizeOptions, sanitize
@@ -35,6 +37,7 @@ class RestoreOptions:
     wait_ready: bool = False
     ready_timeout: float = 600.0
     resume: bool = False
+    encryption_key: EncryptionKey | None = None  # of an encrypted backup
 
 
 @dataclass
@@ -79,20 +82,34 @@ def _row(level: Any, kind: str, ns: str | None, name: str, action: str) -> dict[
     return {"level": level, "kind": kind, "namespace": ns or "", "name": name, "action": action}
 
 
-def _resource_filter(scope: Scope, disc: Discovery) -> Any:
-    def names(values: tuple[str, ...]) -> set[str]:
+def _resource_filter(scope: Scope, disc: Discovery, held: set[str]) -> Any:
+    """`held`: the backup's resource.group names; a name that is neither served by the
+    target nor in the backup is a typo, reported before anything is written."""
+    known = held | {gr.split(".", 1)[0] for gr in held}
+
+    def names(values: tuple[str, ...], flag: str) -> set[str]:
         out = set()
         for v in values:
             if v == "*":
                 continue
             try:
                 out.add(disc.resolve(v).full_name)
-            except Exception:  # not served by the target: match the backup's spelling
+            except UsageError:  # not served by the target: match the backup's spelling
+                if v not in known:
+                    raise UsageError(
+                        f"unknown resource {v!r} in {flag}: the target does not serve it "
+                        "and the backup holds none",
+                        hint="use a name from `kubectl api-resources`, e.g. deployments.apps",
+                    ) from None
                 out.add(v)
         return out
 
-    inc = None if "*" in scope.include_resources else names(scope.include_resources)
-    exc = names(scope.exclude_resources)
+    inc = (
+        None
+        if "*" in scope.include_resources
+        else names(scope.include_resources, "--include-resources")
+    )
+    exc = names(scope.exclude_resources, "--exclude-resources")
 
     def keep(gr: str) -> bool:
         plural = gr.split(".", 1)[0]
@@ -102,9 +119,24 @@ def _resource_filter(scope: Scope, disc: Discovery) -> Any:
     return keep
 
 
+def _check_mapped_namespaces(items: list[Item], mappings: Mappings) -> None:
+    """A namespace must not be mapped onto one this restore also fills (and keeps)."""
+    restored = {it.namespace for it in items if it.namespace}
+    restored |= {it.name for it in items if it.kind == "Namespace"}
+    for src, dst in mappings.namespaces.items():
+        if src in restored and dst in restored and dst not in mappings.namespaces:
+            raise UsageError(
+                f"--namespace-mappings maps {src!r} onto {dst!r}, which this restore also "
+                "restores (their objects would collide)",
+                hint=f"map {src!r} to a namespace of its own, or leave {dst!r} out "
+                "with --exclude-namespaces",
+            )
+
+
 def make_plan(loaded: LoadedBackup, opts: RestoreOptions, target: Discovery) -> Plan:
-    keep = _resource_filter(opts.scope, target)
+    keep = _resource_filter(opts.scope, target, {it.gr for it in loaded.items})
     items = [it for it in loaded.items if keep(it.gr)]
+    _check_mapped_namespaces(items, opts.mappings)
     selector_services = frozenset(
         f"{it.namespace}/{it.name}"
         for it in items

@@ -37,6 +37,13 @@ def location(store: Store, name: str) -> str:
     return f"{store.url}/restores/{name}"
 
 
+def exists(store: Store, name: str) -> bool:
+    """Whether restore `name` left results in the bucket (or, read-only, locally)."""
+    if (local_dir() / "restores" / name).exists():
+        return True
+    return next(iter(store.list(f"restores/{name}/")), None) is not None
+
+
 def write_results(
     store: Store,
     summary: dict[str, Any],

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from migrate.cluster import Cluster
+from migrate.restore import guard
 from migrate.restore.execute import Progress, Restorer
 from migrate.restore.journal import Journal, ObjectResult
 from migrate.restore.plan import Plan, RestoreOptions, make_plan
@@ -58,7 +59,8 @@ class RestoreSummary:
 
 def plan_restore(target: Cluster, store: Store, opts: RestoreOptions) -> tuple[LoadedBackup, Plan]:
     """Read the backup and plan the restore; writes nothing anywhere."""
-    loaded = load_backup(store, opts.backup, opts.scope)
+    guard.check_names(opts)
+    loaded = load_backup(store, opts.backup, opts.scope, opts.encryption_key)
     return loaded, make_plan(loaded, opts, target.discovery())
 
 
@@ -72,6 +74,7 @@ def run_restore(
     """Restore; `planned` is plan_restore's result when the caller already has it (the
     backup is then not read from the bucket a second time)."""
     loaded, plan = planned or plan_restore(target, store, opts)
+    guard.before_writing(target, store, plan, opts)  # bad input fails here, nothing written
     if loaded.info.source_version:
         log.info(
             "restoring %s (from %s) into %s", opts.backup, loaded.info.source_version, target.name

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrate.store import Store, layout
+from migrate.store.crypto import EncryptionKey
 from migrate.store.reader import open_backup
 from migrate.transform.scope import Scope
 
@@ -56,9 +57,12 @@ class LoadedBackup:
     items: list[Item]
 
 
-def load_backup(store: Store, name: str, scope: Scope | None = None) -> LoadedBackup:
-    """Every object in the backup that the restore scope includes."""
-    backup = open_backup(store, name)
+def load_backup(
+    store: Store, name: str, scope: Scope | None = None, key: EncryptionKey | None = None
+) -> LoadedBackup:
+    """Every object in the backup that the restore scope includes.  All of it is read
+    (and, encrypted, authenticated to its last segment) before the restore writes."""
+    backup = open_backup(store, name, key)
     scope = scope or Scope()
     items = []
     for parsed, obj in backup.items():

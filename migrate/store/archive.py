@@ -6,6 +6,9 @@ backup holds; size and sha256 are computed on the way.  If writing fails, the up
 is made to fail too (never completed with a truncated body).
 Reading: entries come out one at a time from a streaming download; a corrupted or
 truncated tarball raises IntegrityError, and so does a sha256 that does not match.
+With a key (`--encryption-key-file`) the gzip stream is sealed on the way out and
+authenticated on the way in (migrate.store.crypto); size and sha256 are always those
+of the stored bytes.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import gzip
 import hashlib
 import io
 import os
+import queue
 import tarfile
 import threading
 import time
@@ -24,15 +28,32 @@ from typing import Any, BinaryIO
 
 from migrate.errors import IntegrityError, MigrateError, StoreError
 from migrate.store.base import Store
+from migrate.store.crypto import MAGIC, DecryptingReader, EncryptingWriter, EncryptionKey
 
 COMPRESS_LEVEL = 1  # JSON compresses well even at 1, and 6 costs ~3x the CPU
 FLUSH_BYTES = 1 << 20  # entries are gathered and compressed a MiB at a time
+QUEUED_CHUNKS = 8  # MiB waiting for compression at most (memory stays flat)
 
 
-def _ustar_header(path: str, size: int, mtime: int) -> bytes | None:
+def _ustar_template(mtime: int) -> tuple[bytes, int]:
+    """The fixed part of every header (mode 0755, uid/gid 0, mtime, a regular file, ustar
+    magic, the checksum field as spaces) and the sum of its bytes."""
+    h = bytearray(512)
+    h[100:108] = b"0000755\0"
+    h[108:116] = b"0000000\0"
+    h[116:124] = b"0000000\0"
+    h[136:148] = b"%011o\0" % mtime
+    h[148:156] = b"        "
+    h[156] = ord("0")
+    h[257:265] = b"ustar\x0000"
+    return bytes(h), sum(h)
+
+
+def _ustar_header(path: str, size: int, template: tuple[bytes, int]) -> bytes | None:
     """A POSIX ustar header for a regular file, or None if the name does not fit.
 
-    tarfile builds headers ~4x slower than this, which is most of a backup's CPU."""
+    tarfile builds headers ~4x slower than this, which is most of a backup's CPU; the
+    checksum is the template's plus the sums of the few variable fields."""
     name = path.encode()
     prefix = b""
     if size >= 8**11:  # beyond ustar's 11 octal digits
@@ -42,19 +63,18 @@ def _ustar_header(path: str, size: int, mtime: int) -> bytes | None:
         if cut <= 0 or len(name) - cut - 1 > 100:
             return None
         prefix, name = name[:cut], name[cut + 1 :]
-    h = bytearray(512)
+    fixed, fixed_sum = template
+    h = bytearray(fixed)
     h[0 : len(name)] = name
-    h[100:108] = b"0000755\0"
-    h[108:116] = b"0000000\0"
-    h[116:124] = b"0000000\0"
-    h[124:136] = b"%011o\0" % size
-    h[136:148] = b"%011o\0" % mtime
-    h[148:156] = b"        "
-    h[156] = ord("0")
-    h[257:265] = b"ustar\x0000"
+    size_field = b"%011o\0" % size
+    h[124:136] = size_field
     h[345 : 345 + len(prefix)] = prefix
-    h[148:156] = b"%06o\0 " % sum(h)
+    checksum = fixed_sum + sum(name) + sum(prefix) + sum(size_field)
+    h[148:156] = b"%06o\0 " % checksum
     return bytes(h)
+
+
+_ZEROS = memoryview(bytes(512))
 
 
 class _Aborted(Exception):
@@ -100,9 +120,11 @@ class _HashingWriter(io.RawIOBase):
 
 
 class TarballWriter:
-    """`with TarballWriter(store, key) as tw: tw.add(path, data)`; then tw.size, tw.sha256."""
+    """`with TarballWriter(store, key) as tw: tw.add(path, data)`; then tw.size, tw.sha256.
 
-    def __init__(self, store: Store, key: str) -> None:
+    With `encrypt_with`, the gzip stream is encrypted before it is hashed and uploaded."""
+
+    def __init__(self, store: Store, key: str, encrypt_with: EncryptionKey | None = None) -> None:
         self.key = key
         self.size = 0
         self.sha256 = ""
@@ -112,14 +134,36 @@ class TarballWriter:
         self._reader = io.BufferedReader(_PipeReader(rfd, self._aborted), 1 << 20)
         self._raw = os.fdopen(wfd, "wb", buffering=1 << 20)
         self._hash = _HashingWriter(self._raw)
+        self._enc: EncryptingWriter | None = None
+        if encrypt_with is not None:
+            self._enc = EncryptingWriter(self._hash, encrypt_with, os.path.basename(key))
         self._gz = gzip.GzipFile(
-            fileobj=self._hash, mode="wb", compresslevel=COMPRESS_LEVEL, mtime=0
+            fileobj=self._hash if self._enc is None else self._enc,
+            mode="wb",
+            compresslevel=COMPRESS_LEVEL,
+            mtime=0,
         )
         self._buf = bytearray()
         self._error: BaseException | None = None
         self._mtime = int(time.time())
+        self._template = _ustar_template(self._mtime)
         self._thread = threading.Thread(target=self._upload, args=(store,), daemon=True)
         self._thread.start()
+        # gzip (and the pipe into the upload) run in their own thread, so the threads
+        # adding objects never wait for compression or for the upload to read the pipe
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_CHUNKS)
+        self._compress_error: BaseException | None = None
+        self._compressor = threading.Thread(target=self._compress, daemon=True)
+        self._compressor.start()
+
+    def _compress(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            if self._compress_error is not None:
+                continue  # failed: drain, so add() never blocks on a full queue
+            try:
+                self._gz.write(chunk)
+            except BaseException as exc:  # raised to the adding thread by _flush/close
+                self._compress_error = exc
 
     def _upload(self, store: Store) -> None:
         try:
@@ -131,7 +175,7 @@ class TarballWriter:
 
     def add(self, path: str, data: bytes) -> None:
         """Append one regular file (mode 0755 and a fixed mtime, as Velero writes)."""
-        header = _ustar_header(path, len(data), self._mtime)
+        header = _ustar_header(path, len(data), self._template)
         if header is None:  # a name longer than ustar holds: a PAX header, as Go writes
             info = tarfile.TarInfo(path)
             info.size, info.mode, info.mtime = len(data), 0o755, self._mtime
@@ -139,29 +183,35 @@ class TarballWriter:
         self._buf += header
         self._buf += data
         if len(data) % 512:
-            self._buf += bytes(512 - len(data) % 512)
+            self._buf += _ZEROS[len(data) % 512 :]
         self.entries += 1
         if len(self._buf) >= FLUSH_BYTES:
             self._flush()
 
     def _flush(self) -> None:
-        try:
-            self._gz.write(self._buf)
-        except (BrokenPipeError, OSError) as exc:
-            raise self._failure() from exc
+        if self._compress_error is not None:
+            raise self._failure() from self._compress_error
+        self._chunks.put(bytes(self._buf))
         self._buf.clear()
 
     def _failure(self) -> MigrateError:
         self._thread.join(timeout=30)
-        if isinstance(self._error, MigrateError):
-            return self._error
-        return StoreError(f"upload of {self.key} failed: {self._error}")
+        for err in (self._error, self._compress_error):
+            if isinstance(err, MigrateError):
+                return err
+        return StoreError(f"upload of {self.key} failed: {self._error or self._compress_error}")
 
     def close(self) -> None:
         self._buf += bytes(1024)  # end-of-archive marker: two zero blocks
         self._flush()
+        self._chunks.put(None)
+        self._compressor.join()
+        if self._compress_error is not None:
+            raise self._failure() from self._compress_error
         try:
             self._gz.close()
+            if self._enc is not None:
+                self._enc.finish()
             self._raw.close()
         except OSError as exc:
             raise self._failure() from exc
@@ -174,8 +224,12 @@ class TarballWriter:
     def abort(self) -> None:
         """Make the upload fail (no object is completed), then release everything."""
         self._aborted.set()
+        self._compress_error = self._compress_error or _Aborted("aborted")
+        with contextlib.suppress(queue.Full):  # the compressor drains fast once failed
+            self._chunks.put(None, timeout=60)
         with contextlib.suppress(OSError):
             self._raw.close()
+        self._compressor.join(timeout=60)
         self._thread.join(timeout=60)
 
     def __enter__(self) -> TarballWriter:
@@ -207,23 +261,38 @@ class _HashingReader(io.RawIOBase):
 
 
 def read_tarball(
-    store: Store, key: str, expect_sha256: str | None = None
+    store: Store,
+    key: str,
+    expect_sha256: str | None = None,
+    decrypt_with: EncryptionKey | None = None,
 ) -> Iterator[tuple[str, bytes]]:
     """Yield (path, content) of every regular file in a tarball, streaming.
 
-    With expect_sha256, the whole download is checked after the last entry."""
+    With expect_sha256, the whole download is checked after the last entry; with
+    decrypt_with, every segment is authenticated before its entries come out, and the
+    stream's completeness after the last one."""
     raw = store.open(key)
     hashing = _HashingReader(raw)
+    stream: io.RawIOBase = hashing
+    if decrypt_with is not None:
+        name = os.path.basename(key)
+        stream = DecryptingReader(hashing, decrypt_with, name, f"backup tarball {key}")
+    buffered = io.BufferedReader(stream, 1 << 20)
     try:
-        with tarfile.open(fileobj=io.BufferedReader(hashing, 1 << 20), mode="r|gz") as tar:
+        if decrypt_with is None and buffered.peek(len(MAGIC))[: len(MAGIC)] == MAGIC:
+            raise IntegrityError(
+                f"backup tarball {key} is encrypted, but the backup's manifest does not say so",
+                hint="the manifest is missing or was altered; restore it, or re-run the backup",
+            )
+        with tarfile.open(fileobj=buffered, mode="r|gz") as tar:
             for member in tar:
                 if not member.isfile():
                     continue
                 f = tar.extractfile(member)
                 if f is not None:
                     yield member.name, f.read()
-        while hashing.read(1 << 20):  # drain what tar did not need (padding)
-            pass
+        while buffered.read(1 << 20):  # drain what tar did not need (padding; the
+            pass  # last encrypted segments, which must authenticate too)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise IntegrityError(f"backup tarball {key} is corrupted or truncated: {exc}") from exc
     finally:

@@ -267,7 +267,9 @@ def manifest(
     extra: dict[str, Any],
 ) -> bytes:
     """Our manifest: size + sha256 of every file of the backup (keys relative to its
-    folder), the source cluster's version and served APIs, and backup facts."""
+    folder; of the stored bytes, so encrypted ones for an encrypted tarball), the source
+    cluster's version and served APIs, and backup facts (in `extra`; `encryption` says
+    which files are encrypted, how, and with which key id: migrate.store.crypto)."""
     doc = {
         "apiVersion": MANIFEST_FORMAT,
         "kind": "BackupManifest",

@@ -1,7 +1,9 @@
 """Open a backup (ours or Velero's) for reading, with the checks restore, preflight and
 verify all make before they act on it: it exists and is complete, its phase is
 Completed or PartiallyFailed, its format version is 1.x, and the tarball matches our
-manifest's sha256 (when there is a manifest).
+manifest's sha256 (when there is a manifest).  An encrypted backup (our manifest says
+so) needs the key it was made with: a missing or wrong key fails here, when the backup
+is opened, before anything is read from its tarball or written anywhere.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import orjson
 from migrate.errors import IntegrityError, UsageError
 from migrate.store import Store, layout
 from migrate.store.archive import read_tarball
+from migrate.store.crypto import Encryption, EncryptionKey, check_key
 
 SUPPORTED_MAJOR = "1"  # Velero backup format 1.x
 
@@ -24,6 +27,7 @@ class BackupSource:
     info: layout.BackupInfo
     manifest: layout.Manifest | None
     store: Store
+    key: EncryptionKey | None = None  # checked against the manifest's key id
 
     @property
     def server_version(self) -> str:
@@ -38,18 +42,33 @@ class BackupSource:
         expect = None
         if self.manifest:
             expect = self.manifest.files.get(keys.tarball.removeprefix(keys.dir))
-        for path, data in read_tarball(self.store, keys.tarball, expect[1] if expect else None):
+        sha = expect[1] if expect else None
+        for path, data in read_tarball(self.store, keys.tarball, sha, self.key):
+            if path == layout.VERSION_FILE:  # the tarball's own format version, as Velero's
+                _check_format(self.info.name, data.decode(errors="replace").strip(), path)
+                continue
             parsed = layout.parse_item_path(path)
             if parsed is None or parsed.version_dir is not None:
                 continue  # the classic path holds the preferred version
             try:
                 obj = orjson.loads(data)
             except ValueError as exc:
-                raise IntegrityError(f"backup {self.info.name}: {path} is not JSON") from exc
+                raise IntegrityError(
+                    f"backup {self.info.name}: {path} in {keys.tarball} is not JSON "
+                    "(the tarball is corrupted)"
+                ) from exc
             yield parsed, obj
 
 
-def open_backup(store: Store, name: str) -> BackupSource:
+def _check_format(name: str, version: str, where: str) -> None:
+    if version.split(".", maxsplit=1)[0] != SUPPORTED_MAJOR:
+        raise IntegrityError(
+            f"backup {name} has format version {version!r} ({where}), this kube-migrate reads 1.x",
+            hint="upgrade kube-migrate",
+        )
+
+
+def open_backup(store: Store, name: str, key: EncryptionKey | None = None) -> BackupSource:
     keys = layout.BackupKeys(layout.check_backup_name(name))
     if not store.exists(keys.metadata):
         raise UsageError(
@@ -63,12 +82,9 @@ def open_backup(store: Store, name: str) -> BackupSource:
             "restored or verified against",
             hint="run a new backup",
         )
-    if info.format_version.split(".")[0] != SUPPORTED_MAJOR:
-        raise IntegrityError(
-            f"backup {name} has format version {info.format_version}, this kube-migrate reads 1.x",
-            hint="upgrade kube-migrate",
-        )
+    _check_format(name, info.format_version, "velero-backup.json")
     manifest = None
     if store.exists(keys.manifest):
         manifest = layout.Manifest.parse(store.get(keys.manifest), name)
-    return BackupSource(info, manifest, store)
+    check_key(Encryption.from_manifest(manifest.raw, name) if manifest else None, key, name)
+    return BackupSource(info, manifest, store, key)

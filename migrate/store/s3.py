@@ -1,10 +1,12 @@
 """An ``s3://`` store on AWS S3 or an S3-compatible server (MinIO, Ceph, ...).
 
-This is the one module that talks to boto3.  It owns the client settings that make a
-migration survive a flaky network (botocore's own retries with back-off, a connection
-pool sized for parallel uploads, multipart uploads for large tarballs, resumable
-streaming reads) and turns botocore's exceptions into :mod:`migrate.errors` classes with
-a hint the user can act on.  Messages never contain credentials.
+This module (with its helpers s3_errors and s3_stream) is the only code that talks to
+boto3.  It owns the client settings that make a migration survive a flaky network
+(botocore's own retries with back-off, a connection pool sized for parallel uploads,
+multipart uploads for large tarballs, resumable streaming reads, a multipart completion
+whose reply was lost) and turns botocore's exceptions into :mod:`migrate.errors` classes
+with a hint the user can act on.  Messages never contain credentials.  A read-only
+store's client refuses every writing operation before it is signed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import builtins
 import io
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 import boto3
 from boto3.exceptions import S3UploadFailedError
@@ -21,13 +23,14 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
-from migrate.errors import MigrateError, StoreError, UsageError
+from migrate.errors import MigrateError, StoreError, StoreReadOnly, UsageError
 from migrate.store.base import ObjectInfo, Store, StoreOptions
 from migrate.store.s3_errors import safe_endpoint, translate
+from migrate.store.s3_stream import BodyReader, HashingSource
 from migrate.store.url import BucketURL
 
 if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
+    from botocore.model import OperationModel
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import (
         DeleteTypeDef,
@@ -43,7 +46,21 @@ MIB = 1024 * 1024
 MULTIPART_THRESHOLD = 8 * MIB  # streams larger than this are uploaded in parts
 _MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
 _DELETE_BATCH = 1000  # S3's limit on keys per DeleteObjects request
-_READ_RESUMES = 3  # times a broken streaming read is resumed with a Range request
+
+# The only S3 operations a read-only store lets its client send.  Store refuses writes
+# before it touches anything; this allow-list refuses them once more, inside botocore
+# before a request is signed, for any code that reaches the client some other way
+# (boto3's managed transfers included).
+READ_ONLY_OPERATIONS = frozenset(
+    {
+        "GetObject",  # open/get, and the Range requests that resume a broken read
+        "HeadObject",  # head/exists
+        "ListObjectsV2",  # list/list_prefixes, all pages
+        "ListObjects",  # the v1 listing, for servers without v2
+        "HeadBucket",
+        "GetBucketLocation",
+    }
+)
 
 
 class S3Store(Store):
@@ -98,12 +115,19 @@ class S3Store(Store):
             if name in Config.OPTION_DEFAULTS:
                 settings[name] = "when_required"
         try:
-            return session.client("s3", endpoint_url=endpoint, config=Config(**settings))
+            client = session.client("s3", endpoint_url=endpoint, config=Config(**settings))
         except ValueError as exc:
             raise UsageError(
                 f"invalid S3 endpoint {safe_endpoint(endpoint or '')!r}",
                 hint="pass --s3-endpoint as a full URL, e.g. http://minio.example:9000",
             ) from exc
+        client.meta.events.register("before-call.s3", self._guard)
+        return client
+
+    def _guard(self, model: OperationModel, **_: Any) -> None:
+        """botocore's before-call hook: a read-only store sends no writing operation."""
+        if self.read_only and model.name not in READ_ONLY_OPERATIONS:
+            raise StoreReadOnly(f"cannot send {model.name} to {self.url}: the store is read-only")
 
     def _call(self, action: str, key: str, fn: Callable[[S3Client], _T]) -> _T:
         client = self.client
@@ -141,11 +165,26 @@ class S3Store(Store):
             use_threads=True,
         )
         full = self._base + key
-        self._call(
-            "write",
-            key,
-            lambda c: c.upload_fileobj(fileobj, self.url.bucket, full, Config=config),
-        )
+        source = HashingSource(fileobj)
+        try:
+            self.client.upload_fileobj(
+                cast("BinaryIO", source), self.url.bucket, full, Config=config
+            )
+        except ClientError as exc:
+            if not self._completed_anyway(exc, key, source):
+                raise self._error(exc, "write", key) from exc
+        except (BotoCoreError, S3UploadFailedError) as exc:
+            raise self._error(exc, "write", key) from exc
+
+    def _completed_anyway(self, exc: ClientError, key: str, source: HashingSource) -> bool:
+        """Whether a CompleteMultipartUpload that failed with NoSuchUpload had in fact
+        completed (its reply was lost, and botocore's retry found the upload gone): only
+        if the stored object is byte for byte what was uploaded."""
+        code = exc.response.get("Error", {}).get("Code")
+        if exc.operation_name != "CompleteMultipartUpload" or code != "NoSuchUpload":
+            return False
+        info = self._head(key)
+        return info is not None and info.size == source.size and source.matches(self._open(key))
 
     def _delete(self, key: str) -> None:
         full = self._base + key
@@ -187,7 +226,7 @@ class S3Store(Store):
         return self._call("read", key, lambda c: c.get_object(**args))
 
     def _open(self, key: str) -> BinaryIO:
-        return io.BufferedReader(_BodyReader(self, key, self._get_object(key)), MIB)
+        return io.BufferedReader(BodyReader(self, key, self._get_object(key)), MIB)
 
     def _head(self, key: str) -> ObjectInfo | None:
         try:
@@ -243,51 +282,3 @@ class S3Store(Store):
                 if name:
                     names.append(name)
         return names
-
-
-class _BodyReader(io.RawIOBase):
-    """A raw stream over a GetObject body that resumes with a Range request if it breaks."""
-
-    def __init__(self, store: S3Store, key: str, response: GetObjectOutputTypeDef) -> None:
-        super().__init__()
-        self._store = store
-        self._key = key
-        self._body = response["Body"]
-        self._etag = response.get("ETag", "")
-        self._size = response.get("ContentLength", -1)
-        self._pos = 0
-        self._resumes = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        view = memoryview(buffer).cast("B")
-        while True:
-            try:
-                data = self._body.read(len(view))
-            except (BotoCoreError, OSError) as exc:
-                self._resume(exc)
-                continue
-            if not data and 0 <= self._pos < self._size:
-                self._resume(None)
-                continue
-            view[: len(data)] = data
-            self._pos += len(data)
-            return len(data)
-
-    def _resume(self, exc: Exception | None) -> None:
-        where = self._store.url.key_url(self._key)
-        if self._resumes >= _READ_RESUMES:
-            if exc is not None:
-                raise self._store._error(exc, "read", self._key) from exc
-            raise StoreError(f"{where} ended after {self._pos} of {self._size} bytes")
-        self._resumes += 1
-        self._body.close()
-        response = self._store._get_object(self._key, self._pos, self._etag)
-        self._body = response["Body"]
-
-    def close(self) -> None:
-        if not self.closed:
-            self._body.close()
-        super().close()

@@ -4,8 +4,13 @@
 velero-backup.json and a tarball that exists): for our backups every file the manifest
 lists must be present with the recorded size *and* sha256, velero-backup.json included,
 because a replica may show the marker before the tarball has finished copying, or a
-tarball of the right size but the wrong bytes.  Hashes are cached by (key, size, etag),
-so a large tarball is read once, not once per poll.
+tarball of the right size but the wrong bytes.  Hashes that match are cached by (key,
+size, etag, last-modified), so a large tarball is read once, not once per poll; a
+mismatch is not cached, so a copy damaged in transit (or being rewritten) is read again
+at the next poll.
+A mismatch never ends the wait with success, nor at once with an error: a replica may
+still overwrite a stale or partial copy, so the wait goes on until the timeout, whose
+error names every missing and mismatched file.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from migrate.errors import (
     UsageError,
     WaitTimeout,
 )
-from migrate.store import Store, layout
+from migrate.store import ObjectInfo, Store, layout
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +42,8 @@ CREATED_BY = "kube-migrate.io/created-by"
 _CHUNK = 1 << 20
 _SHOWN = 8  # files named in one message before "and N more"
 
-# (key, size, etag) -> sha256 of the object's content.
-Verified = dict[tuple[str, int, str], str]
+# (key, size, etag, last-modified) -> sha256 of the object's content, when it matched.
+Verified = dict[tuple[str, int, str, str], str]
 
 
 @dataclass
@@ -81,16 +86,20 @@ def _names(items: list[str]) -> str:
     return shown + (f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
 
 
-def _sha256(store: Store, key: str, size: int, etag: str, verified: Verified) -> str:
-    cached = verified.get((key, size, etag))
+def _sha256(store: Store, obj: ObjectInfo, expected: str, verified: Verified) -> str:
+    """The sha256 of ``obj``'s content; remembered only if it is the ``expected`` one."""
+    ident = (obj.key, obj.size, obj.etag, obj.last_modified.isoformat())
+    cached = verified.get(ident)
     if cached is not None:
         return cached
     digest = hashlib.sha256()
-    with store.open(key) as f:
+    with store.open(obj.key) as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
-    verified[(key, size, etag)] = digest.hexdigest()
-    return verified[(key, size, etag)]
+    actual = digest.hexdigest()
+    if actual == expected:
+        verified[ident] = actual
+    return actual
 
 
 def _get(store: Store, key: str) -> bytes | None:
@@ -177,7 +186,7 @@ def _check_files(
         elif obj.size != size:
             state.mismatched.append(_mismatch(rel, "size", size, obj.size))
         else:
-            actual = _sha256(store, key, obj.size, obj.etag, verified)
+            actual = _sha256(store, obj, sha, verified)
             if actual != sha:
                 state.mismatched.append(_mismatch(rel, "sha256", sha[:12], actual[:12]))
 

@@ -7,6 +7,7 @@ side before comparing, so an intended change is never reported as drift.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,26 @@ from migrate.transform.workloads import containers, pod_spec
 SCALABLE_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"})
 BACKUP_LABEL = "velero.io/backup-name"
 RESTORE_LABEL = "velero.io/restore-name"
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # a DNS-1123 label, <= 63
+
+
+def check_namespace_mappings(mapping: dict[str, str], flag: str = "--namespace-mappings") -> None:
+    """Both sides are namespace names, and no two namespaces go to the same one (their
+    objects would collide, and which one wins would depend on the order)."""
+    owner: dict[str, str] = {}
+    for src, dst in mapping.items():
+        for name in (src, dst):
+            if len(name) > 63 or not _NAMESPACE.match(name):
+                raise UsageError(
+                    f"invalid {flag} entry {src + ':' + dst!r}: {name!r} is not a namespace name",
+                    hint="namespace names are lower-case letters, digits and '-' (at most 63)",
+                )
+        if dst in owner:
+            raise UsageError(
+                f"{flag} maps both {owner[dst]!r} and {src!r} onto {dst!r}",
+                hint="map each source namespace to a namespace of its own",
+            )
+        owner[dst] = src
 
 
 def parse_mapping(text: str | None, flag: str, sep: str = ":") -> dict[str, str]:
@@ -44,6 +65,9 @@ class Mappings:
     registries: dict[str, str] = field(default_factory=dict)  # "old.io/org" -> "new.io/org"
     replicas: int | None = None
     suspend_cronjobs: bool = False
+
+    def __post_init__(self) -> None:
+        check_namespace_mappings(self.namespaces)
 
     def namespace(self, ns: str | None) -> str | None:
         return self.namespaces.get(ns, ns) if ns else ns

@@ -20,6 +20,16 @@ import yaml
 from migrate.cluster.selectors import Selector
 from migrate.errors import UsageError
 
+HINT = "see Velero's resource modifiers format: version: v1, resourceModifierRules: [...]"
+OPERATIONS = ("add", "remove", "replace", "move", "copy", "test")
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: where, and what."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    return where + str(getattr(exc, "problem", None) or "syntax error")
+
 
 def _patch_value(raw: Any) -> Any:
     """Velero's rule: a string value is JSON when it is null, a bool, a number, an object
@@ -84,6 +94,7 @@ class Rule:
     json_patches: list[dict[str, Any]] = field(default_factory=list)
     merge_patches: list[Any] = field(default_factory=list)
     strategic_patches: list[Any] = field(default_factory=list)
+    where: str = ""  # "<file>: rule <n>", for errors
 
     def applies(self, gr: str, obj: dict[str, Any], original_ns: str | None) -> bool:
         pattern = self.group_resource
@@ -128,9 +139,12 @@ class Modifiers:
                 try:
                     obj = rule.apply(obj)
                 except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+                    meta = obj.get("metadata") or {}
+                    ns = meta.get("namespace")
+                    ref = f"{meta.get('name')}{f' in namespace {ns}' if ns else ''}"
                     raise UsageError(
-                        f"resource modifier for {rule.group_resource} failed on "
-                        f"{obj.get('metadata', {}).get('name')}: {exc}",
+                        f"{rule.where + ': ' if rule.where else ''}resource modifier for "
+                        f"{rule.group_resource} failed on {ref}: {exc}",
                         hint="check the patch paths exist in the object",
                     ) from exc
         return obj
@@ -139,37 +153,45 @@ class Modifiers:
 def _patch_data(raw: Any, where: str) -> Any:
     text = raw.get("patchData") if isinstance(raw, dict) else None
     if not isinstance(text, str):
-        raise UsageError(f"{where}: patchData must be a string (YAML or JSON)")
+        raise UsageError(f"{where}: patchData must be a string (YAML or JSON)", hint=HINT)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise UsageError(f"{where}: patchData is not YAML/JSON: {exc}") from exc
+        raise UsageError(
+            f"{where}: patchData is not YAML/JSON ({_yaml_problem(exc)})", hint=HINT
+        ) from None
 
 
 def _rule(raw: Any, where: str) -> Rule:
     if not isinstance(raw, dict) or not isinstance(raw.get("conditions"), dict):
-        raise UsageError(f"{where}: every rule needs a `conditions` map")
+        raise UsageError(f"{where}: every rule needs a `conditions` map", hint=HINT)
     cond = raw["conditions"]
     if not cond.get("groupResource"):
         raise UsageError(f"{where}: conditions.groupResource is required", hint="e.g. '*.apps'")
     try:
         regex = re.compile(cond["resourceNameRegex"]) if cond.get("resourceNameRegex") else None
     except re.error as exc:
-        raise UsageError(f"{where}: bad resourceNameRegex: {exc}") from exc
+        raise UsageError(
+            f"{where}: bad resourceNameRegex {cond['resourceNameRegex']!r}: {exc}",
+            hint="write a Go/Python regular expression, e.g. '^web-.*$'",
+        ) from None
     namespaces = cond.get("namespaces") or []
     if not isinstance(namespaces, list):
-        raise UsageError(f"{where}: conditions.namespaces must be a list of namespaces")
+        raise UsageError(f"{where}: conditions.namespaces must be a list of namespaces", hint=HINT)
     matches: list[tuple[str, Any]] = []
     for m in cond.get("matches") or []:
         if not isinstance(m, dict) or not m.get("path"):
-            raise UsageError(f"{where}: every conditions.matches entry needs a path")
+            raise UsageError(f"{where}: every conditions.matches entry needs a path", hint=HINT)
         matches.append((str(m["path"]), _patch_value(m.get("value"))))
     patches = []
-    for p in raw.get("patches") or []:
+    for j, p in enumerate(raw.get("patches") or [], 1):
         op = p.get("operation") if isinstance(p, dict) else None
-        if op not in ("add", "remove", "replace", "move", "copy", "test") or not p.get("path"):
+        path = p.get("path") if isinstance(p, dict) else None
+        if op not in OPERATIONS or not path:
             raise UsageError(
-                f"{where}: patch needs operation (add/remove/replace/move/copy/test) and path"
+                f"{where}: patch needs operation ({'/'.join(OPERATIONS)}) and path "
+                f"(patch {j}: operation {op!r}, path {path!r})",
+                hint='e.g. - operation: replace, path: /spec/replicas, value: "1" (RFC 6902)',
             )
         item = {"op": op, "path": p["path"]}
         if p.get("from"):
@@ -186,9 +208,12 @@ def _rule(raw: Any, where: str) -> Rule:
         json_patches=patches,
         merge_patches=[_patch_data(p, where) for p in raw.get("mergePatches") or []],
         strategic_patches=[_patch_data(p, where) for p in raw.get("strategicPatches") or []],
+        where=where,
     )
     if not (rule.json_patches or rule.merge_patches or rule.strategic_patches):
-        raise UsageError(f"{where}: the rule has no patches, mergePatches or strategicPatches")
+        raise UsageError(
+            f"{where}: the rule has no patches, mergePatches or strategicPatches", hint=HINT
+        )
     return rule
 
 
@@ -196,16 +221,13 @@ def parse_modifiers(text: str, source: str = "resource modifiers") -> Modifiers:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise UsageError(
-            f"{source}: not YAML: {exc}", hint="see Velero's resource modifiers"
-        ) from exc
+        raise UsageError(f"{source}: not YAML ({_yaml_problem(exc)})", hint=HINT) from None
     if not isinstance(doc, dict) or doc.get("version") != "v1":
-        raise UsageError(
-            f"{source}: `version: v1` is required", hint="see Velero's resource modifiers format"
-        )
+        found = repr(doc.get("version")) if isinstance(doc, dict) else "none"
+        raise UsageError(f"{source}: `version: v1` is required (found {found})", hint=HINT)
     rules = doc.get("resourceModifierRules")
     if not isinstance(rules, list) or not rules:
-        raise UsageError(f"{source}: `resourceModifierRules` must be a non-empty list")
+        raise UsageError(f"{source}: `resourceModifierRules` must be a non-empty list", hint=HINT)
     return Modifiers([_rule(r, f"{source}: rule {i + 1}") for i, r in enumerate(rules)])
 
 
@@ -213,5 +235,8 @@ def load_modifiers(path: str) -> Modifiers:
     try:
         text = Path(path).read_text()
     except OSError as exc:
-        raise UsageError(f"cannot read --resource-modifiers {path}: {exc.strerror}") from exc
+        raise UsageError(
+            f"cannot read --resource-modifiers {path}: {exc.strerror}",
+            hint="give the path of a resource modifiers YAML file",
+        ) from None
     return parse_modifiers(text, path)

@@ -18,6 +18,7 @@ from typing import Any
 from migrate.cluster import Cluster, Discovery
 from migrate.errors import ClusterError, UsageError
 from migrate.store import Store, layout
+from migrate.store.crypto import EncryptionKey
 from migrate.store.reader import BackupSource, open_backup
 from migrate.transform.scope import Scope
 from migrate.verify.collect import Collector, Progress, read_all
@@ -36,6 +37,7 @@ class VerifyOptions:
     backup: str | None = None  # compare the target with this backup instead of the source
     parallelism: int = 8  # LISTs in flight, both sides together
     page_size: int = 500
+    encryption_key: EncryptionKey | None = None  # of an encrypted --from-backup
 
 
 def _facts(c: Cluster) -> dict[str, Any]:
@@ -108,7 +110,7 @@ def _plan(
         if opts.backup:
             if store is None:
                 raise UsageError("--from-backup needs --bucket")
-            backup = open_backup(store, opts.backup)
+            backup = open_backup(store, opts.backup, opts.encryption_key)
             vs = VerifyScope((opts.scope, Scope.from_velero_spec(backup.info.spec)), mappings)
             rf = ResourceFilter.resolve(tdisc, vs, strict=True)
             types = resolve_types(tdisc, vs, rf)
