@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -13,8 +15,20 @@ from migrate.cluster import Cluster
 from migrate.errors import AlreadyExists
 
 ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent  # the venv's console scripts
 EXAMPLES = ROOT / "examples"
 T = TypeVar("T")
+
+
+def km(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the kube-migrate CLI as a user does (a subprocess); output captured as text."""
+    return subprocess.run(
+        [str(BIN / "kube-migrate"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def wait_for(what: str, check: Callable[[], T], timeout: float = 90.0) -> T:

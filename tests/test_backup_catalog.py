@@ -16,7 +16,7 @@ import click
 import pytest
 import yaml
 
-from migrate.backup import catalog
+from migrate.backup import catalog, describe
 from migrate.cli import backup_read_cmd
 from migrate.cli.backup_cmd import backup as backup_group
 from migrate.cli.main import run
@@ -95,7 +95,7 @@ def test_get_corrupt_marker_and_prefix_names(store: Store) -> None:
     store.put("backups/b1/velero-backup.json", b'{"kind": "Backup", trunc')
     rows = {r.name: r for r in catalog.list_backups(store)}
     assert rows["b1"].phase == "Corrupt" and rows["b10"].phase == "Completed"
-    described = catalog.describe(store, "b1")
+    described = describe.describe(store, "b1")
     assert described["phase"] == "Corrupt" and "not JSON" in described["problems"][0]
 
 
@@ -104,7 +104,7 @@ def test_get_empty_bucket(store: Store) -> None:
 
 
 def test_describe_ours_counts_from_manifest(three: Store) -> None:
-    d = catalog.describe(three, "ours")
+    d = describe.describe(three, "ours")
     assert d["phase"] == "Completed" and d["madeBy"] == "kube-migrate"
     assert d["counts"]["from"] == "manifest" and d["counts"]["items"] == len(ITEMS)
     assert d["counts"]["byResource"] == {
@@ -121,14 +121,14 @@ def test_describe_ours_counts_from_manifest(three: Store) -> None:
     assert d["ttl"] == "720h0m0s" and d["expiration"] and not d["expired"]
     assert (d["errors"], d["warnings"]) == (0, 0)
     assert "resources" not in d and "errorMessages" not in d
-    full = catalog.describe(three, "ours", details=True)
+    full = describe.describe(three, "ours", details=True)
     assert full["resources"]["apps/v1/Deployment"] == ["app/web"]
     assert full["resources"]["v1/Namespace"] == ["app", "other"]
     assert full["files"]["ours.tar.gz"] == d["tarballBytes"]
 
 
 def test_describe_velero_counts_from_resource_list(three: Store) -> None:
-    d = catalog.describe(three, "velero1")
+    d = describe.describe(three, "velero1")
     assert d["madeBy"] == "velero" and d["phase"] == "PartiallyFailed"
     assert d["sourceVersion"] == "v1.29.3"
     assert d["counts"] == {
@@ -143,28 +143,28 @@ def test_describe_velero_counts_from_resource_list(three: Store) -> None:
     }
     assert (d["errors"], d["warnings"]) == (1, 2)
     assert "clusterIncluded" not in d
-    full = catalog.describe(three, "velero1", details=True)
+    full = describe.describe(three, "velero1", details=True)
     assert full["errorMessages"]["namespaces"] == {"app": ["error restoring x"]}
     assert full["warningMessages"]["cluster"] == ["w1"]
 
 
 def test_describe_incomplete_and_missing(three: Store) -> None:
-    d = catalog.describe(three, "killed")
+    d = describe.describe(three, "killed")
     assert d["phase"] == "Incomplete" and d["counts"]["from"] == "manifest"
     with pytest.raises(UsageError) as info:
-        catalog.describe(three, "nope")
+        describe.describe(three, "nope")
     assert info.value.message == f"backup 'nope' not found in {three.url}"
     assert "backup get" in info.value.hint
 
 
 def test_logs(three: Store) -> None:
-    assert "backup ours started" in catalog.logs(three, "ours")
-    assert "backup velero1 started" in catalog.logs(three, "velero1")
+    assert "backup ours started" in describe.logs(three, "ours")
+    assert "backup velero1 started" in describe.logs(three, "velero1")
     with pytest.raises(UsageError, match="not found"):
-        catalog.logs(three, "nope")
+        describe.logs(three, "nope")
     three.delete("backups/ours/ours-logs.gz")
     with pytest.raises(UsageError, match="has no logs"):
-        catalog.logs(three, "ours")
+        describe.logs(three, "ours")
 
 
 def test_delete(store: Store) -> None:

@@ -46,6 +46,7 @@ from migrate.store.crypto import (
     check_key,
     load_key,
 )
+from tests.helpers import km
 
 from .helpers import apply
 
@@ -321,16 +322,6 @@ def test_playbook_key_file_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 # ----------------------------------------------------------------- on the real planes
-
-
-def km(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "kube-migrate"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def error_line(out: subprocess.CompletedProcess[str]) -> str:

@@ -31,6 +31,7 @@ from migrate.errors import NotFound
 from migrate.store import layout, open_store
 from migrate.transform.scope import Scope
 from tests.conftest import Env
+from tests.helpers import km
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -70,12 +71,6 @@ def _count(c: Cluster, ns: str) -> int:
         return c.count(c.discovery().resolve("configmaps"), ns)
     except Exception:  # the apiserver is down: not counted
         return -1
-
-
-def km(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "kube-migrate"), *args], capture_output=True, text=True, check=False
-    )
 
 
 def test_restore_survives_apiserver_restart(

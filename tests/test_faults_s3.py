@@ -35,6 +35,7 @@ from migrate.store.archive import TarballWriter
 from migrate.store.s3_stream import READ_RESUMES
 from migrate.sync.wait import SyncState, wait_for_sync
 from migrate.transform.scope import Scope
+from tests.helpers import km as cli
 
 from .helpers import wait_for
 from .s3proxy import Rule, S3Proxy
@@ -46,16 +47,6 @@ BIG_CONFIGMAPS = 8  # ~0.9 MiB of random text each, twice in the tarball: a 2-pa
 
 def uniq(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "kube-migrate"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def _namespace(c: Cluster, name: str, configmaps: dict[str, dict[str, str]]) -> None:

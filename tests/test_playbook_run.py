@@ -19,21 +19,11 @@ from migrate.cluster import Cluster
 from migrate.errors import NotFound
 from migrate.store import open_store
 
-from .helpers import ROOT, apply_example, load_docs, wait_for
+from .helpers import ROOT, apply_example, km, load_docs, wait_for
 
 BIN = Path(sys.executable).parent
 PLAYBOOKS = ROOT / "playbooks"
 SHOP_NAMESPACES = ("shop", "shop-data", "shop-test", "shop-data-test")
-
-
-def km(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "kube-migrate"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def clean_target(target: Cluster) -> None:

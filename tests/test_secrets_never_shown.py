@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from migrate.cluster import Cluster
 from migrate.store import open_store
 from tests.conftest import Env
+from tests.helpers import km
 
 BIN = Path(sys.executable).parent
 MARKERS = [f"M4RK3R-{i}-{uuid.uuid4().hex}" for i in range(5)]
@@ -29,12 +29,6 @@ MARKERS = [f"M4RK3R-{i}-{uuid.uuid4().hex}" for i in range(5)]
 
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
-
-
-def km(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "kube-migrate"), *args], capture_output=True, text=True, check=False
-    )
 
 
 def leaks(text: str) -> list[str]:

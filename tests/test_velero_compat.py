@@ -4,16 +4,13 @@ plane, with a BackupStorageLocation on the same MinIO bucket."""
 
 from __future__ import annotations
 
-import os
-import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from migrate.backup.create import BackupOptions, create_backup
 from migrate.cluster import Cluster
@@ -25,156 +22,27 @@ from migrate.transform.scope import Scope
 
 from .helpers import ROOT, apply, apply_example, wait_for
 
-CACHE = Path(os.environ.get("KUBE_MIGRATE_CACHE", Path.home() / ".cache" / "kube-migrate"))
-
-
-def _versions() -> dict[str, str]:
-    pairs = (
-        ln.split("=", 1)
-        for ln in (ROOT / "hack" / "versions.env").read_text().splitlines()
-        if "=" in ln and not ln.startswith("#")
-    )
-    return {k.strip(): v.strip() for k, v in pairs}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Velero:
-    def __init__(self, binary: Path, kubeconfig: str, namespace: str) -> None:
-        self.binary, self.kubeconfig, self.namespace = binary, kubeconfig, namespace
-
-    def __call__(self, *args: str, timeout: float = 180) -> str:
-        out = subprocess.run(
-            [str(self.binary), *args, "-n", self.namespace, "--kubeconfig", self.kubeconfig],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        assert out.returncode == 0, out.stderr + out.stdout
-        return out.stdout
+if str(ROOT / "hack") not in sys.path:
+    sys.path.insert(0, str(ROOT / "hack"))
+from devenv.velero import Velero, ensure_built, velero_server
 
 
 @pytest.fixture(scope="module")
 def velero(
     dev_env: Any, target: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Velero, str]]:
-    """A velero server on the target plane, its location on a fresh prefix of the bucket."""
-    version = _versions()["VELERO"]
-    home = CACHE / "bin" / f"velero-{version}"
-    if not (home / ".stamp").exists():
-        subprocess.run([str(ROOT / "hack" / "build.sh"), "velero"], check=True)
-    ns, prefix = f"velero-{uuid.uuid4().hex[:6]}", f"velero-{uuid.uuid4().hex[:8]}"
-    crds = subprocess.run(
-        [str(home / "velero"), "install", "--crds-only", "--dry-run", "-o", "yaml"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    listed = [d for d in yaml.safe_load_all(crds) if d]  # a v1 List of CRDs
-    items = [i for d in listed for i in (d.get("items") or [d])]
-    docs = [d for d in items if d.get("kind") == "CustomResourceDefinition"]
-    assert len(docs) >= 10, "velero install --crds-only printed no CRDs"
-    for items in ([d] for d in docs):
-        apply(target, items)
-    workdir = tmp_path_factory.mktemp("velero")
-    creds = workdir / "credentials"
-    creds.write_text(
-        f"[default]\naws_access_key_id={os.environ['AWS_ACCESS_KEY_ID']}\n"
-        f"aws_secret_access_key={os.environ['AWS_SECRET_ACCESS_KEY']}\n"
-    )
-    apply(
+    """A velero server on the target plane, its location on a fresh prefix of the bucket
+    (hack/devenv/velero.py: CRDs, dummy Deployment, location; stopped and deleted after)."""
+    ensure_built()
+    prefix = f"velero-{uuid.uuid4().hex[:8]}"
+    with velero_server(
         target,
-        [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
-            # restore item actions look up Velero's own Deployment for its image
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": "velero", "namespace": ns, "labels": {"component": "velero"}},
-                "spec": {
-                    "replicas": 0,
-                    "selector": {"matchLabels": {"component": "velero"}},
-                    "template": {
-                        "metadata": {"labels": {"component": "velero"}},
-                        "spec": {
-                            "containers": [{"name": "velero", "image": f"velero/velero:{version}"}]
-                        },
-                    },
-                },
-            },
-            {
-                "apiVersion": "velero.io/v1",
-                "kind": "BackupStorageLocation",
-                "metadata": {"name": "default", "namespace": ns},
-                "spec": {
-                    "provider": "aws",
-                    "default": True,
-                    "objectStorage": {
-                        "bucket": dev_env.bucket.removeprefix("s3://"),
-                        "prefix": prefix,
-                    },
-                    "config": {
-                        "region": os.environ.get("AWS_REGION", "us-east-1"),
-                        "s3ForcePathStyle": "true",
-                        "s3Url": os.environ["AWS_ENDPOINT_URL"],
-                        "checksumAlgorithm": "",
-                    },
-                },
-            },
-        ],
-    )
-    log = (workdir / "server.log").open("wb")
-    server = subprocess.Popen(
-        [
-            str(home / "velero"),
-            "server",
-            "--kubeconfig",
-            dev_env.target_kubeconfig,
-            "--namespace",
-            ns,
-            "--plugin-dir",
-            str(home / "plugins"),
-            "--metrics-address",
-            f"127.0.0.1:{_free_port()}",
-            "--profiler-address",
-            f"127.0.0.1:{_free_port()}",
-            "--backup-sync-period",
-            "5s",
-            "--store-validation-frequency",
-            "5s",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=workdir,
-        env={**os.environ, "AWS_SHARED_CREDENTIALS_FILE": str(creds)},
-    )
-    bsl = target.discovery(refresh=True).for_kind("velero.io/v1", "BackupStorageLocation")
-    assert bsl is not None
-    try:
-        wait_for(
-            "the location Available",
-            lambda: (
-                (target.get(bsl, "default", ns).get("status") or {}).get("phase") == "Available"
-            ),
-            90,
-        )
-        yield Velero(home / "velero", dev_env.target_kubeconfig, ns), f"{dev_env.bucket}/{prefix}"
-    finally:
-        server.terminate()
-        server.wait(30)
-        log.close()
-        # Velero's finalizers on its Restores would hold the namespace forever without it
-        restores = target.discovery().for_kind("velero.io/v1", "Restore")
-        for obj in target.list(restores, ns) if restores else ():
-            target.patch(restores, obj["metadata"]["name"], {"metadata": {"finalizers": None}}, ns)  # type: ignore[arg-type]
-        target.delete(target.discovery().resolve("namespaces"), ns)
+        dev_env.target_kubeconfig,
+        dev_env.bucket,
+        prefix,
+        workdir=tmp_path_factory.mktemp("velero"),
+    ) as run:
+        yield run, f"{dev_env.bucket}/{prefix}"
 
 
 def test_velero_reads_and_restores_our_backup(

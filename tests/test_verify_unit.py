@@ -24,7 +24,13 @@ from migrate.verify.collect import Collector, Side
 from migrate.verify.compare import compare, expected_count
 from migrate.verify.ignorefile import parse_ignore_rules
 from migrate.verify.junit import to_xml
-from migrate.verify.normalize import Normalizer, Transforms, secret_digest
+from migrate.verify.normalize import (
+    Normalizer,
+    Raw,
+    Transforms,
+    same_but_volatile,
+    secret_digest,
+)
 from migrate.verify.render import html_page, markdown, table
 from migrate.verify.results import ABSENT, ObjectResult, VerifyReport, shown
 from migrate.verify.scope import ResourceFilter, VerifyScope
@@ -248,7 +254,8 @@ def test_secrets_are_compared_by_hash_and_never_shown() -> None:
     tgt = [restored(src[0])]
     tgt[0]["data"] = {"password": "b3RoZXI=", "token": "dG9r"}
     s, t, norm = sides(src, tgt)
-    assert s.objects[("", "Secret", "app", "s")]["data"]["password"] == secret_digest(SECRET)
+    held = norm.materialize(s.objects[("", "Secret", "app", "s")])
+    assert held["data"]["password"] == secret_digest(SECRET)
     got = compare(s, t, norm)[0]
     assert [(c.path, c.old, c.new) for c in got.changes] == [
         ("data.password", "<redacted>", "<redacted>"),
@@ -263,6 +270,44 @@ def test_secrets_are_compared_by_hash_and_never_shown() -> None:
     la = ["metadata", "annotations", "kubectl.kubernetes.io/last-applied-configuration"]
     assert shown("Secret", la, '{"data": {"a": "x"}}') == "<redacted>"
     assert shown("ConfigMap", ["data", "k"], "z" * 50) == "z" * 40 + "... (50 chars)"
+
+
+def test_deferred_normalization_is_sound() -> None:
+    """Objects kept raw (normalization put off) are equal only when equal but for what a
+    restore never carries over; wherever the transforms could change an object's content,
+    objects are normalized up front, so a restore that skipped a transform is drift."""
+    cm = obj("ConfigMap", "cfg", data={"k": "v"}, meta={"labels": {"a": "b"}})
+    s, t, norm = sides([cm], [restored(cm)])
+    assert type(s.objects[("", "ConfigMap", "app", "cfg")]) is Raw
+    assert same_but_volatile(  # restore labels, uid, managedFields: the fast path's equal
+        s.objects[("", "ConfigMap", "app", "cfg")], t.objects[("", "ConfigMap", "app", "cfg")]
+    )
+    assert [r.status for r in compare(s, t, norm)] == ["equal"]
+    changed = restored(cm)
+    changed["metadata"]["labels"]["a"] = "c"
+    assert results_of([cm], [changed])["ConfigMap/cfg"] == [("metadata.labels.a", "b", "c")]
+    extra_null = restored(cm)
+    extra_null["immutable"] = None  # differs raw, equal normalized: the slow path says so
+    assert results_of([cm], [extra_null])["ConfigMap/cfg"] == "equal"
+    # an image mapping the restore did not apply: the raw objects are equal, yet drift
+    d = deployment("web")
+    m = Mappings(registries={"docker.io/x": "reg.test/x"})
+    got = results_of([d], [restored(d)], t=Transforms(mappings=m))
+    assert got["Deployment/web"] == [
+        ("spec.template.spec.containers[0].image", "reg.test/x/web:1", "docker.io/x/web:1")
+    ]
+    # a namespace mapping the restore did not apply to a RoleBinding's subject
+    rb = obj(
+        "RoleBinding",
+        "rb",
+        api="rbac.authorization.k8s.io/v1",
+        roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+        subjects=[{"kind": "ServiceAccount", "name": "sa", "namespace": "app"}],
+    )
+    stale = restored(rb, {"app": "clone"})
+    stale["subjects"][0]["namespace"] = "app"
+    got = results_of([rb], [stale], t=Transforms(mappings=Mappings(namespaces={"app": "clone"})))
+    assert got["RoleBinding/rb"] == [("subjects[0].namespace", "clone", "app")]
 
 
 def test_target_only_defaults_are_not_drift_but_source_values_must_match() -> None:

@@ -10,9 +10,7 @@ backup never looks complete to a reader (or to Velero's sync) on the other side.
 
 from __future__ import annotations
 
-import gzip
 import logging
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +18,6 @@ from typing import Any
 
 from migrate.errors import IntegrityError, StoreNotFound, StoreReadOnly, UsageError
 from migrate.store import ObjectInfo, Store, layout
-from migrate.store.crypto import Encryption, EncryptionKey, check_key
 
 log = logging.getLogger(__name__)
 
@@ -164,145 +161,6 @@ def list_backups(store: Store, now: datetime | None = None) -> list[BackupRow]:
     oldest = datetime.min.replace(tzinfo=UTC)
     rows.sort(key=lambda r: (r.created or oldest, r.name), reverse=True)
     return rows
-
-
-def _sidecar(store: Store, folder: _Folder, key: str, problems: list[str]) -> dict[str, Any]:
-    """A gzip-JSON sidecar as a dict; {} if absent, a note in ``problems`` if unreadable."""
-    if key not in folder.files:
-        return {}
-    what = key.removeprefix(folder.keys.dir)
-    try:
-        doc = layout.gunzip_json(store.get(key), what)
-    except (IntegrityError, StoreNotFound) as exc:
-        problems.append(str(exc))
-        return {}
-    if not isinstance(doc, dict):
-        problems.append(f"{what} is not a JSON object")
-        return {}
-    return doc
-
-
-def _count_messages(result: Any) -> int:
-    if not isinstance(result, dict):
-        return 0
-    return (
-        len(result.get("velero") or [])
-        + len(result.get("cluster") or [])
-        + sum(len(v or []) for v in (result.get("namespaces") or {}).values())
-    )
-
-
-def _counts_from_resource_list(resources: dict[str, list[str]]) -> dict[str, Any]:
-    by_ns: Counter[str] = Counter()
-    for names in resources.values():
-        by_ns.update(n.split("/", 1)[0] for n in names if "/" in n)
-    return {
-        "items": sum(map(len, resources.values())),
-        "byResource": {k: len(v) for k, v in sorted(resources.items())},
-        "byNamespace": dict(sorted(by_ns.items())),
-    }
-
-
-def _manifest(store: Store, folder: _Folder, problems: list[str]) -> layout.Manifest | None:
-    if not folder.ours:
-        return None
-    try:
-        return layout.Manifest.parse(store.get(folder.keys.manifest), folder.name)
-    except (IntegrityError, StoreNotFound) as exc:
-        problems.append(str(exc))
-        return None
-
-
-def describe(
-    store: Store, name: str, details: bool = False, key: EncryptionKey | None = None
-) -> dict[str, Any]:
-    """Everything known about one backup; ``details`` adds messages and the resource list.
-
-    What describe shows is never encrypted (names, counts, messages); ``key``, when given,
-    is checked against the key id of an encrypted backup (UsageError if it is not it)."""
-    folder = _read_folder(store, name)
-    if folder is None:
-        raise _not_found(store, name)
-    problems = [folder.problem] if folder.problem else []
-    info, now = folder.info, datetime.now(UTC)
-    tarball = folder.files.get(folder.keys.tarball)
-    status = (info.raw.get("status") or {}) if info else {}
-    out: dict[str, Any] = {
-        "name": name,
-        "phase": folder.phase,
-        "madeBy": MADE_BY_US if folder.ours else MADE_BY_VELERO,
-        "started": _ts(info.started) if info else None,
-        "completed": _ts(info.completed) if info else None,
-        "ttl": info.spec.get("ttl") if info else None,
-        "expiration": _ts(info.expiration) if info else None,
-        "expired": info.expired(now) if info else False,
-        "sourceVersion": info.source_version if info else "",
-        "formatVersion": info.format_version if info else "",
-        "items": info.items if info else 0,
-        "tarballBytes": tarball.size if tarball else 0,
-        "filters": {k: info.spec[k] for k in _SPEC_FILTERS if k in info.spec} if info else {},
-    }
-    for why in ("failureReason", "validationErrors"):
-        if status.get(why):
-            out[why] = status[why]
-    manifest = _manifest(store, folder, problems)
-    resources = {
-        str(k): [str(i) for i in (v or [])]
-        for k, v in _sidecar(store, folder, folder.keys.resource_list, problems).items()
-    }
-    counts = (manifest.raw.get("counts") if manifest else None) or None
-    if isinstance(counts, dict):
-        out["counts"] = {
-            "from": "manifest",
-            "items": counts.get("items", 0),
-            "byResource": counts.get("byResource") or {},
-            "byNamespace": counts.get("byNamespace") or {},
-        }
-    else:
-        out["counts"] = {"from": "resource-list", **_counts_from_resource_list(resources)}
-    results = _sidecar(store, folder, folder.keys.results, problems) or None
-    if results is not None:
-        out["errors"] = _count_messages(results.get("errors"))
-        out["warnings"] = _count_messages(results.get("warnings"))
-    else:
-        out["errors"] = info.errors if info else 0
-        out["warnings"] = info.warnings if info else 0
-    encryption = Encryption.from_manifest(manifest.raw, name) if manifest else None
-    if key is not None:
-        check_key(encryption, key, name)
-    if manifest is not None:
-        out["encryption"] = encryption.as_dict() if encryption else None
-        if encryption is not None and key is not None:
-            out["encryption"]["keyMatches"] = True
-        out["clusterIncluded"] = manifest.raw.get("clusterIncluded") or {}
-        out["skippedResources"] = manifest.raw.get("skippedResources") or {}
-    if details:
-        if results is not None:
-            out["errorMessages"] = results.get("errors") or layout.empty_result()
-            out["warningMessages"] = results.get("warnings") or layout.empty_result()
-        out["resources"] = resources
-        out["files"] = {k.removeprefix(folder.keys.dir): o.size for k, o in folder.files.items()}
-    if problems:
-        out["problems"] = problems
-    return out
-
-
-def logs(store: Store, name: str) -> str:
-    """The backup's log (``<name>-logs.gz``), as text."""
-    keys = _check_name(name)
-    try:
-        data = store.get(keys.logs)
-    except StoreNotFound:
-        if next(iter(store.list(keys.dir)), None) is None:
-            raise _not_found(store, name) from None
-        raise UsageError(
-            f"backup {name!r} has no logs in {store.url}",
-            hint="Velero writes the logs best-effort; an interrupted backup may have none",
-        ) from None
-    try:
-        return gzip.decompress(data).decode("utf-8", errors="replace")
-    except (OSError, EOFError) as exc:
-        raise IntegrityError(f"{store.url.key_url(keys.logs)} is corrupted: {exc}") from exc
 
 
 def delete(store: Store, name: str) -> int:

@@ -23,7 +23,7 @@ from typing import Any
 from migrate import __version__
 from migrate.backup.access import check_can_list
 from migrate.backup.changes import ChangeTracker, included_in, record_changes
-from migrate.backup.deps import Collector
+from migrate.backup.deps import Collector, fetch_dependencies
 from migrate.backup.scope import ResolvedResources, resolve_resources
 from migrate.backup.sink import BackupSummary, Progress, Sink, note
 from migrate.cluster import APIResource, Cluster
@@ -107,7 +107,7 @@ def create_backup(
                 collector = Collector()
                 _list_all(c, opts, tasks, sink, collector, summary, emit, tracker)
                 if opts.scope.cluster_mode != "all":
-                    _dependencies(c, opts.scope, sink, collector, summary)
+                    fetch_dependencies(c, opts.scope, sink, collector, summary)
         except BaseException:
             if tracker is not None:
                 tracker.close()  # no watch outlives a failed backup
@@ -171,63 +171,6 @@ def _list_all(
             fut.result()
 
 
-def _dependencies(
-    c: Cluster, scope: Scope, sink: Sink, collector: Collector, summary: BackupSummary
-) -> None:
-    disc = c.discovery()
-    crb = disc.get("rbac.authorization.k8s.io", "clusterrolebindings")
-    crd = disc.get("apiextensions.k8s.io", "customresourcedefinitions")
-
-    def listed(res: APIResource | None) -> list[dict[str, Any]]:
-        """All objects of a cluster-scoped type; a refusal is a warning, not the end."""
-        if res is None:
-            return []
-        try:
-            return list(c.list(res))
-        except ClusterUnreachable:
-            raise
-        except ClusterError as exc:
-            note(summary.warnings, None, f"cannot list {res.full_name}: {exc.message}")
-            return []
-
-    collector.cluster_role_bindings(listed(crb))
-    collector.crds(listed(crd))
-    for kind, group, resource in (
-        (
-            "ValidatingWebhookConfiguration",
-            "admissionregistration.k8s.io",
-            "validatingwebhookconfigurations",
-        ),
-        (
-            "MutatingWebhookConfiguration",
-            "admissionregistration.k8s.io",
-            "mutatingwebhookconfigurations",
-        ),
-        ("APIService", "apiregistration.k8s.io", "apiservices"),
-    ):
-        collector.service_callers(kind, listed(disc.get(group, resource)), scope.namespace_included)
-    by_name = {r.full_name: r for r in disc}
-    for gr, names in sorted(collector.wanted.items()):
-        res = by_name.get(gr)
-        if res is None or (scope.cluster_mode == "none" and gr != "namespaces"):
-            continue
-        for name, reason in sorted(names.items()):
-            try:
-                obj = c.get(res, name)
-            except NotFound:
-                note(summary.warnings, None, f"{gr} {name} ({reason}) does not exist")
-                continue
-            except ClusterUnreachable:
-                raise
-            except ClusterError as exc:
-                note(summary.errors, None, f"get {gr} {name} ({reason}): {exc.message}")
-                continue
-            obj.setdefault("apiVersion", res.api_version)
-            obj.setdefault("kind", res.kind)
-            if sink.add(res, obj):
-                summary.cluster_included.setdefault(gr, {})[name] = reason
-
-
 def _finish(
     c: Cluster,
     store: Store,
@@ -269,7 +212,6 @@ def _finish(
         indent=2,
     ).encode()
     for key, blob in blobs.items():
-        store.put(key, blob)
         files[key] = (len(blob), layout.sha256(blob))
     files[keys.metadata] = (len(metadata), layout.sha256(metadata))
     extra = {
@@ -281,9 +223,13 @@ def _finish(
     if opts.encryption_key is not None:
         tarball = keys.tarball.removeprefix(keys.dir)
         extra["encryption"] = Encryption.for_key(opts.encryption_key, (tarball,)).as_dict()
-    manifest = layout.manifest(opts.name, files, keys.dir, _source_facts(c, version), extra)
-    store.put(keys.manifest, manifest)
-    store.put(keys.metadata, metadata)  # last: the completion marker
+    blobs[keys.manifest] = layout.manifest(
+        opts.name, files, keys.dir, _source_facts(c, version), extra
+    )
+    with ThreadPoolExecutor(max_workers=len(blobs)) as pool:  # independent small PUTs
+        for fut in [pool.submit(store.put, key, blob) for key, blob in blobs.items()]:
+            fut.result()
+    store.put(keys.metadata, metadata)  # last, once the others are in: the completion marker
 
 
 def _source_facts(c: Cluster, version: Any) -> dict[str, Any]:

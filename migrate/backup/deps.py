@@ -14,6 +14,10 @@ import threading
 from collections import defaultdict
 from typing import Any
 
+from migrate.backup.sink import BackupSummary, Sink, note
+from migrate.cluster import APIResource, Cluster
+from migrate.errors import ClusterError, ClusterUnreachable, NotFound
+from migrate.transform.scope import Scope
 from migrate.transform.workloads import pod_spec, references
 
 # Reference kind -> (resource.group of the cluster-scoped type, how the reason reads).
@@ -139,3 +143,62 @@ class Collector:
                     gr, _ = CLUSTER_REFS[kind]
                     self.wanted[gr].setdefault(name, f"applies to namespace {ns} in scope")
                     break
+
+
+def fetch_dependencies(
+    c: Cluster, scope: Scope, sink: Sink, collector: Collector, summary: BackupSummary
+) -> None:
+    """Fetch what the collector wants (after the listing) into the sink, with reasons;
+    refusals are warnings, a missing object a warning, other failures errors."""
+    disc = c.discovery()
+    crb = disc.get("rbac.authorization.k8s.io", "clusterrolebindings")
+    crd = disc.get("apiextensions.k8s.io", "customresourcedefinitions")
+
+    def listed(res: APIResource | None) -> list[dict[str, Any]]:
+        """All objects of a cluster-scoped type; a refusal is a warning, not the end."""
+        if res is None:
+            return []
+        try:
+            return list(c.list(res))
+        except ClusterUnreachable:
+            raise
+        except ClusterError as exc:
+            note(summary.warnings, None, f"cannot list {res.full_name}: {exc.message}")
+            return []
+
+    collector.cluster_role_bindings(listed(crb))
+    collector.crds(listed(crd))
+    for kind, group, resource in (
+        (
+            "ValidatingWebhookConfiguration",
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+        ),
+        (
+            "MutatingWebhookConfiguration",
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+        ),
+        ("APIService", "apiregistration.k8s.io", "apiservices"),
+    ):
+        collector.service_callers(kind, listed(disc.get(group, resource)), scope.namespace_included)
+    by_name = {r.full_name: r for r in disc}
+    for gr, names in sorted(collector.wanted.items()):
+        res = by_name.get(gr)
+        if res is None or (scope.cluster_mode == "none" and gr != "namespaces"):
+            continue
+        for name, reason in sorted(names.items()):
+            try:
+                obj = c.get(res, name)
+            except NotFound:
+                note(summary.warnings, None, f"{gr} {name} ({reason}) does not exist")
+                continue
+            except ClusterUnreachable:
+                raise
+            except ClusterError as exc:
+                note(summary.errors, None, f"get {gr} {name} ({reason}): {exc.message}")
+                continue
+            obj.setdefault("apiVersion", res.api_version)
+            obj.setdefault("kind", res.kind)
+            if sink.add(res, obj):
+                summary.cluster_included.setdefault(gr, {})[name] = reason

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from migrate.backup import catalog
+from migrate.backup import describe as describing
 from migrate.cli.options import (
     bucket_options,
     cluster_options,
@@ -103,7 +104,7 @@ def describe(name: str, details: bool, output: str, **kwargs: Any) -> None:
     is encrypted; with --encryption-key-file, whether that is its key)."""
     key = key_from(kwargs)
     store = pop_bucket(kwargs, read_only=True)
-    emit(catalog.describe(store, name, details, key), output)
+    emit(describing.describe(store, name, details, key), output)
 
 
 @_register
@@ -113,7 +114,7 @@ def describe(name: str, details: bool, output: str, **kwargs: Any) -> None:
 def logs(name: str, **kwargs: Any) -> None:
     """Print the log of backup NAME."""
     store = pop_bucket(kwargs, read_only=True)
-    text = catalog.logs(store, name)
+    text = describing.logs(store, name)
     sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
 
 

@@ -13,47 +13,30 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import orjson
 import urllib3
 from tenacity import RetryCallState, Retrying, retry_if_exception
-from tenacity.wait import wait_exponential_jitter
 
 from migrate import __version__
 from migrate.cluster.config import ClusterRef, auth_headers, load_configuration, new_api_client
 from migrate.cluster.discovery import APIResource, Discovery, discover
 from migrate.cluster.ratelimit import TokenBucket
+from migrate.cluster.statuses import (
+    ServerVersion,
+    Transient,
+    error_for,
+    retry_wait,
+)
 from migrate.errors import (
-    AlreadyExists,
     ClusterError,
     ClusterUnreachable,
-    Conflict,
-    Forbidden,
-    Invalid,
     NotFound,
 )
 
 log = logging.getLogger(__name__)
-
-# HTTP status -> error class.  409 is split by the Status reason (AlreadyExists vs Conflict).
-STATUS_ERRORS: dict[int, type[ClusterError]] = {
-    400: Invalid,  # malformed request or object
-    401: Forbidden,  # credentials rejected
-    403: Forbidden,  # RBAC denied
-    404: NotFound,  # object, namespace or resource missing
-    409: Conflict,  # AlreadyExists, or a stale resourceVersion
-    422: Invalid,  # object failed validation
-}
-# Hints sharper than the class's own, where the status alone says what to fix.
-STATUS_HINTS: dict[int, str] = {
-    401: "the kubeconfig's credentials were refused (expired, revoked or wrong): renew the "
-    "token or certificate of its user",
-}
-# Statuses worth retrying: the server asked us to slow down or failed transiently.
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",
@@ -64,43 +47,6 @@ PATCH_TYPES = {
 FIELD_MANAGER = "kube-migrate"
 # Ask for objects as metadata only (served for every resource, CRDs included, since 1.15)
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
-
-
-@dataclass(frozen=True, order=True)
-class ServerVersion:
-    major: int
-    minor: int
-    git_version: str = ""
-
-    @classmethod
-    def parse(cls, doc: dict[str, Any]) -> ServerVersion:
-        def num(text: str) -> int:
-            digits = "".join(ch for ch in str(text) if ch.isdigit())
-            return int(digits) if digits else 0
-
-        return cls(
-            num(doc.get("major", "0")), num(doc.get("minor", "0")), doc.get("gitVersion", "")
-        )
-
-    def __str__(self) -> str:
-        return self.git_version or f"v{self.major}.{self.minor}"
-
-
-class _Transient(ClusterError):
-    """A retryable failure; re-raised as its final class when retries run out."""
-
-    def __init__(self, final: ClusterError, retry_after: float | None) -> None:
-        super().__init__(final.message, final.hint, final.status)
-        self.final = final
-        self.retry_after = retry_after
-
-
-def _wait(state: RetryCallState) -> float:
-    exc = state.outcome.exception() if state.outcome else None
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after:
-        return min(float(retry_after), 10.0)
-    return float(wait_exponential_jitter(multiplier=0.2, max=5.0)(state))
 
 
 class Cluster:
@@ -150,8 +96,8 @@ class Cluster:
     ) -> Any:
         """Send one request (retrying transient failures) and return the decoded JSON."""
         retrying = Retrying(
-            retry=retry_if_exception(lambda e: isinstance(e, _Transient)),
-            wait=_wait,
+            retry=retry_if_exception(lambda e: isinstance(e, Transient)),
+            wait=retry_wait,
             stop=self._stop,
             before_sleep=lambda s: (
                 log.info(
@@ -168,7 +114,7 @@ class Cluster:
         )
         try:
             return retrying(self._send, method, path, query, body, content_type, accept)
-        except _Transient as exc:
+        except Transient as exc:
             raise exc.final from None
 
     def _stop(self, state: RetryCallState) -> bool:
@@ -176,7 +122,7 @@ class Cluster:
         restarting), connect_timeout before.  HTTP 429/5xx: status_retry_timeout."""
         exc = state.outcome.exception() if state.outcome else None
         elapsed = state.seconds_since_start or 0.0
-        if isinstance(exc, _Transient) and exc.status is not None:
+        if isinstance(exc, Transient) and exc.status is not None:
             return elapsed >= min(self.retry_timeout, self.status_retry_timeout)
         return elapsed >= (self.retry_timeout if self._reached else self.connect_timeout)
 
@@ -206,28 +152,11 @@ class Cluster:
         except urllib3.exceptions.HTTPError as exc:
             reason = str(getattr(exc, "reason", None) or exc).split("connection: ")[-1]
             final = ClusterUnreachable(f"{self.name}: cannot reach {self.host}: {reason}")
-            raise _Transient(final, None) from exc
+            raise Transient(final, None) from exc
         self._reached = True
         if resp.status >= 400:
-            raise self._error(method, path, resp)
+            raise error_for(f"{self.name}: {method} {path}", resp)
         return orjson.loads(resp.data) if resp.data else {}
-
-    def _error(self, method: str, path: str, resp: Any) -> ClusterError:
-        try:
-            status_doc = orjson.loads(resp.data)
-        except (ValueError, TypeError):
-            status_doc = {}
-        detail = status_doc.get("message") or resp.reason or ""
-        message = f"{self.name}: {method} {path}: {resp.status} {detail}".rstrip()
-        if resp.status in RETRYABLE_STATUS and "failed calling webhook" not in detail:
-            retry_after = resp.headers.get("Retry-After")
-            ra = float(retry_after) if retry_after and retry_after.isdigit() else None
-            return _Transient(ClusterError(message, status=resp.status), ra)
-        cls = STATUS_ERRORS.get(resp.status, ClusterError)
-        if resp.status == 409 and status_doc.get("reason") == "AlreadyExists":
-            cls = AlreadyExists
-        hint = STATUS_HINTS.get(resp.status)
-        return cls(message, hint=hint, status=resp.status, details=status_doc)
 
     def get_path(self, path: str, *, accept: str = "application/json") -> Any:
         return self.request("GET", path, accept=accept)

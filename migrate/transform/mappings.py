@@ -81,6 +81,21 @@ class Mappings:
         return image
 
 
+# Kinds whose content (not just metadata.namespace) a namespace mapping rewrites: the
+# references _namespaced_refs finds, and a Namespace's own name.
+NAMESPACE_REF_KINDS = frozenset(
+    {
+        "RoleBinding",
+        "ClusterRoleBinding",
+        "PersistentVolume",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+        "APIService",
+        "Namespace",
+    }
+)
+
+
 def _namespaced_refs(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Dicts holding a `namespace` key that names another object's namespace."""
     kind = obj.get("kind")

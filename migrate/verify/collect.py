@@ -18,8 +18,9 @@ from typing import Any
 
 from migrate.cluster import Cluster
 from migrate.errors import NotFound
+from migrate.transform.mappings import NAMESPACE_REF_KINDS
 from migrate.transform.skip_policy import SKIP_RULES, SkipRule, skip_reason
-from migrate.verify.normalize import Key, Normalizer, object_key
+from migrate.verify.normalize import Key, Normalizer, Raw, object_key
 from migrate.verify.policy import CLUSTER_OWN, COUNTED_KINDS, TARGET_OWN, UNCOUNTED_ROOTS
 from migrate.verify.scope import ListTask, VerifyScope
 
@@ -96,6 +97,20 @@ class Collector:
     def __init__(self, vs: VerifyScope, norm: Normalizer) -> None:
         self.vs = vs
         self.norm = norm
+        t, m = norm.t, norm.t.mappings
+        # normalization put off (Raw) only where the source side's transforms can change
+        # nothing but metadata.namespace: no modifiers, no mapping but of namespaces
+        self._lazy_any = (
+            not t.modifiers
+            and not t.show_secrets
+            and not (
+                m.storage_classes or m.registries or m.replicas is not None or m.suspend_cronjobs
+            )
+        )
+        self._lazy_ns = not m.namespaces  # else: kinds whose references get mapped too
+
+    def _lazy(self, kind: str) -> bool:
+        return self._lazy_any and (self._lazy_ns or kind not in NAMESPACE_REF_KINDS)
 
     def _key(self, side: str, obj: dict[str, Any]) -> Key:
         group, kind, ns, name = object_key(obj)
@@ -143,13 +158,18 @@ class Collector:
                 out.pending_counts.append((key, ctrl))
             if out.name == "source" or ctrl:
                 return  # restore does not create it / the target's controller made it
+        lazy = self._lazy(kind)  # normalization put off: see normalize.Raw
+        normalized: dict[str, Any]
         if out.name == "source":
             origin = (meta.get("namespace"), str(meta.get("name")))
-            normalized = self.norm.source(gr, obj)  # consumes obj
-            key = object_key(normalized)  # modifiers and mappings may rename
+            if lazy:
+                normalized = Raw.of(obj, out.name, gr)
+            else:
+                normalized = self.norm.source(gr, obj)  # consumes obj
+                key = object_key(normalized)  # modifiers and mappings may rename
             out.origin[key] = origin
         else:
-            normalized = self.norm.target(obj)
+            normalized = Raw.of(obj, out.name, gr) if lazy else self.norm.target(obj)
             if (kind, key[3]) in TARGET_OWN:
                 out.ignored.add(key)
             if not extras:

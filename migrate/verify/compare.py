@@ -13,7 +13,7 @@ from deepdiff.helper import NotPresent
 
 from migrate.transform.mappings import SCALABLE_KINDS, Mappings
 from migrate.verify.collect import Side
-from migrate.verify.normalize import Key, Normalizer
+from migrate.verify.normalize import Key, Normalizer, Raw, same_but_volatile
 from migrate.verify.results import ABSENT, STATUSES, Change, ObjectResult, field_change
 
 
@@ -48,13 +48,18 @@ def compare(
     source: Side, target: Side, norm: Normalizer, show_secrets: bool = False
 ) -> list[ObjectResult]:
     results: dict[Key, ObjectResult] = {}
-    for key, src in source.objects.items():
+    for key, src_read in source.objects.items():
         gr = source.resources[key]
-        tgt = target.objects.get(key)
+        tgt_read = target.objects.get(key)
         origin = source.origin.get(key)
-        if tgt is None:
+        if tgt_read is None:
             results[key] = ObjectResult(key, gr, "missing", source=origin)
             continue
+        raw_pair = type(src_read) is Raw and type(tgt_read) is Raw
+        if raw_pair and same_but_volatile(src_read, tgt_read):
+            results[key] = ObjectResult(key, gr, "equal", [], origin)
+            continue
+        src, tgt = norm.materialize(src_read), norm.materialize(tgt_read)
         changes: list[Change] = []
         if src != tgt:
             norm.drop_target_defaults(src, tgt)

@@ -16,7 +16,7 @@ from typing import Any
 
 from migrate.transform.mappings import Mappings, apply_mappings
 from migrate.transform.modifiers import Modifiers
-from migrate.transform.sanitize import SanitizeOptions, sanitize
+from migrate.transform.sanitize import STRIP_METADATA, SanitizeOptions, sanitize
 from migrate.verify import paths
 from migrate.verify.ignorefile import UserIgnore
 from migrate.verify.policy import (
@@ -103,6 +103,14 @@ class Normalizer:
             _hash_secret(obj)
         return obj
 
+    def materialize(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """The normalized form of an object whose normalization was put off (Raw)."""
+        if type(obj) is not Raw:
+            return obj
+        if obj.side == "source":
+            return self.source(obj.gr, dict(obj))
+        return self.target(dict(obj))
+
     def drop_target_defaults(self, src: dict[str, Any], tgt: dict[str, Any]) -> None:
         """Remove from tgt the defaulted fields the source does not have (in place)."""
         for row in self._defaults.get(str(tgt.get("kind", "")), []):
@@ -139,3 +147,54 @@ def _hash_secret(obj: dict[str, Any]) -> None:
             holder[fpath[-1]] = {k: secret_digest(v) for k, v in value.items()}
         else:
             holder[fpath[-1]] = secret_digest(value)
+
+
+class Raw(dict[str, Any]):
+    """An object kept as read (status and managedFields dropped), its normalization put
+    off: if the other side's object is equal to it but for what sanitize strips anyway,
+    both would normalize alike and the pair is equal without normalizing either.  Only
+    used where the restore's transforms leave the object's content alone (see
+    Collector._lazy); Normalizer.materialize normalizes it otherwise."""
+
+    side = ""
+    gr = ""
+
+    @classmethod
+    def of(cls, obj: dict[str, Any], side: str, gr: str) -> Raw:
+        raw = cls(obj)
+        raw.pop("status", None)  # verify never compares it
+        (raw.get("metadata") or {}).pop("managedFields", None)
+        raw.side, raw.gr = side, gr
+        return raw
+
+
+# metadata a restore never carries over: sanitize strips it (and the key holds namespace)
+_VOLATILE = frozenset(STRIP_METADATA) | {"namespace"}
+
+
+def same_but_volatile(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """a == b, but for their metadata's volatile fields and the restore's own labels
+    (both objects slimmed)."""
+    if len(a) != len(b):
+        return False
+    for k, v in a.items():
+        if k != "metadata" and b.get(k, _MISSING) != v:
+            return False
+    return _meta_view(a.get("metadata") or {}) == _meta_view(b.get("metadata") or {})
+
+
+def _meta_view(meta: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in meta.items() if k not in _VOLATILE and k != "labels"}
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in _IGNORED_LABELS}
+    if labels:
+        out["labels"] = labels
+    return out
+
+
+# labels verify ignores on every kind (the restore's own: velero.io/backup-name, ...)
+_IGNORED_LABELS = frozenset(
+    row.path[2]
+    for row in IGNORED_FIELDS
+    if not row.kinds and row.path[:2] == ("metadata", "labels")
+)
+_MISSING = object()
