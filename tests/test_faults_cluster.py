@@ -129,14 +129,18 @@ def _objects(store: Any, name: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-@pytest.mark.parametrize("page_size", [500, 10], ids=["relisted", "watched"])
+@pytest.mark.parametrize(
+    ("page_size", "detect"),
+    [(500, True), (10, True), (10, False)],
+    ids=["relisted", "watched", "off"],
+)
 def test_backup_counts_changes_made_while_it_runs(
-    source: Cluster, source_ns: str, bucket_url: str, page_size: int
+    source: Cluster, source_ns: str, bucket_url: str, page_size: int, detect: bool
 ) -> None:
     """Changes made after the ConfigMaps were listed (and before the backup ended) are
     counted exactly: 5 modified (one of them twice), 3 deleted, 2 created; the backup
     holds the listed state.  A one-page LIST is re-listed at the end, a longer one is
-    watched from its snapshot."""
+    watched from its snapshot.  --no-detect-changes: no counts, no warning."""
     cm = source.discovery().resolve("configmaps")
     _bulk(source, source_ns, 40)
     done = threading.Event()
@@ -154,13 +158,17 @@ def test_backup_counts_changes_made_while_it_runs(
 
     store = open_store(bucket_url)
     scope = Scope(include_namespaces=(source_ns,), include_resources=("configmaps",))
-    opts = BackupOptions("moving", scope, page_size=page_size)
+    opts = BackupOptions("moving", scope, page_size=page_size, detect_changes=detect)
     summary = create_backup(source, store, opts, meddle)
-    assert done.is_set()
-    assert summary.changed == {"configmaps": {"modified": 5, "created": 2, "deleted": 3}}
-    assert summary.as_dict()["changed"] == 10 and summary.phase == "Completed"
+    assert done.is_set() and summary.phase == "Completed"
     results = layout.gunzip_json(store.get(layout.BackupKeys("moving").results), "results")
-    assert any("10 changed on the source" in w for w in results["warnings"]["cluster"])
+    if detect:
+        assert summary.changed == {"configmaps": {"modified": 5, "created": 2, "deleted": 3}}
+        assert summary.as_dict()["changed"] == 10
+        assert any("10 changed on the source" in w for w in results["warnings"]["cluster"])
+    else:
+        assert summary.changed == {} and summary.as_dict()["changed"] == 0
+        assert not results["warnings"]["cluster"]
     backed = _objects(store, "moving")
     assert backed["cm-00000"]["data"]["v"] == "0" * 20  # as listed, before the patch
     assert "cm-00005" in backed and "new-0" not in backed

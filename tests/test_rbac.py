@@ -438,3 +438,36 @@ def test_backup_without_secrets_list_is_partially_failed(
     assert len(found) == 1, found
     assert next(iter(found)).startswith("the source's credentials could not read:")
     assert "list secrets" in next(iter(found))
+
+
+def test_backup_without_watch_cannot_tell_what_changed(
+    capsys: pytest.CaptureFixture[str], ids: Identities, source: Cluster, app: str, bucket_url: str
+) -> None:
+    """The source role minus `watch`: a backup still completes, but for a resource listed
+    in more than one page (followed by a watch) it says it cannot tell what changed,
+    rather than report zero; one-page resources are still re-listed and compared."""
+    nowatch = ids.kubeconfig("source", "source-readonly.yaml", "nowatch", without_verb("watch"))
+    cm = source.discovery().resolve("configmaps")
+    for i in range(520):  # more than one page (500) of ConfigMaps
+        source.create(cm, {"metadata": {"name": f"many-{i:03d}"}, "data": {"i": str(i)}}, app)
+    code, backup, err = cli(capsys, "backup", "create", "nw", "--kubeconfig", nowatch,
+                            "--bucket", bucket_url, "--include-namespaces", app)  # fmt: skip
+    assert code == 0 and backup["phase"] == "Completed", err
+    assert "configmaps: cannot tell what changed while the backup ran" in err, err
+    assert "403" in err and backup["changed"] == 0, err
+    code, described, _ = cli(capsys, "backup", "describe", "nw", "--details",
+                             "--bucket", bucket_url)  # fmt: skip
+    warnings = described["warningMessages"]["cluster"]
+    assert [w for w in warnings if "cannot tell" in w] == [
+        next(w for w in warnings if w.startswith("configmaps: cannot tell"))
+    ], warnings
+
+
+def without_verb(verb: str) -> Callable[[Role], None]:
+    """An edit of a ClusterRole that drops one verb from every rule."""
+
+    def edit(role: Role) -> None:
+        for rule in role["rules"]:
+            rule["verbs"] = [v for v in rule["verbs"] if v != verb]
+
+    return edit
