@@ -174,21 +174,25 @@ _VOLATILE = frozenset(STRIP_METADATA) | {"namespace"}
 
 def same_but_volatile(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """a == b, but for their metadata's volatile fields and the restore's own labels
-    (both objects slimmed)."""
+    (both objects slimmed).  Runs once per object pair: no copies, early exits."""
     if len(a) != len(b):
         return False
     for k, v in a.items():
         if k != "metadata" and b.get(k, _MISSING) != v:
             return False
-    return _meta_view(a.get("metadata") or {}) == _meta_view(b.get("metadata") or {})
+    ma, mb = a.get("metadata") or {}, b.get("metadata") or {}
+    for k, v in ma.items():
+        if k not in _VOLATILE and k != "labels" and mb.get(k, _MISSING) != v:
+            return False
+    for k in mb:
+        if k not in _VOLATILE and k != "labels" and k not in ma:
+            return False
+    la, lb = ma.get("labels") or {}, mb.get("labels") or {}
+    return la == lb or _labels(la) == _labels(lb)
 
 
-def _meta_view(meta: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in meta.items() if k not in _VOLATILE and k != "labels"}
-    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in _IGNORED_LABELS}
-    if labels:
-        out["labels"] = labels
-    return out
+def _labels(labels: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in labels.items() if k not in _IGNORED_LABELS}
 
 
 # labels verify ignores on every kind (the restore's own: velero.io/backup-name, ...)

@@ -180,12 +180,13 @@ def run_verify(
         )
         results = compare(src, tgt, norm, opts.transforms.show_secrets)
         report = VerifyReport(plan.source_facts, target_facts.result(), results, len(src.ignored))
+        listed = (src.listed, tgt.listed)
+        del src, tgt  # freed now, by reference counts: no collector pass over them later
     report.seconds = time.monotonic() - started
     log.info(
         "verify: %s (read %d source and %d target objects in %.1fs)",
         report.summary_line(),
-        src.listed,
-        tgt.listed,
+        *listed,
         report.seconds,
     )
     return report
