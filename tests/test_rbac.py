@@ -444,8 +444,8 @@ def test_backup_without_watch_cannot_tell_what_changed(
     capsys: pytest.CaptureFixture[str], ids: Identities, source: Cluster, app: str, bucket_url: str
 ) -> None:
     """The source role minus `watch`: a backup still completes, but for a resource listed
-    in more than one page (followed by a watch) it says it cannot tell what changed,
-    rather than report zero; one-page resources are still re-listed and compared."""
+    in more than one page it says it cannot tell what changed, rather than report zero;
+    one-page resources fall back to a metadata re-list compared by resourceVersion."""
     nowatch = ids.kubeconfig("source", "source-readonly.yaml", "nowatch", without_verb("watch"))
     cm = source.discovery().resolve("configmaps")
     for i in range(520):  # more than one page (500) of ConfigMaps

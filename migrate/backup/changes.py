@@ -4,15 +4,18 @@ A backup lists each resource type in a consistent snapshot (one LIST, paged with
 tokens), so every object in it is internally consistent — but different types (and
 namespaces) are listed at different moments, and a live cluster keeps writing.  Users
 migrating a live cluster need to know how stale the backup is, so the backup's results
-say how many objects were modified, created or deleted after they were listed:
+say how many objects were modified, created or deleted after they were listed.
 
-- a LIST that took more than one page is watched from its snapshot's resourceVersion
-  (metadata only) until the backup ends: exact, and free while nothing changes;
-- a one-page LIST is remembered (per object a 64-bit hash of namespace/name and its
-  resourceVersion) and re-listed as metadata at the end — cheaper than a watch each.
+How, without listing anything twice: before the listing starts, one watch per resource
+type (metadata only; cluster-wide when the type is listed namespace by namespace) starts
+at the current revision.  At the end, an event counts when its object is in scope and
+its resourceVersion is newer than the snapshot that object's LIST saw.  Watches cost a
+connection each and nothing while nothing changes.
 
-A watch that cannot follow (no `watch` permission, a compacted revision) makes that
-resource "unknown" in the results rather than a guess.
+Where a watch cannot follow (no `watch` permission, a compacted revision, a server whose
+resourceVersions are not numbers), one-page LISTs fall back to a metadata re-list compared
+by resourceVersion (per object a 64-bit hash of namespace/name and its resourceVersion is
+kept for that), and longer ones are reported as "cannot tell" rather than guessed.
 """
 
 from __future__ import annotations
@@ -76,29 +79,53 @@ class Changes:
 
 
 Task = tuple[APIResource, str | None]  # a resource, and the namespace listed (None: all)
+TaskKey = tuple[str, str | None]
+
+
+def _number(rv: str) -> int | None:
+    return int(rv) if rv.isdigit() else None
 
 
 class ChangeTracker:
-    """Follows every listed (resource, namespace) until the backup ends: a big one with a
-    watch from its snapshot's revision (free while nothing changes), a small one — or
-    one whose watch failed — by remembering (namespace/name -> resourceVersion) and
-    re-listing it as metadata at the end."""
+    """Watches every resource type of the backup from its start; see the module doc."""
 
     def __init__(
         self,
         c: Cluster,
         label_selector: str | None,
         included: Callable[[APIResource, dict[str, Any]], bool],
+        tasks: list[Task],
     ) -> None:
         self._c = c
         self._selector = label_selector
         self._included = included
-        self._seen: dict[tuple[str, str | None], dict[int, int]] = {}
-        self._watches: dict[tuple[str, str | None], ChangeWatch] = {}
-        self._relist: list[Task] = []  # listed in one page: re-listed at the end
+        self._seen: dict[TaskKey, dict[int, int]] = {}
+        self._snapshots: dict[TaskKey, str] = {}  # the resourceVersion each LIST saw
+        self._pages: dict[TaskKey, bool] = {}  # whether the LIST took several pages
+        self._tasks = {(res.full_name, ns): (res, ns) for res, ns in tasks}
+        self._watches: dict[str, ChangeWatch] = {}
         self._lock = threading.Lock()
+        self._start_watches(tasks)
+
+    def _start_watches(self, tasks: list[Task]) -> None:
+        start = str(self._c.current_revision() or "")
+        if _number(start) is None:
+            return  # not an etcd-like server: re-list instead
+        by_type: dict[str, list[Task]] = {}
+        for res, ns in tasks:
+            by_type.setdefault(res.full_name, []).append((res, ns))
+        for gr, group in by_type.items():
+            res = group[0][0]
+            ns = group[0][1] if len(group) == 1 else None
+            self._watches[gr] = ChangeWatch(
+                self._c, res, ns, start, self._selector, self._accept_for(res)
+            )
+
+    def _accept_for(self, res: APIResource) -> Callable[[dict[str, Any]], bool]:
+        return lambda meta: self._wanted(res, meta)
 
     def seen(self, task: Task, obj: dict[str, Any]) -> None:
+        """Remember an object of a one-page LIST, in case its type's watch fails."""
         meta = obj.get("metadata") or {}
         key = _key(meta.get("namespace"), meta["name"])
         rv = _rv(meta.get("resourceVersion"))
@@ -107,22 +134,15 @@ class ChangeTracker:
 
     @staticmethod
     def watched(snapshot: dict[str, Any]) -> bool:
-        """Whether a LIST (by its first page's metadata) is followed by a watch."""
-        return bool(snapshot.get("continue") and snapshot.get("resourceVersion"))
+        """Whether a LIST took several pages (its objects are not remembered)."""
+        return bool(snapshot.get("continue"))
 
     def listed(self, task: Task, snapshot: dict[str, Any]) -> None:
-        """A task's LIST is done: watch it from its snapshot if it took several pages."""
-        res, ns = task
-        if not self.watched(snapshot):
-            with self._lock:
-                self._relist.append(task)
-            return
-        rv = str(snapshot["resourceVersion"])
-        watch = ChangeWatch(
-            self._c, res, ns, rv, self._selector, lambda meta: self._wanted(res, meta)
-        )
+        """A task's LIST is done: note the revision it saw."""
+        key = (task[0].full_name, task[1])
         with self._lock:
-            self._watches[(res.full_name, ns)] = watch
+            self._snapshots[key] = str(snapshot.get("resourceVersion") or "")
+            self._pages[key] = self.watched(snapshot)
 
     def _wanted(self, res: APIResource, meta: dict[str, Any]) -> bool:
         if (meta.get("labels") or {}).get(EXCLUDE_LABEL) == "true":
@@ -135,38 +155,75 @@ class ChangeTracker:
             watch.stop()
 
     def compare(self, parallelism: int) -> Changes:
-        """Stop the watches (after a moment for in-flight events) and re-list the rest
-        (metadata only, `parallelism` at once); count what differs.  Single use."""
+        """Stop the watches (after a moment for in-flight events), count what changed
+        after each LIST's snapshot; re-list where a watch failed.  Single use."""
         counts: dict[str, dict[str, int]] = {}
-        failed: dict[str, str] = {}  # resource.group -> why its changes are unknown
+        unknown: dict[str, str] = {}
+        if self._watches:
+            time.sleep(SETTLE_SECONDS)
+        self.close()
+        relist: list[TaskKey] = []
+        for key in self._snapshots:  # the LISTs that succeeded
+            watch = self._watches.get(key[0])
+            if watch is not None and not watch.error and _number(self._snapshots[key]) is not None:
+                continue
+            if self._pages[key]:
+                why = watch.error if watch is not None and watch.error else "no watch"
+                unknown[key[0]] = why or "no watch"
+            else:
+                relist.append(key)
+        for gr, watch in self._watches.items():
+            if not watch.error:
+                self._count_events(gr, watch, counts)
+        self._relist(relist, parallelism, counts, unknown)
+        return Changes(
+            {gr: c_ for gr, c_ in counts.items() if any(c_.values()) and gr not in unknown},
+            unknown,
+        )
+
+    def _count_events(self, gr: str, watch: ChangeWatch, counts: dict[str, dict[str, int]]) -> None:
+        """Net effect per object of the events after its LIST's snapshot: created then
+        deleted is no change, deleted then created again a modification."""
+        per_object: dict[tuple[str, str], tuple[str, str]] = {}
+        for ns, name, kind, rv in watch.events:
+            snap = self._snapshots.get((gr, ns or None), self._snapshots.get((gr, None)))
+            after, before = _number(rv), _number(snap or "")
+            if after is None or before is None or after <= before:
+                continue  # not listed in scope, or already in the backup's copy
+            first = per_object.get((ns, name), (kind, kind))[0]
+            per_object[(ns, name)] = (first, kind)
+        c_ = counts.setdefault(gr, dict.fromkeys(KINDS, 0))
+        for first, last in per_object.values():
+            if last == "DELETED":
+                if first != "ADDED":
+                    c_["deleted"] += 1
+            elif first == "ADDED":
+                c_["created"] += 1
+            else:
+                c_["modified"] += 1
+
+    def _relist(
+        self,
+        keys: list[TaskKey],
+        parallelism: int,
+        counts: dict[str, dict[str, int]],
+        unknown: dict[str, str],
+    ) -> None:
+        """Re-list one-page LISTs as metadata and compare by resourceVersion."""
 
         def bump(gr: str, kind: str, n: int = 1) -> None:
             with self._lock:
                 c_ = counts.setdefault(gr, dict.fromkeys(KINDS, 0))
                 c_[kind] += n
 
-        if self._watches:
-            time.sleep(SETTLE_SECONDS)
-        for watch in self._watches.values():
-            watch.stop()
-        for watch in self._watches.values():
-            res = watch.res
-            if watch.error:
-                failed[res.full_name] = watch.error
-                continue
-            for kind, n in watch.counts().items():
-                if n:
-                    bump(res.full_name, kind, n)
-
-        def one(task: Task) -> None:
-            res, ns = task
-            left = self._seen.pop((res.full_name, ns), {})
+        def one(key: TaskKey) -> None:
+            res, ns = self._tasks[key]
+            left = self._seen.pop(key, {})
             try:
                 for meta in self._c.list_metadata(res, ns, label_selector=self._selector):
                     if not self._wanted(res, meta):
                         continue
-                    key = _key(meta.get("namespace"), meta.get("name", ""))
-                    before = left.pop(key, None)
+                    before = left.pop(_key(meta.get("namespace"), meta.get("name", "")), None)
                     if before is None:
                         bump(res.full_name, "created")
                     elif before != _rv(meta.get("resourceVersion")):
@@ -176,18 +233,14 @@ class ChangeTracker:
             except ClusterError as exc:  # unknowable (its listing failed too, likely)
                 log.info("re-listing %s for changes failed: %s", res.full_name, exc.message)
                 with self._lock:
-                    failed[res.full_name] = exc.message
+                    unknown[res.full_name] = exc.message
                 return
             if left:
                 bump(res.full_name, "deleted", len(left))
 
         with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-            for fut in [pool.submit(one, t) for t in self._relist]:
+            for fut in [pool.submit(one, k) for k in keys]:
                 fut.result()
-        return Changes(
-            {gr: c_ for gr, c_ in counts.items() if any(c_.values()) and gr not in failed},
-            failed,
-        )
 
 
 def included_in(scope: Scope) -> Callable[[APIResource, dict[str, Any]], bool]:

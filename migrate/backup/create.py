@@ -99,7 +99,7 @@ def create_backup(
         tracker = None
         if opts.detect_changes:
             selector = str(opts.scope.selector) or None
-            tracker = ChangeTracker(c, selector, included_in(opts.scope))
+            tracker = ChangeTracker(c, selector, included_in(opts.scope), tasks)
         try:
             with TarballWriter(store, keys.tarball, opts.encryption_key) as tw:
                 tw.add(layout.VERSION_FILE, f"{layout.FORMAT_VERSION}\n".encode())

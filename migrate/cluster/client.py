@@ -235,6 +235,17 @@ class Cluster:
                 return
             query["continue"] = token
 
+    def current_revision(self) -> str | None:
+        """The store's current resourceVersion (a one-item LIST is a quorum read)."""
+        try:
+            page = self.request("GET", "/api/v1/namespaces", query={"limit": 1})
+        except ClusterUnreachable:
+            raise
+        except ClusterError:  # may not list namespaces: unknown
+            return None
+        rv = (page.get("metadata") or {}).get("resourceVersion")
+        return str(rv) if rv else None
+
     def count(self, res: APIResource, namespace: str | None = None) -> int:
         """How many objects a resource has, from one small page (remainingItemCount)."""
         page = self.request("GET", res.path(namespace), query={"limit": 1})

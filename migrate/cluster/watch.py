@@ -1,9 +1,10 @@
-"""Watch a resource from a LIST's snapshot revision and remember which objects changed.
+"""Watch a resource from a revision and record every change (metadata only).
 
-Backup uses it to tell how many objects changed while it ran, without listing big
-resources a second time: a watch started at the snapshot's resourceVersion receives
-exactly the changes made after it (metadata only), and costs nothing while nothing
-changes.  One thread per watch reads the event stream; `stop()` ends it.
+Backup uses it to tell how many objects changed while it ran without listing anything
+a second time: one watch per resource type from the revision the backup started at
+receives every change made since (each event carries the object's new resourceVersion,
+so it can be held against the revision the object was listed at), and costs nothing
+while nothing changes.  One thread per watch reads the event stream; `stop()` ends it.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ WATCH_SECONDS = 3600  # the server's end of the stream; stop() comes long before
 
 
 class ChangeWatch:
-    """Objects ("ns/name") that changed after `resource_version`, with the type of their
-    first and last event; `error` is set when the watch could not follow (410 Gone: the
-    revision was compacted; 403: no watch permission) — the caller then re-lists."""
+    """Events after `resource_version` as (namespace, name, type, resourceVersion);
+    `error` is set when the watch could not follow (410 Gone: the revision was compacted;
+    403: no watch permission) — the caller then re-lists, or says it cannot tell."""
 
     def __init__(
         self,
@@ -45,7 +46,7 @@ class ChangeWatch:
         self.res = res
         self._accept = accept
         self.namespace = namespace
-        self.events: dict[str, tuple[str, str]] = {}  # key -> (first, last) event type
+        self.events: list[tuple[str, str, str, str]] = []  # (namespace, name, type, rv)
         self.error: str | None = None
         self._stopping = threading.Event()
         self._resp: Any = None
@@ -97,9 +98,8 @@ class ChangeWatch:
         meta = obj.get("metadata") or {}
         if not self._accept(meta):
             return
-        key = f"{meta.get('namespace') or ''}/{meta.get('name')}"
-        first = self.events.get(key, (kind, kind))[0]
-        self.events[key] = (first, kind)
+        ns, name = str(meta.get("namespace") or ""), str(meta.get("name"))
+        self.events.append((ns, name, kind, str(meta.get("resourceVersion") or "")))
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
@@ -111,17 +111,3 @@ class ChangeWatch:
             with contextlib.suppress(Exception):
                 resp.release_conn()
         self._thread.join(timeout)
-
-    def counts(self) -> dict[str, int]:
-        """modified/created/deleted objects: a net effect per object (created then
-        deleted is no change; deleted then created again is a modification)."""
-        out = {"modified": 0, "created": 0, "deleted": 0}
-        for first, last in self.events.values():
-            if last == "DELETED":
-                if first != "ADDED":
-                    out["deleted"] += 1
-            elif first == "ADDED":
-                out["created"] += 1
-            else:
-                out["modified"] += 1
-        return out
