@@ -145,7 +145,7 @@ def test_json_logs_go_to_stderr(dev_env: Env) -> None:
     assert out.returncode == 0
     json.loads(out.stdout)  # stdout is data only
     for line in out.stderr.splitlines():
-        assert json.loads(line)["level"] in {"debug", "info", "warning", "error"}
+        assert json.loads(line)["level"] in {"debug", "info", "notice", "warning", "error"}
 
 
 def test_ctrl_c_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:

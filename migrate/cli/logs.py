@@ -10,6 +10,11 @@ import logging
 import sys
 import time
 
+# Between INFO and WARNING: what a run says by default about its progress (a playbook's
+# steps), shown without -v and not dressed up as a warning.
+NOTICE = 25
+logging.addLevelName(NOTICE, "NOTICE")
+
 
 class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -26,10 +31,8 @@ class JSONFormatter(logging.Formatter):
 
 
 def setup(verbosity: int, debug: bool, fmt: str) -> None:
-    """-v: info, -vv or --debug: debug; default: warnings only."""
-    level = (
-        logging.DEBUG if debug or verbosity >= 2 else logging.INFO if verbosity else logging.WARNING
-    )
+    """-v: info, -vv or --debug: debug; default: notices (progress) and warnings."""
+    level = logging.DEBUG if debug or verbosity >= 2 else logging.INFO if verbosity else NOTICE
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JSONFormatter())

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from migrate import __version__
+from migrate.cli.logs import NOTICE
 from migrate.cli.options import encryption_key_option, source_target_options
 from migrate.cli.runner import Context, run_steps
 from migrate.errors import MigrateError
@@ -102,7 +103,7 @@ def run(
         state = RunState.create(pb, endpoints=endpoints)
     ctx = Context(state, pb, endpoints, dry_run=dry_run, qps=kw["qps"], burst=kw["burst"])
     started = datetime.now(UTC)
-    log.warning("run %s (%s)", state.run, pb.path)
+    log.log(NOTICE, "run %s (%s)", state.run, pb.path)
     with state.lock():
         try:
             code = run_steps(ctx)

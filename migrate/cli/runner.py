@@ -14,6 +14,7 @@ from typing import Any
 
 from migrate.backup import catalog
 from migrate.backup.create import BackupOptions, create_backup
+from migrate.cli.logs import NOTICE
 from migrate.cli.options import connect, open_bucket
 from migrate.cli.progress import progress_bar
 from migrate.cli.run_steps import live_snapshot, preflight_step, scale_step, verify_step
@@ -241,7 +242,7 @@ def run_steps(ctx: Context) -> int:
             ctx.state.finish_step(st.index, "skipped", {"note": "--dry-run writes nothing"})
             continue
         ctx.state.start_step(st.index)
-        log.warning("step %d/%d: %s", st.index + 1, total, step.label)
+        log.log(NOTICE, "step %d/%d: %s", st.index + 1, total, step.label)
         start = time.monotonic()
         try:
             code, result = STEPS[step.name](ctx, step, st.attempts)
