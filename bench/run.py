@@ -20,7 +20,7 @@ This module is the run's order, its table and its CLI; the workload is bench/wor
 the baselines and wait-sync bench/baselines.py, Velero's restore bench/velero_bench.py
 (its server: hack/devenv/velero.py, shared with tests/test_velero_compat.py).
 
-    .venv/bin/python bench/run.py --objects 1000 --namespaces 10
+    .venv/bin/python bench/run.py --objects 1000 --namespaces 100
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def table(o: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--objects", type=int, default=1000)
-    ap.add_argument("--namespaces", type=int, default=10)
+    ap.add_argument("--namespaces", type=int, default=100)  # as issue 8 asks
     ap.add_argument("--velero", action=argparse.BooleanOptionalAction, default=None)
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "bench.json"))
     ap.add_argument("--fill-workers", type=int, default=32, help="threads of the generator")
