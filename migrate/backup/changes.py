@@ -62,9 +62,6 @@ class Changes:
     by_resource: dict[str, dict[str, int]]
     unknown: dict[str, str]  # resource.group -> why it could not be told
 
-    def total(self) -> int:
-        return sum(sum(c.values()) for c in self.by_resource.values())
-
     def messages(self) -> list[str]:
         out = []
         for gr, c in sorted(self.by_resource.items()):
@@ -133,7 +130,7 @@ class ChangeTracker:
             self._seen.setdefault((task[0].full_name, task[1]), {})[key] = rv
 
     @staticmethod
-    def watched(snapshot: dict[str, Any]) -> bool:
+    def paged(snapshot: dict[str, Any]) -> bool:
         """Whether a LIST took several pages (its objects are not remembered)."""
         return bool(snapshot.get("continue"))
 
@@ -142,7 +139,7 @@ class ChangeTracker:
         key = (task[0].full_name, task[1])
         with self._lock:
             self._snapshots[key] = str(snapshot.get("resourceVersion") or "")
-            self._pages[key] = self.watched(snapshot)
+            self._pages[key] = self.paged(snapshot)
 
     def _wanted(self, res: APIResource, meta: dict[str, Any]) -> bool:
         if (meta.get("labels") or {}).get(EXCLUDE_LABEL) == "true":
@@ -168,8 +165,7 @@ class ChangeTracker:
             if watch is not None and not watch.error and _number(self._snapshots[key]) is not None:
                 continue
             if self._pages[key]:
-                why = watch.error if watch is not None and watch.error else "no watch"
-                unknown[key[0]] = why or "no watch"
+                unknown[key[0]] = watch.error if watch is not None and watch.error else "no watch"
             else:
                 relist.append(key)
         for gr, watch in self._watches.items():

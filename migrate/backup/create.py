@@ -148,7 +148,7 @@ def _list_all(
                 ):
                     continue
                 if sink.add(res, obj):
-                    if tracker is not None and not tracker.watched(snapshot):
+                    if tracker is not None and not tracker.paged(snapshot):
                         tracker.seen(task, obj)
                     if res.namespaced:
                         collector.observe(obj, res.group, res.resource)

@@ -45,7 +45,6 @@ class ChangeWatch:
     ) -> None:
         self.res = res
         self._accept = accept
-        self.namespace = namespace
         self.events: list[tuple[str, str, str, str]] = []  # (namespace, name, type, rv)
         self.error: str | None = None
         self._stopping = threading.Event()
