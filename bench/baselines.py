@@ -59,7 +59,7 @@ def raw_restore_post(dst: Cluster, store: Any, opts: RestoreOptions) -> int:
         it = plan.graph.nodes[key]["item"]
         if it.skip:
             return
-        res = dst.discovery().for_kind(str(it.desired.get("apiVersion", "")), it.kind)
+        res = dst.discovery().for_kind(it.api_version, it.kind)
         if res is None:
             return
         try:

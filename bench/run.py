@@ -13,7 +13,9 @@ the run, RoleBindings), then measures, each next to its physical limit or peer:
   - verify                vs a raw LIST of both clusters (verify's own LIST tasks);
   - wait-sync             seconds from the backup's velero-backup.json upload to its
                             detection by wait_for_sync polling every 0.2 s;
-  - peak RSS              of `python -m migrate backup create` and `restore create`.
+  - peak RSS              of `python -m migrate backup create` and `restore create`,
+                            in this run and at each of --memory-counts small ConfigMaps
+                            in one namespace (bench/memory.py: 10k and 100k by default).
 
 Prints a table, writes JSON, deletes every namespace and the CRD it made on both planes.
 This module is the run's order, its table and its CLI; the workload is bench/workload.py,
@@ -32,7 +34,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from backup_memory import ROOT, env, peak_rss  # bench/ is sys.path[0] when run as a script
+import memory
 from baselines import (
     measure_wait_sync,
     raw_backup_list,
@@ -40,6 +42,7 @@ from baselines import (
     raw_verify_list,
     timed,
 )
+from memory import ROOT, env, peak_rss  # bench/ is sys.path[0] when run as a script
 from velero_bench import measure_velero, velero_binary
 from workload import (
     PARALLELISM,
@@ -187,7 +190,7 @@ class Bench:
         cleanup(self.src, self.dst, self.namespaces, self.crd, self.tags)
 
 
-def run(n: int, k: int, with_velero: bool, workers: int) -> dict[str, Any]:
+def run(n: int, k: int, with_velero: bool, workers: int, mem_counts: list[int]) -> dict[str, Any]:
     b = Bench(n, k)
     out: dict[str, Any] = {"objects": n, "namespaces": k, "parallelism": PARALLELISM}
     try:
@@ -200,6 +203,10 @@ def run(n: int, k: int, with_velero: bool, workers: int) -> dict[str, Any]:
     finally:
         b.cleanup()
     rounded = {key: round(v, 4) if isinstance(v, float) else v for key, v in out.items()}
+    if mem_counts:
+        rows = memory.run(mem_counts)
+        print(memory.table(rows))
+        rounded["memory"] = rows
     return rounded | ratios(out)
 
 
@@ -234,7 +241,19 @@ def table(o: dict[str, Any]) -> str:
     lines.append(f"{'wait-sync':<20} {o['waitSyncSeconds']:>8.2f} {'':>11} {'':>7}  < 2 s")
     lines.append(f"{'backup peak RSS':<20} {o['backupPeakRssMiB']:>6.0f}MiB {'':>19} < 400 MB")
     lines.append(f"{'restore peak RSS':<20} {o['restorePeakRssMiB']:>6.0f}MiB {'':>19} < 400 MB")
+    mem: list[dict[str, Any]] = o.get("memory") or []
+    for what in ("backup", "restore") if len(mem) > 1 else ():
+        first, last = mem[0], mem[-1]
+        label = f"{what} RSS {_count(last['objects'])}/{_count(first['objects'])}"
+        small, big = first[f"{what}PeakRssMiB"], last[f"{what}PeakRssMiB"]
+        lines.append(
+            f"{label:<20} {big:>6.0f}MiB {small:>8.0f}MiB {big / small:>6.2f}x  < 400 MB, flat"
+        )
     return "\n".join(lines)
+
+
+def _count(n: int) -> str:
+    return f"{round(n / 1000)}k" if n >= 1000 else str(n)
 
 
 def main() -> None:
@@ -244,13 +263,19 @@ def main() -> None:
     ap.add_argument("--velero", action=argparse.BooleanOptionalAction, default=None)
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "bench.json"))
     ap.add_argument("--fill-workers", type=int, default=32, help="threads of the generator")
+    ap.add_argument(
+        "--memory-counts",
+        default="10000,100000",
+        help="ConfigMap counts for the peak RSS comparison ('' to skip)",
+    )
     args = ap.parse_args()
     with_velero = args.velero
     if with_velero is None:
         with_velero = velero_binary().exists()
     elif with_velero and not velero_binary().exists():
         raise SystemExit(f"no velero binary in {velero_binary().parent} (run hack/build.sh velero)")
-    result = run(args.objects, args.namespaces, with_velero, args.fill_workers)
+    counts = [int(c) for c in args.memory_counts.split(",") if c]
+    result = run(args.objects, args.namespaces, with_velero, args.fill_workers, counts)
     print(table(result))
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from backup_memory import ROOT  # bench/ is sys.path[0] when run as a script
 from baselines import timed
+from memory import ROOT  # bench/ is sys.path[0] when run as a script
 
 from migrate.cluster import Cluster
 

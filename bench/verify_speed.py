@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from backup_memory import env  # bench/ is sys.path[0] when run as a script
+from memory import env  # bench/ is sys.path[0] when run as a script
 
 from migrate.cluster import Cluster, ClusterRef
 from migrate.transform.mappings import Mappings

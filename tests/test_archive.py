@@ -4,8 +4,10 @@ back entry for entry (short, long and very long names), and corruption is caught
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from migrate.errors import IntegrityError
 from migrate.store import open_store
 from migrate.store.archive import TarballWriter, read_tarball
+from migrate.store.tarread import TarFormatError, iter_files
 
 NAMES = [
     "metadata/version",
@@ -58,3 +61,41 @@ def test_abort_leaves_no_object(tmp_path: Path) -> None:
         tw.add("resources/a/cluster/x.json", os.urandom(3 << 20))
         raise RuntimeError("listing failed")
     assert not store.exists("b.tar.gz")
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_reader_reads_what_tarfile_and_gnu_tar_write(tmp_path: Path, fmt: int) -> None:
+    """Our tar reader against the other writers: long names in each format's way,
+    non-ASCII names, directories and links skipped, empty files, exact block sizes."""
+    names = [n for n in NAMES if fmt != tarfile.USTAR_FORMAT or len(n) < 256]
+    names += ["resources/configmaps/namespaces/ns/caf\u00e9.json", "empty.json", "block.json"]
+    payloads = {n: os.urandom(i * 333) for i, n in enumerate(names)}
+    payloads["empty.json"], payloads["block.json"] = b"", b"x" * 1024
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        folder = tarfile.TarInfo("resources/")
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        for name, data in payloads.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("a-link")
+        link.type, link.linkname = tarfile.SYMTYPE, "empty.json"
+        tar.addfile(link)
+    raw = buf.getvalue()
+    assert dict(iter_files(io.BytesIO(raw))) == payloads
+    gnu = tmp_path / "gnu.tar"  # GNU tar's own long names
+    src = tmp_path / "src"
+    for name, data in payloads.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(data)
+    subprocess.run(["tar", "-cf", str(gnu), "-C", str(src), *payloads], check=True)
+    assert dict(iter_files(gnu.open("rb"))) == payloads
+
+    bad = bytearray(raw)
+    bad[148] ^= 1  # the first header's checksum
+    with pytest.raises(TarFormatError, match="checksum"):
+        list(iter_files(io.BytesIO(bytes(bad))))
+    with pytest.raises(TarFormatError, match="truncated"):
+        list(iter_files(io.BytesIO(raw[: 512 + 100])))

@@ -41,7 +41,7 @@ NUMBERS = (
 def test_bench_runs_and_emits_every_field(dev_env: Any, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     argv = [sys.executable, "bench/run.py", "--objects", "60", "--namespaces", "2"]
-    argv += ["--no-velero", "--json", str(out)]
+    argv += ["--no-velero", "--json", str(out), "--memory-counts", "20,40"]
     env = dict(os.environ)
     proc = subprocess.run(
         argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
@@ -54,3 +54,8 @@ def test_bench_runs_and_emits_every_field(dev_env: Any, tmp_path: Path) -> None:
     assert isinstance(doc.get("waitSyncSeconds"), (int, float)) and doc["waitSyncSeconds"] >= 0
     assert isinstance(doc.get("verifyDrifted"), int)  # reported, not judged here
     assert "backup create" in proc.stdout and "wait-sync" in proc.stdout
+    assert [row["objects"] for row in doc["memory"]] == [21, 41]  # + kube-root-ca.crt
+    for row in doc["memory"]:
+        for key in ("backupPeakRssMiB", "restorePeakRssMiB", "backupSeconds", "restoreSeconds"):
+            assert row[key] > 0, (key, row)
+    assert "restore RSS 41/21" in proc.stdout

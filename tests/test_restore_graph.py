@@ -3,6 +3,10 @@ late kinds, and the plan built from a hand-made backup (no cluster)."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -10,6 +14,7 @@ import pytest
 from migrate.errors import UsageError
 from migrate.restore.graph import build_graph, levels, to_dot
 from migrate.restore.source import Item
+from migrate.restore.workers import map_all, run_all
 
 
 def item(kind: str, name: str, ns: str | None = None, api: str = "v1", **extra: Any) -> Item:
@@ -18,6 +23,13 @@ def item(kind: str, name: str, ns: str | None = None, api: str = "v1", **extra: 
         meta["namespace"] = ns
     obj = {"apiVersion": api, "kind": kind, "metadata": meta, **extra}
     return Item(f"{kind.lower()}s", ns, name, obj, desired=obj)
+
+
+def owned_by(it: Item, *refs: dict[str, Any]) -> Item:
+    desired = it.desired  # a decoded copy: counts once assigned back
+    desired["metadata"]["ownerReferences"] = list(refs)
+    it.desired = desired
+    return it
 
 
 def level_of(items: list[Item]) -> dict[str, int]:
@@ -67,10 +79,10 @@ def test_crd_before_custom_resources_and_owner_before_dependent() -> None:
         spec={"group": "ex.com", "names": {"kind": "Widget", "plural": "widgets"}},
     )
     widget = item("Widget", "w", "app", api="ex.com/v1")
-    owned = item("ConfigMap", "owned", "app")
-    owned.desired["metadata"]["ownerReferences"] = [
-        {"apiVersion": "ex.com/v1", "kind": "Widget", "name": "w", "uid": "old"}
-    ]
+    owned = owned_by(
+        item("ConfigMap", "owned", "app"),
+        {"apiVersion": "ex.com/v1", "kind": "Widget", "name": "w", "uid": "old"},
+    )
     lv = level_of([item("Namespace", "app"), crd, widget, owned])
     assert lv["CustomResourceDefinition/widgets.ex.com"] < lv["Widget/w"] < lv["ConfigMap/owned"]
 
@@ -106,14 +118,12 @@ def test_webhooks_are_not_in_the_levels() -> None:
 
 
 def test_cycle_is_reported_with_its_members() -> None:
-    a = item("ConfigMap", "a", "app")
-    b = item("ConfigMap", "b", "app")
-    a.desired["metadata"]["ownerReferences"] = [
-        {"apiVersion": "v1", "kind": "ConfigMap", "name": "b"}
-    ]
-    b.desired["metadata"]["ownerReferences"] = [
-        {"apiVersion": "v1", "kind": "ConfigMap", "name": "a"}
-    ]
+    a = owned_by(
+        item("ConfigMap", "a", "app"), {"apiVersion": "v1", "kind": "ConfigMap", "name": "b"}
+    )
+    b = owned_by(
+        item("ConfigMap", "b", "app"), {"apiVersion": "v1", "kind": "ConfigMap", "name": "a"}
+    )
     with pytest.raises(UsageError, match=r"dependency cycle: ConfigMap app/. -> ConfigMap app/"):
         levels(build_graph([a, b]))
 
@@ -131,3 +141,52 @@ def test_references_outside_the_restore_add_no_edges() -> None:
         ]
     )
     assert lv == {"RoleBinding/rb": 0}
+
+
+def test_item_holds_json_bytes_and_a_change_counts_once_assigned() -> None:
+    it = Item("configmaps", "app", "cfg", {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "cfg", "namespace": "app"}, "data": {"k": "v"}})  # fmt: skip
+    assert it.desired == {} and it.key == ("", "ConfigMap", "app", "cfg")
+    assert it.target_ns == "app"
+    desired = it.obj
+    desired["metadata"]["namespace"] = "app-test"
+    assert it.obj["metadata"]["namespace"] == "app"  # each read is a fresh copy
+    it.desired = desired
+    assert it.key == ("", "ConfigMap", "app-test", "cfg") and it.target_ns == "app-test"
+    assert it.api_version == "v1" and it.desired["data"] == {"k": "v"}
+    desired["data"] = {"k": "changed"}
+    assert it.desired["data"] == {"k": "v"}
+
+
+def test_workers_bound_what_is_in_flight_keep_order_and_raise_the_first_error() -> None:
+    seen: list[int] = []
+    lock = threading.Lock()
+    submitted = 0
+    peak = 0
+
+    def count(n: int) -> int:
+        with lock:
+            seen.append(n)
+        time.sleep(0.001)
+        return n * n
+
+    def items() -> Iterator[int]:
+        nonlocal submitted, peak
+        for n in range(200):
+            submitted += 1
+            with lock:
+                peak = max(peak, submitted - len(seen))
+            yield n
+
+    with ThreadPoolExecutor(4) as pool:
+        run_all(pool, count, items(), window=8)
+        assert sorted(seen) == list(range(200)) and peak <= 9  # 8 pending + the next one
+        assert map_all(pool, count, list(range(50)), window=8) == [n * n for n in range(50)]
+
+        def boom(n: int) -> None:
+            if n == 5:
+                raise ValueError("object 5")
+            time.sleep(0.001)
+
+        with pytest.raises(ValueError, match="object 5"):
+            run_all(pool, boom, range(100), window=4)

@@ -20,6 +20,7 @@ from migrate.restore.journal import Journal, ObjectResult
 from migrate.restore.plan import Plan, RestoreOptions
 from migrate.restore.ready import backing_workloads, wait_crd_established, wait_ready
 from migrate.restore.source import Item
+from migrate.restore.workers import run_all
 from migrate.transform.mappings import RESTORE_LABEL
 from migrate.transform.sanitize import sanitize
 
@@ -45,6 +46,7 @@ class Restorer:
         self.uids: dict[tuple[str, str, str | None, str], str] = {}
         self.results: dict[Any, ObjectResult] = {}
         self.warnings: list[str] = []
+        self._window = 4 * max(1, opts.parallelism)  # objects submitted ahead of the workers
 
     # -- bookkeeping -----------------------------------------------------------------
     def _record(self, it: Item, result: str, message: str = "", uid: str = "") -> None:
@@ -66,10 +68,10 @@ class Restorer:
             if it.skip:
                 self.results[it.key] = ObjectResult(it.key, it.gr, "skipped", it.skip)
         with ThreadPoolExecutor(max_workers=max(1, self.opts.parallelism)) as pool:
+            nodes = self.plan.graph.nodes
             for level in self.plan.levels:
-                items = [self.plan.graph.nodes[k]["item"] for k in level]
-                list(pool.map(self._restore, items))
-                if any(it.kind == "CustomResourceDefinition" for it in items):
+                run_all(pool, lambda k: self._restore(nodes[k]["item"]), level, self._window)
+                if any(k[1] == "CustomResourceDefinition" for k in level):
                     self.target.discovery(refresh=True)
         self._late()
         if self.opts.wait_ready:
@@ -90,8 +92,8 @@ class Restorer:
                 return f"{dep[1]} {dep[2] + '/' if dep[2] else ''}{dep[3]}"
         return None
 
-    def _resource(self, it: Item) -> APIResource | None:
-        api_version = str(it.desired.get("apiVersion", ""))
+    def _resource(self, it: Item, body: dict[str, Any]) -> APIResource | None:
+        api_version = it.api_version
         disc = self.target.discovery()
         res = disc.for_kind(api_version, it.kind)
         if res is None:
@@ -100,7 +102,8 @@ class Restorer:
             self.warnings.append(
                 f"{it.label()}: {api_version} not served, restored as {res.api_version}"
             )
-            it.desired["apiVersion"] = res.api_version
+            body["apiVersion"] = res.api_version
+            it.desired = body
         return res
 
     def _restore(self, it: Item) -> None:
@@ -129,34 +132,37 @@ class Restorer:
             self._record(it, "failed", exc.message)
 
     def _create(self, it: Item) -> None:
-        res = self._resource(it)
+        body = it.desired  # decoded once; owners re-pointed in it
+        res = self._resource(it, body)
         if res is None:
-            api = it.desired.get("apiVersion")
-            self._record(it, "failed", f"the target does not serve {api}/{it.kind}")
+            self._record(it, "failed", f"the target does not serve {it.api_version}/{it.kind}")
             return
-        self._remap_owners(it)
+        self._remap_owners(it, body)
         ns = it.target_ns if res.namespaced else None
         try:
-            created = self.target.create(res, it.desired, ns)
+            created = self.target.create(res, body, ns)
         except AlreadyExists:
-            self._existing(it, res, ns)
+            self._existing(it, body, res, ns)
             return
         uid = created["metadata"]["uid"]
-        if self.opts.restore_status and it.obj.get("status"):
-            self._restore_status(it, res, ns)
+        status = it.obj.get("status") if self.opts.restore_status else None
+        if status:
+            self._restore_status(it, status, res, ns)
         if it.kind == "CustomResourceDefinition":
             wait_crd_established(self.target, res, it.key[3])
         self._record(it, "created", uid=uid)
 
-    def _restore_status(self, it: Item, res: APIResource, ns: str | None) -> None:
+    def _restore_status(
+        self, it: Item, status: dict[str, Any], res: APIResource, ns: str | None
+    ) -> None:
         try:
-            self.target.patch(res, it.key[3], {"status": it.obj["status"]}, ns, sub="status")
+            self.target.patch(res, it.key[3], {"status": status}, ns, sub="status")
         except NotFound:
             pass  # no status subresource: the status went in with the object
         except ClusterError as exc:
             self.warnings.append(f"{it.label()}: status not restored: {exc.message}")
 
-    def _existing(self, it: Item, res: APIResource, ns: str | None) -> None:
+    def _existing(self, it: Item, body: dict[str, Any], res: APIResource, ns: str | None) -> None:
         live = self.target.get(res, it.key[3], ns)
         uid = live["metadata"]["uid"]
         labels = live["metadata"].get("labels") or {}
@@ -167,10 +173,10 @@ class Restorer:
         ):  # as Velero: an existing namespace is used, whatever the policy
             self._record(it, "skipped", "already exists on the target; used as it is", uid)
         elif it.kind == "ServiceAccount":  # as Velero: always merged (the SA controller races us)
-            self.target.patch(res, it.key[3], _sa_merge(it.desired, live), ns)
+            self.target.patch(res, it.key[3], _sa_merge(body, live), ns)
             self._record(it, "updated", "merged into the existing ServiceAccount", uid)
         elif self.opts.existing_policy == "update":
-            patch = replace_patch(sanitize(live), it.desired)
+            patch = replace_patch(sanitize(live), body)
             try:
                 self.target.patch(res, it.key[3], patch, ns)
             except ClusterError as exc:
@@ -183,8 +189,8 @@ class Restorer:
         else:
             self._record(it, "skipped", "already exists on the target", uid)
 
-    def _remap_owners(self, it: Item) -> None:
-        meta = it.desired.get("metadata") or {}
+    def _remap_owners(self, it: Item, body: dict[str, Any]) -> None:
+        meta = body.get("metadata") or {}
         refs = meta.get("ownerReferences")
         if not refs:
             return

@@ -122,16 +122,14 @@ def build_graph(items: list[Item]) -> nx.DiGraph[Any]:
     nodes = {it.key: it for it in items if it.skip is None and it.kind not in LATE_KINDS}
     for key, it in nodes.items():
         g.add_node(key, item=it)
-    crds = {
-        (
-            (it.desired.get("spec") or {}).get("group"),
-            (it.desired.get("spec") or {}).get("names", {}).get("kind"),
-        ): k
-        for k, it in nodes.items()
-        if it.kind == "CustomResourceDefinition"
-    }
+    crds = {}
+    for k, it in nodes.items():
+        if it.kind == "CustomResourceDefinition":
+            spec = it.desired.get("spec") or {}
+            crds[(spec.get("group"), (spec.get("names") or {}).get("kind"))] = k
     for key, it in nodes.items():
         group, kind, ns, _ = key
+        desired = it.desired
         deps: list[Ref] = []
         if ns:
             deps.append(("", "Namespace", None, ns))
@@ -139,8 +137,8 @@ def build_graph(items: list[Item]) -> nx.DiGraph[Any]:
             deps.append(crds[(group, kind)])
         fn = REFERENCES.get(kind)
         if fn:
-            deps += list(fn(it.desired, ns))
-        deps += list(_owner_refs(it.desired, ns))
+            deps += list(fn(desired, ns))
+        deps += list(_owner_refs(desired, ns))
         for dep in deps:
             if dep in nodes and dep != key:
                 g.add_edge(dep, key)

@@ -19,6 +19,7 @@ from migrate.errors import Forbidden, NotFound, PreflightFailed, UsageError
 from migrate.restore import results
 from migrate.restore.plan import Plan, RestoreOptions
 from migrate.restore.source import Item
+from migrate.restore.workers import map_all
 from migrate.store import Store, layout
 from migrate.transform.mappings import RESTORE_LABEL
 
@@ -53,7 +54,7 @@ def check_unused(store: Store, opts: RestoreOptions) -> None:
 def check_access(target: Cluster, plan: Plan) -> None:
     wanted = set()
     for it in plan.restorable:
-        res = target.discovery().for_kind(str(it.desired.get("apiVersion", "")), it.kind)
+        res = target.discovery().for_kind(it.api_version, it.kind)
         if res is not None:
             wanted.add((res.group, res.resource, it.target_ns if res.namespaced else None))
     if wanted and not allows_any(target, "create", wanted):
@@ -66,7 +67,7 @@ def check_access(target: Cluster, plan: Plan) -> None:
 
 
 def _collides(target: Cluster, it: Item, restore: str) -> bool:
-    res = target.discovery().for_kind(str(it.desired.get("apiVersion", "")), it.kind)
+    res = target.discovery().for_kind(it.api_version, it.kind)
     if res is None:
         return False  # not served: the executor reports it
     try:
@@ -81,14 +82,10 @@ def check_collisions(target: Cluster, plan: Plan, opts: RestoreOptions) -> None:
     if opts.existing_policy != "fail":
         return
     items = [it for it in plan.restorable if it.kind not in NEVER_COLLIDE]
-    with ThreadPoolExecutor(max_workers=max(1, opts.parallelism)) as pool:
-        hits = [
-            it
-            for it, hit in zip(
-                items, pool.map(lambda it: _collides(target, it, opts.name), items), strict=True
-            )
-            if hit
-        ]
+    workers = max(1, opts.parallelism)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        found = map_all(pool, lambda it: _collides(target, it, opts.name), items, 4 * workers)
+    hits = [it for it, hit in zip(items, found, strict=True) if hit]
     if hits:
         names = ", ".join(f"{it.kind} {it.label().split(' ', 1)[1]}" for it in hits[:SHOWN])
         more = f" and {len(hits) - SHOWN} more" if len(hits) > SHOWN else ""

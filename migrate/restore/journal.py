@@ -17,7 +17,7 @@ from typing import Any
 from migrate.errors import UsageError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObjectResult:
     key: Any  # (group, kind, namespace, name) on the target
     gr: str

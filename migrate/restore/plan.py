@@ -144,15 +144,16 @@ def make_plan(loaded: LoadedBackup, opts: RestoreOptions, target: Discovery) -> 
     )
     sopts = SanitizeOptions(opts.preserve_node_ports, keep_status=opts.restore_status)
     for it in items:
-        it.skip = skip_reason(it.obj, selector_services)
+        obj = it.obj
+        it.skip = skip_reason(obj, selector_services)
         if it.kind == "StorageClass" and it.name in opts.mappings.storage_classes:
             new = opts.mappings.storage_classes[it.name]
             it.skip = f"mapped to the target's storage class {new} (class objects are not renamed)"
         if it.skip:
             meta = {"name": it.name, "namespace": opts.mappings.namespace(it.namespace)}
-            it.desired = {"apiVersion": it.obj.get("apiVersion"), "kind": it.kind, "metadata": meta}
+            it.desired = {"apiVersion": obj.get("apiVersion"), "kind": it.kind, "metadata": meta}
             continue
-        desired = sanitize(it.obj, sopts)
+        desired = sanitize(obj, sopts)
         if opts.modifiers:
             desired = opts.modifiers.apply(it.gr, desired, it.namespace)
         apply_mappings(desired, opts.mappings)

@@ -48,7 +48,7 @@ def wait_ready(cluster: Cluster, items: list[Item], timeout: float, interval: fl
     why: dict[Any, str] = {}
     while pending:
         for key, it in list(pending.items()):
-            res = cluster.discovery().for_kind(str(it.desired.get("apiVersion")), it.kind)
+            res = cluster.discovery().for_kind(it.api_version, it.kind)
             if res is None:
                 pending.pop(key)
                 continue

@@ -99,6 +99,10 @@ def run_restore(
         summary.completed = datetime.now(UTC)
         log.info("restore %s %s: %s", opts.name, summary.phase, dict(summary.counts))
     write_results(
-        store, summary.as_dict(details=True), summary.results, summary.warnings, capture.lines
+        store,
+        {**summary.as_dict(), "warningMessages": summary.warnings},
+        summary.results,
+        summary.warnings,
+        capture.lines,
     )
     return summary

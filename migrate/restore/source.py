@@ -5,45 +5,89 @@ format version, manifest checksums) are migrate.store.reader's, shared with veri
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from migrate.store import Store, layout
 from migrate.store.crypto import EncryptionKey
 from migrate.store.reader import open_backup
 from migrate.transform.scope import Scope
 
+Key = tuple[str, str, str | None, str]  # (group, kind, namespace, name) on the target
 
-@dataclass
+
+def _pack(obj: dict[str, Any]) -> bytes:
+    # A copy of exactly its size: orjson's own result keeps a 4 KiB buffer.
+    return bytes(memoryview(orjson.dumps(obj)))
+
+
+def _intern(s: str | None) -> Any:
+    """One string object for the few values that repeat across 100k objects (kinds,
+    groups, namespaces), not one per object."""
+    return sys.intern(s) if s else s
+
+
 class Item:
-    """One object of the backup, as stored, plus what restore decides about it."""
+    """One object of the backup, as stored, plus what restore decides about it.
 
-    gr: str  # resource.group, e.g. "deployments.apps"
-    namespace: str | None  # in the backup (before mapping)
-    name: str
-    obj: dict[str, Any]
-    desired: dict[str, Any] = field(default_factory=dict)  # what will be created
-    skip: str | None = None  # why it is not restored
+    Both the stored object and the object to create are held as compact JSON bytes and
+    decoded on each read (orjson: microseconds): a restore of 100k objects then holds a
+    few hundred bytes per object instead of two dict trees of several KiB each, which
+    keeps its memory far below 400 MB.  Reading `obj` or `desired` gives a fresh dict;
+    a change to it counts only once assigned back.
+    """
+
+    __slots__ = (
+        "_desired", "_obj", "api_version", "gr", "group", "key", "kind", "name", "namespace",
+        "skip", "target_ns",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        gr: str,  # resource.group, e.g. "deployments.apps"
+        namespace: str | None,  # in the backup (before mapping)
+        name: str,
+        obj: dict[str, Any],
+        desired: dict[str, Any] | None = None,  # what will be created
+        skip: str | None = None,  # why it is not restored
+    ) -> None:
+        self.gr, self.namespace, self.name, self.skip = _intern(gr), _intern(namespace), name, skip
+        self._obj = _pack(obj)
+        self.kind = _intern(str(obj.get("kind", "")))
+        self.group = _intern(str(obj.get("apiVersion", "")).rpartition("/")[0])
+        self._set_desired(desired or {}, obj)
 
     @property
-    def kind(self) -> str:
-        return str(self.obj.get("kind", ""))
+    def obj(self) -> dict[str, Any]:
+        out: dict[str, Any] = orjson.loads(self._obj)
+        return out
+
+    @obj.setter
+    def obj(self, obj: dict[str, Any]) -> None:
+        self._obj = _pack(obj)
 
     @property
-    def group(self) -> str:
-        api_version = str(self.obj.get("apiVersion", ""))
-        return api_version.rpartition("/")[0]
+    def desired(self) -> dict[str, Any]:
+        """What will be created; {} until planned."""
+        out: dict[str, Any] = orjson.loads(self._desired) if self._desired else {}
+        return out
 
-    @property
-    def target_ns(self) -> str | None:
-        ns = (self.desired.get("metadata") or {}).get("namespace") if self.desired else None
-        return ns or (None if self.desired else self.namespace)
+    @desired.setter
+    def desired(self, desired: dict[str, Any]) -> None:
+        self._set_desired(desired, None)
 
-    @property
-    def key(self) -> tuple[str, str, str | None, str]:
-        """(group, kind, namespace, name) on the target — the graph's node id."""
-        meta = (self.desired or self.obj).get("metadata") or {}
-        return (self.group, self.kind, meta.get("namespace") or None, meta.get("name", self.name))
+    def _set_desired(self, desired: dict[str, Any], obj: dict[str, Any] | None) -> None:
+        self._desired = _pack(desired) if desired else None
+        shown = desired or (self.obj if obj is None else obj)
+        self.api_version = _intern(str(shown.get("apiVersion", "")))
+        meta = shown.get("metadata") or {}
+        ns = _intern(meta.get("namespace") or None)
+        self.target_ns: str | None = ns if desired else self.namespace
+        name = meta.get("name", self.name)
+        self.key: Key = (self.group, self.kind, ns, self.name if name == self.name else name)
 
     def label(self) -> str:
         ns = self.target_ns

@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 from migrate.errors import IntegrityError, MigrateError, StoreError
 from migrate.store.base import Store
 from migrate.store.crypto import MAGIC, DecryptingReader, EncryptingWriter, EncryptionKey
+from migrate.store.tarread import TarFormatError, iter_files
 
 COMPRESS_LEVEL = 1  # JSON compresses well even at 1, and 6 costs ~3x the CPU
 FLUSH_BYTES = 1 << 20  # entries are gathered and compressed a MiB at a time
@@ -284,16 +285,13 @@ def read_tarball(
                 f"backup tarball {key} is encrypted, but the backup's manifest does not say so",
                 hint="the manifest is missing or was altered; restore it, or re-run the backup",
             )
-        with tarfile.open(fileobj=buffered, mode="r|gz") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                f = tar.extractfile(member)
-                if f is not None:
-                    yield member.name, f.read()
+        with gzip.GzipFile(fileobj=buffered, mode="rb") as unzipped:
+            yield from iter_files(unzipped)  # type: ignore[arg-type]
+            while unzipped.read(1 << 20):  # past the end-of-archive blocks: must inflate
+                pass
         while buffered.read(1 << 20):  # drain what tar did not need (padding; the
             pass  # last encrypted segments, which must authenticate too)
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+    except (TarFormatError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise IntegrityError(f"backup tarball {key} is corrupted or truncated: {exc}") from exc
     finally:
         raw.close()
