@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from migrate.backup.deps import LIST_OVER
 from migrate.cli.main import run
 from migrate.cluster import Cluster, ClusterRef
 from migrate.errors import EXIT_ACCESS, EXIT_PARTIAL, EXIT_PREFLIGHT, Forbidden, NotFound
@@ -471,3 +472,36 @@ def without_verb(verb: str) -> Callable[[Role], None]:
             rule["verbs"] = [v for v in rule["verbs"] if v != verb]
 
     return edit
+
+
+def test_many_namespaces_come_by_one_list_or_by_get_when_list_is_refused(
+    capsys: pytest.CaptureFixture[str], ids: Identities, source: Cluster, bucket_url: str
+) -> None:
+    """More than a few namespaces in scope: a backup brings their Namespace objects by
+    one LIST; a role that may get namespaces but not list them still gets every one (a
+    GET each), and the backup completes without an error."""
+    nsr = source.discovery().resolve("namespaces")
+    cm = source.discovery().resolve("configmaps")
+    names = [uniq("many-ns") for _ in range(LIST_OVER + 2)]
+    for ns in names:
+        source.create(nsr, {"metadata": {"name": ns}})
+        source.create(cm, {"metadata": {"name": "cfg"}, "data": {"k": "v"}}, ns)
+    nolist = ids.kubeconfig(
+        "source", "source-readonly.yaml", "nolistns", without(("list", "", "namespaces"))
+    )
+    assert not may(nolist, "list", "namespaces", "", "")
+    try:
+        for kubeconfig in (ids.env.source_kubeconfig, nolist):
+            name = uniq("nsdeps")
+            code, backup, err = cli(capsys, "backup", "create", name, "--kubeconfig", kubeconfig,
+                                    "--bucket", bucket_url, "--include-namespaces",
+                                    ",".join(names))  # fmt: skip
+            assert code == 0 and backup["phase"] == "Completed" and backup["errors"] == 0, err
+            code, described, _ = cli(capsys, "backup", "describe", name, "--details",
+                                     "--bucket", bucket_url)  # fmt: skip
+            included = described["clusterIncluded"]["namespaces"]
+            assert set(included) == set(names), included
+            assert all(reason.startswith("namespace of ") for reason in included.values())
+    finally:
+        for ns in names:
+            source.delete(nsr, ns)

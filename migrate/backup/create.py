@@ -107,7 +107,7 @@ def create_backup(
                 collector = Collector()
                 _list_all(c, opts, tasks, sink, collector, summary, emit, tracker)
                 if opts.scope.cluster_mode != "all":
-                    fetch_dependencies(c, opts.scope, sink, collector, summary)
+                    fetch_dependencies(c, opts.scope, sink, collector, summary, opts.parallelism)
         except BaseException:
             if tracker is not None:
                 tracker.close()  # no watch outlives a failed backup

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from migrate.backup.sink import BackupSummary, Sink, note
@@ -145,14 +146,42 @@ class Collector:
                     break
 
 
+SCANNED = (  # cluster-scoped types read whole to find what the backup needs of them
+    ("rbac.authorization.k8s.io", "clusterrolebindings", "ClusterRoleBinding"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "CustomResourceDefinition"),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations",
+     "ValidatingWebhookConfiguration"),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations",
+     "MutatingWebhookConfiguration"),
+    ("apiregistration.k8s.io", "apiservices", "APIService"),
+)  # fmt: skip
+LIST_OVER = 5  # more names of one type than this: one LIST instead of a GET each
+
+
 def fetch_dependencies(
-    c: Cluster, scope: Scope, sink: Sink, collector: Collector, summary: BackupSummary
+    c: Cluster,
+    scope: Scope,
+    sink: Sink,
+    collector: Collector,
+    summary: BackupSummary,
+    parallelism: int,
 ) -> None:
     """Fetch what the collector wants (after the listing) into the sink, with reasons;
-    refusals are warnings, a missing object a warning, other failures errors."""
+    refusals are warnings, a missing object a warning, other failures errors.  The
+    requests run in parallel; objects go into the sink in a stable order."""
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        _fetch_all(c, scope, sink, collector, summary, pool)
+
+
+def _fetch_all(
+    c: Cluster,
+    scope: Scope,
+    sink: Sink,
+    collector: Collector,
+    summary: BackupSummary,
+    pool: ThreadPoolExecutor,
+) -> None:
     disc = c.discovery()
-    crb = disc.get("rbac.authorization.k8s.io", "clusterrolebindings")
-    crd = disc.get("apiextensions.k8s.io", "customresourcedefinitions")
 
     def listed(res: APIResource | None) -> list[dict[str, Any]]:
         """All objects of a cluster-scoped type; a refusal is a warning, not the end."""
@@ -163,42 +192,70 @@ def fetch_dependencies(
         except ClusterUnreachable:
             raise
         except ClusterError as exc:
-            note(summary.warnings, None, f"cannot list {res.full_name}: {exc.message}")
+            with sink.lock:
+                note(summary.warnings, None, f"cannot list {res.full_name}: {exc.message}")
             return []
 
-    collector.cluster_role_bindings(listed(crb))
-    collector.crds(listed(crd))
-    for kind, group, resource in (
-        (
-            "ValidatingWebhookConfiguration",
-            "admissionregistration.k8s.io",
-            "validatingwebhookconfigurations",
-        ),
-        (
-            "MutatingWebhookConfiguration",
-            "admissionregistration.k8s.io",
-            "mutatingwebhookconfigurations",
-        ),
-        ("APIService", "apiregistration.k8s.io", "apiservices"),
-    ):
-        collector.service_callers(kind, listed(disc.get(group, resource)), scope.namespace_included)
+    scanned = dict(
+        zip(
+            [kind for _, _, kind in SCANNED],
+            pool.map(lambda t: listed(disc.get(t[0], t[1])), SCANNED),
+            strict=True,
+        )
+    )
+    collector.cluster_role_bindings(scanned["ClusterRoleBinding"])
+    collector.crds(scanned["CustomResourceDefinition"])
+    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService"):
+        collector.service_callers(kind, scanned[kind], scope.namespace_included)
     by_name = {r.full_name: r for r in disc}
-    for gr, names in sorted(collector.wanted.items()):
-        res = by_name.get(gr)
-        if res is None or (scope.cluster_mode == "none" and gr != "namespaces"):
-            continue
+    wanted = [
+        (by_name[gr], names)
+        for gr, names in sorted(collector.wanted.items())
+        if gr in by_name and (scope.cluster_mode != "none" or gr == "namespaces")
+    ]
+    fetched = list(pool.map(lambda w: _fetch(c, w[0], w[1], summary, sink), wanted))
+    for (res, names), objs in zip(wanted, fetched, strict=True):
         for name, reason in sorted(names.items()):
-            try:
-                obj = c.get(res, name)
-            except NotFound:
-                note(summary.warnings, None, f"{gr} {name} ({reason}) does not exist")
-                continue
-            except ClusterUnreachable:
-                raise
-            except ClusterError as exc:
-                note(summary.errors, None, f"get {gr} {name} ({reason}): {exc.message}")
+            obj = objs.get(name)
+            if obj is None:
                 continue
             obj.setdefault("apiVersion", res.api_version)
             obj.setdefault("kind", res.kind)
             if sink.add(res, obj):
-                summary.cluster_included.setdefault(gr, {})[name] = reason
+                summary.cluster_included.setdefault(res.full_name, {})[name] = reason
+
+
+def _fetch(
+    c: Cluster, res: APIResource, names: dict[str, str], summary: BackupSummary, sink: Sink
+) -> dict[str, dict[str, Any]]:
+    """name -> object, for the wanted names of one type: one LIST when many are wanted
+    (falling back to GETs if listing is refused), else a GET each."""
+    out: dict[str, dict[str, Any]] = {}
+    if len(names) > LIST_OVER:
+        try:
+            out = {o["metadata"]["name"]: o for o in c.list(res) if o["metadata"]["name"] in names}
+        except ClusterUnreachable:
+            raise
+        except ClusterError:
+            out = {}  # may get but not list: one by one
+        else:
+            for name, reason in sorted(names.items()):
+                if name not in out:
+                    _missing(summary, sink, res, name, reason)
+            return out
+    for name, reason in sorted(names.items()):
+        try:
+            out[name] = c.get(res, name)
+        except NotFound:
+            _missing(summary, sink, res, name, reason)
+        except ClusterUnreachable:
+            raise
+        except ClusterError as exc:
+            with sink.lock:
+                note(summary.errors, None, f"get {res.full_name} {name} ({reason}): {exc.message}")
+    return out
+
+
+def _missing(summary: BackupSummary, sink: Sink, res: APIResource, name: str, reason: str) -> None:
+    with sink.lock:
+        note(summary.warnings, None, f"{res.full_name} {name} ({reason}) does not exist")
