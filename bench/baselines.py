@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from verify_speed import raw_list  # bench/ is sys.path[0] when run as a script
-from workload import PARALLELISM, pmap
+from workload import PARALLELISM, RESTORE_PARALLELISM, pmap
 
 from migrate.backup.create import BackupOptions, _tasks, create_backup
 from migrate.backup.scope import resolve_resources
@@ -69,7 +69,7 @@ def raw_restore_post(dst: Cluster, store: Any, opts: RestoreOptions) -> int:
         with lock:
             created += 1
 
-    with ThreadPoolExecutor(PARALLELISM) as pool:
+    with ThreadPoolExecutor(RESTORE_PARALLELISM) as pool:
         for level in plan.levels:
             list(pool.map(post, level))
     return created

@@ -19,7 +19,8 @@ from typing import Any
 from migrate.cluster import Cluster
 from migrate.errors import AlreadyExists, NotFound
 
-PARALLELISM = 8  # the default of backup, restore and verify; the baselines use the same
+PARALLELISM = 8  # the default of backup and verify; their baselines use the same
+RESTORE_PARALLELISM = 16  # the default of restore; the raw POST uses the same
 GROUP = "bench.kube-migrate.io"
 # share of the N objects per kind (Deployments also bring a ReplicaSet and a Pod each)
 MIX = {"configmaps": 40, "secrets": 20, "services": 10, "deployments": 5, "crs": 15, "rb": 10}

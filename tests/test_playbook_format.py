@@ -126,7 +126,7 @@ def test_schema_is_valid_2020_12_and_closed() -> None:
 def test_defaults_and_durations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pb = load_text(tmp_path, monkeypatch, HEAD + "  steps: [preflight]\n")
     assert pb.backup.ttl == "720h0m0s" and pb.backup.ttl_seconds == 720 * 3600
-    assert pb.backup.parallelism == 8 and pb.restore.parallelism == 8
+    assert pb.backup.parallelism == 8 and pb.restore.parallelism == 16
     assert (pb.wait_for_sync.timeout, pb.wait_for_sync.interval) == (600.0, 1.0)
     assert pb.wait_ready_timeout == 600.0
     assert pb.restore.existing_resource_policy == "none"

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -153,11 +153,13 @@ def velero_server(
     sync_period: str = "5s",
     ready_timeout: float = 120,
     cli_timeout: float = 180,
+    server_args: Sequence[str] = (),
 ) -> Iterator[Velero]:
     """A `velero server` against the plane `c` (whose kubeconfig is `kubeconfig`), its
     default location on s3://<bucket>/<prefix>; yields the CLI bound to its namespace
     once the location is Available.  `env` carries AWS_* (default: os.environ); the
-    credentials file and server.log go to `workdir` (default: a new temporary dir)."""
+    credentials file and server.log go to `workdir` (default: a new temporary dir);
+    `server_args` are added to `velero server` (e.g. --client-qps)."""
     e = dict(os.environ if env is None else env)
     binary, version = home() / "velero", versions()["VELERO"]
     ns = f"velero-{uuid.uuid4().hex[:6]}"
@@ -194,6 +196,7 @@ def velero_server(
             sync_period,
             "--store-validation-frequency",
             "5s",
+            *server_args,
         ]
         server = subprocess.Popen(
             argv,

@@ -54,7 +54,7 @@ def restore() -> None:
 )
 @click.option("--restore-status", is_flag=True, help="Also restore .status where allowed.")
 @click.option("--preserve-node-ports", is_flag=True, help="Keep Services' nodePorts.")
-@click.option("--parallelism", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--parallelism", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--wait-ready", is_flag=True, help="Wait until restored workloads are ready.")
 @click.option("--ready-timeout", default="10m", show_default=True)
 @click.option("--resume", is_flag=True, help="Continue restore NAME after a crash.")

@@ -33,7 +33,7 @@ class RestoreOptions:
     existing_policy: str = "none"
     restore_status: bool = False
     preserve_node_ports: bool = False
-    parallelism: int = 8
+    parallelism: int = 16  # creates in flight (the API server's own limit on 2 cores: 16-32)
     wait_ready: bool = False
     ready_timeout: float = 600.0
     resume: bool = False
@@ -153,7 +153,7 @@ def make_plan(loaded: LoadedBackup, opts: RestoreOptions, target: Discovery) -> 
             meta = {"name": it.name, "namespace": opts.mappings.namespace(it.namespace)}
             it.desired = {"apiVersion": obj.get("apiVersion"), "kind": it.kind, "metadata": meta}
             continue
-        desired = sanitize(obj, sopts)
+        desired = sanitize(obj, sopts, in_place=True)  # obj: a fresh decoded copy
         if opts.modifiers:
             desired = opts.modifiers.apply(it.gr, desired, it.namespace)
         apply_mappings(desired, opts.mappings)

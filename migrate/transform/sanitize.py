@@ -116,11 +116,14 @@ KIND_SANITIZERS: dict[str, Callable[[dict[str, Any], SanitizeOptions], None]] = 
 }
 
 
-def sanitize(obj: dict[str, Any], opts: SanitizeOptions | None = None) -> dict[str, Any]:
+def sanitize(
+    obj: dict[str, Any], opts: SanitizeOptions | None = None, *, in_place: bool = False
+) -> dict[str, Any]:
     """A copy of obj ready to create on another cluster (ownerReferences untouched: the
-    restore re-points them to the new owners' uids)."""
+    restore re-points them to the new owners' uids); `in_place`: obj itself, changed
+    (for a caller whose obj is already its own copy: deepcopy is most of the cost)."""
     opts = opts or SanitizeOptions()
-    out = copy.deepcopy(obj)
+    out = obj if in_place else copy.deepcopy(obj)
     meta = out.setdefault("metadata", {})
     for key in STRIP_METADATA:
         meta.pop(key, None)
