@@ -8,11 +8,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from migrate.cli.main import run
+from migrate.cli.output import emit, emit_with_rows
 from migrate.errors import EXIT_ACCESS, EXIT_INTERRUPTED, EXIT_USAGE
 
 from .conftest import Env
@@ -156,3 +158,21 @@ def test_ctrl_c_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(cluster_cmd, "connect", interrupted)
     assert run(["cluster", "info"]) == EXIT_INTERRUPTED
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+@pytest.mark.parametrize("rows", [0, 1, 3])
+@pytest.mark.parametrize("head", [{}, {"name": "r", "phase": "Completed", "warnings": ["w"]}])
+def test_rows_written_one_by_one_equal_the_whole_document(
+    capsys: pytest.CaptureFixture[str], fmt: str, rows: int, head: dict[str, Any]
+) -> None:
+    """restore create -o json|yaml streams its per-object rows; the text is exactly what
+    emitting the whole document would print."""
+    objects = [{"kind": "ConfigMap", "name": f"c{i}", "uid": None, "n": [i, {"x": i}]}
+               for i in range(rows)]  # fmt: skip
+    emit_with_rows(head, fmt, "objects", iter(objects))
+    streamed = capsys.readouterr().out
+    emit({**head, "objects": objects}, fmt)
+    assert streamed == capsys.readouterr().out
+    parsed = json.loads(streamed) if fmt == "json" else yaml.safe_load(streamed)
+    assert parsed == {**head, "objects": objects}

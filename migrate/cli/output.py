@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import textwrap
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -59,3 +60,23 @@ def emit(data: Any, fmt: str, columns: Sequence[str] | None = None) -> None:
     else:
         text = dumps(data, fmt)
     sys.stdout.write(text + "\n")
+
+
+def emit_with_rows(head: dict[str, Any], fmt: str, key: str, rows: Iterable[Any]) -> None:
+    """emit(head | {key: list(rows)}, fmt) for json or yaml, byte for byte, written row
+    by row: a restore of 100k objects never holds its whole document (~200 MB) at once."""
+    write = sys.stdout.write
+    first = True
+    if fmt == "json":
+        opening = dumps(head, fmt)[: -len("\n}")] + "," if head else "{"
+        write(f"{opening}\n  {json.dumps(key)}: [")
+        for row in rows:
+            write(("\n" if first else ",\n") + textwrap.indent(dumps(row, fmt), "    "))
+            first = False
+        write("]\n}\n" if first else "\n  ]\n}\n")
+        return
+    write((dumps(head, fmt) + "\n" if head else "") + f"{key}:")
+    for row in rows:
+        write(("\n" if first else "") + dumps([row], fmt) + "\n")
+        first = False
+    write(" []\n" if first else "")

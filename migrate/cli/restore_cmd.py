@@ -21,7 +21,7 @@ from migrate.cli.options import (
     scope_from,
     scope_options,
 )
-from migrate.cli.output import emit, output_option
+from migrate.cli.output import emit, emit_with_rows, output_option
 from migrate.cli.progress import progress_bar
 from migrate.errors import PartialFailure
 from migrate.restore import results
@@ -98,11 +98,12 @@ def create(name: str | None, backup: str, **kw: Any) -> None:
     with progress_bar(f"restore {name}") as progress:
         summary = run_restore(target, store, opts, progress)
     fmt = "json" if kw["output"] == "dot" else kw["output"]
-    emit(
-        summary.as_dict(details=fmt != "table"),
-        fmt,
-        ["name", "backup", "phase", "created", "updated", "skipped", "failed", "warnings"],
-    )
+    if fmt == "table":
+        columns = ["name", "backup", "phase", "created", "updated", "skipped", "failed"]
+        emit(summary.as_dict(), fmt, [*columns, "warnings"])
+    else:  # as as_dict(details=True), one object's row at a time
+        rows = (r.as_dict() for r in summary.results)
+        emit_with_rows(summary.details_head(), fmt, "objects", rows)
     if summary.phase != "Completed":
         raise PartialFailure(
             f"restore {name} is {summary.phase}: {summary.counts['failed']} objects failed",

@@ -56,6 +56,11 @@ class RestoreSummary:
             doc["objects"] = [r.as_dict() for r in self.results]
         return doc
 
+    def details_head(self) -> dict[str, Any]:
+        """as_dict(details=True) but "objects", for writers that add one row at a time
+        (at 100k objects the whole document would cost ~200 MB at once)."""
+        return {**self.as_dict(), "warningMessages": self.warnings}
+
 
 def plan_restore(target: Cluster, store: Store, opts: RestoreOptions) -> tuple[LoadedBackup, Plan]:
     """Read the backup and plan the restore; writes nothing anywhere."""
@@ -100,7 +105,7 @@ def run_restore(
         log.info("restore %s %s: %s", opts.name, summary.phase, dict(summary.counts))
     write_results(
         store,
-        {**summary.as_dict(), "warningMessages": summary.warnings},
+        summary.details_head(),
         summary.results,
         summary.warnings,
         capture.lines,
