@@ -66,10 +66,15 @@ def fill(c: Cluster, ns: str, n: int) -> None:
         list(pool.map(make, range(n)))
 
 
+def mig(*args: str) -> list[str]:
+    """argv of a kube-migrate subprocess as the benchmarks run it (no client-side limit)."""
+    return [sys.executable, "-m", "migrate", *args, "--qps", "0", "-o", "json"]
+
+
 def timed_rss(argv: list[str], e: dict[str, str]) -> tuple[float, float]:
     """(seconds, peak RSS MiB) of one kube-migrate subprocess."""
     t0 = time.monotonic()
-    peak = peak_rss([sys.executable, "-m", "migrate", *argv, "--qps", "0", "-o", "json"], e)
+    peak = peak_rss(mig(*argv), e)
     return round(time.monotonic() - t0, 2), round(peak / 1024, 1)
 
 

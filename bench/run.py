@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from baselines import (
     raw_verify_list,
     timed,
 )
-from memory import ROOT, env, peak_rss  # bench/ is sys.path[0] when run as a script
+from memory import ROOT, env, mig, peak_rss  # bench/ is sys.path[0] when run as a script
 from velero_bench import UNTHROTTLED, measure_velero, velero_binary
 from workload import (
     PARALLELISM,
@@ -64,10 +63,6 @@ from migrate.transform.mappings import Mappings
 from migrate.transform.scope import Scope
 from migrate.verify import VerifyOptions, run_verify
 from migrate.verify.normalize import Transforms
-
-
-def mig(*args: str) -> list[str]:
-    return [sys.executable, "-m", "migrate", *args, "--qps", "0", "-o", "json"]
 
 
 # -- the run ------------------------------------------------------------------------------

@@ -226,9 +226,7 @@ def _finish(
     blobs[keys.manifest] = layout.manifest(
         opts.name, files, keys.dir, _source_facts(c, version), extra
     )
-    with ThreadPoolExecutor(max_workers=len(blobs)) as pool:  # independent small PUTs
-        for fut in [pool.submit(store.put, key, blob) for key, blob in blobs.items()]:
-            fut.result()
+    store.put_all(blobs)
     store.put(keys.metadata, metadata)  # last, once the others are in: the completion marker
 
 

@@ -9,7 +9,6 @@ import gzip
 import io
 import json
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +90,7 @@ def write_results(
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(blob)
     else:
-        with ThreadPoolExecutor(max_workers=len(blobs)) as pool:  # independent small PUTs
-            for fut in [pool.submit(store.put, key, blob) for key, blob in blobs.items()]:
-                fut.result()
+        store.put_all(blobs)
     return location(store, summary["name"])
 
 

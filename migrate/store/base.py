@@ -12,7 +12,8 @@ from __future__ import annotations
 import abc
 import builtins
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
@@ -96,6 +97,13 @@ class Store(abc.ABC):
         """Store ``data`` under ``key``, replacing any previous object, atomically."""
         self._check_writable("write", key)
         self._put(check_key(key), data)
+
+    def put_all(self, blobs: Mapping[str, bytes]) -> None:
+        """put() each of several independent small objects, in parallel (a backup's and a
+        restore's sidecar files: each PUT is mostly round trip)."""
+        with ThreadPoolExecutor(max_workers=max(1, len(blobs))) as pool:
+            for fut in [pool.submit(self.put, key, blob) for key, blob in blobs.items()]:
+                fut.result()
 
     def put_stream(self, key: str, fileobj: BinaryIO, size_hint: int | None = None) -> None:
         """Store everything read from ``fileobj`` under ``key`` (multipart when large)."""
