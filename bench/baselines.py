@@ -54,9 +54,8 @@ def raw_restore_post(dst: Cluster, store: Any, opts: RestoreOptions) -> int:
     created = 0
     lock = threading.Lock()
 
-    def post(key: Any) -> None:
+    def post(it: Any) -> None:
         nonlocal created
-        it = plan.graph.nodes[key]["item"]
         if it.skip:
             return
         res = dst.discovery().for_kind(it.api_version, it.kind)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 from migrate.cluster import Cluster
@@ -159,6 +160,39 @@ def wait_pods_running(c: Cluster, namespaces: list[str], want: int, timeout: flo
             break
         time.sleep(1)
     return running
+
+
+def _cpu_busy(interval: float) -> float:
+    """Fraction of the machine's CPU time spent busy over `interval` seconds."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    busy0, total0 = sample()
+    time.sleep(interval)
+    busy1, total1 = sample()
+    return (busy1 - busy0) / max(1, total1 - total0)
+
+
+def wait_quiet(clusters: list[Cluster], timeout: float = 300, busy_below: float = 0.35) -> float:
+    """Wait until no namespace is being deleted on any plane (the namespace controller
+    deleting an earlier run's objects competes with a measurement for the same 2 cores)
+    and the machine is mostly idle (controllers done reacting to the last step: 500
+    restored Deployments are 500 ReplicaSets and Pods to make).  Returns the seconds
+    waited; gives up quietly at `timeout` (the measurement is then noisier, not wrong)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        terminating = any(
+            (ns.get("status") or {}).get("phase") == "Terminating"
+            for c in clusters
+            for ns in c.list(c.discovery().resolve("namespaces"))
+        )
+        if not terminating and _cpu_busy(1.0) < busy_below:
+            break
+        time.sleep(1)
+    return time.monotonic() - t0
 
 
 def cleanup(

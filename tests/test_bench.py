@@ -42,6 +42,7 @@ def test_bench_runs_and_emits_every_field(dev_env: Any, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     argv = [sys.executable, "bench/run.py", "--objects", "60", "--namespaces", "2"]
     argv += ["--no-velero", "--json", str(out), "--memory-counts", "20,40"]
+    argv += ["--settle-timeout", "5"]  # the suite's own namespaces may still be going away
     env = dict(os.environ)
     proc = subprocess.run(
         argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
@@ -59,3 +60,8 @@ def test_bench_runs_and_emits_every_field(dev_env: Any, tmp_path: Path) -> None:
         for key in ("backupPeakRssMiB", "restorePeakRssMiB", "backupSeconds", "restoreSeconds"):
             assert row[key] > 0, (key, row)
     assert "restore RSS 41/21" in proc.stdout
+    # restore and its raw POST: two samples each (ours, raw, raw, ours), the best reported
+    assert len(doc["restoreSamples"]) == 2 and len(doc["rawPostSamples"]) == 2
+    assert doc["restoreSeconds"] == min(doc["restoreSamples"]) > 0
+    assert doc["rawPostSeconds"] == min(doc["rawPostSamples"]) > 0
+    assert 0 <= doc["settleSeconds"] <= 6 * 5 + 30  # six settles, each at most ~5 s

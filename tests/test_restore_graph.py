@@ -11,9 +11,14 @@ from typing import Any
 
 import pytest
 
-from migrate.errors import UsageError
-from migrate.restore.graph import build_graph, levels, to_dot
+from migrate.cluster.discovery import APIResource, Discovery
+from migrate.errors import ClusterError, UsageError
+from migrate.restore.execute import Restorer
+from migrate.restore.graph import Leaves, build_graph, levels, to_dot
+from migrate.restore.journal import Journal, ObjectResult, ResultTable
+from migrate.restore.plan import Plan, RestoreOptions
 from migrate.restore.source import Item
+from migrate.restore.spool import Spool
 from migrate.restore.workers import map_all, run_all
 
 
@@ -34,7 +39,7 @@ def owned_by(it: Item, *refs: dict[str, Any]) -> Item:
 
 def level_of(items: list[Item]) -> dict[str, int]:
     g = build_graph(items)
-    return {f"{k[1]}/{k[3]}": n for n, lv in enumerate(levels(g)) for k in lv}
+    return {f"{it.kind}/{it.key[3]}": n for n, lv in enumerate(levels(g)) for it in lv}
 
 
 def test_reference_table_orders_a_workload_after_what_it_needs() -> None:
@@ -190,3 +195,119 @@ def test_workers_bound_what_is_in_flight_keep_order_and_raise_the_first_error() 
 
         with pytest.raises(ValueError, match="object 5"):
             run_all(pool, boom, range(100), window=4)
+
+
+def test_leaf_objects_share_one_node_and_keep_their_levels() -> None:
+    """Objects nothing depends on, with the same needs, are one Leaves node: the levels
+    are those of one node each, and every item knows its node."""
+    cms = [item("ConfigMap", f"cm-{i}", "app") for i in range(50)]
+    used = item("ConfigMap", "used", "app")
+    env_from = [{"configMapRef": {"name": "used"}}]
+    spec = {"template": {"spec": {"containers": [{"name": "c", "envFrom": env_from}]}}}
+    deploy = item("Deployment", "web", "app", api="apps/v1", spec=spec)
+    items = [item("Namespace", "app"), *cms, used, deploy]
+    g = build_graph(items)
+    leaves = [n for n in g.nodes if isinstance(n, Leaves)]
+    assert len(leaves) == 1 and leaves[0].needs == (("", "Namespace", None, "app"),)
+    assert sorted(it.key[3] for it in g.nodes[leaves[0]]["items"]) == sorted(
+        it.key[3] for it in cms
+    )
+    assert g.number_of_nodes() == 4  # the namespace, the 50 leaves, used, web
+    assert all(it.node == leaves[0] for it in cms) and used.node == used.key
+    lv = level_of(items)
+    assert {lv[f"ConfigMap/cm-{i}"] for i in range(50)} == {1} and lv["ConfigMap/used"] == 1
+    assert lv["Deployment/web"] == 2 and lv["Namespace/app"] == 0
+    assert [it.key[3] for it in levels(g)[1]] == sorted(
+        [f"cm-{i}" for i in range(50)] + ["used"], key=lambda n: str(("", "ConfigMap", "app", n))
+    )
+    assert "ConfigMap x50\\napp/*" in to_dot(g, [])
+
+
+def test_spool_round_trips_blobs_from_many_threads() -> None:
+    spool = Spool()
+    blobs = [bytes([i % 256]) * (i * 37 % 5000) for i in range(400)]
+    with ThreadPoolExecutor(8) as pool:
+        refs = list(pool.map(spool.put, blobs))
+        assert list(pool.map(spool.get, refs)) == blobs
+    assert spool.size == sum(len(b) for b in blobs) and len(set(refs)) == len(refs)
+    spool.close()
+    with pytest.raises(OSError):
+        spool.get(refs[1])
+
+
+def test_spool_in_an_unusable_directory_is_a_one_line_error(tmp_path: Any) -> None:
+    with pytest.raises(UsageError, match="cannot write the restore's scratch file in") as exc:
+        Spool(str(tmp_path / "missing"))
+    assert exc.value.hint and "TMPDIR" in exc.value.hint
+
+
+def test_result_table_keeps_order_and_replaces_in_place() -> None:
+    table = ResultTable(Spool())
+    a, b = ("", "ConfigMap", "app", "a"), ("", "ConfigMap", "app", "b")
+    table[a] = ObjectResult(a, "configmaps", "failed", "boom")
+    table[b] = ObjectResult(b, "configmaps", "created", uid="u-b")
+    table[a] = ObjectResult(a, "configmaps", "created", uid="u-a")
+    assert [(r.key, r.result, r.uid) for r in table] == [
+        (a, "created", "u-a"),
+        (b, "created", "u-b"),
+    ]
+    assert len(table) == 2 and table.get(("", "ConfigMap", "app", "c")) is None
+    assert (
+        table.get(b) == ObjectResult(b, "configmaps", "created", uid="u-b")
+        and table.get(b) in table
+    )
+
+
+class FakeTarget:
+    """Creates whatever it is given (uid = "uid-<name>") but refuses CRDs: enough for the
+    executor's pure logic (levels, failed dependencies, owner re-pointing)."""
+
+    name = "fake"
+    disc = Discovery([
+        APIResource("", "v1", "namespaces", "Namespace", False, versions=("v1",)),
+        APIResource("", "v1", "configmaps", "ConfigMap", True, versions=("v1",)),
+        APIResource("apiextensions.k8s.io", "v1", "customresourcedefinitions",
+                    "CustomResourceDefinition", False, versions=("v1",)),
+        APIResource("example.com", "v1", "widgets", "Widget", True, versions=("v1",)),
+    ])  # fmt: skip
+
+    def __init__(self) -> None:
+        self.created: dict[str, dict[str, Any]] = {}
+
+    def discovery(self, refresh: bool = False) -> Discovery:
+        return self.disc
+
+    def create(self, res: APIResource, body: dict[str, Any], ns: str | None) -> dict[str, Any]:
+        if res.kind == "CustomResourceDefinition":
+            raise ClusterError("forbidden", status=403)
+        self.created[f"{res.kind}/{body['metadata']['name']}"] = body
+        return {"metadata": {"uid": f"uid-{body['metadata']['name']}"}}
+
+
+def test_executor_skips_a_failed_dependencys_leaves_and_repoints_owners(tmp_path: Any) -> None:
+    crd = item("CustomResourceDefinition", "widgets.example.com", api="apiextensions.k8s.io/v1",
+               spec={"group": "example.com", "names": {"kind": "Widget"}})  # fmt: skip
+    widgets = [item("Widget", f"w{i}", "app", api="example.com/v1") for i in range(5)]
+    owner = item("ConfigMap", "owner", "app")
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": "old"}
+    owned = [owned_by(item("ConfigMap", f"o{i}", "app"), ref) for i in range(3)]
+    items = [item("Namespace", "app"), crd, *widgets, owner, *owned]
+    g = build_graph(items)
+    plan = Plan(items, g, levels(g), [], Spool())
+    target = FakeTarget()
+    journal = Journal("r", resume=False, directory=tmp_path)
+    restorer = Restorer(target, plan, RestoreOptions("r", "b"), journal)  # type: ignore[arg-type]
+    results = {f"{r.key[1]}/{r.key[3]}": r for r in restorer.run()}
+    journal.close()
+    assert results["CustomResourceDefinition/widgets.example.com"].result == "failed"
+    for w in widgets:
+        r = results[f"Widget/{w.key[3]}"]
+        assert (r.result, r.message) == (
+            "skipped",
+            "dependency CustomResourceDefinition widgets.example.com failed",
+        )
+    for i in range(3):
+        refs = target.created[f"ConfigMap/o{i}"]["metadata"]["ownerReferences"]
+        assert refs == [{**ref, "uid": "uid-owner"}]
+    assert set(restorer.uids) == {("", "Namespace", None, "app"), owner.key}
+    assert len(results) == len(items) and sum(r.result == "created" for r in results.values()) == 5

@@ -172,7 +172,7 @@ def restore_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
     loaded, plan = plan_restore(target, store, opts)
     ctx.artefacts["graph"] = to_dot(plan.graph, plan.late)
     levels = [
-        {"level": n, "objects": len(lv), "kinds": ", ".join(sorted({k[1] for k in lv}))}
+        {"level": n, "objects": len(lv), "kinds": ", ".join(sorted({it.kind for it in lv}))}
         for n, lv in enumerate(plan.levels)
     ]
     if ctx.dry_run:

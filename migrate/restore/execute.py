@@ -16,9 +16,14 @@ from typing import Any
 
 from migrate.cluster import APIResource, Cluster
 from migrate.errors import AlreadyExists, ClusterError, ClusterUnreachable, NotFound, WaitTimeout
-from migrate.restore.journal import Journal, ObjectResult
+from migrate.restore.journal import Journal, ObjectResult, ResultTable
 from migrate.restore.plan import Plan, RestoreOptions
-from migrate.restore.ready import backing_workloads, wait_crd_established, wait_ready
+from migrate.restore.ready import (
+    WORKLOAD_KINDS,
+    backing_workloads,
+    wait_crd_established,
+    wait_ready,
+)
 from migrate.restore.source import Item
 from migrate.restore.workers import run_all
 from migrate.transform.mappings import RESTORE_LABEL
@@ -44,17 +49,19 @@ class Restorer:
         self.progress: Progress = progress or (lambda _e, _n: None)
         self.lock = threading.Lock()
         self.uids: dict[tuple[str, str, str | None, str], str] = {}
-        self.results: dict[Any, ObjectResult] = {}
+        self.failed: set[Any] = set()  # keys whose creation failed: their dependents skip
+        self.results = ResultTable(plan.spool)
         self.warnings: list[str] = []
         self._window = 4 * max(1, opts.parallelism)  # objects submitted ahead of the workers
 
     # -- bookkeeping -----------------------------------------------------------------
     def _record(self, it: Item, result: str, message: str = "", uid: str = "") -> None:
         res = ObjectResult(it.key, it.gr, result, message, uid)
-        with self.lock:
-            self.results[it.key] = res
-            if uid:
-                self.uids[it.key] = uid
+        self.results[it.key] = res
+        self._remember_uid(it, uid)
+        if result == "failed":
+            with self.lock:
+                self.failed.add(it.key)
         self.journal.record(res)
         self.progress("done", 1)
         if result == "failed":
@@ -62,33 +69,38 @@ class Restorer:
         else:
             log.debug("%s: %s %s", it.label(), result, message)
 
-    def run(self) -> dict[Any, ObjectResult]:
+    def _remember_uid(self, it: Item, uid: str) -> None:
+        """Kept for owner re-pointing: only objects that others in the plan depend on
+        (each alone in its graph node; a Leaves node's members have no dependents)."""
+        if uid and it.node == it.key:
+            with self.lock:
+                self.uids[it.key] = uid
+
+    def run(self) -> ResultTable:
         self.progress("total", len(self.plan.restorable))
         for it in self.plan.items:
             if it.skip:
                 self.results[it.key] = ObjectResult(it.key, it.gr, "skipped", it.skip)
         with ThreadPoolExecutor(max_workers=max(1, self.opts.parallelism)) as pool:
-            nodes = self.plan.graph.nodes
             for level in self.plan.levels:
-                run_all(pool, lambda k: self._restore(nodes[k]["item"]), level, self._window)
-                if any(k[1] == "CustomResourceDefinition" for k in level):
+                run_all(pool, self._restore, level, self._window)
+                if any(it.kind == "CustomResourceDefinition" for it in level):
                     self.target.discovery(refresh=True)
         self._late()
         if self.opts.wait_ready:
             workloads = [
                 it for it in self.plan.restorable
-                if self.results.get(it.key, ObjectResult(it.key, it.gr, "")).result == "created"
+                if it.kind in WORKLOAD_KINDS and _created(self.results.get(it.key))
             ]  # fmt: skip
             wait_ready(self.target, workloads, self.opts.ready_timeout)
         return self.results
 
     # -- one object ------------------------------------------------------------------
     def _failed_dependency(self, it: Item) -> str | None:
-        if it.key not in self.plan.graph:
+        if it.node is None or it.node not in self.plan.graph:
             return None
-        for dep in self.plan.graph.predecessors(it.key):
-            r = self.results.get(dep)
-            if r and r.result == "failed":
+        for dep in self.plan.graph.predecessors(it.node):
+            if dep in self.failed:
                 return f"{dep[1]} {dep[2] + '/' if dep[2] else ''}{dep[3]}"
         return None
 
@@ -109,10 +121,8 @@ class Restorer:
     def _restore(self, it: Item) -> None:
         done = self.journal.done(it.key)
         if done and done.result != "failed":
-            with self.lock:
-                self.results[it.key] = done
-                if done.uid:
-                    self.uids[it.key] = done.uid
+            self.results[it.key] = done
+            self._remember_uid(it, done.uid)
             self.progress("done", 1)
             return
         failed_dep = self._failed_dependency(it)
@@ -241,6 +251,10 @@ class Restorer:
                 self._record(it, "failed", f"not created: its backend is not ready ({exc.message})")
                 continue
             self._create_or_fail(it)
+
+
+def _created(r: ObjectResult | None) -> bool:
+    return r is not None and r.result == "created"
 
 
 def replace_patch(live: Any, desired: Any) -> Any:

@@ -12,6 +12,7 @@ everything else, once the workloads behind their Services are ready.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
@@ -116,40 +117,77 @@ def _owner_refs(obj: dict[str, Any], ns: str | None) -> Iterator[Ref]:
         yield (group, ref.get("kind", ""), None, ref.get("name", ""))  # cluster-scoped owner
 
 
+@dataclass(frozen=True)
+class Leaves:
+    """Graph node standing for many objects of one kind and namespace that nothing in the
+    restore depends on and that depend on the same objects (typically: every ConfigMap of
+    a namespace, needing only the namespace).  Their topological generation is the same,
+    so one node gives the same levels as one node each, at a fraction of the memory
+    (networkx spends ~0.6 KiB per node and edge: 60 MB at 100k objects)."""
+
+    group: str
+    kind: str
+    namespace: str | None
+    needs: tuple[Ref, ...]
+
+
+def _dependencies(it: Item, crds: dict[tuple[Any, Any], Ref], nodes: dict[Ref, Item]) -> list[Ref]:
+    """The keys in this restore that `it` needs created before it."""
+    group, kind, ns, _ = it.key
+    desired = it.desired
+    deps: list[Ref] = []
+    if ns:
+        deps.append(("", "Namespace", None, ns))
+    if (group, kind) in crds:
+        deps.append(crds[(group, kind)])
+    fn = REFERENCES.get(kind)
+    if fn:
+        deps += list(fn(desired, ns))
+    deps += list(_owner_refs(desired, ns))
+    return sorted({d for d in deps if d in nodes and d != it.key}, key=str)
+
+
 def build_graph(items: list[Item]) -> nx.DiGraph[Any]:
-    """Nodes: item keys (with attribute `item`); edges: dependencies inside the restore."""
+    """Nodes: item keys, or Leaves for a group of them; attribute `items` lists the
+    objects of a node (and each item's `node` names its node).  Edges: dependencies
+    inside the restore."""
     g: nx.DiGraph[Any] = nx.DiGraph()
     nodes = {it.key: it for it in items if it.skip is None and it.kind not in LATE_KINDS}
-    for key, it in nodes.items():
-        g.add_node(key, item=it)
-    crds = {}
+    crds: dict[tuple[Any, Any], Ref] = {}
     for k, it in nodes.items():
         if it.kind == "CustomResourceDefinition":
             spec = it.desired.get("spec") or {}
             crds[(spec.get("group"), (spec.get("names") or {}).get("kind"))] = k
+    needed = {d for it in nodes.values() for d in _dependencies(it, crds, nodes)}
+    groups: dict[Leaves, list[Item]] = {}
     for key, it in nodes.items():
-        group, kind, ns, _ = key
-        desired = it.desired
-        deps: list[Ref] = []
-        if ns:
-            deps.append(("", "Namespace", None, ns))
-        if (group, kind) in crds:
-            deps.append(crds[(group, kind)])
-        fn = REFERENCES.get(kind)
-        if fn:
-            deps += list(fn(desired, ns))
-        deps += list(_owner_refs(desired, ns))
-        for dep in deps:
-            if dep in nodes and dep != key:
-                g.add_edge(dep, key)
+        deps = _dependencies(it, crds, nodes)
+        if key in needed:
+            _add(g, key, [it], deps)
+        else:
+            groups.setdefault(Leaves(key[0], key[1], key[2], tuple(deps)), []).append(it)
+    for leaves, members in groups.items():
+        node = leaves if len(members) > 1 else members[0].key
+        _add(g, node, members, list(leaves.needs))
     return g
 
 
-def levels(g: nx.DiGraph[Any]) -> list[list[Any]]:
-    """Topological generations, each sorted for a stable plan; a cycle is an error that
-    names its members."""
+def _add(g: nx.DiGraph[Any], node: Any, members: list[Item], deps: list[Ref]) -> None:
+    g.add_node(node, items=members)
+    for it in members:
+        it.node = node
+    for dep in deps:
+        g.add_edge(dep, node)
+
+
+def levels(g: nx.DiGraph[Any]) -> list[list[Item]]:
+    """Topological generations as the objects to create, each sorted for a stable plan;
+    a cycle is an error that names its members."""
     try:
-        return [sorted(gen, key=str) for gen in nx.topological_generations(g)]
+        return [
+            sorted((it for node in gen for it in g.nodes[node]["items"]), key=_order)
+            for gen in nx.topological_generations(g)
+        ]
     except nx.NetworkXUnfeasible:
         cycle = nx.find_cycle(g)
         members = " -> ".join(f"{k[1]} {k[2] + '/' if k[2] else ''}{k[3]}" for k, _ in cycle)
@@ -159,10 +197,17 @@ def levels(g: nx.DiGraph[Any]) -> list[list[Any]]:
         ) from None
 
 
+def _order(it: Item) -> str:
+    return str(it.key)
+
+
 def to_dot(g: nx.DiGraph[Any], late: list[Item]) -> str:
     """Graphviz DOT of the plan (late objects drawn after everything)."""
 
     def label(k: Any) -> str:
+        if isinstance(k, Leaves):
+            n = len(g.nodes[k]["items"])
+            return f"{k.kind} x{n}\\n{k.namespace + '/' if k.namespace else ''}*"
         return f"{k[1]}\\n{k[2] + '/' if k[2] else ''}{k[3]}"
 
     ids = {k: f"n{i}" for i, k in enumerate(g.nodes)}

@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from migrate.errors import UsageError
+from migrate.restore.spool import Spool
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,44 @@ class ObjectResult:
             "message": self.message,
             "uid": self.uid,
         }
+
+
+class ResultTable:
+    """Every object's result by key, in the order they happened (a later result for the
+    same key replaces the earlier, in place).  The rows live in a spool file, the heap
+    holds one small int per object: at 100k objects the ObjectResults, uids included,
+    were ~25 MB."""
+
+    def __init__(self, spool: Spool | None = None) -> None:
+        self._spool = spool or Spool()
+        self._refs: dict[Any, int] = {}
+        self._lock = threading.Lock()
+
+    def __setitem__(self, key: Any, r: ObjectResult) -> None:
+        ref = self._spool.put(orjson.dumps((r.key, r.gr, r.result, r.message, r.uid)))
+        with self._lock:
+            self._refs[key] = ref
+
+    def get(self, key: Any) -> ObjectResult | None:
+        ref = self._refs.get(key)
+        return None if ref is None else self._load(ref)
+
+    def _load(self, ref: int) -> ObjectResult:
+        key, gr, result, message, uid = orjson.loads(self._spool.get(ref))
+        return ObjectResult(tuple(key), gr, result, message, uid)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def __iter__(self) -> Iterator[ObjectResult]:
+        for ref in list(self._refs.values()):
+            yield self._load(ref)
+
+    def values(self) -> Iterator[ObjectResult]:
+        return iter(self)
+
+    def __contains__(self, r: object) -> bool:
+        return isinstance(r, ObjectResult) and self.get(r.key) == r
 
 
 def state_dir() -> Path:

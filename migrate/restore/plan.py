@@ -14,6 +14,7 @@ from migrate.errors import UsageError
 from migrate.restore.graph import LATE_KINDS, build_graph, levels
 from migrate.restore.policy import skip_reason
 from migrate.restore.source import Item, LoadedBackup
+from migrate.restore.spool import Spool
 from migrate.store.crypto import EncryptionKey
 from migrate.transform.mappings import Mappings, apply_mappings, label_restored
 from migrate.transform.modifiers import Modifiers
@@ -44,8 +45,9 @@ class RestoreOptions:
 class Plan:
     items: list[Item]
     graph: nx.DiGraph[Any]
-    levels: list[list[Any]]
+    levels: list[list[Item]]  # created in this order, each level in parallel
     late: list[Item]
+    spool: Spool  # where the items' JSON (and the restore's results) are kept
 
     @property
     def restorable(self) -> list[Item]:
@@ -55,8 +57,8 @@ class Plan:
         """The ordered plan, one row per object (for -o table/json)."""
         out = []
         for n, level in enumerate(self.levels):
-            for key in level:
-                out.append(_row(n, key[1], key[2], key[3], "create"))
+            for it in level:
+                out.append(_row(n, it.kind, it.key[2], it.key[3], "create"))
         last = len(self.levels)
         for it in self.late:
             row = {
@@ -163,8 +165,15 @@ def make_plan(loaded: LoadedBackup, opts: RestoreOptions, target: Discovery) -> 
     for ns in needed:
         obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
         items.append(
-            Item("namespaces", None, ns, obj, label_restored(dict(obj), opts.backup, opts.name))
+            Item(
+                "namespaces",
+                None,
+                ns,
+                obj,
+                label_restored(dict(obj), opts.backup, opts.name),
+                spool=loaded.spool,
+            )
         )
     graph = build_graph(items)
     late = [it for it in items if it.skip is None and it.kind in LATE_KINDS]
-    return Plan(items, graph, levels(graph), late)
+    return Plan(items, graph, levels(graph), late, loaded.spool)

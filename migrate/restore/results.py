@@ -8,7 +8,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ def exists(store: Store, name: str) -> bool:
 def write_results(
     store: Store,
     summary: dict[str, Any],
-    results: Sequence[ObjectResult],
+    results: Iterable[ObjectResult],
     warnings: list[str],
     log_lines: list[str],
 ) -> str:
@@ -94,7 +94,7 @@ def write_results(
     return location(store, summary["name"])
 
 
-def _details(summary: dict[str, Any], results: Sequence[ObjectResult]) -> bytes:
+def _details(summary: dict[str, Any], results: Iterable[ObjectResult]) -> bytes:
     """`summary` plus "objects": one compact JSON row per line."""
     buf = io.BytesIO()
     buf.write(orjson.dumps({**summary, "objects": []})[: -len(b"[]}")] + b"[")

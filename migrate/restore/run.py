@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +32,7 @@ class RestoreSummary:
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     completed: datetime | None = None
     counts: Counter[str] = field(default_factory=Counter)
-    results: list[ObjectResult] = field(default_factory=list)
+    results: Collection[ObjectResult] = ()  # every object's, in the order they happened
     warnings: list[str] = field(default_factory=list)
     levels: int = 0
     results_at: str = ""
@@ -93,7 +94,7 @@ def run_restore(
             results = restorer.run()
         finally:
             journal.close()
-        summary.results = list(results.values())  # in the order they happened
+        summary.results = results
         summary.counts = Counter(r.result for r in summary.results)
         summary.warnings = restorer.warnings
         failed, done = (

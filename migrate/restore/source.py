@@ -11,17 +11,13 @@ from typing import Any
 
 import orjson
 
+from migrate.restore.spool import Spool, shared
 from migrate.store import Store, layout
 from migrate.store.crypto import EncryptionKey
 from migrate.store.reader import open_backup
 from migrate.transform.scope import Scope
 
 Key = tuple[str, str, str | None, str]  # (group, kind, namespace, name) on the target
-
-
-def _pack(obj: dict[str, Any]) -> bytes:
-    # A copy of exactly its size: orjson's own result keeps a 4 KiB buffer.
-    return bytes(memoryview(orjson.dumps(obj)))
 
 
 def _intern(s: str | None) -> Any:
@@ -33,16 +29,16 @@ def _intern(s: str | None) -> Any:
 class Item:
     """One object of the backup, as stored, plus what restore decides about it.
 
-    Both the stored object and the object to create are held as compact JSON bytes and
-    decoded on each read (orjson: microseconds): a restore of 100k objects then holds a
-    few hundred bytes per object instead of two dict trees of several KiB each, which
-    keeps its memory far below 400 MB.  Reading `obj` or `desired` gives a fresh dict;
-    a change to it counts only once assigned back.
+    Both the stored object and the object to create are kept as compact JSON in a spool
+    file and decoded on each read (pread + orjson: microseconds): the heap holds a few
+    hundred bytes per object (its names and key) instead of two dict trees of several
+    KiB each, so a restore's memory hardly grows with the backup.  Reading `obj` or
+    `desired` gives a fresh dict; a change to it counts only once assigned back.
     """
 
     __slots__ = (
-        "_desired", "_obj", "api_version", "gr", "group", "key", "kind", "name", "namespace",
-        "skip", "target_ns",
+        "_desired", "_obj", "_spool", "api_version", "gr", "group", "key", "kind", "name",
+        "namespace", "node", "skip", "target_ns",
     )  # fmt: skip
 
     def __init__(
@@ -53,26 +49,30 @@ class Item:
         obj: dict[str, Any],
         desired: dict[str, Any] | None = None,  # what will be created
         skip: str | None = None,  # why it is not restored
+        spool: Spool | None = None,  # where its JSON is kept; the process's own if None
     ) -> None:
         self.gr, self.namespace, self.name, self.skip = _intern(gr), _intern(namespace), name, skip
-        self._obj = _pack(obj)
+        self._spool = spool or shared()
+        self._obj = self._spool.put(orjson.dumps(obj))
+        self.node: Any = None  # its node in the restore graph (graph.build_graph sets it)
         self.kind = _intern(str(obj.get("kind", "")))
         self.group = _intern(str(obj.get("apiVersion", "")).rpartition("/")[0])
         self._set_desired(desired or {}, obj)
 
     @property
     def obj(self) -> dict[str, Any]:
-        out: dict[str, Any] = orjson.loads(self._obj)
+        out: dict[str, Any] = orjson.loads(self._spool.get(self._obj))
         return out
 
     @obj.setter
     def obj(self, obj: dict[str, Any]) -> None:
-        self._obj = _pack(obj)
+        self._obj = self._spool.put(orjson.dumps(obj))
 
     @property
     def desired(self) -> dict[str, Any]:
         """What will be created; {} until planned."""
-        out: dict[str, Any] = orjson.loads(self._desired) if self._desired else {}
+        ref = self._desired
+        out: dict[str, Any] = orjson.loads(self._spool.get(ref)) if ref is not None else {}
         return out
 
     @desired.setter
@@ -80,7 +80,7 @@ class Item:
         self._set_desired(desired, None)
 
     def _set_desired(self, desired: dict[str, Any], obj: dict[str, Any] | None) -> None:
-        self._desired = _pack(desired) if desired else None
+        self._desired = self._spool.put(orjson.dumps(desired)) if desired else None
         shown = desired or (self.obj if obj is None else obj)
         self.api_version = _intern(str(shown.get("apiVersion", "")))
         meta = shown.get("metadata") or {}
@@ -99,6 +99,7 @@ class LoadedBackup:
     info: layout.BackupInfo
     manifest: layout.Manifest | None
     items: list[Item]
+    spool: Spool  # where the items' JSON is kept
 
 
 def load_backup(
@@ -108,12 +109,12 @@ def load_backup(
     (and, encrypted, authenticated to its last segment) before the restore writes."""
     backup = open_backup(store, name, key)
     scope = scope or Scope()
-    items = []
+    items, spool = [], Spool()
     for parsed, obj in backup.items():
         if parsed.namespace and not scope.namespace_included(parsed.namespace):
             continue
         labels = (obj.get("metadata") or {}).get("labels")
         if scope.selector and not scope.selector.matches(labels):
             continue
-        items.append(Item(parsed.group_resource, parsed.namespace, parsed.name, obj))
-    return LoadedBackup(backup.info, backup.manifest, items)
+        items.append(Item(parsed.group_resource, parsed.namespace, parsed.name, obj, spool=spool))
+    return LoadedBackup(backup.info, backup.manifest, items, spool)
