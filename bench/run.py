@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,8 @@ class Bench:
 
     def __init__(self, n: int, k: int) -> None:
         self.e = e = env()
+        for key, val in e.items():  # the in-process clients (boto3) read their credentials
+            os.environ.setdefault(key, val)  # from here: `make bench` needs no `source`
         self.src = Cluster(ClusterRef(e["KUBE_MIGRATE_SOURCE_KUBECONFIG"]), qps=0, pool_size=40)
         self.dst = Cluster(ClusterRef(e["KUBE_MIGRATE_TARGET_KUBECONFIG"]), qps=0, pool_size=40)
         self.n, self.k = n, k

@@ -4,6 +4,7 @@ parallel restores equal serial ones."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -326,8 +327,21 @@ def test_restore_get_describe_logs_and_read_only_results(
     assert f"restore {name} Completed" in logs
     assert {
         f"restores/{name}/restore-{name}-{s}"
-        for s in ("results.gz", "resource-list.json.gz", "logs.gz", "kube-migrate.json")
+        for s in ("results.gz", "resource-list.json.gz", "logs.gz", "kube-migrate.json.gz")
     } <= {o.key for o in store.list("restores/")}
+    # a restore written before its details were gzipped (plain JSON) is still described
+    details = f"restores/{name}/restore-{name}-kube-migrate.json"
+    store.put(details, gzip.decompress(store.get(details + ".gz")))
+    store.delete(details + ".gz")
+    old = json.loads(
+        subprocess.run(
+            [*base, "describe", name, "--details", *common, "-o", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert old == desc
     # with a read-only bucket the results stay local and nothing reaches the bucket
     ro, dst2 = uniq("ro"), uniq("ng")
     out = subprocess.run(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,8 @@ def _keys(name: str) -> dict[str, str]:
         "results": f"{base}-results.gz",
         "resource_list": f"{base}-resource-list.json.gz",
         "logs": f"{base}-logs.gz",
-        "details": f"{base}-kube-migrate.json",
+        "details": f"{base}-kube-migrate.json.gz",
+        "details_plain": f"{base}-kube-migrate.json",  # as written before 2026-11-26
     }
 
 
@@ -79,9 +80,9 @@ def write_results(
     keys = _keys(summary["name"])
     blobs = {
         keys["results"]: layout.gzip_json({"errors": errors, "warnings": warns}),
-        keys["resource_list"]: layout.gzip_json(resource_list),
+        keys["resource_list"]: _gzipped(_resource_list_chunks(resource_list)),
         keys["logs"]: gzip.compress(("\n".join(log_lines) + "\n").encode(), mtime=0),
-        keys["details"]: _details(summary, results),
+        keys["details"]: _gzipped(_details_chunks(summary, results)),
     }
     if store.read_only:
         root = local_dir()
@@ -94,15 +95,37 @@ def write_results(
     return location(store, summary["name"])
 
 
-def _details(summary: dict[str, Any], results: Iterable[ObjectResult]) -> bytes:
-    """`summary` plus "objects": one compact JSON row per line."""
+def _gzipped(chunks: Iterable[bytes]) -> bytes:
+    """gzip of the concatenated chunks, compressed as they come: at 100k objects the
+    uncompressed documents are ~25 MB, that the heap then never holds."""
     buf = io.BytesIO()
-    buf.write(orjson.dumps({**summary, "objects": []})[: -len(b"[]}")] + b"[")
-    for i, r in enumerate(results):
-        buf.write(b"\n" if i == 0 else b",\n")
-        buf.write(orjson.dumps(r.as_dict()))
-    buf.write(b"\n]}\n")
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
+        for chunk in chunks:
+            gz.write(chunk)
     return buf.getvalue()
+
+
+def _resource_list_chunks(resource_list: dict[str, list[str]]) -> Iterator[bytes]:
+    """Compact JSON of {kind: [refs]} (Velero's resource list), one kind at a time."""
+    for i, (kind, refs) in enumerate(resource_list.items()):
+        yield (b"{" if i == 0 else b",") + orjson.dumps(kind) + b":" + orjson.dumps(refs)
+    yield b"}" if resource_list else b"{}"
+
+
+def _details_chunks(summary: dict[str, Any], results: Iterable[ObjectResult]) -> Iterator[bytes]:
+    """`summary` plus "objects": one compact JSON row per line."""
+    yield orjson.dumps({**summary, "objects": []})[: -len(b"[]}")] + b"["
+    for i, r in enumerate(results):
+        yield (b"\n" if i == 0 else b",\n") + orjson.dumps(r.as_dict())
+    yield b"\n]}\n"
+
+
+def _read_details(store: Store, name: str) -> bytes | None:
+    keys = _keys(name)
+    blob = _read(store, keys["details"])
+    if blob is not None:
+        return gzip.decompress(blob)
+    return _read(store, keys["details_plain"])
 
 
 def _read(store: Store, key: str) -> bytes | None:
@@ -119,14 +142,14 @@ def list_restores(store: Store) -> list[dict[str, Any]]:
         names |= {p.name for p in local.iterdir()}
     rows = []
     for name in sorted(names):
-        blob = _read(store, _keys(name)["details"])
+        blob = _read_details(store, name)
         doc = json.loads(blob) if blob else {"name": name, "phase": "Unknown (not ours)"}
         rows.append({k: v for k, v in doc.items() if k not in ("objects", "warningMessages")})
     return rows
 
 
 def describe(store: Store, name: str, details: bool) -> dict[str, Any]:
-    blob = _read(store, _keys(name)["details"])
+    blob = _read_details(store, name)
     if blob is None:
         raise UsageError(
             f"restore {name!r} not found", hint="`kube-migrate restore get` lists them"
