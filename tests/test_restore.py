@@ -285,6 +285,11 @@ def test_restore_get_describe_logs_and_read_only_results(
     dst, name = uniq("ng"), uniq("rs")
     base = [str(BIN / "kube-migrate"), "restore"]
     common = ["--bucket", bucket_url]
+
+    def describe(*args: str) -> Any:
+        argv = [*base, "describe", *args, *common, "-o", "json"]
+        return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+
     out = subprocess.run(
         [
             *base,
@@ -309,14 +314,7 @@ def test_restore_get_describe_logs_and_read_only_results(
         ).stdout
     )
     assert [r["phase"] for r in got if r["name"] == name] == ["Completed"]
-    desc = json.loads(
-        subprocess.run(
-            [*base, "describe", name, "--details", *common, "-o", "json"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    desc = describe(name, "--details")
     created = {
         (o["kind"], o["namespace"], o["name"]) for o in desc["objects"] if o["result"] == "created"
     }
@@ -333,15 +331,7 @@ def test_restore_get_describe_logs_and_read_only_results(
     details = f"restores/{name}/restore-{name}-kube-migrate.json"
     store.put(details, gzip.decompress(store.get(details + ".gz")))
     store.delete(details + ".gz")
-    old = json.loads(
-        subprocess.run(
-            [*base, "describe", name, "--details", *common, "-o", "json"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
-    assert old == desc
+    assert describe(name, "--details") == desc
     # with a read-only bucket the results stay local and nothing reaches the bucket
     ro, dst2 = uniq("ro"), uniq("ng")
     out = subprocess.run(
@@ -364,14 +354,7 @@ def test_restore_get_describe_logs_and_read_only_results(
     )
     assert out.returncode == 0, out.stderr
     assert not [o.key for o in store.list(f"restores/{ro}/")]
-    desc = json.loads(
-        subprocess.run(
-            [*base, "describe", ro, *common, "-o", "json"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    desc = describe(ro)
     assert desc["phase"] == "Completed" and desc["created"] >= 3
     for ns in (dst, dst2):
         target.delete(target.discovery().resolve("namespaces"), ns)

@@ -131,20 +131,23 @@ class Leaves:
     needs: tuple[Ref, ...]
 
 
-def _dependencies(it: Item, crds: dict[tuple[Any, Any], Ref], nodes: dict[Ref, Item]) -> list[Ref]:
-    """The keys in this restore that `it` needs created before it."""
-    group, kind, ns, _ = it.key
-    desired = it.desired
-    deps: list[Ref] = []
-    if ns:
-        deps.append(("", "Namespace", None, ns))
-    if (group, kind) in crds:
-        deps.append(crds[(group, kind)])
-    fn = REFERENCES.get(kind)
-    if fn:
-        deps += list(fn(desired, ns))
-    deps += list(_owner_refs(desired, ns))
-    return sorted({d for d in deps if d in nodes and d != it.key}, key=str)
+def _needs(
+    nodes: dict[Ref, Item], crds: dict[tuple[Any, Any], Ref]
+) -> Iterator[tuple[Ref, tuple[Ref, ...]]]:
+    """(key, the keys in this restore it needs created before it) for every node."""
+    for key, it in nodes.items():
+        group, kind, ns, _ = key
+        desired = it.desired
+        deps: list[Ref] = []
+        if ns:
+            deps.append(("", "Namespace", None, ns))
+        if (group, kind) in crds:
+            deps.append(crds[(group, kind)])
+        fn = REFERENCES.get(kind)
+        if fn:
+            deps += list(fn(desired, ns))
+        deps += list(_owner_refs(desired, ns))
+        yield key, tuple(sorted({d for d in deps if d in nodes and d != key}, key=str))
 
 
 def build_graph(items: list[Item]) -> nx.DiGraph[Any]:
@@ -158,21 +161,23 @@ def build_graph(items: list[Item]) -> nx.DiGraph[Any]:
         if it.kind == "CustomResourceDefinition":
             spec = it.desired.get("spec") or {}
             crds[(spec.get("group"), (spec.get("names") or {}).get("kind"))] = k
-    needed = {d for it in nodes.values() for d in _dependencies(it, crds, nodes)}
+    shared: dict[tuple[Ref, ...], tuple[Ref, ...]] = {}  # one tuple per distinct set of needs
+    needs = {key: shared.setdefault(d, d) for key, d in _needs(nodes, crds)}
+    needed = {d for deps in shared for d in deps}
     groups: dict[Leaves, list[Item]] = {}
     for key, it in nodes.items():
-        deps = _dependencies(it, crds, nodes)
+        deps = needs[key]
         if key in needed:
             _add(g, key, [it], deps)
         else:
-            groups.setdefault(Leaves(key[0], key[1], key[2], tuple(deps)), []).append(it)
+            groups.setdefault(Leaves(key[0], key[1], key[2], deps), []).append(it)
     for leaves, members in groups.items():
         node = leaves if len(members) > 1 else members[0].key
-        _add(g, node, members, list(leaves.needs))
+        _add(g, node, members, leaves.needs)
     return g
 
 
-def _add(g: nx.DiGraph[Any], node: Any, members: list[Item], deps: list[Ref]) -> None:
+def _add(g: nx.DiGraph[Any], node: Any, members: list[Item], deps: tuple[Ref, ...]) -> None:
     g.add_node(node, items=members)
     for it in members:
         it.node = node
