@@ -71,7 +71,7 @@ from migrate.verify.normalize import Transforms
 class Bench:
     """One run: the clusters, the bucket prefix, the namespaces and their mapped copies."""
 
-    def __init__(self, n: int, k: int) -> None:
+    def __init__(self, n: int, k: int, settle_timeout: float = 300) -> None:
         self.e = e = env()
         for key, val in e.items():  # the in-process clients (boto3) read their credentials
             os.environ.setdefault(key, val)  # from here: `make bench` needs no `source`
@@ -86,7 +86,7 @@ class Bench:
         self.crd = crd(self.prefix)
         self.scope = Scope(include_namespaces=tuple(self.namespaces))
         self.tags = ["ours", "ours2", "raw", "raw2", "rss", "velero", "velerou"]
-        self.settle_timeout = 300.0
+        self.settle_timeout = settle_timeout  # longest wait for the planes to settle
         self.settled = 0.0  # seconds spent waiting for the planes to settle
 
     def mapped(self, tag: str) -> dict[str, str]:
@@ -212,8 +212,7 @@ class Bench:
 def run(
     n: int, k: int, with_velero: bool, workers: int, mem_counts: list[int], settle: float
 ) -> dict[str, Any]:
-    b = Bench(n, k)
-    b.settle_timeout = settle
+    b = Bench(n, k, settle)
     out: dict[str, Any] = {"objects": n, "namespaces": k, "parallelism": PARALLELISM}
     out["restoreParallelism"] = RESTORE_PARALLELISM
     try:
