@@ -6,8 +6,8 @@ object's names and key in memory and the objects and results in a scratch file
 (migrate/restore/spool.py), so both should stay well under 400 MB at 100k.  Each
 size fills its own namespace on the source plane (raw parallel creates), backs it up
 (subprocess, peak RSS polled), restores that backup into the target under a mapped
-namespace (subprocess, peak RSS polled), and times a raw
-parallel LIST of the same objects.  Prints a table and writes bench/results/memory.json.
+namespace (subprocess, peak RSS polled), and times a raw parallel LIST of the same
+objects.  Prints a table and writes bench/results/memory.json.
 
     .venv/bin/python bench/memory.py --counts 10000,100000
 """
