@@ -53,8 +53,7 @@ class RestoreSummary:
             "results": self.results_at,
         }
         if details:
-            doc["warningMessages"] = self.warnings
-            doc["objects"] = [r.as_dict() for r in self.results]
+            return {**self.details_head(), "objects": [r.as_dict() for r in self.results]}
         return doc
 
     def details_head(self) -> dict[str, Any]:
