@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from fnmatch import fnmatchcase
 
 import pytest
 
 from migrate.cluster.selectors import Selector
 from migrate.errors import UsageError
 from migrate.store import layout
-from migrate.transform.scope import Scope
+from migrate.transform.scope import NameMatcher, Scope
 from migrate.units import format_duration, parse_duration
 
 
@@ -75,6 +76,34 @@ def test_selector_object_form() -> None:
         ],
     }
     assert str(sel) == "app=web,env in (a,b),!old"
+
+
+PATTERNS = ["app", "app-*", "*-prod", "team-?", "[ab]x", "[!c]y", "a.b", "x+y", "(z)", "*"]
+NAMES = ["app", "app-1", "apps", "web-prod", "prod", "team-1", "team-10", "ax", "bx", "cx"]
+NAMES += ["dy", "cy", "a.b", "aXb", "x+y", "xxy", "(z)", "z", "", "APP", "app\nx"]
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, len(PATTERNS) - 1, len(PATTERNS)])
+def test_name_matcher_is_fnmatchcase(count: int) -> None:
+    """The compiled matcher answers as trying every pattern with fnmatchcase would."""
+    for start in range(len(PATTERNS)):
+        patterns = tuple((PATTERNS[start:] + PATTERNS[:start])[:count])
+        match = NameMatcher(patterns)
+        for name in NAMES:
+            expected = any(fnmatchcase(name, p) for p in patterns)
+            assert match(name) is expected, (patterns, name)
+
+
+def test_scope_namespaces_by_name_and_glob() -> None:
+    names = tuple(f"ns-{i:03d}" for i in range(100))
+    scope = Scope(include_namespaces=(*names, "web-*"), exclude_namespaces=("ns-00?", "web-x"))
+    assert scope.namespace_included("ns-050") and scope.namespace_included("web-a")
+    assert not scope.namespace_included("ns-005") and not scope.namespace_included("web-x")
+    assert not scope.namespace_included("ns-1000") and not scope.namespace_included("other")
+    assert scope.explicit_namespaces() is None  # a glob: listed cluster-wide
+    named = Scope(include_namespaces=names, exclude_namespaces=("ns-00?",))
+    assert named.explicit_namespaces() == list(names[10:])
+    assert Scope().explicit_namespaces() is None
 
 
 def test_scope_velero_spec_round_trip() -> None:

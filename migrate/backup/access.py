@@ -15,18 +15,8 @@ from migrate.errors import Forbidden
 from migrate.transform.scope import Scope
 
 
-def explicit_namespaces(scope: Scope) -> list[str] | None:
-    """The namespaces listed one by one, or None when the scope needs cluster-wide lists
-    (all namespaces, or globs)."""
-    if "*" in scope.include_namespaces or any(
-        ch in p for p in scope.include_namespaces for ch in "*?["
-    ):
-        return None
-    return sorted({ns for ns in scope.include_namespaces if scope.namespace_included(ns)})
-
-
 def check_can_list(c: Cluster, scope: Scope, resolved: ResolvedResources) -> None:
-    namespaces = explicit_namespaces(scope)
+    namespaces = scope.explicit_namespaces()
     per_ns: list[str | None] = list(namespaces) if namespaces is not None else [None]
     wanted = [(r.group, r.resource, ns) for r in resolved.namespaced for ns in per_ns]
     wanted += [(r.group, r.resource, None) for r in resolved.cluster]

@@ -54,13 +54,7 @@ def _tasks(
     c: Cluster, scope: Scope, resolved: ResolvedResources
 ) -> Iterator[tuple[APIResource, str | None]]:
     """(resource, namespace or None for all) pairs to list."""
-    per_namespace: list[str] | None = None
-    if "*" not in scope.include_namespaces and not any(
-        ch in p for p in scope.include_namespaces for ch in "*?["
-    ):
-        per_namespace = sorted(
-            {ns for ns in scope.include_namespaces if scope.namespace_included(ns)}
-        )
+    per_namespace = scope.explicit_namespaces()
     for res in resolved.namespaced:
         if per_namespace is None:
             yield res, None

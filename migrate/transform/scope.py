@@ -7,8 +7,10 @@ describes itself and the other steps can reuse them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+from fnmatch import translate
+from functools import cached_property
 from typing import Any
 
 from migrate.cluster.selectors import Selector
@@ -19,6 +21,29 @@ CLUSTER_MODES = ("auto", "true", "false")
 
 def split_list(text: str | None) -> tuple[str, ...]:
     return tuple(p.strip() for p in (text or "").split(",") if p.strip())
+
+
+GLOB_CHARS = "*?["
+
+
+def is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in GLOB_CHARS)
+
+
+class NameMatcher:
+    """Shell-style patterns (fnmatch, case-sensitive) compiled once: plain names in a set,
+    the globs in one regular expression.  Backup and verify test every object's namespace;
+    `--include-namespaces` with 100 names tried each pattern in turn, ~0.1 ms an object."""
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        self._names = frozenset(p for p in patterns if not is_glob(p))
+        globs = [translate(p) for p in patterns if is_glob(p)]
+        self._globs = re.compile("|".join(globs)) if globs else None
+
+    def __call__(self, name: str) -> bool:
+        if name in self._names:
+            return True
+        return self._globs is not None and self._globs.match(name) is not None
 
 
 @dataclass(frozen=True)
@@ -41,9 +66,20 @@ class Scope:
     def all_namespaces(self) -> bool:
         return "*" in self.include_namespaces and not self.exclude_namespaces
 
+    @cached_property
+    def _namespace_matchers(self) -> tuple[NameMatcher, NameMatcher]:
+        return NameMatcher(self.include_namespaces), NameMatcher(self.exclude_namespaces)
+
     def namespace_included(self, ns: str) -> bool:
-        inc = any(fnmatchcase(ns, pat) for pat in self.include_namespaces)
-        return inc and not any(fnmatchcase(ns, pat) for pat in self.exclude_namespaces)
+        include, exclude = self._namespace_matchers
+        return include(ns) and not exclude(ns)
+
+    def explicit_namespaces(self) -> list[str] | None:
+        """The namespaces named one by one (listed namespace by namespace), or None when
+        the scope needs cluster-wide lists (all namespaces, or globs)."""
+        if any(is_glob(p) for p in self.include_namespaces):
+            return None
+        return sorted({ns for ns in self.include_namespaces if self.namespace_included(ns)})
 
     @property
     def cluster_mode(self) -> str:

@@ -21,7 +21,7 @@ from migrate.cluster import APIResource, Discovery
 from migrate.cluster.selectors import Selector
 from migrate.errors import UsageError
 from migrate.transform.mappings import Mappings
-from migrate.transform.scope import Scope
+from migrate.transform.scope import Scope, is_glob
 from migrate.verify.policy import NOT_LISTED
 
 MODES = ("none", "deps", "all")  # most restrictive first
@@ -60,10 +60,18 @@ class VerifyScope:
 
     def source_namespace(self, target_ns: str) -> str | None:
         """The source namespace restored as target_ns (None: no source namespace is)."""
-        for src, dst in self.mappings.namespaces.items():
-            if dst == target_ns:
-                return src
+        src = self._sources.get(target_ns)
+        if src is not None:
+            return src
         return None if target_ns in self.mappings.namespaces else target_ns
+
+    @cached_property
+    def _sources(self) -> dict[str, str]:
+        """Target namespace -> the (first) source namespace mapped onto it."""
+        out: dict[str, str] = {}
+        for src, dst in self.mappings.namespaces.items():
+            out.setdefault(dst, src)
+        return out
 
     def target_ns_included(self, ns: str) -> bool:
         src = self.source_namespace(ns)
@@ -74,7 +82,7 @@ class VerifyScope:
         named = [
             s.include_namespaces
             for s in self.scopes
-            if not any(ch in p for p in s.include_namespaces for ch in "*?[")
+            if not any(is_glob(p) for p in s.include_namespaces)
         ]
         if not named:
             return None
