@@ -17,7 +17,7 @@ from migrate.restore.execute import Restorer
 from migrate.restore.graph import Leaves, build_graph, levels, to_dot
 from migrate.restore.journal import Journal, ObjectResult, ResultTable
 from migrate.restore.plan import Plan, RestoreOptions
-from migrate.restore.source import Item
+from migrate.restore.source import Item, ItemTable
 from migrate.restore.spool import Spool
 from migrate.restore.workers import map_all, run_all
 
@@ -37,9 +37,15 @@ def owned_by(it: Item, *refs: dict[str, Any]) -> Item:
     return it
 
 
+def table(items: list[Item]) -> ItemTable:
+    return ItemTable(Spool(), items)
+
+
 def level_of(items: list[Item]) -> dict[str, int]:
-    g = build_graph(items)
-    return {f"{it.kind}/{it.key[3]}": n for n, lv in enumerate(levels(g)) for it in lv}
+    t = table(items)
+    return {
+        f"{it.kind}/{it.key[3]}": n for n, lv in enumerate(levels(build_graph(t), t)) for it in lv
+    }
 
 
 def test_reference_table_orders_a_workload_after_what_it_needs() -> None:
@@ -117,7 +123,7 @@ def test_webhooks_are_not_in_the_levels() -> None:
     hook = item(
         "ValidatingWebhookConfiguration", "deny", api="admissionregistration.k8s.io/v1", webhooks=[]
     )
-    g = build_graph([item("Namespace", "app"), hook])
+    g = build_graph(table([item("Namespace", "app"), hook]))
     assert [k[1] for k in g.nodes] == ["Namespace"]
     assert "style=dashed" in to_dot(g, [hook]) and "digraph restore" in to_dot(g, [hook])
 
@@ -130,7 +136,8 @@ def test_cycle_is_reported_with_its_members() -> None:
         item("ConfigMap", "b", "app"), {"apiVersion": "v1", "kind": "ConfigMap", "name": "a"}
     )
     with pytest.raises(UsageError, match=r"dependency cycle: ConfigMap app/. -> ConfigMap app/"):
-        levels(build_graph([a, b]))
+        t = table([a, b])
+        levels(build_graph(t), t)
 
 
 def test_references_outside_the_restore_add_no_edges() -> None:
@@ -206,20 +213,18 @@ def test_leaf_objects_share_one_node_and_keep_their_levels() -> None:
     spec = {"template": {"spec": {"containers": [{"name": "c", "envFrom": env_from}]}}}
     deploy = item("Deployment", "web", "app", api="apps/v1", spec=spec)
     items = [item("Namespace", "app"), *cms, used, deploy]
-    g = build_graph(items)
+    t = table(items)
+    g = build_graph(t)
     leaves = [n for n in g.nodes if isinstance(n, Leaves)]
     assert len(leaves) == 1 and leaves[0].needs == (("", "Namespace", None, "app"),)
-    assert sorted(it.key[3] for it in g.nodes[leaves[0]]["items"]) == sorted(
-        it.key[3] for it in cms
-    )
+    assert [t[i].key[3] for i in g.nodes[leaves[0]]["items"]] == [it.key[3] for it in cms]
     assert g.number_of_nodes() == 4  # the namespace, the 50 leaves, used, web
-    assert all(it.node == leaves[0] for it in cms) and used.node == used.key
     lv = level_of(items)
     assert {lv[f"ConfigMap/cm-{i}"] for i in range(50)} == {1} and lv["ConfigMap/used"] == 1
     assert lv["Deployment/web"] == 2 and lv["Namespace/app"] == 0
-    assert [it.key[3] for it in levels(g)[1]] == sorted(
-        [f"cm-{i}" for i in range(50)] + ["used"], key=lambda n: str(("", "ConfigMap", "app", n))
-    )
+    second = list(levels(g, t)[1])  # nodes in a stable order, a node's objects as backed up
+    assert [it.key[3] for it in second] == [f"cm-{i}" for i in range(50)] + ["used"]
+    assert [it.node for it in second] == [leaves[0]] * 50 + [used.key]
     assert "ConfigMap x50\\napp/*" in to_dot(g, [])
 
 
@@ -242,20 +247,18 @@ def test_spool_in_an_unusable_directory_is_a_one_line_error(tmp_path: Any) -> No
 
 
 def test_result_table_keeps_order_and_replaces_in_place() -> None:
-    table = ResultTable(Spool())
+    results = ResultTable(Spool())
     a, b = ("", "ConfigMap", "app", "a"), ("", "ConfigMap", "app", "b")
-    table[a] = ObjectResult(a, "configmaps", "failed", "boom")
-    table[b] = ObjectResult(b, "configmaps", "created", uid="u-b")
-    table[a] = ObjectResult(a, "configmaps", "created", uid="u-a")
-    assert [(r.key, r.result, r.uid) for r in table] == [
+    results.put(7, ObjectResult(a, "configmaps", "failed", "boom"))  # by table index
+    results.put(2, ObjectResult(b, "configmaps", "created", uid="u-b"))
+    results.put(7, ObjectResult(a, "configmaps", "created", uid="u-a"))
+    assert [(r.key, r.result, r.uid) for r in results] == [
         (a, "created", "u-a"),
         (b, "created", "u-b"),
     ]
-    assert len(table) == 2 and table.get(("", "ConfigMap", "app", "c")) is None
-    assert (
-        table.get(b) == ObjectResult(b, "configmaps", "created", uid="u-b")
-        and table.get(b) in table
-    )
+    assert len(results) == 2 and results.get(3) is None and results.get(100) is None
+    assert results.get(2) == ObjectResult(b, "configmaps", "created", uid="u-b")
+    assert results.get(2) in results and ObjectResult(b, "configmaps", "failed") not in results
 
 
 class FakeTarget:
@@ -292,8 +295,9 @@ def test_executor_skips_a_failed_dependencys_leaves_and_repoints_owners(tmp_path
     ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": "old"}
     owned = [owned_by(item("ConfigMap", f"o{i}", "app"), ref) for i in range(3)]
     items = [item("Namespace", "app"), crd, *widgets, owner, *owned]
-    g = build_graph(items)
-    plan = Plan(items, g, levels(g), [], Spool())
+    t = table(items)
+    g = build_graph(t)
+    plan = Plan(t, g, levels(g, t), [], t.spool)
     target = FakeTarget()
     journal = Journal("r", resume=False, directory=tmp_path)
     restorer = Restorer(target, plan, RestoreOptions("r", "b"), journal)  # type: ignore[arg-type]

@@ -154,7 +154,7 @@ def _check(
         storage_class_mappings=restore.mappings.storage_classes,
         parallelism=kw["parallelism"],
     )
-    return run_preflight(facts, target, plan.items, options)
+    return run_preflight(facts, target, list(plan.items), options)
 
 
 def _table(report: Report) -> str:

@@ -61,7 +61,9 @@ def preflight_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[s
         namespace_mappings=restore.mappings.namespaces,
         storage_class_mappings=restore.mappings.storage_classes,
     )
-    report = run_preflight(read_source_facts(store, name, origin), target, plan.items, options)
+    report = run_preflight(
+        read_source_facts(store, name, origin), target, list(plan.items), options
+    )
     counts = report.counts()
     findings = [
         {

@@ -57,7 +57,7 @@ class Restorer:
     # -- bookkeeping -----------------------------------------------------------------
     def _record(self, it: Item, result: str, message: str = "", uid: str = "") -> None:
         res = ObjectResult(it.key, it.gr, result, message, uid)
-        self.results[it.key] = res
+        self.results.put(it.index, res)
         self._remember_uid(it, uid)
         if result == "failed":
             with self.lock:
@@ -80,7 +80,7 @@ class Restorer:
         self.progress("total", len(self.plan.restorable))
         for it in self.plan.items:
             if it.skip:
-                self.results[it.key] = ObjectResult(it.key, it.gr, "skipped", it.skip)
+                self.results.put(it.index, ObjectResult(it.key, it.gr, "skipped", it.skip))
         with ThreadPoolExecutor(max_workers=max(1, self.opts.parallelism)) as pool:
             for level in self.plan.levels:
                 run_all(pool, self._restore, level, self._window)
@@ -90,7 +90,7 @@ class Restorer:
         if self.opts.wait_ready:
             workloads = [
                 it for it in self.plan.restorable
-                if it.kind in WORKLOAD_KINDS and _created(self.results.get(it.key))
+                if it.kind in WORKLOAD_KINDS and _created(self.results.get(it.index))
             ]  # fmt: skip
             wait_ready(self.target, workloads, self.opts.ready_timeout)
         return self.results
@@ -121,7 +121,7 @@ class Restorer:
     def _restore(self, it: Item) -> None:
         done = self.journal.done(it.key)
         if done and done.result != "failed":
-            self.results[it.key] = done
+            self.results.put(it.index, done)
             self._remember_uid(it, done.uid)
             self.progress("done", 1)
             return
@@ -242,7 +242,7 @@ class Restorer:
         for it in self.plan.late:
             done = self.journal.done(it.key)
             if done and done.result != "failed":
-                self.results[it.key] = done
+                self.results.put(it.index, done)
                 continue
             workloads = backing_workloads(it, self.plan.restorable)
             try:

@@ -11,6 +11,7 @@ everything else, once the workloads behind their Services are ready.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import networkx as nx
 
 from migrate.errors import UsageError
-from migrate.restore.source import Item
+from migrate.restore.source import Item, ItemTable
 from migrate.transform.workloads import pod_spec, references
 
 Ref = tuple[str, str, str | None, str]  # (group, kind, namespace or None, name)
@@ -131,66 +132,98 @@ class Leaves:
     needs: tuple[Ref, ...]
 
 
-def _needs(
-    nodes: dict[Ref, Item], crds: dict[tuple[Any, Any], Ref]
-) -> Iterator[tuple[Ref, tuple[Ref, ...]]]:
-    """(key, the keys in this restore it needs created before it) for every node."""
-    for key, it in nodes.items():
-        group, kind, ns, _ = key
-        desired = it.desired
-        deps: list[Ref] = []
-        if ns:
-            deps.append(("", "Namespace", None, ns))
-        if (group, kind) in crds:
-            deps.append(crds[(group, kind)])
-        fn = REFERENCES.get(kind)
-        if fn:
-            deps += list(fn(desired, ns))
-        deps += list(_owner_refs(desired, ns))
-        yield key, tuple(sorted({d for d in deps if d in nodes and d != key}, key=str))
+def _in_graph(it: Item) -> bool:
+    return it.skip is None and it.kind not in LATE_KINDS
 
 
-def build_graph(items: list[Item]) -> nx.DiGraph[Any]:
-    """Nodes: item keys, or Leaves for a group of them; attribute `items` lists the
-    objects of a node (and each item's `node` names its node).  Edges: dependencies
-    inside the restore."""
+def _needs(it: Item, crds: dict[tuple[Any, Any], Ref]) -> tuple[Ref, ...]:
+    """What an object names that must exist before it (in the restore or not)."""
+    group, kind, ns, _ = key = it.key
+    desired = it.desired
+    deps: list[Ref] = []
+    if ns:
+        deps.append(("", "Namespace", None, ns))
+    if (group, kind) in crds:
+        deps.append(crds[(group, kind)])
+    fn = REFERENCES.get(kind)
+    if fn:
+        deps += list(fn(desired, ns))
+    deps += list(_owner_refs(desired, ns))
+    return tuple(sorted({d for d in deps if d != key}, key=str))
+
+
+def build_graph(items: ItemTable) -> nx.DiGraph[Any]:
+    """Nodes: item keys, or Leaves for a group of them; attribute `items` holds the table
+    indices of a node's objects.  Edges: dependencies inside the restore.
+
+    Passes over the table instead of a dict of every object: the CRDs; each object's
+    needs (numbered: objects needing the same share one number); which needed objects
+    the restore holds; the nodes.  The heap holds ~8 bytes an object meanwhile."""
     g: nx.DiGraph[Any] = nx.DiGraph()
-    nodes = {it.key: it for it in items if it.skip is None and it.kind not in LATE_KINDS}
     crds: dict[tuple[Any, Any], Ref] = {}
-    for k, it in nodes.items():
-        if it.kind == "CustomResourceDefinition":
+    for it in items:
+        if _in_graph(it) and it.kind == "CustomResourceDefinition":
             spec = it.desired.get("spec") or {}
-            crds[(spec.get("group"), (spec.get("names") or {}).get("kind"))] = k
-    shared: dict[tuple[Ref, ...], tuple[Ref, ...]] = {}  # one tuple per distinct set of needs
-    needs = {key: shared.setdefault(d, d) for key, d in _needs(nodes, crds)}
-    needed = {d for deps in shared for d in deps}
-    groups: dict[Leaves, list[Item]] = {}
-    for key, it in nodes.items():
-        deps = needs[key]
-        if key in needed:
-            _add(g, key, [it], deps)
-        else:
-            groups.setdefault(Leaves(key[0], key[1], key[2], deps), []).append(it)
-    for leaves, members in groups.items():
-        node = leaves if len(members) > 1 else members[0].key
-        _add(g, node, members, leaves.needs)
+            crds[(spec.get("group"), (spec.get("names") or {}).get("kind"))] = it.key
+    numbers: dict[tuple[Ref, ...], int] = {}
+    needs_of = array("i")  # table index -> number of its needs (-1: not in the graph)
+    for it in items:
+        needs_of.append(numbers.setdefault(_needs(it, crds), len(numbers)) if _in_graph(it) else -1)
+    referenced = {d for deps in numbers for d in deps}
+    present = {it.key for it in items if _in_graph(it) and it.key in referenced}
+    kept = [tuple(d for d in deps if d in present) for deps in numbers]
+    members: dict[Any, array[int]] = {}  # node -> table indices
+    single: dict[Leaves, Ref] = {}  # a Leaves group's first key (a group of one is that key)
+    for index, n in enumerate(needs_of):
+        if n < 0:
+            continue
+        key = items[index].key
+        node: Any = key
+        if key not in present:  # nothing depends on it: grouped
+            node = Leaves(key[0], key[1], key[2], kept[n])
+            single.setdefault(node, key)
+        members.setdefault(node, array("I")).append(index)
+    for grouped, indices in members.items():
+        deps = grouped.needs if isinstance(grouped, Leaves) else kept[needs_of[indices[0]]]
+        node = single[grouped] if isinstance(grouped, Leaves) and len(indices) == 1 else grouped
+        g.add_node(node, items=indices)
+        for dep in deps:
+            g.add_edge(dep, node)
     return g
 
 
-def _add(g: nx.DiGraph[Any], node: Any, members: list[Item], deps: tuple[Ref, ...]) -> None:
-    g.add_node(node, items=members)
-    for it in members:
-        it.node = node
-    for dep in deps:
-        g.add_edge(dep, node)
+def _order(node_items: tuple[Any, Any]) -> str:
+    """By kind, namespace, name; a Leaves node where its kind's objects would be (the
+    namespace's default ServiceAccount after its ConfigMaps: the controller has made it
+    by then, so every run merges into it alike)."""
+    node = node_items[0]
+    return str((node.group, node.kind, node.namespace, "") if isinstance(node, Leaves) else node)
 
 
-def levels(g: nx.DiGraph[Any]) -> list[list[Item]]:
-    """Topological generations as the objects to create, each sorted for a stable plan;
-    a cycle is an error that names its members."""
+class Level:
+    """One topological generation: its nodes in a stable order, each with its objects'
+    table indices.  Iterating reads the objects afresh, each with its `node` set."""
+
+    def __init__(self, table: ItemTable, nodes: list[tuple[Any, array[int]]]) -> None:
+        self.table, self.nodes = table, nodes
+
+    def __iter__(self) -> Iterator[Item]:
+        for node, indices in self.nodes:
+            for index in indices:
+                it = self.table[index]
+                it.node = node
+                yield it
+
+    def __len__(self) -> int:
+        return sum(len(indices) for _, indices in self.nodes)
+
+
+def levels(g: nx.DiGraph[Any], table: ItemTable) -> list[Level]:
+    """Topological generations as the objects to create (nodes sorted for a stable plan,
+    a node's objects in backup order); a cycle is an error that names its members."""
     try:
         return [
-            sorted((it for node in gen for it in g.nodes[node]["items"]), key=_order)
+            Level(table, sorted(((n, g.nodes[n]["items"]) for n in gen), key=_order))
             for gen in nx.topological_generations(g)
         ]
     except nx.NetworkXUnfeasible:
@@ -200,10 +233,6 @@ def levels(g: nx.DiGraph[Any]) -> list[list[Item]]:
             f"the restore plan has a dependency cycle: {members}",
             hint="break the cycle (e.g. exclude one of these objects) and retry",
         ) from None
-
-
-def _order(it: Item) -> str:
-    return str(it.key)
 
 
 def to_dot(g: nx.DiGraph[Any], late: list[Item]) -> str:

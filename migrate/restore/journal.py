@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,41 +45,48 @@ class ObjectResult:
 
 
 class ResultTable:
-    """Every object's result by key, in the order they happened (a later result for the
-    same key replaces the earlier, in place).  The rows live in a spool file, the heap
-    holds one small int per object: at 100k objects the ObjectResults, uids included,
-    were ~25 MB."""
+    """Every object's result by its place in the plan's ItemTable, in the order they
+    happened (a later result for the same object replaces the earlier, in place).  The
+    rows live in a spool file; the heap holds 12 bytes an object (at 100k objects the
+    ObjectResults, uids included, were ~25 MB, and a dict of their refs ~8 MB)."""
 
     def __init__(self, spool: Spool | None = None) -> None:
         self._spool = spool or Spool()
-        self._refs: dict[Any, int] = {}
+        self._refs = array("Q")  # table index -> the row's ref (0: no result yet)
+        self._order = array("I")  # table indices in the order their first result came
         self._lock = threading.Lock()
 
-    def __setitem__(self, key: Any, r: ObjectResult) -> None:
+    def put(self, index: int, r: ObjectResult) -> None:
         ref = self._spool.put(orjson.dumps((r.key, r.gr, r.result, r.message, r.uid)))
         with self._lock:
-            self._refs[key] = ref
+            if index >= len(self._refs):
+                self._refs.frombytes(bytes(8 * (index + 1 - len(self._refs))))
+            if not self._refs[index]:
+                self._order.append(index)
+            self._refs[index] = ref
 
-    def get(self, key: Any) -> ObjectResult | None:
-        ref = self._refs.get(key)
-        return None if ref is None else self._load(ref)
+    def get(self, index: int) -> ObjectResult | None:
+        ref = self._refs[index] if index < len(self._refs) else 0
+        return self._load(ref) if ref else None
 
     def _load(self, ref: int) -> ObjectResult:
         key, gr, result, message, uid = orjson.loads(self._spool.get(ref))
         return ObjectResult(tuple(key), gr, result, message, uid)
 
     def __len__(self) -> int:
-        return len(self._refs)
+        return len(self._order)
 
     def __iter__(self) -> Iterator[ObjectResult]:
-        for ref in list(self._refs.values()):
-            yield self._load(ref)
+        with self._lock:
+            order = array("I", self._order)
+        for index in order:
+            yield self._load(self._refs[index])
 
     def values(self) -> Iterator[ObjectResult]:
         return iter(self)
 
-    def __contains__(self, r: object) -> bool:
-        return isinstance(r, ObjectResult) and self.get(r.key) == r
+    def __contains__(self, r: object) -> bool:  # a Collection's (callers count and iterate)
+        return isinstance(r, ObjectResult) and any(mine == r for mine in self)
 
 
 def state_dir() -> Path:

@@ -5,15 +5,16 @@ the objects need, and lay the rest out as dependency levels."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import networkx as nx
 
 from migrate.cluster import Discovery
 from migrate.errors import UsageError
-from migrate.restore.graph import LATE_KINDS, build_graph, levels
+from migrate.restore.graph import LATE_KINDS, Level, build_graph, levels
 from migrate.restore.policy import skip_reason
-from migrate.restore.source import Item, LoadedBackup
+from migrate.restore.source import Item, ItemTable, LoadedBackup, Selection
 from migrate.restore.spool import Spool
 from migrate.store.crypto import EncryptionKey
 from migrate.transform.mappings import Mappings, apply_mappings, label_restored
@@ -43,15 +44,15 @@ class RestoreOptions:
 
 @dataclass
 class Plan:
-    items: list[Item]
+    items: ItemTable
     graph: nx.DiGraph[Any]
-    levels: list[list[Item]]  # created in this order, each level in parallel
+    levels: list[Level]  # created in this order, each level in parallel
     late: list[Item]
     spool: Spool  # where the items' JSON (and the restore's results) are kept
 
-    @property
-    def restorable(self) -> list[Item]:
-        return [it for it in self.items if it.skip is None]
+    @cached_property
+    def restorable(self) -> Selection:
+        return self.items.where(lambda it: it.skip is None)
 
     def rows(self) -> list[dict[str, Any]]:
         """The ordered plan, one row per object (for -o table/json)."""
@@ -121,7 +122,7 @@ def _resource_filter(scope: Scope, disc: Discovery, held: set[str]) -> Any:
     return keep
 
 
-def _check_mapped_namespaces(items: list[Item], mappings: Mappings) -> None:
+def _check_mapped_namespaces(items: ItemTable, mappings: Mappings) -> None:
     """A namespace must not be mapped onto one this restore also fills (and keeps)."""
     restored = {it.namespace for it in items if it.namespace}
     restored |= {it.name for it in items if it.kind == "Namespace"}
@@ -136,8 +137,10 @@ def _check_mapped_namespaces(items: list[Item], mappings: Mappings) -> None:
 
 
 def make_plan(loaded: LoadedBackup, opts: RestoreOptions, target: Discovery) -> Plan:
+    """Streams over the objects (each read, decided and saved back in turn): the heap
+    holds sets of namespaces and names, not the objects."""
     keep = _resource_filter(opts.scope, target, {it.gr for it in loaded.items})
-    items = [it for it in loaded.items if keep(it.gr)]
+    items = ItemTable(loaded.spool, (it for it in loaded.items if keep(it.gr)))
     _check_mapped_namespaces(items, opts.mappings)
     selector_services = frozenset(
         f"{it.namespace}/{it.name}"
@@ -154,12 +157,13 @@ def make_plan(loaded: LoadedBackup, opts: RestoreOptions, target: Discovery) -> 
         if it.skip:
             meta = {"name": it.name, "namespace": opts.mappings.namespace(it.namespace)}
             it.desired = {"apiVersion": obj.get("apiVersion"), "kind": it.kind, "metadata": meta}
-            continue
-        desired = sanitize(obj, sopts, in_place=True)  # obj: a fresh decoded copy
-        if opts.modifiers:
-            desired = opts.modifiers.apply(it.gr, desired, it.namespace)
-        apply_mappings(desired, opts.mappings)
-        it.desired = label_restored(desired, opts.backup, opts.name)
+        else:
+            desired = sanitize(obj, sopts, in_place=True)  # obj: a fresh decoded copy
+            if opts.modifiers:
+                desired = opts.modifiers.apply(it.gr, desired, it.namespace)
+            apply_mappings(desired, opts.mappings)
+            it.desired = label_restored(desired, opts.backup, opts.name)
+        items.save(it)
     have_ns = {it.key[3] for it in items if it.kind == "Namespace" and not it.skip}
     needed = sorted({it.target_ns for it in items if not it.skip and it.target_ns} - have_ns)
     for ns in needed:
@@ -176,4 +180,4 @@ def make_plan(loaded: LoadedBackup, opts: RestoreOptions, target: Discovery) -> 
         )
     graph = build_graph(items)
     late = [it for it in items if it.skip is None and it.kind in LATE_KINDS]
-    return Plan(items, graph, levels(graph), late, loaded.spool)
+    return Plan(items, graph, levels(graph, items), late, loaded.spool)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from migrate.cluster import APIResource, Cluster
@@ -94,7 +95,7 @@ def _services(it: Item) -> list[tuple[str, str]]:
     return out
 
 
-def backing_workloads(late: Item, items: list[Item]) -> list[Item]:
+def backing_workloads(late: Item, items: Iterable[Item]) -> list[Item]:
     """The restored workloads whose pods a late object's Services select."""
     wanted = set(_services(late))
     selectors = [

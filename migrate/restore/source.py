@@ -6,6 +6,8 @@ format version, manifest checksums) are migrate.store.reader's, shared with veri
 from __future__ import annotations
 
 import sys
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +39,8 @@ class Item:
     """
 
     __slots__ = (
-        "_desired", "_obj", "_spool", "api_version", "gr", "group", "key", "kind", "name",
-        "namespace", "node", "skip", "target_ns",
+        "_desired", "_obj", "_spool", "api_version", "gr", "group", "index", "key", "kind",
+        "name", "namespace", "node", "skip", "target_ns",
     )  # fmt: skip
 
     def __init__(
@@ -54,7 +56,8 @@ class Item:
         self.gr, self.namespace, self.name, self.skip = _intern(gr), _intern(namespace), name, skip
         self._spool = spool or shared()
         self._obj = self._spool.put(orjson.dumps(obj))
-        self.node: Any = None  # its node in the restore graph (graph.build_graph sets it)
+        self.node: Any = None  # its node in the restore graph (set when a level yields it)
+        self.index = -1  # its place in an ItemTable (-1: in none)
         self.kind = _intern(str(obj.get("kind", "")))
         self.group = _intern(str(obj.get("apiVersion", "")).rpartition("/")[0])
         self._set_desired(desired or {}, obj)
@@ -93,12 +96,93 @@ class Item:
         ns = self.target_ns
         return f"{self.gr} {ns}/{self.key[3]}" if ns else f"{self.gr} {self.key[3]}"
 
+    def record(self) -> bytes:
+        """Everything but the node, for ItemTable (the JSON stays where it is)."""
+        return orjson.dumps(
+            (self.gr, self.namespace, self.name, self.kind, self.group, self.api_version,
+             self.target_ns, self.key, self._obj, self._desired, self.skip)
+        )  # fmt: skip
+
+    @classmethod
+    def from_record(cls, data: bytes, spool: Spool, index: int) -> Item:
+        it = cls.__new__(cls)
+        gr, ns, it.name, kind, group, api_version, target_ns, key, it._obj, it._desired, it.skip = (
+            orjson.loads(data)
+        )
+        it.gr, it.namespace, it.kind, it.group = (
+            _intern(gr),
+            _intern(ns),
+            _intern(kind),
+            _intern(group),
+        )
+        it.api_version, it.target_ns = _intern(api_version), _intern(target_ns)
+        name = it.name if key[3] == it.name else key[3]
+        it.key = (it.group, it.kind, _intern(key[2]), name)
+        it._spool, it.node, it.index = spool, None, index
+        return it
+
+
+class ItemTable:
+    """The restore's objects in order, each kept as one record in the spool: the heap
+    holds 8 bytes an object (its record's ref), so a restore's memory stays flat in the
+    size of the backup.  Reading gives a fresh Item (a few microseconds); a change to it
+    counts once saved back (`save`)."""
+
+    def __init__(self, spool: Spool, items: Iterable[Item] = ()) -> None:
+        self.spool = spool
+        self._refs = array("Q")
+        for it in items:
+            self.append(it)
+
+    def append(self, it: Item) -> None:
+        if it._spool is not self.spool:  # made elsewhere (tests, hand-built): copy its JSON
+            it._obj = self.spool.put(it._spool.get(it._obj))
+            if it._desired is not None:
+                it._desired = self.spool.put(it._spool.get(it._desired))
+            it._spool = self.spool
+        it.index = len(self._refs)
+        self._refs.append(self.spool.put(it.record()))
+
+    def save(self, it: Item) -> None:
+        """Keep the changes made to an item read from this table."""
+        self._refs[it.index] = self.spool.put(it.record())
+
+    def __getitem__(self, index: int) -> Item:
+        return Item.from_record(self.spool.get(self._refs[index]), self.spool, index)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def __iter__(self) -> Iterator[Item]:
+        for index in range(len(self._refs)):
+            yield self[index]
+
+    def where(self, keep: Callable[[Item], bool]) -> Selection:
+        return Selection(self, keep)
+
+
+class Selection:
+    """The items of a table that `keep` accepts, read afresh on each iteration (their
+    number counted once)."""
+
+    def __init__(self, table: ItemTable, keep: Callable[[Item], bool]) -> None:
+        self._table, self._keep = table, keep
+        self._len: int | None = None
+
+    def __iter__(self) -> Iterator[Item]:
+        return (it for it in self._table if self._keep(it))
+
+    def __len__(self) -> int:
+        if self._len is None:
+            self._len = sum(1 for _ in self)
+        return self._len
+
 
 @dataclass
 class LoadedBackup:
     info: layout.BackupInfo
     manifest: layout.Manifest | None
-    items: list[Item]
+    items: ItemTable
     spool: Spool  # where the items' JSON is kept
 
 
@@ -109,7 +193,8 @@ def load_backup(
     (and, encrypted, authenticated to its last segment) before the restore writes."""
     backup = open_backup(store, name, key)
     scope = scope or Scope()
-    items, spool = [], Spool()
+    spool = Spool()
+    items = ItemTable(spool)
     for parsed, obj in backup.items():
         if parsed.namespace and not scope.namespace_included(parsed.namespace):
             continue

@@ -17,7 +17,11 @@ import threading
 
 from migrate.errors import UsageError
 
-_LENGTH_BITS = 32  # a ref is offset << 32 | length: one int per blob
+# A ref is offset << 28 | length: one int per blob that fits 64 bits (arrays of refs hold
+# 8 bytes an object): blobs under 256 MiB (an object is at most ~1.5 MiB in etcd), a
+# file under 64 GiB.
+_LENGTH_BITS = 28
+_OFFSET_BITS = 64 - _LENGTH_BITS
 
 
 class Spool:
@@ -36,9 +40,14 @@ class Spool:
     def put(self, blob: bytes) -> int:
         """Store blob; return the ref that get() takes."""
         if len(blob) >> _LENGTH_BITS:
-            raise ValueError(f"a spooled blob must be under 4 GiB, not {len(blob)} bytes")
+            raise ValueError(f"a spooled blob must be under 256 MiB, not {len(blob)} bytes")
         with self._lock:  # reserve the range; the writes themselves may overlap in time
             at = self._end
+            if (at + len(blob)) >> _OFFSET_BITS:
+                raise UsageError(
+                    f"the restore's scratch file in {self._dir} passed 64 GiB",
+                    hint="restore the backup in parts (--include-namespaces)",
+                )
             self._end += len(blob)
         view = memoryview(blob)
         while view:
