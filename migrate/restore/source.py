@@ -32,10 +32,10 @@ class Item:
     """One object of the backup, as stored, plus what restore decides about it.
 
     Both the stored object and the object to create are kept as compact JSON in a spool
-    file and decoded on each read (pread + orjson: microseconds): the heap holds a few
-    hundred bytes per object (its names and key) instead of two dict trees of several
-    KiB each, so a restore's memory hardly grows with the backup.  Reading `obj` or
-    `desired` gives a fresh dict; a change to it counts only once assigned back.
+    file and decoded on each read (pread + orjson: microseconds), and a restore keeps its
+    Items themselves there too (ItemTable): a restore's memory does not grow with the
+    backup.  Reading `obj` or `desired` gives a fresh dict; a change to it counts only
+    once assigned back.
     """
 
     __slots__ = (
