@@ -64,4 +64,7 @@ def test_bench_runs_and_emits_every_field(dev_env: Any, tmp_path: Path) -> None:
     assert len(doc["restoreSamples"]) == 2 and len(doc["rawPostSamples"]) == 2
     assert doc["restoreSeconds"] == min(doc["restoreSamples"]) > 0
     assert doc["rawPostSeconds"] == min(doc["rawPostSamples"]) > 0
+    assert len(doc["verifySamples"]) == 2 and len(doc["rawVerifyListSamples"]) == 2
+    assert doc["verifySeconds"] == min(doc["verifySamples"]) > 0
+    assert doc["rawVerifyListSeconds"] == min(doc["rawVerifyListSamples"]) > 0
     assert 0 <= doc["settleSeconds"] <= 6 * 5 + 30  # six settles, each at most ~5 s
