@@ -3,6 +3,9 @@ late kinds, and the plan built from a hand-made backup (no cluster)."""
 
 from __future__ import annotations
 
+import gzip
+import json
+import subprocess
 import threading
 import time
 import tracemalloc
@@ -18,6 +21,7 @@ from migrate.restore.execute import Restorer
 from migrate.restore.graph import Leaves, build_graph, levels, to_dot
 from migrate.restore.journal import Journal, ObjectResult, ResultTable
 from migrate.restore.plan import Plan, RestoreOptions, make_plan
+from migrate.restore.results import ResourceList
 from migrate.restore.source import Item, ItemTable, LoadedBackup
 from migrate.restore.spool import Spool
 from migrate.restore.workers import map_all, run_all
@@ -361,3 +365,18 @@ def test_a_plan_and_its_results_hold_bytes_per_object_not_objects() -> None:
         tracemalloc.stop()
     assert [len(lv) for lv in plan.levels] == [1, n] and len(results) == n + 1
     assert held < 64 * n and peak < 96 * n, (held / n, peak / n)
+
+
+def test_resource_list_is_compressed_as_it_comes_and_reads_as_one_document() -> None:
+    """One gzip member per kind, concatenated: gzip readers see one JSON document."""
+    assert json.loads(gzip.decompress(ResourceList().gzipped())) == {}
+    rl = ResourceList()
+    for kind, ref in [("v1/ConfigMap", "app/a(created)"), ("apps/v1/Deployment", "app/w(created)"),
+                      ("v1/ConfigMap", 'app/"q"(failed)')]:  # fmt: skip
+        rl.add(kind, ref)
+    want = {"v1/ConfigMap": ["app/a(created)", 'app/"q"(failed)'],
+            "apps/v1/Deployment": ["app/w(created)"]}  # fmt: skip
+    data = rl.gzipped()
+    assert json.loads(gzip.decompress(data)) == want
+    gunzip = subprocess.run(["gzip", "-dc"], input=data, capture_output=True, check=True)
+    assert json.loads(gunzip.stdout) == want
