@@ -21,10 +21,10 @@ from migrate.restore.execute import Restorer
 from migrate.restore.graph import Leaves, build_graph, levels, to_dot
 from migrate.restore.journal import Journal, ObjectResult, ResultTable
 from migrate.restore.plan import Plan, RestoreOptions, make_plan
-from migrate.restore.results import ResourceList
 from migrate.restore.source import Item, ItemTable, LoadedBackup
 from migrate.restore.spool import Spool
 from migrate.restore.workers import map_all, run_all
+from migrate.store import gzlists
 
 
 def item(kind: str, name: str, ns: str | None = None, api: str = "v1", **extra: Any) -> Item:
@@ -367,16 +367,28 @@ def test_a_plan_and_its_results_hold_bytes_per_object_not_objects() -> None:
     assert held < 64 * n and peak < 96 * n, (held / n, peak / n)
 
 
-def test_resource_list_is_compressed_as_it_comes_and_reads_as_one_document() -> None:
-    """One gzip member per kind, concatenated: gzip readers see one JSON document."""
-    assert json.loads(gzip.decompress(ResourceList().gzipped())) == {}
-    rl = ResourceList()
-    for kind, ref in [("v1/ConfigMap", "app/a(created)"), ("apps/v1/Deployment", "app/w(created)"),
-                      ("v1/ConfigMap", 'app/"q"(failed)')]:  # fmt: skip
-        rl.add(kind, ref)
-    want = {"v1/ConfigMap": ["app/a(created)", 'app/"q"(failed)'],
-            "apps/v1/Deployment": ["app/w(created)"]}  # fmt: skip
-    data = rl.gzipped()
+def test_resource_lists_are_compressed_as_they_come_and_read_as_one_document(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batches of names become gzip members, concatenated: gzip readers see one JSON
+    document; a key's parts come out sorted (None first), each in the order added."""
+    assert json.loads(gzip.decompress(gzlists.GzipLists().gzipped())) == {}
+    monkeypatch.setattr(gzlists, "BATCH", 2)
+    lists = gzlists.GzipLists(sort_keys=True)
+    for i in range(5):
+        lists.add("v1/ConfigMap", f"b/cm-{i}", part="b")
+    lists.add("v1/ConfigMap", 'a/"q"', part="a")
+    lists.end_part("a")
+    lists.add("apps/v1/Deployment", "w")
+    lists.add("v1/ConfigMap", "cluster-wide")
+    names = ["cluster-wide", 'a/"q"', *(f"b/cm-{i}" for i in range(5))]
+    want = {"apps/v1/Deployment": ["w"], "v1/ConfigMap": names}
+    data = lists.gzipped()
     assert json.loads(gzip.decompress(data)) == want
+    assert list(json.loads(gzip.decompress(data))) == sorted(want)
     gunzip = subprocess.run(["gzip", "-dc"], input=data, capture_output=True, check=True)
     assert json.loads(gunzip.stdout) == want
+    insertion = gzlists.GzipLists()
+    insertion.add("z", "1")
+    insertion.add("a", "2")
+    assert list(json.loads(gzip.decompress(insertion.gzipped()))) == ["z", "a"]

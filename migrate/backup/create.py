@@ -32,6 +32,7 @@ from migrate.runlog import LogCapture, captured
 from migrate.store import Store, layout
 from migrate.store.archive import TarballWriter
 from migrate.store.crypto import Encryption, EncryptionKey
+from migrate.store.gzlists import GzipLists
 from migrate.transform.scope import Scope
 from migrate.units import format_duration
 
@@ -141,7 +142,7 @@ def _list_all(
                     obj["metadata"]["name"]
                 ):
                     continue
-                if sink.add(res, obj):
+                if sink.add(res, obj, ns):
                     if tracker is not None and not tracker.paged(snapshot):
                         tracker.seen(task, obj)
                     if res.namespaced:
@@ -158,6 +159,7 @@ def _list_all(
         else:
             if tracker is not None:
                 tracker.listed(task, snapshot)
+        sink.resource_list.end_part(ns)
         emit("listed", 1)
 
     with ThreadPoolExecutor(max_workers=max(1, opts.parallelism)) as pool:
@@ -171,7 +173,7 @@ def _finish(
     keys: layout.BackupKeys,
     opts: BackupOptions,
     summary: BackupSummary,
-    resource_list: dict[str, list[str]],
+    resource_list: GzipLists,
     capture: LogCapture,
     files: dict[str, tuple[int, str]],
     version: Any,
@@ -180,9 +182,7 @@ def _finish(
     summary.completed = datetime.now(UTC)
     log.info("backup %s %s: %d items", opts.name, summary.phase, summary.items)
     blobs = {
-        keys.resource_list: layout.gzip_json(
-            {k: sorted(v) for k, v in sorted(resource_list.items())}
-        ),
+        keys.resource_list: resource_list.gzipped(),
         keys.results: layout.gzip_json({"errors": summary.errors, "warnings": summary.warnings}),
         keys.logs: gzip.compress(("\n".join(capture.lines) + "\n").encode(), mtime=0),
     }

@@ -4,7 +4,7 @@ tallies and resource list (Sink), the summary, and the run's own log lines."""
 from __future__ import annotations
 
 import threading
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +16,7 @@ from migrate.backup.policy import EXCLUDE_LABEL
 from migrate.cluster import APIResource
 from migrate.store import layout
 from migrate.store.archive import TarballWriter
+from migrate.store.gzlists import GzipLists
 
 Progress = Callable[[str, int], None]  # (event, amount): "total", "listed", "items"
 
@@ -77,12 +78,15 @@ class Sink:
         self.summary = summary
         self.progress = progress
         self.lock = threading.Lock()
-        self.resource_list: dict[str, list[str]] = defaultdict(list)
+        # Velero's resource list: names gzipped as they come (a part per listed namespace)
+        self.resource_list = GzipLists(sort_keys=True)
         # cluster-scoped objects written, as the dependency pass may meet them again (a
         # namespaced object is listed exactly once, so it needs no memory here: flat RSS)
         self.written: set[tuple[str, str]] = set()
 
-    def add(self, res: APIResource, obj: dict[str, Any]) -> bool:
+    def add(self, res: APIResource, obj: dict[str, Any], part: str | None = None) -> bool:
+        """Write one object (unless excluded or already written); `part`: the namespace
+        its LIST covered (None: all), grouping the resource list's names."""
         meta = obj.get("metadata") or {}
         if (meta.get("labels") or {}).get(EXCLUDE_LABEL) == "true":
             return False
@@ -99,7 +103,7 @@ class Sink:
                 self.written.add((gr, name))
             for path in layout.item_paths(gr, res.version, ns, name):
                 self.tw.add(path, data)
-            self.resource_list[key].append(f"{ns}/{name}" if ns else name)
+            self.resource_list.add(key, f"{ns}/{name}" if ns else name, part)
             self.summary.items += 1
             self.summary.by_resource[res.full_name] += 1
             if ns:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import orjson
 from migrate.errors import UsageError
 from migrate.restore.journal import ObjectResult, state_dir
 from migrate.store import Store, layout
+from migrate.store.gzlists import GzipLists
 
 
 def _keys(name: str) -> dict[str, str]:
@@ -60,7 +60,7 @@ def write_results(
     details without its objects: one row per object is added here, serialized row by
     row (at 100k objects a document of dicts would cost ~200 MB for a moment)."""
     errors, warns = layout.empty_result(), layout.empty_result()
-    resource_list = ResourceList()
+    resource_list = GzipLists()  # kinds in the order results came
     for r in results:
         group, kind, ns, name = r.key
         ref = f"{ns}/{name}" if ns else name
@@ -102,34 +102,6 @@ def _gzipped(chunks: Iterable[bytes]) -> bytes:
         for chunk in chunks:
             gz.write(chunk)
     return buf.getvalue()
-
-
-class ResourceList:
-    """Velero's resource list ({kind: [refs]}, gzipped), compressed as the refs come:
-    one gzip member per kind, concatenated (gzip readers, Go's and Python's, read the
-    members as one stream).  At 100k objects the names as strings were ~10 MB of peak."""
-
-    def __init__(self) -> None:
-        self._kinds: dict[str, tuple[Any, bytearray]] = {}  # kind -> (compressor, output)
-
-    def add(self, kind: str, ref: str) -> None:
-        entry = self._kinds.get(kind)
-        if entry is None:
-            gz = zlib.compressobj(wbits=31)  # 31: a gzip member (header mtime 0)
-            self._kinds[kind] = (gz, bytearray(gz.compress(orjson.dumps(kind) + b":[")))
-            sep = b""
-        else:
-            gz, sep = entry[0], b","
-        self._kinds[kind][1].extend(gz.compress(sep + orjson.dumps(ref)))
-
-    def gzipped(self) -> bytes:
-        parts = [gzip.compress(b"{", mtime=0)]
-        for i, (gz, out) in enumerate(self._kinds.values()):
-            if i:
-                parts.append(gzip.compress(b",", mtime=0))
-            parts.append(bytes(out) + gz.compress(b"]") + gz.flush())
-        parts.append(gzip.compress(b"}", mtime=0))
-        return b"".join(parts)
 
 
 def _details_chunks(summary: dict[str, Any], results: Iterable[ObjectResult]) -> Iterator[bytes]:
