@@ -196,17 +196,18 @@ def copy_backup(
 ) -> float:
     """Copy backups/<name>/ like a replica: file by file, velero-backup.json last,
     ``delay`` seconds before each.  ``skip``/``damage`` name files (relative to the
-    folder) to leave out / corrupt.  Returns time.monotonic() right after the last put."""
+    folder) to leave out / corrupt.  Returns time.monotonic() right before the last put
+    began (a reader may see that file before the put returns)."""
     keys = layout.BackupKeys(name)
     skipped, damaged = set(skip), set(damage)
     objs = sorted(src.list(keys.dir), key=lambda o: (o.key == keys.metadata, o.key))
-    done = time.monotonic()
+    last = time.monotonic()
     for obj in objs:
         rel = obj.key.removeprefix(keys.dir)
         if rel in skipped:
             continue
         time.sleep(delay)
         data = src.get(obj.key)
+        last = time.monotonic()
         dst.put(obj.key, corrupt(data) if rel in damaged else data)
-        done = time.monotonic()
-    return done
+    return last
