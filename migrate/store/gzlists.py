@@ -22,6 +22,9 @@ def _member(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=1, mtime=0)
 
 
+_COMMA = _member(b",")  # between two batches of one key
+
+
 class GzipLists:
     """`add(key, value, part)`; `end_part(part)` once a part is complete (for every
     key); then `gzipped()`.  A key's values come out part by part (parts sorted, None first), each
@@ -62,7 +65,7 @@ class GzipLists:
                 out.append(_member((b"," if i else b"") + orjson.dumps(key) + b":["))
                 ordered = sorted(parts, key=lambda p: "" if p is None else str(p))
                 for j, member in enumerate(m for p in ordered for m in parts[p]):
-                    out.append(_member(b",") + member if j else member)
+                    out.append(_COMMA + member if j else member)
                 out.append(_member(b"]"))
             out.append(_member(b"}"))
             return b"".join(out)
