@@ -148,6 +148,8 @@ def make_plan(loaded: LoadedBackup, opts: RestoreOptions, target: Discovery) -> 
         if it.kind == "Service" and (it.obj.get("spec") or {}).get("selector")
     )
     sopts = SanitizeOptions(opts.preserve_node_ports, keep_status=opts.restore_status)
+    have_ns: set[str] = set()  # Namespace objects restored
+    used_ns: set[str] = set()  # namespaces restored objects go into
     for it in items:
         obj = it.obj
         it.skip = skip_reason(obj, selector_services)
@@ -163,10 +165,12 @@ def make_plan(loaded: LoadedBackup, opts: RestoreOptions, target: Discovery) -> 
                 desired = opts.modifiers.apply(it.gr, desired, it.namespace)
             apply_mappings(desired, opts.mappings)
             it.desired = label_restored(desired, opts.backup, opts.name)
+            if it.kind == "Namespace":
+                have_ns.add(it.key[3])
+            if it.target_ns:
+                used_ns.add(it.target_ns)
         items.save(it)
-    have_ns = {it.key[3] for it in items if it.kind == "Namespace" and not it.skip}
-    needed = sorted({it.target_ns for it in items if not it.skip and it.target_ns} - have_ns)
-    for ns in needed:
+    for ns in sorted(used_ns - have_ns):
         obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
         items.append(
             Item(

@@ -27,8 +27,8 @@ _COMMA = _member(b",")  # between two batches of one key
 
 class GzipLists:
     """`add(key, value, part)`; `end_part(part)` once a part is complete (for every
-    key); then `gzipped()`.  A key's values come out part by part (parts sorted, None first), each
-    part's values in the order added.  Thread-safe."""
+    key); then `gzipped()`.  A key's values come out part by part (parts sorted, None
+    first), each part's values in the order added.  Thread-safe."""
 
     def __init__(self, sort_keys: bool = False) -> None:
         self._sort_keys = sort_keys
