@@ -6,8 +6,9 @@ object's names and key in memory and the objects and results in a scratch file
 (migrate/restore/spool.py), so both should stay well under 400 MB at 100k.  Each
 size fills its own namespace on the source plane (raw parallel creates), backs it up
 (subprocess, peak RSS polled), restores that backup into the target under a mapped
-namespace (subprocess, peak RSS polled), and times a raw parallel LIST of the same
-objects.  Prints a table and writes bench/results/memory.json.
+namespace (subprocess, peak RSS polled), and times a raw LIST of the same objects
+(bench/rawhttp.py: plain HTTP, not our client).  Prints a table and writes
+bench/results/memory.json.
 
     .venv/bin/python bench/memory.py --counts 10000,100000
 """
@@ -24,6 +25,8 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from rawhttp import RawClient  # bench/ is sys.path[0] when run as a script
 
 from migrate.cluster import Cluster, ClusterRef
 
@@ -84,9 +87,12 @@ def measure(e: dict[str, str], src: Cluster, dst: Cluster, n: int) -> dict[str, 
     bucket = f"{e['KUBE_MIGRATE_BUCKET']}/bench"
     try:
         fill(src, ns, n)
+        path = src.discovery().resolve("configmaps").path(ns)
+        raw = RawClient(e["KUBE_MIGRATE_SOURCE_KUBECONFIG"])
         t0 = time.monotonic()
-        listed = sum(1 for _ in src.list(src.discovery().resolve("configmaps"), ns))
+        listed = raw.list_count(path)
         raw_list = time.monotonic() - t0
+        raw.close()
         backup_s, backup_rss = timed_rss(
             ["backup", "create", ns, "--include-namespaces", ns, "--bucket", bucket,
              "--kubeconfig", e["KUBE_MIGRATE_SOURCE_KUBECONFIG"]],

@@ -42,8 +42,8 @@ def measure_velero(
 ) -> dict[str, Any]:
     """Seconds until Velero lists `backup`, seconds of its restore with `mapping`
     (namespace-mappings), and the restore's phase.  `server_args`: extra flags of
-    `velero server` (UNTHROTTLED lifts its client-side rate limit, as ours is in the
-    benchmark)."""
+    `velero server` (UNTHROTTLED lifts its client-side rate limit: compared with ours at
+    --qps 0)."""
     try:
         with velero_server(
             dst,

@@ -4,7 +4,7 @@ The goal (issue 6): verify of 10k objects within 1.5x of the raw LIST of both si
 Fills one namespace on each plane with the same objects (80% ConfigMaps, 20% Secrets,
 raw parallel creates, as if restored), then times, five times each, best kept:
   - list: every LIST verify makes (the same tasks, both clusters, same parallelism),
-    objects parsed and dropped;
+    objects parsed and dropped, by a plain HTTP client (bench/rawhttp.py), not ours;
   - verify: run_verify in-process (list + normalize + compare + report);
   - cli: `kube-migrate verify -o json` as a user runs it (adds interpreter start-up).
 Prints a table and writes bench/results/verify_speed.json.
@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from memory import env  # bench/ is sys.path[0] when run as a script
+from rawhttp import RawClient
 
 from migrate.cluster import Cluster, ClusterRef
 from migrate.transform.mappings import Mappings
@@ -53,11 +54,9 @@ def fill(c: Cluster, ns: str, n: int) -> None:
         list(pool.map(make, range(n)))
 
 
-def raw_list(src: Cluster, dst: Cluster, tasks: list[ListTask], parallelism: int) -> int:
-    clusters = {"source": src, "target": dst}
-
+def raw_list(clients: dict[str, RawClient], tasks: list[ListTask], parallelism: int) -> int:
     def one(t: ListTask) -> int:
-        return sum(1 for _ in clusters[t.side].list(t.res, t.namespace, limit=500))
+        return clients[t.side].list_count(t.res.path(t.namespace))
 
     with ThreadPoolExecutor(parallelism) as pool:
         return sum(pool.map(one, tasks))
@@ -85,8 +84,11 @@ def measure(n: int, e: dict[str, str], parallelism: int) -> dict[str, float]:
         versions = {r.full_name: r.version for r in sdisc}
         tasks = list_tasks("source", sdisc, types, vs)
         tasks += list_tasks("target", tdisc, types, vs, versions)
-        listed = raw_list(src, dst, tasks, parallelism)
-        t_list = best(lambda: raw_list(src, dst, tasks, parallelism))
+        raw = {
+            s: RawClient(e[f"KUBE_MIGRATE_{s.upper()}_KUBECONFIG"]) for s in ("source", "target")
+        }
+        listed = raw_list(raw, tasks, parallelism)
+        t_list = best(lambda: raw_list(raw, tasks, parallelism))
         opts = VerifyOptions(Scope(include_namespaces=(ns,)), parallelism=parallelism)
         report = run_verify(src, dst, opts)
         assert not report.drift, report.summary()

@@ -18,7 +18,7 @@ EXIT_PARTIAL = 5  # the step ran, but some objects failed
 EXIT_INTEGRITY = 6  # a backup is corrupted, truncated, or its checksums do not match
 EXIT_TIMEOUT = 7  # a wait (sync, readiness) ran out of time
 EXIT_INTERNAL = 70  # a bug in kube-migrate (EX_SOFTWARE); run with --debug for a traceback
-EXIT_INTERRUPTED = 130  # Ctrl-C / SIGINT
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGINT, or SIGTERM
 
 
 class MigrateError(Exception):
@@ -184,5 +184,5 @@ EXIT_CODES: dict[int, str] = {
     EXIT_INTEGRITY: "backup corrupted, truncated or checksum mismatch",
     EXIT_TIMEOUT: "a wait timed out (sync, readiness)",
     EXIT_INTERNAL: "internal error (a bug): rerun with --debug",
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C or SIGTERM)",
 }

@@ -18,7 +18,7 @@ pattern, query, "the Nth match", "every Nth match" or a probability, and inject:
   rewrite   a regex substitution in the response head and body (``sub=(pattern, repl)``)
 
 Every request is recorded (method, path, query, operation, Range and If-Match headers,
-status, injected fault).
+all its headers, status, injected fault).
 """
 
 from __future__ import annotations
@@ -86,6 +86,11 @@ class Recorded:
     if_match: str  # the If-Match header, "" if none
     status: int  # relayed to the client; 0 when the connection was reset
     fault: str  # "" or the action injected
+    headers: tuple[tuple[str, str], ...] = ()  # the request's headers, as sent
+
+    def header(self, name: str) -> str:
+        """The request header `name` (any case), "" if it was not sent."""
+        return next((v for k, v in self.headers if k.lower() == name.lower()), "")
 
     @property
     def is_write(self) -> bool:
@@ -354,7 +359,15 @@ class S3Proxy:
         with self._lock:
             self.log.append(
                 Recorded(
-                    req.method, req.path, req.query, req.op, req.range, req.if_match, status, fault
+                    req.method,
+                    req.path,
+                    req.query,
+                    req.op,
+                    req.range,
+                    req.if_match,
+                    status,
+                    fault,
+                    tuple(req.pairs),
                 )
             )
 

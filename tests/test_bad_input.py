@@ -159,6 +159,18 @@ BUCKETS = [
          "backup", "get", "--bucket=s3://kube-migrate/x?versionId=1"),
     case("bucket-url-relative-file", U, ("'file://relative/dir'", "absolute path"),
          "backup", "get", "--bucket=file://relative/dir"),
+    case("s3-sse-bad-value", U, ("--s3-sse", "'AES128'"), *BACKUP, "--s3-sse=AES128"),
+    case("s3-sse-bad-env", U, ("--s3-sse", "'aes'"), *RESTORE, KUBE_MIGRATE_S3_SSE="aes"),
+    case("s3-kms-key-without-sse", U, "--s3-kms-key-id needs --s3-sse aws:kms", *BACKUP,
+         "--s3-kms-key-id=alias/backups"),
+    case("s3-kms-key-with-aes256", U, "--s3-kms-key-id needs --s3-sse aws:kms", *RESTORE,
+         "--s3-sse=AES256", "--s3-kms-key-id=alias/backups"),
+    case("s3-sse-server-without-kms", A, ("{B}/backups/new-{tok}", "KMS is not configured"),
+         *BACKUP, "--s3-sse=AES256"),
+    case("s3-sse-file-bucket", U, ("--s3-sse", "file://{D}/fb"), *BACKUP[:4],
+         "--bucket=file://{D}/fb", "--s3-sse=AES256", *BACKUP[5:]),
+    case("s3-kms-key-empty", U, "--s3-kms-key-id is empty", "backup", "delete", "good", B,
+         "--confirm", "--s3-sse=aws:kms", "--s3-kms-key-id= "),
 ]  # fmt: skip
 
 BACKUPS = [
@@ -320,11 +332,29 @@ FLAGS = [
     case("backup-delete-without-confirm", U, ("'good'", "--confirm"),
          "backup", "delete", "good", B),
     case("restore-without-from-backup", U, "--from-backup", "restore", "create", TK, B),
+    case("dry-run-bogus", U, ("--dry-run", "'bogus'"), *RESTORE, "--dry-run=bogus"),
+    case("dry-run-server-resume", U, ("--resume", "dry run"), *RESTORE, "--dry-run=server",
+         "--resume"),
+    case("dry-run-server-wait-ready", U, ("--wait-ready", "dry run"), *RESTORE,
+         "--dry-run=server", "--wait-ready"),
+    case("qps-negative", U, ("--qps", "-1"), *RESTORE, "--qps=-1"),
     case("backup-create-without-name", U, "NAME", "backup", "create", SK, B),
     case("unknown-flag", U, "--frobnicate", *BACKUP, "--frobnicate"),
     case("unknown-command", U, "'frob'", "backup", "frob"),
     case("run-without-playbook", U, "PLAYBOOK", "run", B),
     case("run-resume-unknown", U, "'nope-{tok}'", "run", "--resume=nope-{tok}", B),
+    case("run-resume-with-playbook", U, ("--resume nope-{tok}", "PLAYBOOK"), "run",
+         "{D}/pb/empty.yaml", "--resume=nope-{tok}", B),
+    case("run-resume-with-set", U, ("--resume nope-{tok}", "--set"), "run",
+         "--resume=nope-{tok}", "--set=restore.replicas=1", B),
+    case("restore-resume-nothing-unfinished", U, "no unfinished restore of backup 'good'",
+         *RESTORE, "--resume"),
+    case("restore-fail-on-bogus", U, ("--fail-on", "'bogus'"), *RESTORE, "--fail-on=bogus"),
+    case("restore-partially-failed-fail-on-warning", P,
+         ("backup partial is PartiallyFailed", "--fail-on warning", "nothing was written"),
+         *restore_from("partial", "--fail-on=warning")),
+    case("verify-show-secrets", U, ("never prints Secret values", "--show-secrets"), *VERIFY,
+         "--show-secrets"),
 ]  # fmt: skip
 
 # ------------------------------------------------------------------------ playbooks
@@ -390,7 +420,8 @@ PLAYBOOKS: list[tuple[str, str | None, tuple[str, ...], tuple[str, ...]]] = [
      ("scope.includeNamespaces=['a,b']",)),
     ("scope-items-not-unique", "", ("spec.scope.includeNamespaces",),
      ("scope.includeNamespaces=[a, a]",)),
-    ("scope-not-a-list", "", ("spec.scope.excludeNamespaces",), ("scope.excludeNamespaces=shop",)),
+    ("scope-not-a-list", "", ("spec.scope.excludeNamespaces",),
+     ("scope.excludeNamespaces={shop: x}",)),  # plain text is a list: `a,b` is [a, b]
     ("selector-invalid", "", ("spec.scope.selector", "'a in b'"), ("scope.selector=a in b",)),
     ("steps-empty", pb("", steps="  steps: []\n"), ("spec.steps",), ()),
     ("step-unknown", pb("", steps="  steps: [backup, migrate]\n"), ("spec.steps[1]",), ()),
@@ -406,6 +437,13 @@ PLAYBOOKS: list[tuple[str, str | None, tuple[str, ...], tuple[str, ...]]] = [
      ("spec.steps[0].scale.side", "'both'"), ()),
     ("bucket-url", pb("  bucket: {url: 'http://127.0.0.1:9/b'}\n"), ("spec.bucket.url",), ()),
     ("bucket-endpoint", pb("  bucket: {endpoint: 'minio:9000'}\n"), ("spec.bucket.endpoint",), ()),
+    ("bucket-sse", pb("  bucket: {sse: AES128}\n"), ("spec.bucket.sse", "'AES128'"), ()),
+    ("bucket-kms-key-without-sse", pb("  bucket: {kmsKeyId: alias/backups}\n"),
+     ("spec.bucket.sse", "missing"), ()),
+    ("bucket-kms-key-with-aes256", pb("  bucket: {sse: AES256, kmsKeyId: alias/backups}\n"),
+     ("spec.bucket.sse", "'aws:kms'"), ()),
+    ("verify-show-secrets", pb("  verify: {showSecrets: true}\n"),
+     ("spec.verify.showSecrets", "unknown field"), ()),
     ("kubeconfig-empty", pb("  source: {kubeconfig: ''}\n"), ("spec.source.kubeconfig",), ()),
     ("context-empty", pb("  target: {context: ''}\n"), ("spec.target.context",), ()),
     ("from-schedule-pattern", pb("  backup: {fromSchedule: Shop_}\n", steps="  steps: [restore]\n"),
@@ -670,6 +708,7 @@ def make_bad_backups(store: Store, ns: str) -> None:
         store, "good", "incomplete", lambda rel, d: None if rel == "velero-backup.json" else d
     )
     copy_backup(store, "good", "failedphase", _status(phase="Failed"))
+    copy_backup(store, "good", "partial", _status(phase="PartiallyFailed"))
     rebuild_backup(store, "good", "cycle", _cycle(ns))
 
 

@@ -15,7 +15,7 @@ import yaml
 
 from migrate.cli.main import run
 from migrate.cli.output import emit, emit_with_rows
-from migrate.errors import EXIT_ACCESS, EXIT_INTERRUPTED, EXIT_USAGE
+from migrate.errors import EXIT_ACCESS, EXIT_CODES, EXIT_INTERRUPTED, EXIT_USAGE
 
 from .conftest import Env
 
@@ -130,6 +130,19 @@ def test_usage_errors() -> None:
     assert km("no-such-verb").returncode == EXIT_USAGE
     helptext = km("--help")
     assert helptext.returncode == 0 and "Exit codes" in helptext.stdout
+
+
+@pytest.mark.parametrize("script", ["kube-migrate", "kubectl-migrate"])
+def test_help_prints_the_exit_codes_as_a_table(script: str) -> None:
+    """Each exit code on a line of its own, with its meaning (click rewraps paragraphs)."""
+    out = subprocess.run(
+        [str(BIN / script), "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    start = lines.index("  Exit codes:")
+    table = [line.split(None, 1) for line in lines[start + 1 :] if line.strip()]
+    assert [(int(code), text) for code, text in table] == list(EXIT_CODES.items())
 
 
 def test_json_logs_go_to_stderr(dev_env: Env) -> None:

@@ -13,9 +13,9 @@ from typing import ClassVar
 
 import pytest
 
-from migrate.cluster import Cluster, ClusterRef, ServerVersion
+from migrate.cluster import Cluster, ClusterRef, ServerVersion, ratelimit
 from migrate.cluster.config import load_configuration
-from migrate.cluster.ratelimit import TokenBucket
+from migrate.cluster.ratelimit import AdaptiveLimit, TokenBucket, limiter_for
 from migrate.errors import ClusterError, ClusterUnreachable, Forbidden, KubeconfigError, NotFound
 
 
@@ -76,6 +76,59 @@ def test_token_bucket_limits_rate() -> None:
     assert sum(unlimited.acquire() for _ in range(1000)) == 0
 
 
+def test_adaptive_limit_halves_on_429_once_a_round_and_ramps_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: clock[0])
+    limit = AdaptiveLimit("t")
+    tickets = [limit.acquire() for _ in range(16)]  # 16 in flight, no cap yet
+    assert limit.in_flight == 16 and limit.limit == ratelimit.CEILING
+    clock[0] += 0.1
+    limit.release(tickets[0], throttled=True, retry_after=None)
+    assert limit.limit == 8 and limit.backoffs == 1  # half of what was in flight
+    for t in tickets[1:6]:  # answers to requests sent before the cut: the same overload
+        limit.release(t, throttled=True, retry_after=None)
+    assert limit.limit == 8 and limit.backoffs == 1 and limit.throttled == 6
+    for t in tickets[6:]:
+        limit.release(t, throttled=False, retry_after=None)
+    clock[0] += 4.0  # four seconds of successes: four more in flight allowed
+    limit.release(limit.acquire(), throttled=False, retry_after=None)
+    assert limit.limit == 12
+    clock[0] += 0.1  # a request sent after the cut is throttled: cut again
+    limit.release(limit.acquire(), throttled=True, retry_after=None)
+    assert limit.backoffs == 2 and limit.limit == 1.0  # 1 was in flight: the floor
+
+
+def test_adaptive_limit_holds_every_thread_for_retry_after() -> None:
+    limit = AdaptiveLimit("t")
+    first = limit.acquire()
+    limit.release(first, throttled=True, retry_after=1.0)
+    start = time.monotonic()
+    waited = []
+
+    def send() -> None:
+        ticket = limit.acquire()
+        waited.append(time.monotonic() - start)
+        limit.release(ticket, throttled=False, retry_after=None)
+
+    threads = [threading.Thread(target=send) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(waited) == 3 and min(waited) >= 0.9  # Retry-After: 1 honoured by all
+    assert limit.in_flight == 0
+
+
+def test_limiter_for_the_qps_flag() -> None:
+    assert isinstance(limiter_for(None, 100), AdaptiveLimit)  # the default: adaptive
+    fixed = limiter_for(20, 5)
+    assert isinstance(fixed, TokenBucket) and (fixed.qps, fixed.burst) == (20, 5)
+    unlimited = limiter_for(0, 1)
+    assert isinstance(unlimited, TokenBucket) and unlimited.acquire() == 0
+
+
 class Scripted(http.server.BaseHTTPRequestHandler):
     """Answers GETs from a queue of (status, headers, body); counts requests."""
 
@@ -117,6 +170,19 @@ def test_transient_errors_are_retried(scripted: tuple[str, type[Scripted]]) -> N
     assert c.get_path("/x") == {"ok": True}
     assert len(handler.seen) == 4
     assert handler.seen[0] == "Bearer secret-token"
+
+
+def test_429_cuts_the_default_limiter_and_is_retried_after_retry_after(
+    scripted: tuple[str, type[Scripted]],
+) -> None:
+    path, handler = scripted
+    handler.script = [(429, {"Retry-After": "1"}, {"message": "too many requests"})]
+    c = Cluster(ClusterRef(path))  # default flags: the adaptive limiter
+    assert isinstance(c.limiter, AdaptiveLimit)
+    start = time.monotonic()
+    assert c.get_path("/x") == {"ok": True}
+    assert time.monotonic() - start >= 0.9 and len(handler.seen) == 2
+    assert (c.limiter.throttled, c.limiter.backoffs, c.limiter.in_flight) == (1, 1, 0)
 
 
 def test_persistent_failure_raises_the_final_class(scripted: tuple[str, type[Scripted]]) -> None:

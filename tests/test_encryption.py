@@ -46,6 +46,7 @@ from migrate.store.crypto import (
     check_key,
     load_key,
 )
+from migrate.store.manifest_mac import seal as seal_manifest
 from tests.helpers import km
 
 from .helpers import apply
@@ -296,8 +297,8 @@ spec:
 
 def test_playbook_key_file_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """spec.bucket.encryptionKeyFile is a path relative to the playbook; the flag is
-    relative to the current directory; the playbook's value wins; the target side's
-    bucket inherits the key unless it names its own."""
+    relative to the current directory; the flag wins (command-line flags > playbook);
+    the target side's bucket inherits the key unless it names its own."""
     (tmp_path / "pbs").mkdir()
     monkeypatch.chdir(tmp_path)
     env = {"KUBE_MIGRATE_SOURCE_KUBECONFIG": "/s", "KUBE_MIGRATE_TARGET_KUBECONFIG": "/t"}
@@ -307,6 +308,9 @@ def test_playbook_key_file_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         return resolve_endpoints(load_playbook("pbs/pb.yaml", env=env), flags, env)
 
     ep = endpoints("{url: s3://b, encryptionKeyFile: k/backup.key}", encryption_key_file="f.key")
+    assert ep.bucket.encryption_key_file == str(tmp_path / "f.key")
+    assert ep.target_bucket.encryption_key_file == ep.bucket.encryption_key_file
+    ep = endpoints("{url: s3://b, encryptionKeyFile: k/backup.key}")
     assert ep.bucket.encryption_key_file == str(tmp_path / "pbs" / "k" / "backup.key")
     assert ep.target_bucket.encryption_key_file == ep.bucket.encryption_key_file
     ep = endpoints("{url: s3://b}", encryption_key_file="f.key")
@@ -482,6 +486,7 @@ def test_restore_and_verify_with_the_key(
     assert out.returncode == 0, out.stderr
     desc = json.loads(out.stdout)
     assert desc["encryption"]["keyMatches"] is True
+    assert desc["encryption"]["manifestAuthenticated"] is True
     assert desc["resources"]["v1/Secret"] == [f"{e.ns}/db", f"{e.ns}/tls"]
     # the restore's results (restores/ under the same prefix) hold no marker either
     assert leaks(e.bucket, e.markers) == []
@@ -533,9 +538,9 @@ def test_missing_and_wrong_keys_fail_before_any_write(
     assert set(raw_objects(e.bucket)) == before  # no results written either
 
 
-def _copy_backup(src: str, dst: str, backup: str, tarball: bytes) -> None:
-    """backups/<backup>/ of src into dst, with another tarball (manifest updated to it,
-    so only the encryption can find what changed)."""
+def _copy_backup(src: str, dst: str, backup: str, tarball: bytes, mac: EncryptionKey) -> None:
+    """backups/<backup>/ of src into dst, with another tarball (manifest updated to it and
+    sealed again with the key, so only the tarball's encryption can find what changed)."""
     s3, (bucket, sp), (_, dp) = _s3(), _split(src), _split(dst)
     rel = f"backups/{backup}/"
     for key, data in raw_objects(src).items():
@@ -551,6 +556,7 @@ def _copy_backup(src: str, dst: str, backup: str, tarball: bytes) -> None:
                 "size": len(tarball),
                 "sha256": hashlib.sha256(tarball).hexdigest(),
             }
+            seal_manifest(doc, mac)
             body = json.dumps(doc).encode()
         s3.put_object(Bucket=bucket, Key=dp + rel + name, Body=body)
 
@@ -573,7 +579,7 @@ def test_tampered_or_truncated_tarball_fails_before_any_write(
         broken = tarball[: HEADER.size + full]
         assert len(broken) < len(tarball)
     copy = f"{e.bucket}-{damage}"
-    _copy_backup(e.bucket, copy, e.backup, broken)
+    _copy_backup(e.bucket, copy, e.backup, broken, load_key(str(e.key_file)))
     out = km("restore", "create", "--from-backup", e.backup, "--kubeconfig",
              dev_env.target_kubeconfig, "--bucket", copy, "--encryption-key-file",
              str(e.key_file), "--namespace-mappings", f"{e.ns}:{target_ns}")  # fmt: skip

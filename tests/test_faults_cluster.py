@@ -17,6 +17,7 @@ import sys
 import tarfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from migrate.backup.create import BackupOptions, create_backup
 from migrate.cluster import Cluster, ClusterRef
@@ -31,7 +33,7 @@ from migrate.errors import NotFound
 from migrate.store import layout, open_store
 from migrate.transform.scope import Scope
 from tests.conftest import Env
-from tests.helpers import km
+from tests.helpers import apply, km, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -236,3 +238,116 @@ def test_backup_of_a_source_under_writes_is_consistent_per_object(
     assert doc["changed"] == sum(changed.values())
     assert changed.get("modified", 0) <= len(names) and not changed.get("deleted")
     print(f"{writes[0]} writes during the backup; {doc['changed']} objects changed meanwhile")
+
+
+# ------------------------------------------------- a target with a tight APF limit
+
+
+def _rejected(plane: Any, level: str) -> int:
+    """apiserver_flowcontrol_rejected_requests_total of one priority level (all reasons)."""
+    url = f"https://127.0.0.1:{plane.port}/metrics"
+    with urllib.request.urlopen(url, context=plane._ctx(), timeout=30) as r:
+        text = r.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("apiserver_flowcontrol_rejected_requests_total{") and (
+            f'priority_level="{level}"' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+@pytest.fixture
+def tight_apf(plane: Any, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A ServiceAccount (cluster-admin) whose every request APF serves with one seat and
+    rejects (429, no queuing) when that seat is taken: a FlowSchema matching only it, a
+    PriorityLevelConfiguration of 1 nominal share, lending and borrowing nothing, and a
+    ballast level of 10000 shares nobody uses, so that share is 1 seat of the server's
+    1200.  Yields (the SA's kubeconfig, the priority level's name)."""
+    admin = Cluster(ClusterRef(str(plane.kubeconfig)), name="faulty-admin", qps=0)
+    tag = uuid.uuid4().hex[:6]
+    ns, level = f"apf-{tag}", f"km-tight-{tag}"
+    fc = "flowcontrol.apiserver.k8s.io/v1"
+    limited = {
+        "lendablePercent": 0,
+        "borrowingLimitPercent": 0,
+        "limitResponse": {"type": "Reject"},
+    }
+    docs: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "km", "namespace": ns}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": level},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": "cluster-admin"},
+         "subjects": [{"kind": "ServiceAccount", "name": "km", "namespace": ns}]},
+        {"apiVersion": fc, "kind": "PriorityLevelConfiguration", "metadata": {"name": level},
+         "spec": {"type": "Limited", "limited": {"nominalConcurrencyShares": 1, **limited}}},
+        {"apiVersion": fc, "kind": "PriorityLevelConfiguration",
+         "metadata": {"name": f"km-ballast-{tag}"},
+         "spec": {"type": "Limited", "limited": {
+             "nominalConcurrencyShares": 10000, "lendablePercent": 100,
+             "limitResponse": {"type": "Reject"}}}},
+        {"apiVersion": fc, "kind": "FlowSchema", "metadata": {"name": level},
+         "spec": {"priorityLevelConfiguration": {"name": level}, "matchingPrecedence": 500,
+                  "distinguisherMethod": {"type": "ByUser"},
+                  "rules": [{"subjects": [{"kind": "ServiceAccount",
+                                           "serviceAccount": {"name": "km", "namespace": ns}}],
+                             "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"],
+                                                "resources": ["*"], "clusterScope": True,
+                                                "namespaces": ["*"]}],
+                             "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}]}]}},
+    ]  # fmt: skip
+    apply(admin, docs)
+    try:
+        token = admin.request(
+            "POST", f"/api/v1/namespaces/{ns}/serviceaccounts/km/token",
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                  "spec": {"expirationSeconds": 3600}},
+        )["status"]["token"]  # fmt: skip
+        config = yaml.safe_load(plane.kubeconfig.read_text())
+        config["users"] = [{"name": "km", "user": {"token": token}}]
+        config["contexts"][0]["context"]["user"] = "km"
+        path = tmp_path / "km-sa.kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        fs = admin.discovery(refresh=True).resolve("flowschemas.flowcontrol.apiserver.k8s.io")
+
+        def in_force() -> bool:  # the APF controller has taken the FlowSchema up
+            conds = (admin.get(fs, level).get("status") or {}).get("conditions") or []
+            return any(c["type"] == "Dangling" and c["status"] == "False" for c in conds)
+
+        wait_for("the FlowSchema in force", in_force, 60)
+        yield str(path), level
+    finally:
+        for doc in reversed(docs):
+            res = admin.discovery().for_kind(doc["apiVersion"], doc["kind"])
+            assert res is not None
+            meta = doc["metadata"]
+            admin.delete(res, meta["name"], meta.get("namespace"))
+
+
+def test_restore_backs_off_a_tight_apf_limit_and_completes(
+    plane: Any, tight_apf: tuple[str, str], source: Cluster, source_ns: str, bucket_url: str
+) -> None:
+    """Default flags (no --qps): the restore adapts to a target that lets the restoring
+    user have one request at a time and rejects the rest (429): it backs off, every
+    object is restored, and APF rejected far fewer requests than were made."""
+    kubeconfig, level = tight_apf
+    n = 600
+    _bulk(source, source_ns, n)
+    store = open_store(bucket_url)
+    create_backup(source, store, BackupOptions("b", Scope(include_namespaces=(source_ns,))))
+    rejected_before = _rejected(plane, level)
+    out = km("-v", "restore", "create", "tight", "--from-backup", "b", "--kubeconfig", kubeconfig,
+             "--bucket", bucket_url, "--parallelism", "16", "-o", "json")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    doc = json.loads(out.stdout)
+    assert doc["phase"] == "Completed" and doc["failed"] == 0 and doc["created"] >= n
+    target = Cluster(ClusterRef(str(plane.kubeconfig)), name="faulty", qps=0)
+    assert _count(target, source_ns) == n
+    rejected = _rejected(plane, level) - rejected_before
+    backoffs = [ln for ln in out.stderr.splitlines() if "throttles us (429)" in ln]
+    assert rejected > 0 and backoffs, out.stderr[-3000:]  # the limit was hit, and honoured
+    print(f"APF rejected {rejected} requests; the client backed off {len(backoffs)} times")
+    target.delete(target.discovery().resolve("namespaces"), source_ns)

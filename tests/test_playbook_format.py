@@ -439,6 +439,27 @@ def test_set_int_bool_list_and_map(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert pb.document["spec"]["restore"]["replicas"] == 1  # journaled resolved
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("a,b", ("a", "b")), ("[a, b]", ("a", "b")), ("a, b ,", ("a", "b")), ("a", ("a",))],
+)
+def test_set_list_field_accepts_commas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, expected: tuple[str, ...]
+) -> None:
+    pb = load_text(
+        tmp_path,
+        monkeypatch,
+        BASE,
+        f"scope.includeNamespaces={value}",
+        f"scope.excludeResources={value}",
+    )
+    assert pb.scope().include_namespaces == expected
+    assert pb.scope().exclude_resources == expected
+    # not a list field: commas stay text (a selector may hold them)
+    pb = load_text(tmp_path, monkeypatch, BASE, "scope.selector=app=a,tier!=db")
+    assert pb.section("scope")["selector"] == "app=a,tier!=db"
+
+
 def test_set_later_wins_and_null_removes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pb = load_text(
         tmp_path, monkeypatch, BASE, "restore.replicas=1", "restore.replicas=3", "scope=null"
@@ -523,23 +544,69 @@ def test_endpoints_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert Endpoints.from_dict(json.loads(json.dumps(ep.as_dict()))) == ep
 
 
-def test_endpoints_playbook_then_flag_then_env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+# Who sets what, per row: (flag, --set, playbook, env) -> expected; None: not given.
+# Precedence: command-line flags > --set > playbook > environment > defaults.
+PRECEDENCE = [
+    ("/flag/t", "/set/t", "/pb/t", "/env/t", "/flag/t"),
+    (None, "/set/t", "/pb/t", "/env/t", "/set/t"),
+    (None, None, "/pb/t", "/env/t", "/pb/t"),
+    (None, None, None, "/env/t", "/env/t"),
+    ("/flag/t", None, "/pb/t", None, "/flag/t"),
+]
+
+
+@pytest.mark.parametrize(("flag", "set_", "own", "env", "expected"), PRECEDENCE)
+def test_endpoint_precedence(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flag: str | None,
+    set_: str | None,
+    own: str | None,
+    env: str | None,
+    expected: str,
 ) -> None:
-    spec = "  source: {kubeconfig: /pb/source}\n  bucket: {readOnly: false, region: eu}\n"
+    spec = f"  target: {{kubeconfig: {own}}}\n  bucket: {{url: 's3://pb{own}'}}\n" if own else ""
+    sets = [f"target.kubeconfig={set_}", f"bucket.url=s3://set{set_}"] if set_ else []
+    environ = {k: v for k, v in ENV.items() if "TARGET" not in k and "BUCKET" not in k}
+    if env:
+        environ |= {"KUBE_MIGRATE_TARGET_KUBECONFIG": env, "KUBE_MIGRATE_BUCKET": f"s3://env{env}"}
+    flags = {"target_kubeconfig": flag, "bucket": f"s3://flag{flag}" if flag else None}
+    body = spec + "  steps: [preflight, backup, waitForSync, restore, waitReady, verify]\n"
+    pb = load_text(tmp_path, monkeypatch, HEAD + body, *sets)
+    ep = resolve_endpoints(pb, flags, environ)
+    where = expected.split("/")[1]
+    assert ep.target.kubeconfig == expected
+    assert ep.bucket is not None and ep.bucket.url == f"s3://{where}{expected}"
+
+
+def test_setting_precedence_and_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--set over the playbook over the schema's defaults; --read-only-bucket ORs; a
+    --target-kubeconfig drops the playbook's context (a context of another file)."""
+    spec = (
+        "  source: {kubeconfig: /pb/source}\n  target: {kubeconfig: /pb/t, context: pbctx}\n"
+        "  bucket: {readOnly: false, region: eu}\n  restore: {parallelism: 3}\n"
+    )
+    pb = _migrate(tmp_path, monkeypatch, spec)
+    assert pb.restore.parallelism == 3 and pb.backup.parallelism == 8  # playbook, default
+    pb2 = load_text(
+        tmp_path, monkeypatch, HEAD + spec + "  steps: [backup, restore]\n", "restore.parallelism=5"
+    )
+    assert pb2.restore.parallelism == 5  # --set over the playbook
     flags = {
-        "source_kubeconfig": "/flag/source",
         "target_kubeconfig": "flag/target",
-        "target_context": None,
         "bucket": "file:///flag/bucket",
         "read_only_bucket": True,
         "s3_region": "us",
     }
-    ep = resolve_endpoints(_migrate(tmp_path, monkeypatch, spec), flags, ENV)
-    assert ep.source.kubeconfig == "/pb/source"  # the playbook's value
+    ep = resolve_endpoints(pb, flags, ENV)
+    assert ep.source.kubeconfig == "/pb/source"  # no flag: the playbook's value
     assert ep.target.kubeconfig == str(tmp_path / "flag" / "target")  # the flag's, absolute
+    assert ep.target.context is None
     assert ep.bucket is not None and ep.bucket.url == "file:///flag/bucket"
-    assert ep.bucket.region == "eu" and ep.bucket.read_only  # --read-only-bucket wins
+    assert ep.bucket.region == "us" and ep.bucket.read_only  # flags win; read-only ORs
+    ep = resolve_endpoints(pb, {}, ENV)
+    assert (ep.target.kubeconfig, ep.target.context) == ("/pb/t", "pbctx")
+    assert ep.bucket is not None and ep.bucket.region == "eu" and not ep.bucket.read_only
 
 
 def test_target_bucket_field_by_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,6 +34,9 @@ def clean_target(target: Cluster) -> None:
         res = disc.for_kind(doc["apiVersion"], doc["kind"])
         if res is not None:
             target.delete(res, doc["metadata"]["name"])
+            if doc["kind"] == "ClusterRoleBinding":  # a clone's own copies of it
+                for ns in SHOP_NAMESPACES:
+                    target.delete(res, f"{doc['metadata']['name']}-{ns}")
     ns_res = disc.resolve("namespaces")
     for ns in SHOP_NAMESPACES:
         target.delete(ns_res, ns)
@@ -95,16 +98,35 @@ def test_migrate_cluster_end_to_end(fresh: dict[str, Any], target: Cluster) -> N
 
 
 def test_clone_prod_to_test(fresh: dict[str, Any], target: Cluster) -> None:
-    out = km(
-        "run",
-        str(PLAYBOOKS / "clone-prod-to-test.yaml"),
-        "--bucket",
-        fresh["bucket"],
-        "--report-dir",
-        str(fresh["reports"]),
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
+    """The clone's claim gets a volume of the target's own (--pv-policy reprovision): here
+    an available PV of the mapped class `standard` that stands in for a provisioner (none
+    runs on these planes), never the source's shop-pv-1."""
     disc = target.discovery()
+    pv_res = disc.resolve("persistentvolumes")
+    pool = f"km-pool-{os.getpid()}-{int(time.time())}"
+    target.create(
+        pv_res,
+        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pool},
+         "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                  "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "standard",
+                  "hostPath": {"path": f"/tmp/{pool}"}}},
+    )  # fmt: skip
+    try:
+        out = km(
+            "run",
+            str(PLAYBOOKS / "clone-prod-to-test.yaml"),
+            "--bucket",
+            fresh["bucket"],
+            "--report-dir",
+            str(fresh["reports"]),
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        claim = target.get(disc.resolve("persistentvolumeclaims"), "web-cache", "shop-test")
+        assert claim["spec"]["volumeName"] == pool
+        with pytest.raises(NotFound):
+            target.get(pv_res, "shop-pv-1")
+    finally:
+        target.delete(pv_res, pool)
     web = target.get(disc.resolve("deployments.apps"), "web", "shop-test")
     assert web["spec"]["replicas"] == 1
     image = web["spec"]["template"]["spec"]["containers"][0]["image"]

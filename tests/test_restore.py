@@ -433,7 +433,9 @@ def test_nginx_with_a_pvc_end_to_end(source: Cluster, target: Cluster, bucket_ur
     ns_res = target.discovery().resolve("namespaces")
     pv_res = target.discovery().resolve("persistentvolumes")
     try:
-        summary = restore(target, store, "ngpvc", wait_ready=True, ready_timeout=120)
+        summary = restore(
+            target, store, "ngpvc", wait_ready=True, ready_timeout=120, pv_policy="retain-as-is"
+        )
         assert summary.phase == "Completed", summary.as_dict(details=True)
         order = [r.key[1] for r in summary.results if r.result == "created"]
         assert order.index("PersistentVolume") < order.index("PersistentVolumeClaim")

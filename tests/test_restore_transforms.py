@@ -128,6 +128,7 @@ def test_namespace_mapping_rewrites_every_namespace_reference(
     for c in (source, target):
         cleanup(c, "persistentvolumes", pv)
         cleanup(c, "clusterrolebindings.rbac.authorization.k8s.io", crb)
+        cleanup(c, "clusterrolebindings.rbac.authorization.k8s.io", f"{crb}-{dst}")
         cleanup(c, "clusterroles.rbac.authorization.k8s.io", crole)
     sa_subject = [{"kind": "ServiceAccount", "name": "app", "namespace": source_ns}]
     rbac = "rbac.authorization.k8s.io/v1"
@@ -172,7 +173,13 @@ def test_namespace_mapping_rewrites_every_namespace_reference(
     assert src_pv["spec"]["claimRef"].get("uid")  # the backup carries the source's uid
 
     store = backup(source, bucket_url, "ns-map", source_ns)
-    summary = restore(target, store, "ns-map", mappings=Mappings(namespaces={source_ns: dst}))
+    summary = restore(
+        target,
+        store,
+        "ns-map",
+        mappings=Mappings(namespaces={source_ns: dst}),
+        pv_policy="retain-as-is",  # the static PV (Retain) travels with its mapped claim
+    )
     assert_completed(summary)
     got = results(summary)
 
@@ -190,7 +197,10 @@ def test_namespace_mapping_rewrites_every_namespace_reference(
         assert got[(kind, dst, name)].result == "created", got.get((kind, dst, name))
     assert got[("Namespace", None, dst)].result == "created"
     assert got[("PersistentVolume", None, pv)].result == "created"
-    assert got[("ClusterRoleBinding", None, crb)].result == "created"
+    # the clone's own copy of the binding; the original (naming only the source
+    # namespace's account) is not restored (migrate.transform.bindings)
+    assert got[("ClusterRoleBinding", None, f"{crb}-{dst}")].result == "created"
+    assert got[("ClusterRoleBinding", None, crb)].result == "skipped"
     for resource, name in (
         ("configmaps", "settings"),
         ("serviceaccounts", "app"),
@@ -204,8 +214,12 @@ def test_namespace_mapping_rewrites_every_namespace_reference(
     want_subjects = [{"kind": "ServiceAccount", "name": "app", "namespace": dst}]
     rb = target.get(r(target, "rolebindings.rbac.authorization.k8s.io"), "reader", dst)
     assert rb["subjects"] == want_subjects
-    binding = target.get(r(target, "clusterrolebindings.rbac.authorization.k8s.io"), crb)
+    crbs = r(target, "clusterrolebindings.rbac.authorization.k8s.io")
+    binding = target.get(crbs, f"{crb}-{dst}")
     assert binding["subjects"] == want_subjects
+    assert binding["metadata"]["annotations"]["kube-migrate.io/copy-of"] == crb
+    with pytest.raises(NotFound):
+        target.get(crbs, crb)
 
     pv_res = r(target, "persistentvolumes")
     claim = target.get(pv_res, pv)["spec"]["claimRef"]

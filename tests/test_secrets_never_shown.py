@@ -3,7 +3,9 @@ known marker values (in data, in stringData, in a dockerconfigjson, and in the
 last-applied-configuration annotation `kubectl apply` leaves on a Secret), at debug log
 level, then a drifted verify in every format, describe/logs of the backup and the restore,
 the run's reports and every file the bucket holds besides the backup tarball — all
-grepped for each marker, raw and base64-encoded.
+grepped for each marker, raw and base64-encoded.  `verify --show-values` prints ConfigMap
+values only; `--show-secrets` is refused.  The control: the same grep finds the markers
+in the backup tarball, where they are.
 
 (The tarball holds the Secrets, as Velero's does; `--encryption-key-file` keeps even that
 opaque: test_encryption.py.)
@@ -112,8 +114,14 @@ def test_no_output_shows_a_secret(
             assert "creds" in out.stdout  # the drift is reported, by name
             outputs[f"verify -o {fmt}"] = out.stdout + out.stderr
             outputs[f"verify junit {fmt}"] = junit.read_text()
-        shown = km("verify", *common, "-o", "json", "--show-secrets")  # the control: the
-        assert shown.returncode == 1 and leaks(shown.stdout)  # grep does see values shown
+        shown = km("verify", *common, "-o", "json", "--show-values")  # opens ConfigMaps only
+        assert shown.returncode == 1 and "creds" in shown.stdout
+        outputs["verify --show-values"] = shown.stdout + shown.stderr
+        refused = km("verify", *common, "--show-secrets")
+        assert refused.returncode == 2 and "never prints Secret values" in refused.stderr
+        # the control: the grep does see the values where they are (the backup tarball)
+        in_tarball = leaks(_tarball_text(bucket_url))
+        assert {b64(MARKERS[0]), b64(MARKERS[1]), MARKERS[3]} <= set(in_tarball), in_tarball
         outputs |= _catalog_outputs(bucket_url)
         for f in sorted(reports.rglob("*")):
             if f.is_file():
@@ -142,6 +150,13 @@ def _catalog_outputs(bucket_url: str) -> dict[str, str]:
             assert out.returncode == 0, out.stderr
             outputs[" ".join(args)] = out.stdout + out.stderr
     return outputs
+
+
+def _tarball_text(bucket_url: str) -> str:
+    """The backup tarball's content (gunzipped: the tar of the objects' JSON)."""
+    store = open_store(bucket_url)
+    (tarball,) = [i.key for i in store.list("backups/") if i.key.endswith(".tar.gz")]
+    return gzip.decompress(store.get(tarball)).decode(errors="replace")
 
 
 def _bucket_files(bucket_url: str) -> dict[str, str]:

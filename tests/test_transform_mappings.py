@@ -135,15 +135,21 @@ def _subjects() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("kind", "ns"), [("RoleBinding", "old"), ("ClusterRoleBinding", None)])
-def test_binding_service_account_subjects_follow_the_mapping(kind: str, ns: str | None) -> None:
+def test_binding_service_account_subjects_follow_the_mapping() -> None:
     role_ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "old"}
-    obj = _obj(kind, ns=ns, subjects=_subjects(), roleRef=dict(role_ref))
+    obj = _obj("RoleBinding", ns="old", subjects=_subjects(), roleRef=dict(role_ref))
     out = apply_mappings(obj, NS)
     assert [s.get("namespace") for s in out["subjects"]] == ["new", "elsewhere", "old", "old"]
     assert [s["name"] for s in out["subjects"]] == ["builder", "viewer", "alice", "old"]
     assert out["roleRef"] == role_ref
-    assert out["metadata"].get("namespace") == ("new" if ns else None)
+    assert out["metadata"].get("namespace") == "new"
+
+
+def test_cluster_role_binding_is_not_rewritten() -> None:
+    """A clone gets copies of its ClusterRoleBindings (transform.bindings); the original
+    keeps naming the original namespace."""
+    obj = _obj("ClusterRoleBinding", ns=None, subjects=_subjects())
+    assert apply_mappings(copy.deepcopy(obj), NS) == obj
 
 
 def test_binding_without_subjects() -> None:

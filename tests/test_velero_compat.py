@@ -1,9 +1,10 @@
-"""Velero itself reads our backups and we restore Velero's: a real `velero server` (built
-from the Go module proxy by hack/build.sh) runs outside the cluster against the target
-plane, with a BackupStorageLocation on the same MinIO bucket."""
+"""Velero itself reads our backups and we restore and verify Velero's: a real `velero
+server` (built from the Go module proxy by hack/build.sh) runs outside the cluster
+against the target plane, with a BackupStorageLocation on the same MinIO bucket."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
@@ -20,7 +21,7 @@ from migrate.store import open_store
 from migrate.transform.mappings import Mappings
 from migrate.transform.scope import Scope
 
-from .helpers import ROOT, apply, apply_example, wait_for
+from .helpers import ROOT, apply, apply_example, km, wait_for
 
 if str(ROOT / "hack") not in sys.path:
     sys.path.insert(0, str(ROOT / "hack"))
@@ -71,8 +72,9 @@ def test_velero_reads_and_restores_our_backup(
         "--wait",
     )
     assert "Completed" in out, out
-    restored = run("restore", "describe", "vr-ours")
-    assert f"Items restored:              {summary.items}" in restored or "Completed" in restored
+    progress = json.loads(run("restore", "get", "vr-ours", "-o", "json"))["status"]["progress"]
+    # Velero counts every item of our backup, and has restored each of them
+    assert progress["itemsRestored"] == progress["totalItems"] == summary.items, progress
     deploy = target.get(target.discovery().resolve("deployments.apps"), "nginx", dst)
     assert deploy["spec"]["template"]["spec"]["containers"][0]["image"].endswith("nginx:1.27")
     print(f"Velero synced our backup in {synced:.0f}s")
@@ -80,7 +82,7 @@ def test_velero_reads_and_restores_our_backup(
 
 
 def test_we_restore_and_verify_velero_backups(
-    velero: tuple[Velero, str], source: Cluster, target: Cluster
+    velero: tuple[Velero, str], dev_env: Any, source: Cluster, target: Cluster
 ) -> None:
     run, bucket = velero
     ns = f"vsrc-{uuid.uuid4().hex[:5]}"
@@ -118,7 +120,34 @@ def test_we_restore_and_verify_velero_backups(
         ),
     )
     assert summary.phase == "Completed", summary.as_dict(details=True)
-    cfg = source.get(source.discovery().resolve("configmaps"), "cfg", dst)
-    assert cfg["data"] == {"k": "v"}
+    cm = source.discovery().resolve("configmaps")
+    assert source.get(cm, "cfg", dst)["data"] == {"k": "v"}
+    # every item Velero backed up has a result of ours, and none failed
+    backed_up = json.loads(run("backup", "get", "theirs", "-o", "json"))["status"]["progress"]
+    results = sum(summary.counts[k] for k in ("created", "updated", "skipped", "failed"))
+    assert results == backed_up["itemsBackedUp"] == backed_up["totalItems"], summary.counts
+    assert summary.counts["failed"] == 0 and summary.counts["created"] >= 2, summary.counts
+
+    def verify(kubeconfig: str, *args: str) -> tuple[int, dict[str, Any]]:
+        """`kube-migrate verify --from-backup theirs` against one cluster: its exit code
+        and its report."""
+        out = km(
+            "verify", "--from-backup", "theirs", "--bucket", bucket,
+            "--target-kubeconfig", kubeconfig, "-o", "json", *args,
+        )  # fmt: skip
+        assert out.returncode in (0, 1), out.stderr
+        return out.returncode, json.loads(out.stdout)
+
+    # Velero's backup against the cluster it was taken from, and against our restore
+    code, report = verify(dev_env.target_kubeconfig)
+    assert code == 0 and report["summary"]["drift"] is False, report["summary"]
+    compared = {(o["kind"], o.get("namespace"), o["name"]) for o in report["objects"]}
+    assert ("ConfigMap", ns, "cfg") in compared, compared
+    code, report = verify(dev_env.source_kubeconfig, "--namespace-mappings", f"{ns}:{dst}")
+    assert code == 0 and report["summary"]["equal"] == report["summary"]["objects"] > 1
+    source.patch(cm, "cfg", {"data": {"k": "changed"}}, dst)  # drift is found
+    code, report = verify(dev_env.source_kubeconfig, "--namespace-mappings", f"{ns}:{dst}")
+    changed = [(o["kind"], o["status"]) for o in report["objects"] if o["status"] != "equal"]
+    assert code == 1 and changed == [("ConfigMap", "changed")], report["summary"]
     for c, name in ((source, dst), (target, ns)):
         c.delete(c.discovery().resolve("namespaces"), name)

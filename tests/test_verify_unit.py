@@ -32,7 +32,7 @@ from migrate.verify.normalize import (
     secret_digest,
 )
 from migrate.verify.render import html_page, markdown, table
-from migrate.verify.results import ABSENT, ObjectResult, VerifyReport, shown
+from migrate.verify.results import ABSENT, ObjectResult, VerifyReport, hidden, shown
 from migrate.verify.scope import ResourceFilter, VerifyScope
 
 BIN = Path(sys.executable).parent
@@ -205,9 +205,9 @@ def test_changed_missing_extra() -> None:
     assert got["ConfigMap/gone"] == "missing" and got["ConfigMap/new"] == "extra"
     assert got["Service/s"] == "equal"
     assert got["ConfigMap/a"] == [
-        ("data.added", ABSENT, "1"),
-        ("data.k", "v", "w"),
-        ("data.long", "x" * 40 + "... (100 chars)", "y" * 40 + "... (100 chars)"),
+        ("data.added", ABSENT, hidden("1")),
+        ("data.k", hidden("v"), hidden("w")),
+        ("data.long", hidden("x" * 100), hidden("y" * 100)),
     ]
 
 
@@ -246,7 +246,7 @@ resourceModifierRules:
         ("spec.template.spec.containers[0].image", "docker.io/x/web:1", "reg.test/x/web:1"),
     ]
     assert only_ns["CronJob/report"] == [("spec.suspend", False, True)]
-    assert only_ns["ConfigMap/cfg"] == [("data.env", "prod", "test")]
+    assert only_ns["ConfigMap/cfg"] == [("data.env", hidden("prod"), hidden("test"))]
 
 
 def test_secrets_are_compared_by_hash_and_never_shown() -> None:
@@ -262,14 +262,37 @@ def test_secrets_are_compared_by_hash_and_never_shown() -> None:
         ("data.token", ABSENT, "<redacted>"),
     ]
     assert SECRET not in json.dumps(got.as_dict())
-    s, t, norm = sides(src, tgt, t=Transforms(show_secrets=True))
-    got = compare(s, t, norm, show_secrets=True)[0]
-    assert (got.changes[0].old, got.changes[0].new) == ("super-secret", "other")
+    # --show-values opens ConfigMaps only: a Secret stays <redacted>
+    s, t, norm = sides(src, tgt, t=Transforms(show_values=True))
+    got = compare(s, t, norm, show_values=True)[0]
+    assert (got.changes[0].old, got.changes[0].new) == ("<redacted>", "<redacted>")
     # a whole data map, or a Secret's last-applied annotation, is redacted too
-    assert shown("Secret", ["data"], {"a": "x"}) == {"a": "<redacted>"}
+    for show in (False, True):
+        assert shown("Secret", ["data"], {"a": "x"}, show) == {"a": "<redacted>"}
+        la = ["metadata", "annotations", "kubectl.kubernetes.io/last-applied-configuration"]
+        assert shown("Secret", la, '{"data": {"a": "x"}}', show) == "<redacted>"
+
+
+def test_configmap_values_are_hashes_and_sizes_unless_show_values() -> None:
+    value = "postgres://app:M4RK3R@db:5432/app"
+    digest = hidden(value)
+    assert value not in digest and "M4RK3R" not in digest
+    assert digest.startswith("<sha256:") and digest.endswith(f", {len(value)} bytes>")
+    assert hidden("a") != hidden("b")  # two values stay told apart
+    assert shown("ConfigMap", ["data", "url"], value) == digest
+    assert shown("ConfigMap", ["binaryData"], {"b": "AAEC"}) == {"b": hidden("AAEC")}
     la = ["metadata", "annotations", "kubectl.kubernetes.io/last-applied-configuration"]
-    assert shown("Secret", la, '{"data": {"a": "x"}}') == "<redacted>"
-    assert shown("ConfigMap", ["data", "k"], "z" * 50) == "z" * 40 + "... (50 chars)"
+    assert shown("ConfigMap", la, '{"data": {"url": "x"}}') == hidden('{"data": {"url": "x"}}')
+    assert shown("ConfigMap", ["data", "url"], value, True) == value
+    assert shown("ConfigMap", ["data", "k"], "z" * 250, True) == "z" * 200 + "... (250 chars)"
+    assert shown("ConfigMap", ["metadata", "labels", "a"], "b") == "b"  # not a value: shown
+    src = [obj("ConfigMap", "cfg", data={"url": value})]
+    tgt = [restored(src[0])]
+    tgt[0]["data"] = {"url": value + "x"}
+    s, t, norm = sides(src, tgt)
+    got = compare(s, t, norm)[0]
+    for out in (table(VerifyReport({}, {}, [got])), json.dumps(got.as_dict())):
+        assert "M4RK3R" not in out and hidden(value) in out
 
 
 def test_deferred_normalization_is_sound() -> None:
@@ -425,13 +448,15 @@ ignoreDifferences:
 
 def report() -> VerifyReport:
     src = [
-        obj("ConfigMap", "a|b", data={"k": "<script>alert(1)</script>"}),
+        obj(  # hostile text where reports print values as they are (not a ConfigMap value)
+            "ConfigMap", "a|b", data={"k": "v"}, meta={"annotations": {"n": "<script>x</script>"}}
+        ),
         obj("Service", "s"),
         obj("Secret", "pw", data={"p": SECRET}),
         obj("ConfigMap", "same"),
     ]
     tgt = [restored(src[0]), restored(src[2]), restored(src[3]), obj("ConfigMap", "extra")]
-    tgt[0]["data"]["k"] = "new\nline"
+    tgt[0]["metadata"]["annotations"]["n"] = "new\nline"
     tgt[1]["data"]["p"] = "eA=="
     s, t, norm = sides(src, tgt)
     return VerifyReport(
@@ -498,7 +523,7 @@ def test_cli_usage_errors(tmp_path: Path) -> None:
         "--replicas",
         "--ignore-fields",
         "--junit",
-        "--show-secrets",
+        "--show-values",
         "markdown|html",
     ):
         assert flag in out.stdout

@@ -50,6 +50,7 @@ class BackupRow:
     source_version: str
     made_by: str
     expired: bool
+    run: str | None = None  # the playbook run that made it (layout.RUN_LABEL), if any
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +63,7 @@ class BackupRow:
             "sizeBytes": self.size,
             "sourceVersion": self.source_version,
             "madeBy": self.made_by,
+            "run": self.run,
         }
 
 
@@ -140,6 +142,7 @@ def _row(folder: _Folder, now: datetime) -> BackupRow:
         source_version=info.source_version if info else "",
         made_by=MADE_BY_US if folder.ours else MADE_BY_VELERO,
         expired=info.expired(now) if info else False,
+        run=info.labels.get(layout.RUN_LABEL) if info else None,
     )
 
 
@@ -149,6 +152,12 @@ def _listed_folder(store: Store, name: str) -> _Folder | None:
     except UsageError as exc:  # a folder name no key can spell (a backslash, say)
         log.warning("skipping backups/%s/: %s", name, exc.message)
         return None
+
+
+def find(store: Store, name: str, now: datetime | None = None) -> BackupRow | None:
+    """Backup `name` as `backup get` would list it, or None when its folder is empty."""
+    folder = _read_folder(store, name)
+    return _row(folder, now or datetime.now(UTC)) if folder is not None else None
 
 
 def list_backups(store: Store, now: datetime | None = None) -> list[BackupRow]:

@@ -27,6 +27,7 @@ from migrate.backup.deps import Collector, fetch_dependencies
 from migrate.backup.scope import ResolvedResources, resolve_resources
 from migrate.backup.sink import BackupSummary, Progress, Sink, note
 from migrate.cluster import APIResource, Cluster
+from migrate.cluster.identity import cluster_id
 from migrate.errors import ClusterError, ClusterUnreachable, NotFound, UsageError
 from migrate.runlog import LogCapture, captured
 from migrate.store import Store, layout
@@ -37,6 +38,13 @@ from migrate.transform.scope import Scope
 from migrate.units import format_duration
 
 log = logging.getLogger(__name__)
+
+PLAINTEXT_SECRETS = (
+    "backup %s holds %d Secrets, stored unencrypted in %s (readable by anyone who can read "
+    "the bucket); to encrypt backups, create a key (`head -c32 /dev/urandom > backup.key "
+    "&& chmod 600 backup.key`) and pass --encryption-key-file backup.key "
+    "(spec.bucket.encryptionKeyFile in a playbook)"
+)
 
 
 @dataclass
@@ -49,6 +57,8 @@ class BackupOptions:
     page_size: int = 500
     encryption_key: EncryptionKey | None = None  # encrypt the tarball (--encryption-key-file)
     detect_changes: bool = True  # re-list (metadata only) at the end; report what changed
+    warn_plaintext_secrets: bool = True  # say once that Secrets go to the bucket unencrypted
+    run: str | None = None  # the playbook run making it (label and manifest: layout.RUN_LABEL)
 
 
 def _tasks(
@@ -108,6 +118,9 @@ def create_backup(
                 tracker.close()  # no watch outlives a failed backup
             raise
         summary.tarball_bytes = tw.size
+        secrets = summary.by_resource.get("secrets", 0)
+        if secrets and opts.encryption_key is None and opts.warn_plaintext_secrets:
+            log.warning(PLAINTEXT_SECRETS, opts.name, secrets, store.url)
         if tracker is not None:
             record_changes(tracker, opts.parallelism, summary)
         files = {keys.tarball: (tw.size, tw.sha256)}
@@ -163,8 +176,14 @@ def _list_all(
         emit("listed", 1)
 
     with ThreadPoolExecutor(max_workers=max(1, opts.parallelism)) as pool:
-        for fut in [pool.submit(run, t) for t in tasks]:
-            fut.result()
+        futures = [pool.submit(run, t) for t in tasks]
+        try:
+            for fut in futures:
+                fut.result()
+        except BaseException:  # a failure, Ctrl-C or SIGTERM: start no other listing
+            for fut in futures:
+                fut.cancel()
+            raise
 
 
 def _finish(
@@ -201,24 +220,28 @@ def _finish(
             git_version=str(version),
             major=version.major,
             minor=version.minor,
-            labels=opts.labels,
+            labels={**opts.labels, layout.RUN_LABEL: opts.run} if opts.run else opts.labels,
         ),
         indent=2,
     ).encode()
     for key, blob in blobs.items():
         files[key] = (len(blob), layout.sha256(blob))
     files[keys.metadata] = (len(metadata), layout.sha256(metadata))
-    extra = {
+    extra: dict[str, Any] = {
         "scope": opts.scope.velero_spec(format_duration(opts.ttl)),
         "counts": summary.as_dict(),
         "clusterIncluded": summary.cluster_included,
         "skippedResources": summary.skipped_resources,
     }
+    if summary.grants:
+        extra["grants"] = summary.grants
+    if opts.run:
+        extra["run"] = opts.run
     if opts.encryption_key is not None:
         tarball = keys.tarball.removeprefix(keys.dir)
         extra["encryption"] = Encryption.for_key(opts.encryption_key, (tarball,)).as_dict()
     blobs[keys.manifest] = layout.manifest(
-        opts.name, files, keys.dir, _source_facts(c, version), extra
+        opts.name, files, keys.dir, _source_facts(c, version), extra, opts.encryption_key
     )
     store.put_all(blobs)
     store.put(keys.metadata, metadata)  # last, once the others are in: the completion marker
@@ -228,6 +251,7 @@ def _source_facts(c: Cluster, version: Any) -> dict[str, Any]:
     disc = c.discovery()
     return {
         "server": c.host,
+        "clusterId": cluster_id(c),  # kube-system's uid (a restore back into it is told)
         "gitVersion": str(version),
         "major": version.major,
         "minor": version.minor,

@@ -15,6 +15,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from migrate.backup.grants import CRDS, granted_crds, record
 from migrate.backup.sink import BackupSummary, Sink, note
 from migrate.cluster import APIResource, Cluster
 from migrate.errors import ClusterError, ClusterUnreachable, NotFound
@@ -68,6 +69,9 @@ class Collector:
         self.seen: dict[tuple[str, str], str] = {}
         self.namespaces_seen: set[str] = set()
         self.service_accounts: set[tuple[str, str]] = set()  # (namespace, name) backed up
+        # RBAC of the namespaces, to find the CRDs granted to their ServiceAccounts
+        self.roles: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.role_bindings: list[dict[str, Any]] = []
 
     def _want(self, kind: str, name: str, src: str) -> None:
         gr, fmt = CLUSTER_REFS[kind]
@@ -90,7 +94,12 @@ class Collector:
                     self._want("PersistentVolume", spec["volumeName"], src)
                 if spec.get("storageClassName"):
                     self._want("StorageClass", spec["storageClassName"], src)
+            elif kind == "Role" and ns:
+                self.roles[(ns, obj["metadata"]["name"])] = obj.get("rules") or []
             elif kind == "RoleBinding":
+                self.role_bindings.append(
+                    {k: obj.get(k) for k in ("metadata", "roleRef", "subjects")}
+                )
                 role = obj.get("roleRef") or {}
                 if role.get("kind") == "ClusterRole":
                     self._want("ClusterRole", role["name"], src)
@@ -205,13 +214,29 @@ def _fetch_all(
     )
     collector.cluster_role_bindings(scanned["ClusterRoleBinding"])
     collector.crds(scanned["CustomResourceDefinition"])
+    grants, granted = granted_crds(
+        c,
+        disc,
+        collector.role_bindings,
+        collector.roles,
+        collector.service_accounts,
+        scanned["ClusterRoleBinding"],
+        scanned["CustomResourceDefinition"],
+        pool,
+        summary,
+        sink,
+    )
+    for name, why in granted.present.items():
+        collector.wanted[CRDS].setdefault(name, why)
     for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService"):
         collector.service_callers(kind, scanned[kind], scope.namespace_included)
     by_name = {r.full_name: r for r in disc}
     wanted = [
         (by_name[gr], names)
         for gr, names in sorted(collector.wanted.items())
-        if gr in by_name and (scope.cluster_mode != "none" or gr == "namespaces")
+        if gr in by_name
+        and (scope.cluster_mode != "none" or gr == "namespaces")
+        and gr not in summary.skipped_resources  # --exclude-resources holds for these too
     ]
     fetched = list(pool.map(lambda w: _fetch(c, w[0], w[1], summary, sink), wanted))
     for (res, names), objs in zip(wanted, fetched, strict=True):
@@ -223,6 +248,7 @@ def _fetch_all(
             obj.setdefault("kind", res.kind)
             if sink.add(res, obj):
                 summary.cluster_included.setdefault(res.full_name, {})[name] = reason
+    record(grants, granted, summary, sink, scope, scanned["CustomResourceDefinition"])
 
 
 def _fetch(

@@ -23,6 +23,7 @@ from migrate.backup.catalog import (
 from migrate.errors import IntegrityError, StoreNotFound, UsageError
 from migrate.store import Store, layout
 from migrate.store.crypto import Encryption, EncryptionKey, check_key
+from migrate.store.manifest_mac import check_manifest
 
 
 def _sidecar(store: Store, folder: _Folder, key: str, problems: list[str]) -> dict[str, Any]:
@@ -78,7 +79,8 @@ def describe(
     """Everything known about one backup; ``details`` adds messages and the resource list.
 
     What describe shows is never encrypted (names, counts, messages); ``key``, when given,
-    is checked against the key id of an encrypted backup (UsageError if it is not it)."""
+    is checked against the key id of an encrypted backup (UsageError if it is not it),
+    and the manifest's authentication with it (IntegrityError if it was altered)."""
     folder = _read_folder(store, name)
     if folder is None:
         raise _not_found(store, name)
@@ -127,14 +129,22 @@ def describe(
         out["errors"] = info.errors if info else 0
         out["warnings"] = info.warnings if info else 0
     encryption = Encryption.from_manifest(manifest.raw, name) if manifest else None
+    authenticated = False
     if key is not None:
         check_key(encryption, key, name)
+        if manifest is not None:  # what describe shows must be what the backup wrote
+            meta = folder.keys.metadata
+            blobs = {meta.removeprefix(folder.keys.dir): store.get(meta)} if info else {}
+            authenticated = check_manifest(manifest.raw, key, name, blobs)
     if manifest is not None:
         out["encryption"] = encryption.as_dict() if encryption else None
         if encryption is not None and key is not None:
             out["encryption"]["keyMatches"] = True
+            out["encryption"]["manifestAuthenticated"] = authenticated
         out["clusterIncluded"] = manifest.raw.get("clusterIncluded") or {}
         out["skippedResources"] = manifest.raw.get("skippedResources") or {}
+        if manifest.raw.get("grants"):  # CRDs granted to ServiceAccounts in scope
+            out["grants"] = manifest.raw["grants"]
     if details:
         if results is not None:
             out["errorMessages"] = results.get("errors") or layout.empty_result()

@@ -34,6 +34,8 @@ class BackupSummary:
     by_namespace: Counter[str] = field(default_factory=Counter)
     cluster_included: dict[str, dict[str, str]] = field(default_factory=dict)
     skipped_resources: dict[str, str] = field(default_factory=dict)
+    # CRDs granted to the ServiceAccounts in scope (migrate.backup.grants.record)
+    grants: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, Any] = field(default_factory=layout.empty_result)
     warnings: dict[str, Any] = field(default_factory=layout.empty_result)
     source_version: str = ""

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from migrate.backup.create import BackupOptions, create_backup
-from migrate.cli import backup_read_cmd
+from migrate.cli import backup_read_cmd, interrupt
 from migrate.cli.options import (
     bucket_options,
     cluster_options,
@@ -88,6 +88,10 @@ def create(name: str, **kw: Any) -> None:
         qps=kw["qps"],
         burst=kw["burst"],
         pool_size=opts.parallelism + 4,
+    )
+    interrupt.set_hint(
+        f"a backup cannot be resumed: rerun the command; the interrupted backup {name} is "
+        f"Incomplete: `kube-migrate backup delete {name}` first, or choose another name"
     )
     with progress_bar(f"backup {name}") as progress:
         summary = create_backup(cluster, store, opts, progress)

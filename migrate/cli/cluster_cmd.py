@@ -41,7 +41,9 @@ def cluster_facts(c: Cluster) -> dict[str, Any]:
 @cluster.command("info")
 @cluster_options
 @output_option()
-def info(kubeconfig: str | None, context: str | None, qps: float, burst: int, output: str) -> None:
+def info(
+    kubeconfig: str | None, context: str | None, qps: float | None, burst: int, output: str
+) -> None:
     """Server version, API groups and resources served, namespaces and nodes."""
     c = connect(kubeconfig, context, qps=qps, burst=burst)
     facts = cluster_facts(c)

@@ -1,6 +1,7 @@
 """Logging to stderr, as plain lines for people or JSON lines for log collectors.
 
-stdout is reserved for data; everything a run says about itself goes here.
+stdout is reserved for data; everything a run says about itself goes here, with
+credentials redacted (migrate.runlog.Redact), at every level including --debug.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import json
 import logging
 import sys
 import time
+
+from migrate.runlog import Redact
 
 # Between INFO and WARNING: what a run says by default about its progress (a playbook's
 # steps), shown without -v and not dressed up as a warning.
@@ -25,8 +28,8 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
+        if record.exc_info:  # exc_text: the traceback as Redact left it
+            doc["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(doc)
 
 
@@ -41,6 +44,7 @@ def setup(verbosity: int, debug: bool, fmt: str) -> None:
             logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
         )
     handler.setLevel(level)
+    handler.addFilter(Redact())  # --debug shows library request logs: never credentials
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)

@@ -2,6 +2,8 @@
 
 Errors become `kube-migrate: error: <message>` and a `hint:` line on stderr, and the
 exit code of their class (migrate.errors.EXIT_CODES); `--debug` adds the traceback.
+SIGTERM is handled as Ctrl-C is, so that every `finally` runs (temporary copies of a
+backup are removed) before the process exits 130.
 Installed twice, as `kube-migrate` and as `kubectl-migrate` (so `kubectl migrate ...`
 works as a kubectl plugin); both are this group.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import traceback
 from typing import Any
@@ -17,7 +20,7 @@ from typing import Any
 import click
 
 from migrate import __version__
-from migrate.cli import logs
+from migrate.cli import interrupt, logs
 from migrate.cli.backup_cmd import backup
 from migrate.cli.cluster_cmd import cluster
 from migrate.cli.preflight_cmd import preflight
@@ -40,7 +43,8 @@ def _prog_name() -> str:
     return "kubectl migrate" if base.startswith("kubectl-") else "kube-migrate"
 
 
-EPILOG = "Exit codes:\n\n" + "\n".join(f"  {k:>3}  {v}" for k, v in EXIT_CODES.items())
+# "\b" keeps click from rewrapping the table into one paragraph (a line per code)
+EPILOG = "Exit codes:\n\n\b\n" + "\n".join(f"{k:>3}  {v}" for k, v in EXIT_CODES.items())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
@@ -77,6 +81,10 @@ def _fail(message: str, hint: str, code: int) -> int:
     return code
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds like Ctrl-C: temporary copies removed, journals kept
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console scripts call main())."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -90,9 +98,7 @@ def run(argv: list[str] | None = None) -> int:
     except click.exceptions.ClickException as exc:
         return _fail(exc.format_message(), "see --help", EXIT_USAGE)
     except (KeyboardInterrupt, click.exceptions.Abort):
-        return _fail(
-            "interrupted", "rerun with --resume to continue where it stopped", EXIT_INTERRUPTED
-        )
+        return _fail("interrupted", interrupt.hint(), EXIT_INTERRUPTED)
     except MigrateError as exc:
         if debug:
             traceback.print_exc()
@@ -105,4 +111,5 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main() -> Any:
+    signal.signal(signal.SIGTERM, _on_sigterm)  # `kill`, a pod's or CI's stop
     sys.exit(run())

@@ -14,9 +14,11 @@ import click
 from migrate.cluster import Cluster, ClusterRef
 from migrate.cluster.selectors import Selector
 from migrate.store import BucketURL, Store, StoreOptions, open_store
+from migrate.store.base import SSE_MODES
 from migrate.store.crypto import EncryptionKey, load_key
 from migrate.transform.mappings import Mappings, parse_mapping
 from migrate.transform.scope import CLUSTER_MODES, Scope, split_list
+from migrate.transform.volumes import DEFAULT_PV_POLICY, PV_POLICIES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,23 +30,27 @@ def _apply(f: F, decorators: list[Callable[[F], F]]) -> F:
 
 
 def client_options(f: F) -> F:
-    """Client-side throttling, like client-go's --kube-api-qps/--kube-api-burst."""
+    """Client-side throttling, like client-go's --kube-api-qps/--kube-api-burst; by default
+    none fixed: the client adapts to the server's 429s (cluster/ratelimit.py)."""
     return _apply(
         f,
         [
             click.option(
                 "--qps",
-                type=float,
-                default=50.0,
-                show_default=True,
-                help="Client-side requests per second to each API server.",
+                type=click.FloatRange(min=0),
+                default=None,
+                metavar="N",
+                help="Fixed client-side requests per second to each API server; 0: no "
+                "limit.  Default: none fixed, backing off when the server answers 429 "
+                "(priority and fairness), honouring its Retry-After.",
             ),
             click.option(
                 "--burst",
                 type=int,
                 default=100,
                 show_default=True,
-                help="Requests allowed in a burst above --qps.",
+                metavar="N",
+                help="Requests allowed in a burst above a fixed --qps.",
             ),
         ],
     )
@@ -99,7 +105,7 @@ def connect(
     context: str | None,
     *,
     name: str | None = None,
-    qps: float = 50.0,
+    qps: float | None = None,
     burst: int = 100,
     pool_size: int = 16,
 ) -> Cluster:
@@ -139,6 +145,32 @@ def bucket_options(f: F) -> F:
                 is_flag=True,
                 help="Never write or delete anything in the bucket.",
             ),
+            sse_options,
+        ],
+    )
+
+
+def sse_options(f: F) -> F:
+    """`--s3-sse` and `--s3-kms-key-id`: S3 server-side encryption of every object written."""
+    return _apply(
+        f,
+        [
+            click.option(
+                "--s3-sse",
+                type=click.Choice(SSE_MODES),
+                envvar="KUBE_MIGRATE_S3_SSE",
+                default=None,
+                help="Server-side encryption of every object written to S3 "
+                "[env KUBE_MIGRATE_S3_SSE].",
+            ),
+            click.option(
+                "--s3-kms-key-id",
+                metavar="KEY",
+                envvar="KUBE_MIGRATE_S3_KMS_KEY_ID",
+                default=None,
+                help="KMS key (id, ARN or alias) for --s3-sse aws:kms (default: the account's "
+                "aws/s3 key) [env KUBE_MIGRATE_S3_KMS_KEY_ID].",
+            ),
         ],
     )
 
@@ -150,11 +182,18 @@ def open_bucket(
     s3_profile: str | None = None,
     s3_path_style: bool | None = None,
     read_only_bucket: bool = False,
+    s3_sse: str | None = None,
+    s3_kms_key_id: str | None = None,
     **_: Any,
 ) -> Store:
     """Open the store named by the bucket flags (pass the command's kwargs through)."""
     options = StoreOptions(
-        endpoint_url=s3_endpoint, region=s3_region, profile=s3_profile, path_style=s3_path_style
+        endpoint_url=s3_endpoint,
+        region=s3_region,
+        profile=s3_profile,
+        path_style=s3_path_style,
+        sse=s3_sse,
+        kms_key_id=s3_kms_key_id,
     )
     return open_store(BucketURL.parse(bucket), options, read_only=read_only_bucket)
 
@@ -166,6 +205,8 @@ BUCKET_KWARGS = (
     "s3_profile",
     "s3_path_style",
     "read_only_bucket",
+    "s3_sse",
+    "s3_kms_key_id",
 )
 
 
@@ -310,3 +351,15 @@ def key_from(kw: dict[str, Any]) -> EncryptionKey | None:
     """Remove --encryption-key-file from a command's kwargs; the key it names, if any."""
     path = kw.pop("encryption_key_file", None)
     return load_key(path) if path else None
+
+
+def pv_policy_option(f: F) -> F:
+    """`--pv-policy`: what a restore (and so verify and preflight) does with volumes."""
+    text = "; ".join(f"{name}: {what}" for name, what in PV_POLICIES.items())
+    return click.option(
+        "--pv-policy",
+        type=click.Choice(tuple(PV_POLICIES)),
+        default=DEFAULT_PV_POLICY,
+        show_default=True,
+        help=f"What happens to PersistentVolumes ({text}).",
+    )(f)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ from migrate.cli.options import (
     encryption_key_option,
     key_from,
     pop_bucket,
+    pv_policy_option,
     scope_from,
     scope_options,
     source_target_options,
@@ -37,7 +37,8 @@ from migrate.preflight import PreflightOptions, Report, read_source_facts, run_p
 from migrate.preflight.render import html_report, markdown, rows, summary_lines
 from migrate.restore.plan import EXISTING_POLICIES, RestoreOptions
 from migrate.restore.run import plan_restore
-from migrate.store import Store, open_store
+from migrate.store import Store
+from migrate.store.scratch import ScratchStore
 from migrate.transform.mappings import Mappings, parse_mapping
 
 LIVE_BACKUP = "preflight"  # name of the throw-away backup of a live source
@@ -65,6 +66,7 @@ COLUMNS = ["severity", "check", "objects", "message", "fix"]
     show_default=True,
     help="The policy the restore will use (changes what collisions mean).",
 )
+@pv_policy_option
 @click.option(
     "--fail-on",
     type=click.Choice(["error", "warning"]),
@@ -86,6 +88,7 @@ def preflight(**kw: Any) -> None:
             storage_classes=parse_mapping(kw["storage_class_mappings"], "--storage-class-mappings"),
         ),
         existing_policy=kw["existing_resource_policy"],
+        pv_policy=kw["pv_policy"],
     )
     if not (kw["target_kubeconfig"] or kw["target_context"]):
         raise UsageError("no target cluster", hint="pass --target-kubeconfig FILE")
@@ -114,10 +117,14 @@ def preflight(**kw: Any) -> None:
                 hint="a live source is read from the cluster, not from a backup",
             )
         source = _connect(kw, "source")
-        with tempfile.TemporaryDirectory(prefix="kube-migrate-preflight-") as tmp:
-            store = open_store(f"file://{tmp}")
+        # the copy holds the source's Secrets: private, removed on every way out
+        with ScratchStore("kube-migrate-preflight-") as store:
             backup = BackupOptions(
-                LIVE_BACKUP, scope, parallelism=kw["parallelism"], detect_changes=False
+                LIVE_BACKUP,
+                scope,
+                parallelism=kw["parallelism"],
+                detect_changes=False,
+                warn_plaintext_secrets=False,
             )
             create_backup(source, store, backup)
             report = _check(target, store, restore, kw, origin="cluster")
@@ -153,6 +160,7 @@ def _check(
         namespace_mappings=restore.mappings.namespaces,
         storage_class_mappings=restore.mappings.storage_classes,
         parallelism=kw["parallelism"],
+        pv_policy=restore.pv_policy,
     )
     return run_preflight(facts, target, list(plan.items), options)
 

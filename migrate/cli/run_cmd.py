@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from migrate import __version__
+from migrate.cli import interrupt, run_resume
 from migrate.cli.logs import NOTICE
-from migrate.cli.options import encryption_key_option, source_target_options
+from migrate.cli.options import encryption_key_option, source_target_options, sse_options
+from migrate.cli.output import emit, output_option
 from migrate.cli.runner import Context, run_steps
-from migrate.errors import MigrateError
+from migrate.errors import MigrateError, UsageError
 from migrate.playbook import RunState, load_playbook, resolve_endpoints
 from migrate.report.write import write_report
 
@@ -47,10 +50,15 @@ def _flags(kw: dict[str, Any]) -> dict[str, Any]:
         "s3_profile",
         "target_bucket",
         "encryption_key_file",
+        "s3_sse",
+        "s3_kms_key_id",
     )
-    flags = {k: kw.get(k) for k in keys}
-    flags["read_only_bucket"] = kw.get("read_only_bucket") or None
-    return flags
+    ctx = click.get_current_context()
+    given = {  # only what the command line says: the playbook beats the environment
+        k: kw.get(k) for k in keys if ctx.get_parameter_source(k) is ParameterSource.COMMANDLINE
+    }
+    given["read_only_bucket"] = kw.get("read_only_bucket") or None
+    return given
 
 
 @click.command("run")
@@ -81,20 +89,37 @@ def _flags(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--s3-region", metavar="REGION")
 @click.option("--s3-profile", metavar="NAME")
 @click.option("--read-only-bucket", is_flag=True)
+@sse_options
 @encryption_key_option(writing=True)
+@output_option()
 def run(
     playbook: str | None,
     overrides: tuple[str, ...],
     resume: str | None,
     dry_run: bool,
     report_dir: str | None,
+    output: str,
     **kw: Any,
 ) -> None:
     """Run a migration playbook (see playbooks/)."""
     if resume:
+        given = [
+            w
+            for w, on in (("PLAYBOOK", playbook), ("--set", overrides), ("--dry-run", dry_run))
+            if on
+        ]
+        if given:
+            raise UsageError(
+                f"--resume {resume} continues the run as it was started; {' and '.join(given)} "
+                "cannot change it",
+                hint=f"drop {' and '.join(given)}, or start a new run: `kube-migrate run PLAYBOOK`",
+            )
+        run_resume.find_in_bucket(resume, kw)
         state = RunState.resume(resume)
         pb = state.playbook()
-        endpoints = state.resolved_endpoints() or resolve_endpoints(pb, _flags(kw))
+        journaled = state.resolved_endpoints() or resolve_endpoints(pb, _flags(kw))
+        endpoints = run_resume.check_flags(journaled, _flags(kw), state.run)
+        state.endpoints = endpoints.as_dict()  # with this machine's paths, if they differ
     else:
         if not playbook:
             raise click.UsageError("give a PLAYBOOK file, or --resume RUN")
@@ -104,6 +129,10 @@ def run(
     ctx = Context(state, pb, endpoints, dry_run=dry_run, qps=kw["qps"], burst=kw["burst"])
     started = datetime.now(UTC)
     log.log(NOTICE, "run %s (%s)", state.run, pb.path)
+    target_bucket = endpoints.target_bucket or endpoints.bucket
+    if pb.has_step("restore") and not dry_run and target_bucket and not target_bucket.read_only:
+        run_resume.mirror_to(state, pb, ctx.store("target"))  # --resume from anywhere
+    interrupt.set_hint(f"continue it with `kube-migrate run --resume {state.run}`")
     with state.lock():
         try:
             code = run_steps(ctx)
@@ -115,13 +144,7 @@ def run(
     directory = Path(report_dir or pb.report_dir or Path("kube-migrate-reports") / state.run)
     doc = _document(ctx, started, code)
     paths = write_report(directory, doc, ctx.artefacts.get("graph"), ctx.artefacts.get("junit"))
-    summary = {
-        "run": state.run,
-        "exitCode": code,
-        "report": str(directory),
-        "steps": {s["step"]: s["status"] for s in doc["steps"]},
-    }
-    click.echo("\n".join(f"{k}: {v}" for k, v in summary.items()))
+    _print_summary(doc, directory, output)
     log.info("report files: %s", ", ".join(str(p) for p in paths))
     if code:
         failed = next((s for s in doc["steps"] if s["status"] == "failed"), {"step": "?"})
@@ -130,6 +153,17 @@ def run(
             code,
             f"see {directory}/report.md; fix, then `kube-migrate run --resume {state.run}`",
         )
+
+
+def _print_summary(doc: dict[str, Any], directory: Path, fmt: str) -> None:
+    """stdout: the steps as a table (run and report on stderr), or the whole report
+    document with -o json|yaml."""
+    if fmt != "table":
+        emit({**doc, "report": str(directory)}, fmt)
+        return
+    rows = [{k: s[k] for k in ("step", "status", "seconds", "summary")} for s in doc["steps"]]
+    emit(rows, fmt, ["step", "status", "seconds", "summary"])
+    log.log(NOTICE, "run %s: exit %d; report in %s", doc["run"], doc["exitCode"], directory)
 
 
 def _document(ctx: Context, started: datetime, code: int) -> dict[str, Any]:

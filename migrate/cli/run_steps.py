@@ -4,7 +4,6 @@ CLI layer, because the step packages never import each other."""
 
 from __future__ import annotations
 
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 from migrate.backup.create import BackupOptions, create_backup
@@ -14,7 +13,8 @@ from migrate.playbook import Step
 from migrate.preflight import PreflightOptions, read_source_facts, run_preflight
 from migrate.preflight.render import rows
 from migrate.restore.run import plan_restore
-from migrate.store import Store, open_store
+from migrate.store import Store
+from migrate.store.scratch import ScratchStore
 from migrate.transform.sanitize import SanitizeOptions
 from migrate.verify import Transforms, VerifyOptions, run_verify
 from migrate.verify.ignorefile import load_ignore_rules
@@ -30,16 +30,20 @@ def live_snapshot(ctx: Context) -> tuple[Store, str]:
     """A backup of the live source in a temporary local folder (made once per run), for
     preflight and for --dry-run plans: exactly what backup would take, written nowhere."""
     if "snapshot" not in ctx.clients:
-        tmp = tempfile.TemporaryDirectory(prefix="kube-migrate-run-")
-        store = open_store(f"file://{tmp.name}")
+        tmp = ScratchStore("kube-migrate-run-")  # holds Secrets: private, always removed
         opts = BackupOptions(
             SNAPSHOT,
             ctx.pb.scope(),
             parallelism=ctx.pb.backup.parallelism,
             detect_changes=False,
+            warn_plaintext_secrets=False,
         )
-        create_backup(ctx.cluster("source"), store, opts)
-        ctx.clients["snapshot"] = (tmp, store)
+        try:
+            create_backup(ctx.cluster("source"), tmp.store, opts)
+        except BaseException:
+            tmp.cleanup()
+            raise
+        ctx.clients["snapshot"] = (tmp, tmp.store)
     return ctx.clients["snapshot"][1], SNAPSHOT
 
 
@@ -60,6 +64,7 @@ def preflight_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[s
         existing_policy=restore.existing_policy,
         namespace_mappings=restore.mappings.namespaces,
         storage_class_mappings=restore.mappings.storage_classes,
+        pv_policy=restore.pv_policy,
     )
     report = run_preflight(
         read_source_facts(store, name, origin), target, list(plan.items), options
@@ -94,9 +99,11 @@ def verify_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str,
     transforms = Transforms(
         mappings=ctx.pb.mappings(),
         modifiers=ctx.restore_options(resume=False).modifiers,
-        sanitize=SanitizeOptions(preserve_node_ports=rs.preserve_node_ports),
+        sanitize=SanitizeOptions(
+            preserve_node_ports=rs.preserve_node_ports, pv_policy=rs.pv_policy
+        ),
         ignore=tuple(load_ignore_rules(vs.ignore_fields)) if vs.ignore_fields else (),
-        show_secrets=vs.show_secrets,
+        show_values=vs.show_values,
     )
     backup = ctx.backup_name() if vs.from_backup else None
     key = ctx.key("target") if vs.from_backup else None

@@ -21,12 +21,13 @@ from migrate.cli.run_steps import live_snapshot, preflight_step, scale_step, ver
 from migrate.cluster import Cluster
 from migrate.errors import EXIT_PARTIAL, MigrateError, UsageError
 from migrate.playbook import Endpoints, Playbook, RunState, Step
+from migrate.restore.bucket_journal import read_header
 from migrate.restore.graph import to_dot
 from migrate.restore.journal import Journal, state_dir
 from migrate.restore.plan import RestoreOptions
 from migrate.restore.ready import WORKLOAD_KINDS, wait_ready
 from migrate.restore.run import plan_restore, run_restore
-from migrate.store import Store
+from migrate.store import Store, layout
 from migrate.store.crypto import EncryptionKey, load_key
 from migrate.sync.wait import wait_for_sync
 from migrate.transform.modifiers import load_modifiers
@@ -42,7 +43,7 @@ class Context:
     pb: Playbook
     endpoints: Endpoints
     dry_run: bool = False
-    qps: float = 50.0
+    qps: float | None = None  # None: adaptive (cluster/ratelimit.py)
     burst: int = 100
     clients: dict[str, Any] = field(default_factory=dict)
     artefacts: dict[str, Any] = field(default_factory=dict)  # graph DOT, junit XML
@@ -120,27 +121,58 @@ class Context:
             existing_policy=rs.existing_resource_policy,
             restore_status=rs.restore_status,
             preserve_node_ports=rs.preserve_node_ports,
+            pv_policy=rs.pv_policy,
             parallelism=rs.parallelism,
             resume=resume,
             encryption_key=self.key("target"),
+            run=self.run,
         )
+
+
+def _clash(name: str, row: catalog.BackupRow, run: str) -> str:
+    owner = f"run {row.run}" if row.run else f"no run ({row.made_by}, {row.phase})"
+    return f"backup {name!r} exists already and belongs to {owner}, not to this run {run}"
+
+
+def _clash_hint(name: str, url: str) -> str:
+    return (
+        "give this run another backup name (--set backup.name=NEW, or unset spec.backup.name "
+        f"to name it after the run), or delete the old one: `kube-migrate backup delete {name} "
+        f"--bucket {url}`"
+    )
 
 
 StepFn = Callable[[Context, Step, int], tuple[int, dict[str, Any]]]
 
 
 def backup_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str, Any]]:
+    """Back up as this run's backup.  A backup of that name already in the bucket is
+    reused (Completed) or deleted and taken again only when this run made it: labelled
+    with its run id, or (Incomplete, so unlabelled) claimed in its journal before the
+    first write.  Another run's backup is an error naming both runs."""
     name = ctx.backup_name()
     store = ctx.store()
-    existing = {r.name: r for r in catalog.list_backups(store)}
-    if name in existing and attempts > 1 and existing[name].phase == "Completed":
-        return 0, {"backup": name, "phase": "Completed", "note": "reused from the first attempt"}
-    if name in existing and attempts > 1:
-        catalog.delete(store, name)  # an interrupted attempt: start the backup again
+    row = catalog.find(store, name)
+    claim = f"backups/{name}"
+    if row is not None:
+        mine = row.run == ctx.run or (
+            row.run is None and row.phase == catalog.INCOMPLETE and claim in ctx.state.claimed
+        )
+        if not mine:
+            raise UsageError(_clash(name, row, ctx.run), hint=_clash_hint(name, str(store.url)))
+        if row.phase == "Completed":
+            return 0, {"backup": name, "phase": "Completed", "note": "reused: made by this run"}
+        catalog.delete(store, name)  # this run's interrupted attempt: take it again
+    ctx.state.claim(claim)
     bs = ctx.pb.backup
     ttl = timedelta(seconds=bs.ttl_seconds)
     opts = BackupOptions(
-        name, ctx.pb.scope(), ttl=ttl, parallelism=bs.parallelism, encryption_key=ctx.key()
+        name,
+        ctx.pb.scope(),
+        ttl=ttl,
+        parallelism=bs.parallelism,
+        encryption_key=ctx.key(),
+        run=ctx.run,
     )
     with progress_bar(f"backup {name}") as progress:
         summary = create_backup(ctx.cluster("source"), store, opts, progress)
@@ -163,13 +195,24 @@ def wait_sync_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[s
 
 
 def restore_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str, Any]]:
-    journal = state_dir() / "restores" / f"{ctx.pb.restore_name(ctx.run)}.journal.jsonl"
-    opts = ctx.restore_options(resume=journal.exists())
+    """Restore (or, dry, plan).  A journal of this restore name (here or in the bucket)
+    is resumed only when it is this run's (Journal checks and names both runs), and
+    the backup this run took is restored only if it still carries this run's label."""
     target, store = ctx.cluster("target"), ctx.store("target")
+    name = ctx.pb.restore_name(ctx.run)
+    journal = state_dir() / "restores" / f"{name}.journal.jsonl"
+    opts = ctx.restore_options(resume=journal.exists() or read_header(store, name) is not None)
     if ctx.dry_run and not ctx.pb.backup.from_schedule:  # the backup is not taken: plan
         store, opts.backup = live_snapshot(ctx)  # from what it would hold (not encrypted)
         opts.encryption_key = None
     loaded, plan = plan_restore(target, store, opts)
+    owner = loaded.info.labels.get(layout.RUN_LABEL)
+    if ctx.pb.has_step("backup") and not ctx.dry_run and owner != ctx.run:
+        raise UsageError(
+            f"backup {opts.backup!r} is not the one this run {ctx.run} took "
+            f"(it belongs to {f'run {owner}' if owner else 'no run'}); not restoring it",
+            hint=_clash_hint(opts.backup, str(store.url)),
+        )
     ctx.artefacts["graph"] = to_dot(plan.graph, plan.late)
     levels = [
         {"level": n, "objects": len(lv), "kinds": ", ".join(sorted({it.kind for it in lv}))}
@@ -202,7 +245,7 @@ def wait_ready_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[
     found already there: their readiness is not the migration's doing)."""
     target, store = ctx.cluster("target"), ctx.store("target")
     opts = ctx.restore_options(resume=False)
-    journal = Journal(opts.name, resume=True)
+    journal = Journal(opts.name, resume=True, store=store, run=ctx.run)
     journal.close()
     plan = ctx.artefacts.get("plan") or plan_restore(target, store, opts)[1]
     items = [

@@ -19,6 +19,7 @@ from migrate.cli.options import (
     mapping_options,
     mappings_from,
     pop_bucket,
+    pv_policy_option,
     scope_from,
     scope_options,
     source_target_options,
@@ -70,20 +71,25 @@ def _bucket_optional(f: F) -> F:
 @mapping_options
 @click.option("--resource-modifiers", metavar="FILE", help="The restore's resource modifiers.")
 @click.option("--preserve-node-ports", is_flag=True, help="The restore kept nodePorts.")
+@pv_policy_option
 @click.option(
     "--ignore-fields",
     metavar="FILE",
     help="More fields to ignore (Argo CD ignoreDifferences format).",
 )
 @click.option(
+    "--show-values",
+    is_flag=True,
+    help="Print ConfigMap values in the diff (default: their sha256 and size).  Secret "
+    "values are never printed: they are compared by hash and shown as <redacted>.",
+)
+@click.option(
     "--show-secrets",
-    type=click.BOOL,
-    default=False,
+    hidden=True,
     is_flag=False,
-    flag_value=True,
-    show_default=True,
-    metavar="[true|false]",
-    help="Print Secret values in the diff (they are always compared by hash).",
+    flag_value="true",
+    default=None,
+    expose_value=True,
 )
 @click.option(
     "--junit", metavar="FILE", help="Also write a JUnit XML report (one case per object)."
@@ -99,6 +105,12 @@ def _bucket_optional(f: F) -> F:
 def verify(**kw: Any) -> None:
     """Diff the source (or --from-backup) against the target, after the restore's
     transforms.  Exit 0: equal; 1: drift; >= 2: errors."""
+    if str(kw.pop("show_secrets")).lower() not in ("none", "false", "0", "no"):
+        raise UsageError(
+            "verify never prints Secret values (--show-secrets was removed)",
+            hint="Secrets are compared by hash: a changed one is listed, its values shown "
+            "as <redacted>; --show-values prints ConfigMap values",
+        )
     if kw["backup"] and not kw["bucket"]:
         raise UsageError("--from-backup needs --bucket", hint="or set KUBE_MIGRATE_BUCKET")
     if kw["encryption_key_file"] and not kw["backup"]:
@@ -113,9 +125,11 @@ def verify(**kw: Any) -> None:
     transforms = Transforms(
         mappings=mappings_from(kw),
         modifiers=load_modifiers(kw["resource_modifiers"]) if kw["resource_modifiers"] else None,
-        sanitize=SanitizeOptions(preserve_node_ports=kw["preserve_node_ports"]),
+        sanitize=SanitizeOptions(
+            preserve_node_ports=kw["preserve_node_ports"], pv_policy=kw["pv_policy"]
+        ),
         ignore=tuple(load_ignore_rules(kw["ignore_fields"])) if kw["ignore_fields"] else (),
-        show_secrets=bool(kw["show_secrets"]),
+        show_values=bool(kw["show_values"]),
     )
     opts = VerifyOptions(
         scope, transforms, kw["backup"], parallelism=kw["parallelism"], encryption_key=key

@@ -1,7 +1,8 @@
 """One connection to one Kubernetes API server, speaking plain JSON dicts.
 
-Every request of kube-migrate goes through `Cluster.request`: it takes a token from
-the client-side rate limiter, sends the request on the kubernetes package's TLS pool,
+Every request of kube-migrate goes through `Cluster.request`: it passes the client-side
+limiter (ratelimit.py: adaptive to the server's 429s by default, or a fixed --qps),
+sends the request on the kubernetes package's TLS pool,
 maps HTTP failures to the project's error classes (the table below), and retries the
 transient ones (429, 5xx, dropped connections) with tenacity, here and nowhere else.
 Objects stay plain dicts end to end: the typed models of the kubernetes package are
@@ -23,11 +24,12 @@ from tenacity import RetryCallState, Retrying, retry_if_exception
 from migrate import __version__
 from migrate.cluster.config import ClusterRef, auth_headers, load_configuration, new_api_client
 from migrate.cluster.discovery import APIResource, Discovery, discover
-from migrate.cluster.ratelimit import TokenBucket
+from migrate.cluster.ratelimit import limiter_for
 from migrate.cluster.statuses import (
     ServerVersion,
     Transient,
     error_for,
+    retry_after,
     retry_wait,
 )
 from migrate.errors import (
@@ -57,7 +59,7 @@ class Cluster:
         ref: ClusterRef,
         *,
         name: str | None = None,
-        qps: float = 50.0,
+        qps: float | None = None,
         burst: int = 100,
         pool_size: int = 16,
         retry_timeout: float = 90.0,
@@ -78,7 +80,9 @@ class Cluster:
         self.status_retry_timeout = status_retry_timeout
         self._reached = False
         self._timeout = urllib3.Timeout(connect=5.0, read=request_timeout)
-        self._limiter = TokenBucket(qps, burst)
+        self.dry_run = False  # True: every create/replace/patch/delete sent with dryRun=All
+        # qps None: adapts to the server's 429s; 0: no limit; N: N per second
+        self.limiter = limiter_for(qps, burst, self.name)
         self._stream_pool: Any = None  # watches: long-lived, kept off the request pool
         self._discovery: Discovery | None = None
         self._lock = threading.Lock()
@@ -119,9 +123,12 @@ class Cluster:
 
     def _stop(self, state: RetryCallState) -> bool:
         """Connection failures: retry_timeout once the server has answered (it may be
-        restarting), connect_timeout before.  HTTP 429/5xx: status_retry_timeout."""
+        restarting), connect_timeout before.  HTTP 5xx: status_retry_timeout; 429 (the
+        server is up and asks us to slow down; the limiter backs off): retry_timeout."""
         exc = state.outcome.exception() if state.outcome else None
         elapsed = state.seconds_since_start or 0.0
+        if isinstance(exc, Transient) and exc.status == 429:
+            return elapsed >= self.retry_timeout
         if isinstance(exc, Transient) and exc.status is not None:
             return elapsed >= min(self.retry_timeout, self.status_retry_timeout)
         return elapsed >= (self.retry_timeout if self._reached else self.connect_timeout)
@@ -135,7 +142,6 @@ class Cluster:
         content_type: str,
         accept: str,
     ) -> Any:
-        self._limiter.acquire()
         url = self.host + path
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
@@ -145,6 +151,8 @@ class Cluster:
         if body is not None:
             headers["Content-Type"] = content_type
             data = body if isinstance(body, bytes) else orjson.dumps(body)
+        resp = None
+        ticket = self.limiter.acquire()
         try:
             resp = self._pool.request(
                 method, url, body=data, headers=headers, timeout=self._timeout, retries=False
@@ -153,6 +161,9 @@ class Cluster:
             reason = str(getattr(exc, "reason", None) or exc).split("connection: ")[-1]
             final = ClusterUnreachable(f"{self.name}: cannot reach {self.host}: {reason}")
             raise Transient(final, None) from exc
+        finally:
+            throttled = resp is not None and resp.status == 429
+            self.limiter.release(ticket, throttled, retry_after(resp) if throttled else None)
         self._reached = True
         if resp.status >= 400:
             raise error_for(f"{self.name}: {method} {path}", resp)
@@ -264,15 +275,25 @@ class Cluster:
         *,
         dry_run: bool = False,
     ) -> dict[str, Any]:
-        query = {"fieldManager": FIELD_MANAGER, "dryRun": "All" if dry_run else None}
+        query = {"fieldManager": FIELD_MANAGER, "dryRun": self._dry(dry_run)}
         created: dict[str, Any] = self.request("POST", res.path(namespace), query=query, body=obj)
         return created
 
+    def _dry(self, dry_run: bool) -> str | None:
+        """The dryRun parameter of a write: All (admission and validation run, nothing is
+        persisted) when asked for, or when the whole client is a dry run."""
+        return "All" if dry_run or self.dry_run else None
+
     def replace(
-        self, res: APIResource, obj: dict[str, Any], namespace: str | None = None
+        self,
+        res: APIResource,
+        obj: dict[str, Any],
+        namespace: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         name = quote(obj["metadata"]["name"])
-        query = {"fieldManager": FIELD_MANAGER}
+        query = {"fieldManager": FIELD_MANAGER, "dryRun": self._dry(dry_run)}
         out: dict[str, Any] = self.request("PUT", res.path(namespace, name), query=query, body=obj)
         return out
 
@@ -286,8 +307,13 @@ class Cluster:
         patch_type: str = "merge",
         sub: str = "",
         force: bool = False,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
-        query = {"fieldManager": FIELD_MANAGER, "force": "true" if force else None}
+        query = {
+            "fieldManager": FIELD_MANAGER,
+            "force": "true" if force else None,
+            "dryRun": self._dry(dry_run),
+        }
         out: dict[str, Any] = self.request(
             "PATCH",
             res.path(namespace, quote(name), sub),
@@ -306,8 +332,9 @@ class Cluster:
         propagation: str = "Background",
     ) -> None:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        query = {"dryRun": self._dry(False)}
         try:
-            self.request("DELETE", res.path(namespace, quote(name)), body=body)
+            self.request("DELETE", res.path(namespace, quote(name)), query=query, body=body)
         except NotFound:
             return
 

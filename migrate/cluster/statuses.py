@@ -75,6 +75,12 @@ def retry_wait(state: RetryCallState) -> float:
     return float(wait_exponential_jitter(multiplier=0.2, max=5.0)(state))
 
 
+def retry_after(resp: Any) -> float | None:
+    """The seconds a response's Retry-After header asks for (None: no header, or a date)."""
+    value = resp.headers.get("Retry-After")
+    return float(value) if value and value.isdigit() else None
+
+
 def error_for(what: str, resp: Any) -> ClusterError:
     """The error for a failed response (`what`: "<cluster>: <METHOD> <path>"); transient
     ones (429/5xx, but never a webhook's rejection) come as Transient."""
@@ -85,9 +91,7 @@ def error_for(what: str, resp: Any) -> ClusterError:
     detail = status_doc.get("message") or resp.reason or ""
     message = f"{what}: {resp.status} {detail}".rstrip()
     if resp.status in RETRYABLE_STATUS and "failed calling webhook" not in detail:
-        retry_after = resp.headers.get("Retry-After")
-        ra = float(retry_after) if retry_after and retry_after.isdigit() else None
-        return Transient(ClusterError(message, status=resp.status), ra)
+        return Transient(ClusterError(message, status=resp.status), retry_after(resp))
     cls = STATUS_ERRORS.get(resp.status, ClusterError)
     if resp.status == 409 and status_doc.get("reason") == "AlreadyExists":
         cls = AlreadyExists

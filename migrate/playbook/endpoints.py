@@ -2,7 +2,9 @@
 
 A playbook shipped in the repository names no cluster or bucket; they come from the
 command line or the environment, so the same file runs on a laptop and in CI.  Each
-setting resolves on its own: the playbook's value, else the flag's, else the variable:
+setting resolves on its own: the flag given on the command line, else the playbook's
+value (after `--set`), else the variable (precedence: flags > --set > playbook >
+environment > defaults):
 
   source kubeconfig/context  spec.source.*  --source-kubeconfig/--source-context
                              KUBE_MIGRATE_SOURCE_KUBECONFIG / KUBE_MIGRATE_SOURCE_CONTEXT
@@ -11,12 +13,15 @@ setting resolves on its own: the playbook's value, else the flag's, else the var
   bucket endpoint            spec.bucket.endpoint  --s3-endpoint  KUBE_MIGRATE_S3_ENDPOINT
   bucket region/profile/pathStyle   spec.bucket.*  --s3-region/--s3-profile/--s3-path-style
   bucket readOnly            spec.bucket.readOnly OR --read-only-bucket (either makes it so)
+  bucket sse/kmsKeyId        spec.bucket.*  --s3-sse/--s3-kms-key-id
+                             KUBE_MIGRATE_S3_SSE / KUBE_MIGRATE_S3_KMS_KEY_ID
   bucket encryption key      spec.bucket.encryptionKeyFile  --encryption-key-file
   target-side bucket         spec.targetBucket.*, field by field over the bucket's; its url
                              also from --target-bucket / KUBE_MIGRATE_TARGET_BUCKET
 
-(Region and credentials left unset fall to the store's AWS_* defaults.)  To replace a
-value the playbook writes, use `--set source.kubeconfig=...`.  A setting is required
+(Region and credentials left unset fall to the store's AWS_* defaults.)  A
+`spec.targetBucket` field the playbook sets applies to the target side over the `--s3-*`
+flags (they set the bucket's).  A setting is required
 only when a step needs it, so a disaster-recovery playbook needs no source cluster.
 """
 
@@ -46,6 +51,8 @@ class BucketEndpoint:
     path_style: bool | None = None
     read_only: bool = False
     encryption_key_file: str | None = None  # absolute path of the tarball's AES-256 key
+    sse: str | None = None  # S3 server-side encryption: AES256 or aws:kms
+    kms_key_id: str | None = None
 
     def open_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of migrate.cli.options.open_bucket()."""
@@ -56,6 +63,8 @@ class BucketEndpoint:
             "s3_profile": self.profile,
             "s3_path_style": self.path_style,
             "read_only_bucket": self.read_only,
+            "s3_sse": self.sse,
+            "s3_kms_key_id": self.kms_key_id,
         }
 
 
@@ -118,7 +127,8 @@ def resolve_endpoints(
 
     `flags` holds the command's option values by their click names (source_kubeconfig,
     source_context, target_kubeconfig, target_context, bucket, s3_endpoint, s3_region,
-    s3_profile, s3_path_style, read_only_bucket, target_bucket); None means not given.
+    s3_profile, s3_path_style, read_only_bucket, target_bucket, s3_sse, s3_kms_key_id);
+    None means not given.
     """
     flags = flags or {}
     needed = needs(pb)
@@ -129,16 +139,12 @@ def resolve_endpoints(
         clusters[side] = ClusterEndpoint(
             kubeconfig=_abs(
                 _first(
-                    own.get("kubeconfig"),
                     flags.get(f"{side}_kubeconfig"),
+                    own.get("kubeconfig"),
                     env.get(f"KUBE_MIGRATE_{up}_KUBECONFIG"),
                 )
             ),
-            context=_first(
-                own.get("context"),
-                flags.get(f"{side}_context"),
-                env.get(f"KUBE_MIGRATE_{up}_CONTEXT"),
-            ),
+            context=_context(own, flags, env, side),
         )
         if needed[side] and not clusters[side].kubeconfig:
             raise PlaybookError(
@@ -160,24 +166,44 @@ def resolve_endpoints(
     )
 
 
+def _context(
+    own: Mapping[str, Any], flags: Mapping[str, Any], env: Mapping[str, str], side: str
+) -> str | None:
+    """--X-context, else the playbook's, else the variable; but a kubeconfig given on the
+    command line takes its own current context rather than the playbook's (which names a
+    context of the playbook's kubeconfig)."""
+    if flags.get(f"{side}_context"):
+        return str(flags[f"{side}_context"])
+    if flags.get(f"{side}_kubeconfig"):
+        return None
+    found = _first(own.get("context"), env.get(f"KUBE_MIGRATE_{side.upper()}_CONTEXT"))
+    return str(found) if found is not None else None
+
+
 def _bucket(
     pb: Playbook, flags: Mapping[str, Any], env: Mapping[str, str]
 ) -> BucketEndpoint | None:
     own = pb.section("bucket")
-    url = _first(own.get("url"), flags.get("bucket"), env.get("KUBE_MIGRATE_BUCKET"))
+    url = _first(flags.get("bucket"), own.get("url"), env.get("KUBE_MIGRATE_BUCKET"))
     if url is None:
         return None
     return BucketEndpoint(
         url=str(url),
         endpoint=_first(
-            own.get("endpoint"), flags.get("s3_endpoint"), env.get("KUBE_MIGRATE_S3_ENDPOINT")
+            flags.get("s3_endpoint"), own.get("endpoint"), env.get("KUBE_MIGRATE_S3_ENDPOINT")
         ),
-        region=_first(own.get("region"), flags.get("s3_region")),
-        profile=_first(own.get("profile"), flags.get("s3_profile")),
-        path_style=_first(own.get("pathStyle"), flags.get("s3_path_style")),
+        region=_first(flags.get("s3_region"), own.get("region")),
+        profile=_first(flags.get("s3_profile"), own.get("profile")),
+        path_style=_first(flags.get("s3_path_style"), own.get("pathStyle")),
         read_only=bool(own.get("readOnly")) or bool(flags.get("read_only_bucket")),
         encryption_key_file=_first(
-            own.get("encryptionKeyFile"), _abs(flags.get("encryption_key_file"))
+            _abs(flags.get("encryption_key_file")), own.get("encryptionKeyFile")
+        ),
+        sse=_first(flags.get("s3_sse"), own.get("sse"), env.get("KUBE_MIGRATE_S3_SSE")),
+        kms_key_id=flags.get("s3_kms_key_id")  # --s3-sse comes with its own key id, if any
+        if flags.get("s3_sse")
+        else _first(
+            flags.get("s3_kms_key_id"), own.get("kmsKeyId"), env.get("KUBE_MIGRATE_S3_KMS_KEY_ID")
         ),
     )
 
@@ -189,7 +215,7 @@ def _target_bucket(
     env: Mapping[str, str],
 ) -> BucketEndpoint | None:
     own = pb.section("targetBucket")
-    url = _first(own.get("url"), flags.get("target_bucket"), env.get("KUBE_MIGRATE_TARGET_BUCKET"))
+    url = _first(flags.get("target_bucket"), own.get("url"), env.get("KUBE_MIGRATE_TARGET_BUCKET"))
     if url is None:
         if own:
             raise PlaybookError(
@@ -206,10 +232,12 @@ def _target_bucket(
         "path_style": own.get("pathStyle"),
         "read_only": own.get("readOnly"),
         "encryption_key_file": own.get("encryptionKeyFile"),
+        "sse": own.get("sse"),
+        "kms_key_id": own.get("kmsKeyId"),
     }
     out = replace(base, url=str(url), **{k: v for k, v in fields.items() if v is not None})
     if flags.get("read_only_bucket"):
         out = replace(out, read_only=True)
-    if out.encryption_key_file is None and flags.get("encryption_key_file"):
+    if flags.get("encryption_key_file"):
         out = replace(out, encryption_key_file=_abs(flags["encryption_key_file"]))
     return out

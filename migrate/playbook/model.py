@@ -68,6 +68,7 @@ class RestoreSettings:
     existing_resource_policy: str  # none | update | fail
     restore_status: bool
     preserve_node_ports: bool
+    pv_policy: str  # reprovision | retain-as-is (migrate.transform.volumes)
     parallelism: int
 
 
@@ -75,7 +76,7 @@ class RestoreSettings:
 class VerifySettings:
     from_backup: bool
     ignore_fields: str | None
-    show_secrets: bool
+    show_values: bool  # ConfigMap values in diffs (Secret values never)
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ class Playbook:
             existing_resource_policy=str(self._opt("restore", "existingResourcePolicy")),
             restore_status=bool(self._opt("restore", "restoreStatus")),
             preserve_node_ports=bool(self._opt("restore", "preserveNodePorts")),
+            pv_policy=str(self._opt("restore", "pvPolicy")),
             parallelism=int(self._opt("restore", "parallelism")),
         )
 
@@ -194,7 +196,7 @@ class Playbook:
         return VerifySettings(
             from_backup=bool(self._opt("verify", "fromBackup")),
             ignore_fields=v.get("ignoreFields"),
-            show_secrets=bool(self._opt("verify", "showSecrets")),
+            show_values=bool(self._opt("verify", "showValues")),
         )
 
     @property

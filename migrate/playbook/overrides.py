@@ -3,7 +3,9 @@
 PATH is relative to `spec` (`restore.replicas=1`, `scope.includeNamespaces=[a,b]`); a
 literal dot in a key is written `\\.` (`restore.imageRegistryMappings.docker\\.io=...`).
 VALUE is parsed as YAML, so `1` is an int, `true` a bool, `[a,b]` a list and `{a: b}` a
-map; `null` removes the key; an empty VALUE is the empty string.
+map; `null` removes the key; an empty VALUE is the empty string.  For a field the schema
+types as a list, plain text is split at commas too: `scope.includeNamespaces=a,b` is
+`[a, b]` (and `=a` is `[a]`).
 
 Overrides are applied before validation, so a misspelt PATH is rejected by the schema
 like a misspelt key in the file, and the error names the `--set` it came from.
@@ -17,6 +19,7 @@ from typing import Any
 import yaml
 
 from migrate.errors import PlaybookError
+from migrate.playbook.schema import schema_at
 from migrate.playbook.source import Locator, Path_, dotted
 
 _HINT = "write --set PATH=VALUE with PATH relative to spec, e.g. --set restore.replicas=1"
@@ -57,7 +60,17 @@ def parse_override(expr: str, file: str) -> tuple[Path_, Any, bool]:
             f"{file}: --set {expr}: {dotted(path)}: invalid value: {problem}",
             hint="quote the value for the shell, e.g. --set 'scope.includeNamespaces=[a, b]'",
         ) from None
+    if isinstance(value, str) and _is_list(path):
+        value = [part.strip() for part in value.split(",") if part.strip()]
     return path, value, value is None
+
+
+def _is_list(path: Path_) -> bool:
+    try:
+        node = schema_at(*(str(k) for k in path))
+    except (KeyError, TypeError):
+        return False  # not a known field: validation reports it
+    return node.get("type") == "array"
 
 
 def apply_overrides(doc: Any, overrides: Iterable[str], loc: Locator) -> Any:

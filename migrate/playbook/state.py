@@ -9,6 +9,12 @@ endpoints, and per step its status, times, attempts, exit code and result.  Ever
 replaces the file atomically (temp file, fsync, os.replace), so a kill leaves the last
 complete state.
 
+When the playbook restores into a writable bucket, every save is also copied there, next
+to the restore (`restores/<restore>/journal/run-<run>.json`, see migrate/cli/run_resume.py),
+so that another machine can adopt the run and resume it.  `claimed` lists the bucket
+folders the run began writing (its backup), recorded before the first write: a backup
+killed before its labelled `velero-backup.json` is thereby still known as the run's own.
+
 Resume continues at the first step that has not succeeded or been skipped; a step found
 `running` (the process died) or `failed` goes back to `pending` with its attempt count
 kept, so the runner can tell a retry (restore then resumes its own journal).
@@ -21,7 +27,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -105,6 +111,10 @@ class RunState:
     finished: str | None = None
     exit_code: int | None = None
     resumes: int = 0
+    claimed: list[str] = field(default_factory=list)  # bucket folders it began writing
+    # Called with state.json's text after each save (the copy in the bucket, so another
+    # machine can resume the run: migrate/cli/run_cmd.py); None: local only.
+    mirror: Callable[[bytes], None] | None = field(default=None, repr=False, compare=False)
 
     # -------------------------------------------------------------- creating and loading
 
@@ -173,12 +183,28 @@ class RunState:
                 finished=d.get("finished"),
                 exit_code=d.get("exitCode"),
                 resumes=d.get("resumes", 0),
+                claimed=list(d.get("claimed") or []),
             )
         except (ValueError, KeyError, TypeError) as e:
             raise UsageError(
                 f"the journal of run {run!r} is unreadable ({path}): {e}",
                 hint="start a new run; this one cannot be resumed",
             ) from None
+
+    @classmethod
+    def adopt(cls, run: str, text: bytes, env: Mapping[str, str] = os.environ) -> RunState:
+        """Take a run's state.json from elsewhere (the bucket's copy) as this machine's
+        journal of it, to resume it here; refused when this machine journals it already."""
+        _check_name(run)
+        directory = runs_dir(env) / run
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / "state.json"
+        if path.exists():
+            raise UsageError(
+                f"run {run!r} is journaled here already ({path})", hint=f"--resume {run}"
+            )
+        path.write_bytes(text)
+        return cls.load(run, env)
 
     @classmethod
     def resume(cls, run: str, env: Mapping[str, str] = os.environ) -> RunState:
@@ -250,6 +276,13 @@ class RunState:
         self.save()
         return step
 
+    def claim(self, what: str) -> None:
+        """Record, before the first write, that this run is writing `what` (a bucket folder
+        such as 'backups/NAME'), so that a retry may delete it and no other run may."""
+        if what not in self.claimed:
+            self.claimed.append(what)
+            self.save()
+
     def finish(self, exit_code: int) -> None:
         """Close the run with its exit code (0: succeeded, anything else: failed)."""
         self.status = "succeeded" if exit_code == 0 else "failed"
@@ -271,6 +304,7 @@ class RunState:
             "finished": self.finished,
             "exitCode": self.exit_code,
             "resumes": self.resumes,
+            "claimed": self.claimed,
             "steps": [asdict(s) for s in self.steps],
         }
 
@@ -287,6 +321,8 @@ class RunState:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        if self.mirror is not None:
+            self.mirror(text.encode())
 
     @contextmanager
     def lock(self) -> Iterator[None]:

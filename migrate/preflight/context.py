@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from migrate.preflight.facts import SourceFacts
 from migrate.preflight.findings import obj_ref
 from migrate.preflight.target import TargetView
+from migrate.transform.volumes import DEFAULT_PV_POLICY
 
 BUILTIN_SUFFIXES = (".k8s.io", ".kubernetes.io")
 
@@ -44,6 +45,7 @@ class PreflightOptions:
     namespace_mappings: dict[str, str] = field(default_factory=dict)
     storage_class_mappings: dict[str, str] = field(default_factory=dict)
     parallelism: int = 8
+    pv_policy: str = DEFAULT_PV_POLICY  # restore's --pv-policy (migrate.transform.volumes)
 
 
 def is_builtin_group(group: str) -> bool:

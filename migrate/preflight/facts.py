@@ -30,6 +30,9 @@ class SourceFacts:
     complete: bool = False
     errors: list[str] = field(default_factory=list)  # what the backup could not read
     written_by: str = ""  # "kube-migrate" or "Velero"
+    # CRDs RBAC grants to the ServiceAccounts in scope, as backup recorded them
+    # (migrate.backup.grants): {"crds": {name: {status, grantedBy, leftOut}}, "wildcards": ...}
+    grants: dict[str, Any] = field(default_factory=dict)
 
     @property
     def known_version(self) -> bool:
@@ -73,7 +76,9 @@ def read_source_facts(store: Store, name: str, origin: str = "backup") -> Source
     )
     source: dict[str, Any] = {}
     if store.exists(keys.manifest):
-        source = layout.Manifest.parse(store.get(keys.manifest), name).source
+        manifest = layout.Manifest.parse(store.get(keys.manifest), name)
+        source = manifest.source
+        facts.grants = dict(manifest.raw.get("grants") or {})
     for res in source.get("resources") or []:
         versions = tuple(res.get("versions") or [res.get("version", "")])
         facts.served[(res.get("group", ""), res.get("kind", ""))] = versions

@@ -22,9 +22,11 @@ from migrate.preflight.context import Context, Planned, PreflightOptions
 from migrate.preflight.escalation import check_escalation
 from migrate.preflight.facts import SourceFacts
 from migrate.preflight.findings import Finding, Report
+from migrate.preflight.grants import check_clone, check_grants
 from migrate.preflight.podsecurity import check_pod_security
 from migrate.preflight.references import check_references
 from migrate.preflight.target import TargetView
+from migrate.preflight.volumes import check_volumes
 from migrate.preflight.webhooks import check_webhooks
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,10 @@ CHECK_FUNCTIONS: tuple[Callable[[Context], list[Finding]], ...] = (
     check_crd_versions,
     check_references,
     check_collisions,
+    check_volumes,
     check_webhooks,
+    check_grants,
+    check_clone,
     check_pod_security,
     check_capacity,
     check_source,
@@ -71,6 +76,7 @@ def run_preflight(
             "existingResourcePolicy": opts.existing_policy,
             "namespaceMappings": dict(opts.namespace_mappings),
             "storageClassMappings": dict(opts.storage_class_mappings),
+            "pvPolicy": opts.pv_policy,
             "objects": len(ctx.items),
             "restored": len(ctx.restorable),
             "skipped": len(ctx.items) - len(ctx.restorable),

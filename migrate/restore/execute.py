@@ -53,6 +53,7 @@ class Restorer:
         self.results = ResultTable(plan.spool)
         self.warnings: list[str] = []
         self._window = 4 * max(1, opts.parallelism)  # objects submitted ahead of the workers
+        self.not_ready: WaitTimeout | None = None  # --wait-ready timed out (results first)
 
     # -- bookkeeping -----------------------------------------------------------------
     def _record(self, it: Item, result: str, message: str = "", uid: str = "") -> None:
@@ -79,11 +80,16 @@ class Restorer:
     def run(self) -> ResultTable:
         self.progress("total", len(self.plan.restorable))
         for it in self.plan.items:
-            if it.skip:
+            if it.refused:  # not restorable: counted in no total, journaled nowhere
+                self.results.put(it.index, ObjectResult(it.key, it.gr, "failed", it.skip or ""))
+                self.failed.add(it.key)
+                log.warning("%s: %s", it.label(), it.skip)
+            elif it.skip:
                 self.results.put(it.index, ObjectResult(it.key, it.gr, "skipped", it.skip))
         with ThreadPoolExecutor(max_workers=max(1, self.opts.parallelism)) as pool:
             for level in self.plan.levels:
                 run_all(pool, self._restore, level, self._window)
+                self.journal.sync()  # the bucket's copy, once a level
                 if any(it.kind == "CustomResourceDefinition" for it in level):
                     self.target.discovery(refresh=True)
         self._late()
@@ -92,7 +98,11 @@ class Restorer:
                 it for it in self.plan.restorable
                 if it.kind in WORKLOAD_KINDS and _created(self.results.get(it.index))
             ]  # fmt: skip
-            wait_ready(self.target, workloads, self.opts.ready_timeout)
+            try:
+                wait_ready(self.target, workloads, self.opts.ready_timeout)
+            except WaitTimeout as exc:
+                self.not_ready = exc
+                self.warnings.append(f"workloads not ready: {exc.message}")
         return self.results
 
     # -- one object ------------------------------------------------------------------
@@ -158,7 +168,7 @@ class Restorer:
         status = it.obj.get("status") if self.opts.restore_status else None
         if status:
             self._restore_status(it, status, res, ns)
-        if it.kind == "CustomResourceDefinition":
+        if it.kind == "CustomResourceDefinition" and not self.target.dry_run:  # dryrun.py
             wait_crd_established(self.target, res, it.key[3])
         self._record(it, "created", uid=uid)
 

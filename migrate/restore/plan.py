@@ -17,10 +17,12 @@ from migrate.restore.policy import skip_reason
 from migrate.restore.source import Item, ItemTable, LoadedBackup, Selection
 from migrate.restore.spool import Spool
 from migrate.store.crypto import EncryptionKey
+from migrate.transform.bindings import split_binding
 from migrate.transform.mappings import Mappings, apply_mappings, label_restored
 from migrate.transform.modifiers import Modifiers
 from migrate.transform.sanitize import SanitizeOptions, sanitize
 from migrate.transform.scope import Scope
+from migrate.transform.volumes import DEFAULT_PV_POLICY, pv_decision
 
 EXISTING_POLICIES = ("none", "update", "fail")
 
@@ -40,6 +42,10 @@ class RestoreOptions:
     ready_timeout: float = 600.0
     resume: bool = False
     encryption_key: EncryptionKey | None = None  # of an encrypted backup
+    pv_policy: str = DEFAULT_PV_POLICY  # what happens to PersistentVolumes (transform.volumes)
+    yes: bool = False  # confirmed: retain-as-is into the cluster the backup came from
+    run: str | None = None  # the playbook run this restore belongs to (journal, results)
+    fail_on: str = "error"  # warning: a PartiallyFailed backup is refused, not just warned of
 
 
 @dataclass
@@ -77,7 +83,8 @@ class Plan:
                     "namespace": it.namespace or "",
                     "name": it.name,
                 }
-                out.append({**row, "action": f"skip: {it.skip}"})
+                verb = "refuse" if it.refused else "skip"
+                out.append({**row, "action": f"{verb}: {it.skip}"})
         return out
 
 
@@ -136,26 +143,63 @@ def _check_mapped_namespaces(items: ItemTable, mappings: Mappings) -> None:
             )
 
 
+def _volume_refusal(
+    it: Item, obj: dict[str, Any], policy: str, refused_pvs: dict[str, str]
+) -> tuple[str | None, bool]:
+    """(skip reason, refused) for PersistentVolumes and the claims bound to refused ones
+    (--pv-policy; migrate.transform.volumes)."""
+    if it.kind == "PersistentVolume":
+        decision = pv_decision(obj, policy)
+        return decision.skip or decision.refused, bool(decision.refused)
+    if it.kind == "PersistentVolumeClaim":
+        volume = (obj.get("spec") or {}).get("volumeName")
+        if volume in refused_pvs:
+            return f"its PersistentVolume {volume} is refused ({refused_pvs[volume]})", True
+    return None, False
+
+
+def _clone_copies(it: Item, mappings: Mappings) -> list[dict[str, Any]]:
+    """The copies of a ClusterRoleBinding a namespace-mapped clone gets (see
+    migrate.transform.bindings); the original is skipped when they replace it."""
+    split = split_binding(it.desired, mappings.namespaces)
+    if split is None:
+        return []
+    if not split.keep_original:
+        it.skip = "copied for the mapped namespaces as " + ", ".join(split.names())
+        it.desired = {"apiVersion": it.api_version, "kind": it.kind, "metadata": {"name": it.name}}
+    return split.copies
+
+
 def make_plan(loaded: LoadedBackup, opts: RestoreOptions, target: Discovery) -> Plan:
     """Streams over the objects (each read, decided and saved back in turn): the heap
     holds sets of namespaces and names, not the objects."""
     keep = _resource_filter(opts.scope, target, {it.gr for it in loaded.items})
     items = ItemTable(loaded.spool, (it for it in loaded.items if keep(it.gr)))
     _check_mapped_namespaces(items, opts.mappings)
-    selector_services = frozenset(
-        f"{it.namespace}/{it.name}"
-        for it in items
-        if it.kind == "Service" and (it.obj.get("spec") or {}).get("selector")
+    services: set[str] = set()  # Services with a selector (their Endpoints are skipped)
+    refused_pvs: dict[str, str] = {}  # PV name -> why restoring it is refused
+    for it in items:
+        if it.kind == "Service" and (it.obj.get("spec") or {}).get("selector"):
+            services.add(f"{it.namespace}/{it.name}")
+        elif it.kind == "PersistentVolume":
+            refused = pv_decision(it.obj, opts.pv_policy).refused
+            if refused:
+                refused_pvs[it.name] = refused
+    selector_services = frozenset(services)
+    sopts = SanitizeOptions(
+        opts.preserve_node_ports, keep_status=opts.restore_status, pv_policy=opts.pv_policy
     )
-    sopts = SanitizeOptions(opts.preserve_node_ports, keep_status=opts.restore_status)
     have_ns: set[str] = set()  # Namespace objects restored
     used_ns: set[str] = set()  # namespaces restored objects go into
+    copies: list[tuple[Item, dict[str, Any]]] = []  # ClusterRoleBindings copied for clones
     for it in items:
         obj = it.obj
         it.skip = skip_reason(obj, selector_services)
         if it.kind == "StorageClass" and it.name in opts.mappings.storage_classes:
             new = opts.mappings.storage_classes[it.name]
             it.skip = f"mapped to the target's storage class {new} (class objects are not renamed)"
+        if not it.skip:
+            it.skip, it.refused = _volume_refusal(it, obj, opts.pv_policy, refused_pvs)
         if it.skip:
             meta = {"name": it.name, "namespace": opts.mappings.namespace(it.namespace)}
             it.desired = {"apiVersion": obj.get("apiVersion"), "kind": it.kind, "metadata": meta}
@@ -165,11 +209,15 @@ def make_plan(loaded: LoadedBackup, opts: RestoreOptions, target: Discovery) -> 
                 desired = opts.modifiers.apply(it.gr, desired, it.namespace)
             apply_mappings(desired, opts.mappings)
             it.desired = label_restored(desired, opts.backup, opts.name)
+            copies += [(it, dup) for dup in _clone_copies(it, opts.mappings)]
             if it.kind == "Namespace":
                 have_ns.add(it.key[3])
             if it.target_ns:
                 used_ns.add(it.target_ns)
         items.save(it)
+    for src, dup in copies:
+        name = dup["metadata"]["name"]
+        items.append(Item(src.gr, None, name, dup, dup, spool=loaded.spool))
     for ns in sorted(used_ns - have_ns):
         obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
         items.append(

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from migrate.errors import UsageError
+from migrate.restore.bucket_journal import read_header
 from migrate.restore.journal import ObjectResult, state_dir
 from migrate.store import Store, layout
 from migrate.store.gzlists import GzipLists
@@ -27,7 +28,7 @@ def _keys(name: str) -> dict[str, str]:
         "resource_list": f"{base}-resource-list.json.gz",
         "logs": f"{base}-logs.gz",
         "details": f"{base}-kube-migrate.json.gz",
-        "details_plain": f"{base}-kube-migrate.json",  # as written before 2026-11-26
+        "details_plain": f"{base}-kube-migrate.json",  # older versions' name: still read
     }
 
 
@@ -47,6 +48,12 @@ def exists(store: Store, name: str) -> bool:
     if (local_dir() / "restores" / name).exists():
         return True
     return next(iter(store.list(f"restores/{name}/")), None) is not None
+
+
+def written(store: Store, name: str) -> bool:
+    """Whether restore `name` finished and wrote its results (not just its journal)."""
+    key = _keys(name)["results"]
+    return (local_dir() / key).exists() or store.exists(key)
 
 
 def write_results(
@@ -135,7 +142,7 @@ def list_restores(store: Store) -> list[dict[str, Any]]:
     rows = []
     for name in sorted(names):
         blob = _read_details(store, name)
-        doc = json.loads(blob) if blob else {"name": name, "phase": "Unknown (not ours)"}
+        doc = json.loads(blob) if blob else _unfinished_row(store, name)
         rows.append({k: v for k, v in doc.items() if k not in ("objects", "warningMessages")})
     return rows
 
@@ -159,3 +166,41 @@ def logs(store: Store, name: str) -> str:
             f"no logs for restore {name!r}", hint="`kube-migrate restore get` lists them"
         )
     return gzip.decompress(blob).decode()
+
+
+def _unfinished_row(store: Store, name: str) -> dict[str, Any]:
+    header = read_header(store, name)
+    if header is None and any(store.list(f"restores/{name}/journal/run-")):
+        return {"name": name, "phase": "New"}  # a playbook run's, before its restore step
+    if header is None:
+        return {"name": name, "phase": "Unknown (not ours)"}
+    return {"name": name, "backup": header.get("backup"), "phase": "InProgress"}
+
+
+def newest_unfinished(store: Store, backup: str) -> str | None:
+    """The restore of `backup` started last that has not written its results (killed or
+    interrupted; or running now): from the journals' headers in the bucket, and the
+    local journals (a read-only bucket keeps them only there)."""
+    headers = []
+    for name in store.list_prefixes("restores/"):
+        header = read_header(store, name)
+        if header:
+            headers.append(header)
+    journals = state_dir() / "restores"
+    for path in journals.glob("*.journal.jsonl") if journals.is_dir() else ():
+        with path.open(encoding="utf-8") as f:
+            first = f.readline()
+        try:
+            header = json.loads(first).get("header")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(header, dict):
+            headers.append(header)
+    found = [
+        h
+        for h in headers
+        if h.get("backup") == backup and h.get("restore") and not written(store, h["restore"])
+    ]
+    if not found:
+        return None
+    return str(max(found, key=lambda h: (str(h.get("started") or ""), h["restore"]))["restore"])

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from migrate.cluster import Cluster
+from migrate.errors import WaitTimeout
 from migrate.restore import guard
 from migrate.restore.execute import Progress, Restorer
 from migrate.restore.journal import Journal, ObjectResult
@@ -36,11 +37,13 @@ class RestoreSummary:
     warnings: list[str] = field(default_factory=list)
     levels: int = 0
     results_at: str = ""
+    run: str | None = None  # the playbook run it belongs to
 
     def as_dict(self, details: bool = False) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "name": self.name,
             "backup": self.backup,
+            "run": self.run,
             "phase": self.phase,
             "started": layout.rfc3339(self.started),
             "completed": layout.rfc3339(self.completed) if self.completed else None,
@@ -75,17 +78,30 @@ def run_restore(
     opts: RestoreOptions,
     progress: Progress | None = None,
     planned: tuple[LoadedBackup, Plan] | None = None,
+    announce: Callable[[], None] | None = None,
 ) -> RestoreSummary:
     """Restore; `planned` is plan_restore's result when the caller already has it (the
-    backup is then not read from the bucket a second time)."""
+    backup is then not read from the bucket a second time).  `announce` is called once
+    every check has passed, just before the first write (the journal)."""
     loaded, plan = planned or plan_restore(target, store, opts)
     guard.before_writing(target, store, plan, opts)  # bad input fails here, nothing written
+    guard.check_same_cluster(target, loaded, plan, opts)
     if loaded.info.source_version:
         log.info(
             "restoring %s (from %s) into %s", opts.backup, loaded.info.source_version, target.name
         )
-    journal = Journal(opts.name, opts.resume)
-    summary = RestoreSummary(opts.name, opts.backup, levels=len(plan.levels))
+    warnings = guard.check_backup_phase(loaded, opts)
+    header = {
+        "restore": opts.name,
+        "backup": opts.backup,
+        "run": opts.run,
+        "target": {"context": target.context, "server": target.host},
+        "started": layout.rfc3339(datetime.now(UTC)),
+    }
+    journal = Journal(
+        opts.name, opts.resume, store=store, header=header, run=opts.run, before_write=announce
+    )
+    summary = RestoreSummary(opts.name, opts.backup, levels=len(plan.levels), run=opts.run)
     summary.results_at = location(store, opts.name)
     with captured() as capture:
         restorer = Restorer(target, plan, opts, journal, progress)
@@ -95,7 +111,7 @@ def run_restore(
             journal.close()
         summary.results = results
         summary.counts = Counter(r.result for r in summary.results)
-        summary.warnings = restorer.warnings
+        summary.warnings = warnings + restorer.warnings
         failed, done = (
             summary.counts["failed"],
             summary.counts["created"] + summary.counts["updated"],
@@ -110,4 +126,10 @@ def run_restore(
         summary.warnings,
         capture.lines,
     )
+    if restorer.not_ready is not None:  # --wait-ready timed out: the results are written
+        raise WaitTimeout(
+            f"restore {opts.name}: {restorer.not_ready.message}",
+            hint=f"the results are in {summary.results_at}; see `kube-migrate restore describe "
+            f"{opts.name}`; the objects are created, so wait longer or fix the workloads",
+        )
     return summary

@@ -40,7 +40,7 @@ class Item:
 
     __slots__ = (
         "_desired", "_obj", "_spool", "api_version", "gr", "group", "index", "key", "kind",
-        "name", "namespace", "node", "skip", "target_ns",
+        "name", "namespace", "node", "refused", "skip", "target_ns",
     )  # fmt: skip
 
     def __init__(
@@ -54,6 +54,7 @@ class Item:
         spool: Spool | None = None,  # where its JSON is kept; the process's own if None
     ) -> None:
         self.gr, self.namespace, self.name, self.skip = _intern(gr), _intern(namespace), name, skip
+        self.refused = False  # `skip` says why restoring it is refused: its result is failed
         self._spool = spool or shared()
         self._obj = self._spool.put(orjson.dumps(obj))
         self.node: Any = None  # its node in the restore graph (set when a level yields it)
@@ -100,15 +101,14 @@ class Item:
         """Everything but the node, for ItemTable (the JSON stays where it is)."""
         return orjson.dumps(
             (self.gr, self.namespace, self.name, self.kind, self.group, self.api_version,
-             self.target_ns, self.key, self._obj, self._desired, self.skip)
+             self.target_ns, self.key, self._obj, self._desired, self.skip, self.refused)
         )  # fmt: skip
 
     @classmethod
     def from_record(cls, data: bytes, spool: Spool, index: int) -> Item:
         it = cls.__new__(cls)
-        gr, ns, it.name, kind, group, api_version, target_ns, key, it._obj, it._desired, it.skip = (
-            orjson.loads(data)
-        )
+        (gr, ns, it.name, kind, group, api_version, target_ns, key, it._obj, it._desired, it.skip,
+         it.refused) = orjson.loads(data)  # fmt: skip
         it.gr, it.namespace, it.kind, it.group = (
             _intern(gr),
             _intern(ns),

@@ -21,9 +21,12 @@ from typing import BinaryIO
 from migrate.errors import StoreNotFound, StoreReadOnly, UsageError
 from migrate.store.url import BucketURL, check_key, check_prefix
 
-__all__ = ["ObjectInfo", "Store", "StoreOptions", "open_store"]
+__all__ = ["SSE_MODES", "ObjectInfo", "Store", "StoreOptions", "open_store"]
 
 DEFAULT_REGION = "us-east-1"
+# S3 server-side encryption modes (the x-amz-server-side-encryption header's values):
+# keys managed by S3 (SSE-S3), or by AWS KMS (SSE-KMS, optionally naming the key).
+SSE_MODES = ("AES256", "aws:kms")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,32 @@ class StoreOptions:
     path_style: bool | None = None  # None: path-style when an endpoint is set, else virtual
     max_pool_connections: int = 32
     max_attempts: int = 8  # tries per request, first included; botocore backs off between
+    sse: str | None = None  # server-side encryption of every write: one of SSE_MODES
+    kms_key_id: str | None = None  # the KMS key of sse="aws:kms" (else the bucket's default)
+
+    def __post_init__(self) -> None:
+        if self.sse is not None and self.sse not in SSE_MODES:
+            raise UsageError(
+                f"invalid --s3-sse {self.sse!r}: use {' or '.join(SSE_MODES)}",
+                hint="AES256: keys managed by S3 (SSE-S3); aws:kms: keys in AWS KMS (SSE-KMS)",
+            )
+        if self.kms_key_id is not None and self.sse != "aws:kms":
+            raise UsageError(
+                "--s3-kms-key-id needs --s3-sse aws:kms",
+                hint="add --s3-sse aws:kms (spec.bucket.sse: aws:kms in a playbook), "
+                "or drop the key id",
+            )
+        if self.kms_key_id is not None and not self.kms_key_id.strip():
+            raise UsageError("--s3-kms-key-id is empty", hint="give a KMS key id, ARN or alias")
+
+    def sse_args(self) -> dict[str, str]:
+        """The extra arguments of every PutObject and CreateMultipartUpload."""
+        args: dict[str, str] = {}
+        if self.sse:
+            args["ServerSideEncryption"] = self.sse
+        if self.kms_key_id:
+            args["SSEKMSKeyId"] = self.kms_key_id
+        return args
 
     def resolved_endpoint(self) -> str | None:
         """The endpoint URL: the option, else ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``."""
@@ -219,6 +248,12 @@ def open_store(
         from migrate.store.s3 import S3Store
 
         return S3Store(parsed, options or StoreOptions(), read_only=read_only)
+    if options is not None and options.sse:  # asked for encryption it cannot have: say so
+        raise UsageError(
+            f"--s3-sse applies to s3:// buckets, not {parsed}",
+            hint="drop --s3-sse (and KUBE_MIGRATE_S3_SSE) for a local folder; "
+            "--encryption-key-file encrypts backups anywhere",
+        )
     from migrate.store.local import LocalStore
 
     return LocalStore(parsed, read_only=read_only)

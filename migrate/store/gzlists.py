@@ -1,8 +1,8 @@
 """A JSON document of string lists ({key: [values]}), gzipped as the values come.
 
 Velero's resource lists (a backup's `-resource-list.json.gz`, a restore's) name every
-object: at 100k objects the names as Python strings were 10-20 MB of a run's peak
-memory.  Here values wait in small batches and each batch becomes a gzip member of its
+object: at 100k objects the names held as Python strings would be 10-20 MB of a run's
+peak memory.  Here values wait in small batches and each batch becomes a gzip member of its
 own; the document is the members concatenated (gzip readers, Go's and Python's, read
 concatenated members as one stream).  The heap holds compressed bytes, ~3 KB a batch.
 """

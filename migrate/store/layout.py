@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from migrate.errors import IntegrityError, UsageError
+from migrate.store.crypto import EncryptionKey
+from migrate.store.manifest_mac import seal
 
 FORMAT_VERSION = "1.1.0"  # Velero's BackupFormatVersion; version dirs need >= 1.1.0
 MANIFEST_FORMAT = "kube-migrate.io/v1"
@@ -27,6 +29,9 @@ RESTORABLE_PHASES = frozenset({"Completed", "PartiallyFailed"})
 # Top-level folders Velero allows under a location's prefix (anything else makes the
 # location unavailable): we never create others.
 VELERO_TOP_DIRS = ("backups", "restores", "restic", "metadata", "plugins", "kopia")
+# The label (on velero-backup.json) and manifest field naming the playbook run that made
+# a backup: a run reuses or deletes only its own (migrate/cli/runner.py).
+RUN_LABEL = "kube-migrate.io/run"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
@@ -265,11 +270,13 @@ def manifest(
     backup_dir: str,
     source: dict[str, Any],
     extra: dict[str, Any],
+    key: EncryptionKey | None = None,
 ) -> bytes:
     """Our manifest: size + sha256 of every file of the backup (keys relative to its
     folder; of the stored bytes, so encrypted ones for an encrypted tarball), the source
     cluster's version and served APIs, and backup facts (in `extra`; `encryption` says
-    which files are encrypted, how, and with which key id: migrate.store.crypto)."""
+    which files are encrypted, how, and with which key id: migrate.store.crypto).  With
+    the backup's `key`, sealed with an HMAC (migrate.store.manifest_mac)."""
     doc = {
         "apiVersion": MANIFEST_FORMAT,
         "kind": "BackupManifest",
@@ -281,6 +288,8 @@ def manifest(
         "source": source,
         **extra,
     }
+    if key is not None:
+        seal(doc, key)
     return json.dumps(doc, indent=1).encode()
 
 

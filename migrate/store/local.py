@@ -4,7 +4,8 @@ Useful for air-gapped migrations, for moving a backup on a disk, and for tests t
 no S3.  Objects are files; writes go to a temporary file in the same directory, are
 fsynced and then renamed over the target, so a reader never sees a half-written object.
 Directories are created on write and removed when they become empty, so the tree looks
-like an S3 listing.
+like an S3 listing.  A backup holds Secrets: files are written 0600 and the folders we
+create 0700 (owner only, whatever the umask); existing folders keep their modes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ __all__ = ["LocalStore"]
 
 _TMP_PREFIX = ".kube-migrate-tmp-"
 _CHUNK = 1024 * 1024
+FILE_MODE = 0o600  # objects: readable by their owner only
+DIR_MODE = 0o700  # folders the store creates
 
 # Writes an object's content into the open temporary file.
 _Writer = Callable[[BinaryIO], None]
@@ -91,7 +94,7 @@ class LocalStore(Store):
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, FILE_MODE)
             os.replace(tmp, target)
         except BaseException as exc:
             with contextlib.suppress(OSError):
@@ -107,7 +110,7 @@ class LocalStore(Store):
     def _mkstemp(directory: str, name: str) -> tuple[int, str]:
         # A concurrent delete may prune the directory between makedirs and mkstemp.
         for attempt in range(5):
-            os.makedirs(directory, exist_ok=True)
+            make_private_dirs(directory)
             try:
                 return tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{name}.", dir=directory)
             except FileNotFoundError:
@@ -241,6 +244,26 @@ def _has_object(directory: str) -> bool:
         if any(not name.startswith(_TMP_PREFIX) for name in filenames):
             return True
     return False
+
+
+def make_private_dirs(directory: str) -> None:
+    """os.makedirs, each folder it creates 0700 (makedirs' mode reaches the last only)."""
+    missing = []
+    path = os.path.abspath(directory)
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, DIR_MODE)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+            continue  # made meanwhile by a concurrent writer
+        os.chmod(path, DIR_MODE)  # the umask may have taken bits away, never added: exact
 
 
 def _fsync_dir(directory: str) -> None:

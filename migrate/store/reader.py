@@ -3,7 +3,8 @@ verify all make before they act on it: it exists and is complete, its phase is
 Completed or PartiallyFailed, its format version is 1.x, and the tarball matches our
 manifest's sha256 (when there is a manifest).  An encrypted backup (our manifest says
 so) needs the key it was made with: a missing or wrong key fails here, when the backup
-is opened, before anything is read from its tarball or written anywhere.
+is opened, before anything is read from its tarball or written anywhere; so does a
+manifest (or velero-backup.json) altered after the backup was sealed (manifest_mac.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from migrate.errors import IntegrityError, UsageError
 from migrate.store import Store, layout
 from migrate.store.archive import read_tarball
 from migrate.store.crypto import Encryption, EncryptionKey, check_key
+from migrate.store.manifest_mac import check_manifest
 
 SUPPORTED_MAJOR = "1"  # Velero backup format 1.x
 
@@ -75,7 +77,8 @@ def open_backup(store: Store, name: str, key: EncryptionKey | None = None) -> Ba
             f"backup {name!r} not found (or not complete) in {store.url}",
             hint="`kube-migrate backup get --bucket ...` lists the backups",
         )
-    info = layout.BackupInfo.parse(store.get(keys.metadata), name)
+    metadata = store.get(keys.metadata)
+    info = layout.BackupInfo.parse(metadata, name)
     if info.phase not in layout.RESTORABLE_PHASES:
         raise UsageError(
             f"backup {name} is {info.phase}; only Completed or PartiallyFailed backups are "
@@ -87,4 +90,6 @@ def open_backup(store: Store, name: str, key: EncryptionKey | None = None) -> Ba
     if store.exists(keys.manifest):
         manifest = layout.Manifest.parse(store.get(keys.manifest), name)
     check_key(Encryption.from_manifest(manifest.raw, name) if manifest else None, key, name)
+    if key is not None and manifest is not None:
+        check_manifest(manifest.raw, key, name, {keys.metadata.removeprefix(keys.dir): metadata})
     return BackupSource(info, manifest, store, key)

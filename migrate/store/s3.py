@@ -6,7 +6,8 @@ boto3.  It owns the client settings that make a migration survive a flaky networ
 multipart uploads for large tarballs, resumable streaming reads, a multipart completion
 whose reply was lost) and turns botocore's exceptions into :mod:`migrate.errors` classes
 with a hint the user can act on.  Messages never contain credentials.  A read-only
-store's client refuses every writing operation before it is signed.
+store's client refuses every writing operation before it is signed.  With --s3-sse every
+object written asks for server-side encryption (and the KMS key, if named).
 """
 
 from __future__ import annotations
@@ -150,8 +151,11 @@ class S3Store(Store):
 
     def _put(self, key: str, data: bytes) -> None:
         full = self._base + key
+        sse: Any = self.options.sse_args()
         self._call(
-            "write", key, lambda c: c.put_object(Bucket=self.url.bucket, Key=full, Body=data)
+            "write",
+            key,
+            lambda c: c.put_object(Bucket=self.url.bucket, Key=full, Body=data, **sse),
         )
 
     def _put_stream(self, key: str, fileobj: BinaryIO, size_hint: int | None) -> None:
@@ -167,8 +171,12 @@ class S3Store(Store):
         full = self._base + key
         source = HashingSource(fileobj)
         try:
-            self.client.upload_fileobj(
-                cast("BinaryIO", source), self.url.bucket, full, Config=config
+            self.client.upload_fileobj(  # ExtraArgs: on the PutObject or CreateMultipartUpload
+                cast("BinaryIO", source),
+                self.url.bucket,
+                full,
+                ExtraArgs=self.options.sse_args() or None,
+                Config=config,
             )
         except ClientError as exc:
             if not self._completed_anyway(exc, key, source):

@@ -54,6 +54,10 @@ ENDPOINT_HINT = (
 _USERINFO_RE = re.compile(r"//[^/@\s]+@")
 
 NO_BUCKET_HINT = "create the bucket first (e.g. `mc mb` or `aws s3 mb`), or fix the bucket URL"
+SSE_HINT = (
+    "check --s3-sse/--s3-kms-key-id: the server must support server-side encryption (MinIO "
+    "needs a KMS), and the KMS key must exist and be usable with these credentials"
+)
 
 
 def safe_endpoint(endpoint: str) -> str:
@@ -101,6 +105,8 @@ def translate(
             return StoreNotFound(f"bucket {bucket!r} does not exist on {server}", NO_BUCKET_HINT)
         if code in NOT_FOUND_CODES:
             return not_found
+        if "kms" in detail.lower() or "encryption" in detail.lower():
+            return StoreError(f"cannot {action} {where} on {server}: {detail}", SSE_HINT)
         if code in CREDENTIAL_CODES:
             return StoreError(f"{server} refused to {action} {where} ({detail})", CREDENTIALS_HINT)
         if code in ("PreconditionFailed", "412"):

@@ -82,7 +82,8 @@ class Mappings:
 
 
 # Kinds whose content (not just metadata.namespace) a namespace mapping rewrites: the
-# references _namespaced_refs finds, and a Namespace's own name.
+# references _namespaced_refs finds, a Namespace's own name, and ClusterRoleBindings
+# (copied for the mapped namespaces, never rewritten: migrate.transform.bindings).
 NAMESPACE_REF_KINDS = frozenset(
     {
         "RoleBinding",
@@ -100,7 +101,7 @@ def _namespaced_refs(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Dicts holding a `namespace` key that names another object's namespace."""
     kind = obj.get("kind")
     spec = obj.get("spec") or {}
-    if kind in ("RoleBinding", "ClusterRoleBinding"):
+    if kind == "RoleBinding":
         yield from (s for s in obj.get("subjects") or [] if s.get("kind") == "ServiceAccount")
     elif kind == "PersistentVolume" and spec.get("claimRef"):
         yield spec["claimRef"]

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from migrate.transform.volumes import DEFAULT_PV_POLICY, unbind_claim
+
 # metadata fields the API server sets; never sent on create.
 STRIP_METADATA: dict[str, str] = {
     "uid": "identity on the source cluster",
@@ -47,6 +49,7 @@ STRIP_LABELS: dict[str, str] = {
 class SanitizeOptions:
     preserve_node_ports: bool = False
     keep_status: bool = False  # --restore-status for this kind
+    pv_policy: str = DEFAULT_PV_POLICY  # --pv-policy (migrate.transform.volumes)
 
 
 def _service(obj: dict[str, Any], opts: SanitizeOptions) -> None:
@@ -91,6 +94,10 @@ def _persistent_volume(obj: dict[str, Any], _: SanitizeOptions) -> None:
             claim.pop(key, None)
 
 
+def _claim(obj: dict[str, Any], opts: SanitizeOptions) -> None:
+    unbind_claim(obj, opts.pv_policy)
+
+
 def _job(obj: dict[str, Any], _: SanitizeOptions) -> None:
     spec = obj.get("spec") or {}
     if not spec.get("manualSelector"):
@@ -111,6 +118,7 @@ KIND_SANITIZERS: dict[str, Callable[[dict[str, Any], SanitizeOptions], None]] = 
     "Service": _service,
     "Pod": _pod,
     "PersistentVolume": _persistent_volume,
+    "PersistentVolumeClaim": _claim,
     "Job": _job,
     "Secret": _token_secret,
 }

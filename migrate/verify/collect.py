@@ -100,14 +100,11 @@ class Collector:
         t, m = norm.t, norm.t.mappings
         # normalization put off (Raw) only where the source side's transforms can change
         # nothing but metadata.namespace: no modifiers, no mapping but of namespaces
-        self._lazy_any = (
-            not t.modifiers
-            and not t.show_secrets
-            and not (
-                m.storage_classes or m.registries or m.replicas is not None or m.suspend_cronjobs
-            )
+        self._lazy_any = not t.modifiers and not (
+            m.storage_classes or m.registries or m.replicas is not None or m.suspend_cronjobs
         )
         self._lazy_ns = not m.namespaces  # else: kinds whose references get mapped too
+        self._volumes_restored = t.sanitize.pv_policy != "reprovision"
 
     def _lazy(self, kind: str) -> bool:
         return self._lazy_any and (self._lazy_ns or kind not in NAMESPACE_REF_KINDS)
@@ -151,6 +148,9 @@ class Collector:
             out.ignored.add(key)
             if out.name == "source":
                 return
+        if kind == "PersistentVolume" and not self._volumes_restored:
+            out.ignored.add(key)  # --pv-policy reprovision: the target's are its own
+            return
         if _skipped(obj, kind, out.selector_services):
             out.ignored.add(key)
             ctrl = _controller(obj)
@@ -165,8 +165,12 @@ class Collector:
             if lazy:
                 normalized = Raw.of(obj, out.name, gr)
             else:
-                normalized = self.norm.source(gr, obj)  # consumes obj
+                *more, normalized = self.norm.sources(gr, obj)  # consumes obj
                 key = object_key(normalized)  # modifiers and mappings may rename
+                for extra in more:  # a clone's copies of a ClusterRoleBinding
+                    out.origin[object_key(extra)] = origin
+                    out.objects[object_key(extra)] = extra
+                    out.resources[object_key(extra)] = gr
             out.origin[key] = origin
         else:
             normalized = Raw.of(obj, out.name, gr) if lazy else self.norm.target(obj)

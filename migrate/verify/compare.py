@@ -45,7 +45,7 @@ def expected_count(kind: str, root_kind: str, n: int, m: Mappings) -> int:
 
 
 def compare(
-    source: Side, target: Side, norm: Normalizer, show_secrets: bool = False
+    source: Side, target: Side, norm: Normalizer, show_values: bool = False
 ) -> list[ObjectResult]:
     results: dict[Key, ObjectResult] = {}
     for key, src_read in source.objects.items():
@@ -64,7 +64,7 @@ def compare(
         if src != tgt:
             norm.drop_target_defaults(src, tgt)
             if src != tgt:
-                changes = diff(key[1], src, tgt, show_secrets)
+                changes = diff(key[1], src, tgt, show_values)
         results[key] = ObjectResult(key, gr, "changed" if changes else "equal", changes, origin)
     for key in target.objects:
         if key in results or key in source.ignored or key in target.ignored:

@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrate.transform.bindings import split_binding
 from migrate.transform.mappings import Mappings, apply_mappings
 from migrate.transform.modifiers import Modifiers
 from migrate.transform.sanitize import STRIP_METADATA, SanitizeOptions, sanitize
@@ -44,7 +45,7 @@ class Transforms:
     modifiers: Modifiers | None = None
     sanitize: SanitizeOptions = field(default_factory=SanitizeOptions)
     ignore: tuple[UserIgnore, ...] = ()
-    show_secrets: bool = False
+    show_values: bool = False  # print ConfigMap values (never Secret values) in diffs
 
 
 def _ignored_paths(kind: str) -> list[tuple[str, ...]]:
@@ -81,6 +82,22 @@ class Normalizer:
         apply_mappings(desired, self.t.mappings)
         return self._common(desired)
 
+    def sources(self, gr: str, obj: dict[str, Any]) -> list[dict[str, Any]]:
+        """Like source(), for a kind restore may turn into several objects: the
+        ClusterRoleBinding copies of a namespace-mapped clone (transform.bindings)."""
+        if obj.get("kind") != "ClusterRoleBinding" or not self.t.mappings.namespaces:
+            return [self.source(gr, obj)]
+        original_ns = (obj.get("metadata") or {}).get("namespace")
+        desired = sanitize(_slim(obj), self.t.sanitize)
+        if self.t.modifiers:
+            desired = self.t.modifiers.apply(gr, desired, original_ns)
+        apply_mappings(desired, self.t.mappings)
+        split = split_binding(desired, self.t.mappings.namespaces)
+        if split is None:
+            return [self._common(desired)]
+        kept = [desired] if split.keep_original else []
+        return [self._common(o) for o in [*kept, *split.copies]]
+
     def target(self, obj: dict[str, Any]) -> dict[str, Any]:
         """obj as comparable with a source object (obj is consumed)."""
         return self._common(sanitize(_slim(obj), self.t.sanitize))
@@ -99,7 +116,7 @@ class Normalizer:
                 if rule.matches(group, kind, ns, name):
                     for path in rule.paths:
                         paths.delete_matching(obj, path)
-        if kind == "Secret" and not self.t.show_secrets:
+        if kind == "Secret":  # compared by hash: a Secret's values never reach a result
             _hash_secret(obj)
         return obj
 

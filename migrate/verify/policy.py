@@ -137,9 +137,10 @@ SECRET_FIELDS: tuple[tuple[str, ...], ...] = (
     ("metadata", "annotations", LAST_APPLIED),
 )
 REDACTED = "<redacted>"
-# ConfigMap values may be large or sensitive-ish: printed cut to this many characters.
-TRUNCATED_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+# ConfigMap values often hold configuration nobody should paste into a CI log (database
+# URLs, tokens put in the wrong kind): printed as their sha256 and size, their text only
+# with --show-values.  (Secret values are never printed, not even with --show-values.)
+HIDDEN_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "ConfigMap": (("data",), ("binaryData",), ("metadata", "annotations", LAST_APPLIED)),
 }
-CONFIGMAP_VALUE_CHARS = 40
-OTHER_VALUE_CHARS = 200  # any other long string (annotations, scripts in args...)
+OTHER_VALUE_CHARS = 200  # any other long string (annotations, scripts in args...), cut

@@ -23,6 +23,7 @@ from migrate.store.reader import BackupSource, open_backup
 from migrate.transform.scope import Scope
 from migrate.verify.collect import Collector, Progress, read_all
 from migrate.verify.compare import compare
+from migrate.verify.grants import grant_warnings
 from migrate.verify.normalize import Normalizer, Transforms
 from migrate.verify.results import VerifyReport
 from migrate.verify.scope import ListTask, ResourceFilter, VerifyScope, list_tasks, resolve_types
@@ -94,6 +95,7 @@ class _Plan:
     tasks: list[ListTask]
     source_facts: dict[str, Any]
     backup: BackupSource | None = None
+    warnings: list[str] = field(default_factory=list)  # for the summary (verify.grants)
 
 
 def _plan(
@@ -122,7 +124,10 @@ def _plan(
                 "bucket": store.url,
                 "version": backup.server_version,
             }
-            return _Plan(vs, rf, list_tasks("target", tdisc, types, vs, versions), facts, backup)
+            recorded = (backup.manifest.raw.get("grants") or {}) if backup.manifest else {}
+            warnings = grant_warnings(None, tdisc, opts.scope, recorded, True)
+            tasks = list_tasks("target", tdisc, types, vs, versions)
+            return _Plan(vs, rf, tasks, facts, backup, warnings)
         if sdisc_f is None or facts_f is None:
             raise UsageError("verify needs --source-kubeconfig, or --from-backup and --bucket")
         sdisc = sdisc_f.result()
@@ -139,7 +144,8 @@ def _plan(
         tasks = _interleave(
             list_tasks("source", sdisc, types, vs), list_tasks("target", tdisc, types, vs, versions)
         )
-        return _Plan(vs, rf, tasks, facts_f.result())
+        warnings = grant_warnings(source, tdisc, opts.scope, None, vs.cluster_mode == "deps")
+        return _Plan(vs, rf, tasks, facts_f.result(), warnings=warnings)
 
 
 def run_verify(
@@ -178,8 +184,11 @@ def run_verify(
             page_size=opts.page_size,
             progress=progress,
         )
-        results = compare(src, tgt, norm, opts.transforms.show_secrets)
+        results = compare(src, tgt, norm, opts.transforms.show_values)
         report = VerifyReport(plan.source_facts, target_facts.result(), results, len(src.ignored))
+        report.warnings = plan.warnings
+        for warning in plan.warnings:
+            log.warning("verify: %s", warning)
         listed = (src.listed, tgt.listed)
         del src, tgt  # freed now, by reference counts: no collector pass over them later
     report.seconds = time.monotonic() - started

@@ -1,0 +1,151 @@
+"""The benchmark's targets as data, and the verdict on one run's figures.
+
+`bench/run.py` exits non-zero when a figure misses its target, so a regression fails
+`make bench` (and CI, where it runs) instead of hiding in a table.  The targets are one
+commented table: a figure is either measured by the run (a key of its JSON) or derived
+from it here (the ratios); a target whose figure the run did not measure (Velero not
+run, no memory counts) is reported as not measured, neither met nor missed.
+Pure logic: tests/test_bench.py checks the verdicts without a cluster.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+MB400 = 400e6 / 2**20  # "< 400 MB" (issue 8) in MiB, the unit RSS is reported in
+OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">=": operator.ge,
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    figure: str  # key of figures(): what is judged
+    op: str  # a key of OPS: figure <op> limit is "met"
+    limit: float
+    label: str  # the row's name in the table
+    unit: str = "x"  # "x" (ratio), "s" or "MiB"
+    ours: str = ""  # the run's key of our seconds shown in the row
+    base: str = ""  # ... and of the baseline's (raw LIST/POST, Velero)
+
+
+TARGETS: tuple[Target, ...] = (
+    # backup create / raw parallel LIST of the same (resource, namespace) tasks (issue 8)
+    Target("backupOverRawList", "<=", 1.3, "backup / raw LIST", "x",
+           "backupSeconds", "rawListSeconds"),
+    # restore at the CLI's default client limits / raw POST of the same plan: a restore
+    # without flags runs at >= 70% of the raw create rate (issue 17, section 4)
+    Target("restoreDefaultOverRawPost", "<=", 1 / 0.7, "restore / raw POST", "x",
+           "restoreDefaultSeconds", "rawPostSeconds"),
+    # the same restore with --qps 0 (no client-side limit) / raw POST (issue 8)
+    Target("restoreOverRawPost", "<=", 1.4, "restore --qps 0 / POST", "x",
+           "restoreSeconds", "rawPostSeconds"),
+    # verify / raw LIST of both clusters, verify's own LIST tasks (issue 6)
+    Target("verifyOverRawList", "<=", 1.5, "verify / raw LIST x2", "x",
+           "verifySeconds", "rawVerifyListSeconds"),
+    # Velero restoring our backup at its defaults / ours at the CLI's defaults (issue 8)
+    Target("veleroOverOurs", ">=", 10, "Velero / restore", "x faster",
+           "restoreDefaultSeconds", "veleroRestoreSeconds"),
+    # both with their client limits lifted: Velero --client-qps 1000, ours --qps 0
+    Target("veleroUnthrottledOverOurs", ">=", 10, "Velero lifted / --qps 0", "x faster",
+           "restoreSeconds", "veleroUnthrottledRestoreSeconds"),
+    # upload of velero-backup.json to its detection, polling at the CLI's default interval
+    Target("waitSyncSeconds", "<", 2.0, "wait-sync", "s"),
+    # peak RSS of the CLI's backup and restore of this run's objects (issue 8)
+    Target("backupPeakRssMiB", "<", MB400, "backup peak RSS", "MiB"),
+    Target("restorePeakRssMiB", "<", MB400, "restore peak RSS", "MiB"),
+    # ... and at the largest of --memory-counts (100k ConfigMaps by default)
+    Target("memoryBackupPeakRssMiB", "<", MB400, "backup RSS, largest", "MiB"),
+    Target("memoryRestorePeakRssMiB", "<", MB400, "restore RSS, largest", "MiB"),
+    # "flat": peak RSS at the largest count / at the smallest (10x the objects) grows by
+    # at most a fifth; an object held in memory would show as several times more
+    Target("memoryBackupRssGrowth", "<=", 1.2, "backup RSS growth", "x"),
+    Target("memoryRestoreRssGrowth", "<=", 1.2, "restore RSS growth", "x"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Verdict:
+    target: Target
+    value: float | None  # None: not measured in this run
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None:
+            return None
+        return OPS[self.target.op](self.value, self.target.limit)
+
+    @property
+    def state(self) -> str:
+        return {True: "met", False: "MISSED", None: "not measured"}[self.met]
+
+    @property
+    def limit(self) -> str:
+        t = self.target
+        return f"{t.op} {t.limit:.2f}{'x' if t.unit.startswith('x') else ' ' + t.unit}"
+
+    def line(self) -> str:
+        value = "-" if self.value is None else f"{self.value:.2f}{self.target.unit}"
+        return f"{self.target.label}: {value}, target {self.limit}: {self.state}"
+
+
+def _ratio(o: dict[str, Any], num: str, den: str) -> float | None:
+    if num in o and den in o and o[den]:
+        return float(o[num]) / float(o[den])
+    return None
+
+
+def figures(o: dict[str, Any]) -> dict[str, float]:
+    """Every figure a target judges: the run's own (seconds, MiB) and the ratios."""
+    derived: dict[str, float | None] = {
+        "backupOverRawList": _ratio(o, "backupSeconds", "rawListSeconds"),
+        "restoreDefaultOverRawPost": _ratio(o, "restoreDefaultSeconds", "rawPostSeconds"),
+        "restoreOverRawPost": _ratio(o, "restoreSeconds", "rawPostSeconds"),
+        "verifyOverRawList": _ratio(o, "verifySeconds", "rawVerifyListSeconds"),
+        "veleroOverOurs": _ratio(o, "veleroRestoreSeconds", "restoreDefaultSeconds"),
+        "veleroUnthrottledOverOurs": _ratio(o, "veleroUnthrottledRestoreSeconds", "restoreSeconds"),
+    }
+    mem: list[dict[str, Any]] = o.get("memory") or []
+    for what in ("backup", "restore") if mem else ():
+        key = f"{what}PeakRssMiB"
+        cap = what.capitalize()
+        derived[f"memory{cap}PeakRssMiB"] = max(float(row[key]) for row in mem)
+        if len(mem) > 1:  # rows in --memory-counts order: smallest first
+            derived[f"memory{cap}RssGrowth"] = float(mem[-1][key]) / float(mem[0][key])
+    own = {
+        t.figure: float(o[t.figure]) for t in TARGETS if isinstance(o.get(t.figure), int | float)
+    }
+    return own | {k: v for k, v in derived.items() if v is not None}
+
+
+def verdicts(o: dict[str, Any]) -> list[Verdict]:
+    found = figures(o)
+    return [Verdict(t, found.get(t.figure)) for t in TARGETS]
+
+
+def missed(vs: list[Verdict]) -> list[Verdict]:
+    return [v for v in vs if v.met is False]
+
+
+def ratios(o: dict[str, Any]) -> dict[str, float]:
+    """The run's ratios, rounded, for its JSON."""
+    keep = {t.figure for t in TARGETS if t.unit.startswith("x")}
+    return {k: round(v, 2) for k, v in figures(o).items() if k in keep}
+
+
+def table(o: dict[str, Any], vs: list[Verdict]) -> str:
+    """One row per target: ours, the baseline, the figure, the target and the verdict."""
+    head = f"{'measurement':<24} {'ours':>8} {'baseline':>9} {'figure':>12}  target"
+    lines = [head]
+    for v in vs:
+        t = v.target
+        ours = f"{o[t.ours]:.2f}s" if t.ours in o else ""
+        base = f"{o[t.base]:.2f}s" if t.base in o else ""
+        value = "-" if v.value is None else f"{v.value:.2f}{t.unit}"
+        lines.append(f"{t.label:<24} {ours:>8} {base:>9} {value:>12}  {v.limit}: {v.state}")
+    return "\n".join(lines)

@@ -1,0 +1,106 @@
+"""`kube-migrate run --resume RUN`: find the run (this machine's journal, else the copy
+in the bucket next to its restore), and hold it to what it was started with.
+
+A resumed run uses the playbook, `--set` values and endpoints it journaled; a flag that
+would change them is refused (exit 2) rather than silently ignored.  Flags equal to the
+journaled values are accepted (`--bucket` is how another machine finds the run), and
+so are a kubeconfig or key file given where the journaled path does not exist on this
+machine (a resume from another machine or pod has its own paths).
+
+The run state is copied to `restores/<restore>/journal/run-<run>.json` after every save
+when the playbook restores into a writable bucket (not in --dry-run); a read-only bucket
+keeps it on this machine only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from typing import Any
+
+from migrate.cli.options import open_bucket
+from migrate.errors import MigrateError, UsageError
+from migrate.playbook import Endpoints, Playbook, RunState
+from migrate.playbook.state import runs_dir
+from migrate.restore.bucket_journal import prefix
+from migrate.store import Store
+
+log = logging.getLogger(__name__)
+
+# --flag -> (Endpoints side attribute, field): what the flag sets in a run's endpoints.
+FLAG_FIELDS = {
+    "source_kubeconfig": ("source", "kubeconfig"),
+    "source_context": ("source", "context"),
+    "target_kubeconfig": ("target", "kubeconfig"),
+    "target_context": ("target", "context"),
+    "bucket": ("bucket", "url"),
+    "target_bucket": ("target_bucket", "url"),
+    "s3_endpoint": ("bucket", "endpoint"),
+    "s3_region": ("bucket", "region"),
+    "s3_profile": ("bucket", "profile"),
+    "s3_sse": ("bucket", "sse"),
+    "s3_kms_key_id": ("bucket", "kms_key_id"),
+    "encryption_key_file": ("bucket", "encryption_key_file"),
+    "read_only_bucket": ("bucket", "read_only"),
+}
+# Paths that may differ on another machine: taken when the journaled one is not here.
+LOCAL_PATHS = frozenset({"source_kubeconfig", "target_kubeconfig", "encryption_key_file"})
+
+
+def state_key(restore: str, run: str) -> str:
+    return f"{prefix(restore)}run-{run}.json"
+
+
+def mirror_to(state: RunState, pb: Playbook, store: Store) -> None:
+    """Copy the run state to the bucket after every save (and now)."""
+    key = state_key(pb.restore_name(state.run), state.run)
+
+    def put(text: bytes) -> None:
+        try:
+            store.put(key, text)
+        except MigrateError as exc:  # the local journal is kept; resume works here
+            log.warning("run %s: cannot copy its state to %s: %s", state.run, store.url, exc)
+
+    state.mirror = put
+    state.save()
+
+
+def find_in_bucket(run: str, kw: dict[str, Any]) -> RunState | None:
+    """The run's state from the bucket named by --target-bucket/--bucket (or their
+    variables), adopted as this machine's journal; None when there is none."""
+    url = kw.get("target_bucket") or kw.get("bucket")
+    if not url or (runs_dir() / run / "state.json").exists():
+        return None
+    store = open_bucket(**{**kw, "bucket": url, "read_only_bucket": True})
+    candidates = [run, *(p for p in store.list_prefixes("restores/") if p != run)]
+    for restore in candidates:
+        key = state_key(restore, run)
+        if store.exists(key):
+            log.info("run %s: state found in %s/%s", run, store.url, key)
+            return RunState.adopt(run, store.get(key))
+    return None
+
+
+def check_flags(endpoints: Endpoints, flags: dict[str, Any], run: str) -> Endpoints:
+    """Refuse flags that contradict the journaled endpoints; take local paths (above)."""
+    for flag, given in flags.items():
+        if given is None or flag not in FLAG_FIELDS:
+            continue
+        side, attr = FLAG_FIELDS[flag]
+        ep = getattr(endpoints, side)
+        have = getattr(ep, attr) if ep is not None else None
+        value = os.path.abspath(given) if flag in LOCAL_PATHS else given
+        if value == have:
+            continue
+        if flag in LOCAL_PATHS and ep is not None and not (have and os.path.exists(have)):
+            endpoints = replace(endpoints, **{side: replace(ep, **{attr: value})})
+            continue
+        option = "--" + flag.replace("_", "-")
+        raise UsageError(
+            f"run {run} was started with {option} {have!r}; --resume continues it with the "
+            f"same settings, not {value!r}",
+            hint=f"drop {option} to resume the run as it was, or start a new run "
+            "with `kube-migrate run PLAYBOOK ...`",
+        )
+    return endpoints

@@ -1,0 +1,89 @@
+"""What happens to each claim's data: re-provisioned empty, kept by reference, shared
+with the source, or refused.  Read before anything moves, because a clone bound to the
+production disk is the one mistake a migration tool must never make quietly.
+
+The decisions are migrate.transform.volumes' (the restore's own), applied to the claims
+of the backup in scope; this module only looks up what the target has (PVs of the same
+name, StorageClasses and their provisioners) and words the findings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrate.preflight.context import Context
+from migrate.preflight.findings import Collect, Finding, obj_ref
+from migrate.transform.volumes import OUTCOMES, PV_POLICIES, REFUSED_HINT, claim_outcome
+
+PVS = "persistentvolumes"
+CLASSES = "storageclasses.storage.k8s.io"
+DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
+
+# outcome -> how to change it (empty: nothing to do)
+FIXES: dict[str, str] = {
+    "reprovisioned-empty": "move the data separately, or --pv-policy retain-as-is for "
+    "storage both clusters reach (Retain volumes only)",
+    "pending-no-provisioner": "create a PersistentVolume for the claim on the target, or map "
+    "the class to a provisioned one (--storage-class-mappings)",
+    "kept-by-reference": "",
+    "shared-with-source": "use --pv-policy reprovision for a copy with its own volumes; keep "
+    "retain-as-is only when the source stops using this storage",
+    "missing-volume": "create that PersistentVolume on the target, or use --pv-policy reprovision",
+    "refused": REFUSED_HINT,
+    "unbound": "",
+}
+assert set(FIXES) == set(OUTCOMES)
+
+
+def _provisioners(ctx: Context) -> tuple[dict[str, str], str | None]:
+    """StorageClass name -> provisioner (the restore's classes over the target's), and the
+    target's default class."""
+    out: dict[str, str] = {}
+    default = None
+    for sc in ctx.target.objects(CLASSES) or []:
+        meta = sc.get("metadata") or {}
+        out[meta.get("name", "")] = str(sc.get("provisioner", ""))
+        if (meta.get("annotations") or {}).get(DEFAULT_CLASS) == "true":
+            default = meta.get("name")
+    for it in ctx.by_kind("StorageClass"):
+        out[it.key[3]] = str(it.desired.get("provisioner", ""))
+    return out, default
+
+
+def _claim_class(desired: dict[str, Any], default: str | None) -> str | None:
+    spec = desired.get("spec") or {}
+    return str(spec["storageClassName"]) if "storageClassName" in spec else default
+
+
+def check_volumes(ctx: Context) -> list[Finding]:
+    c = Collect("volume")
+    policy = ctx.options.pv_policy
+    claims = [it for it in ctx.items if it.kind == "PersistentVolumeClaim"]
+    if not claims:
+        return []
+    pvs = {it.key[3]: it.obj for it in ctx.items if it.kind == "PersistentVolume"}
+    on_target = ctx.target.names(PVS) or set()
+    provisioners, default = _provisioners(ctx)
+    for it in claims:
+        # the claim as the restore would create it; a refused one was never made desired
+        desired = it.desired if it.skip is None else {**it.obj, "metadata": it.desired["metadata"]}
+        volume = (it.obj.get("spec") or {}).get("volumeName")
+        cls = _claim_class(desired, default)
+        outcome = claim_outcome(
+            it.obj,
+            pvs.get(volume) if volume else None,
+            policy,
+            pv_on_target=bool(volume) and volume in on_target,
+            class_provisioner=provisioners.get(cls) if cls else None,
+        )
+        severity, what = OUTCOMES[outcome]
+        where = f" (StorageClass {cls})" if cls and "provision" in outcome else ""
+        message = f"--pv-policy {policy}: {what}{where}"
+        ref = obj_ref(it.kind, it.target_ns, it.key[3])
+        if volume and outcome in ("shared-with-source", "refused", "kept-by-reference"):
+            ref += f" -> PersistentVolume {volume}"
+        c.add(severity, message, FIXES[outcome], ref)
+    found = c.findings()
+    if found:
+        found.append(Finding("info", "volume", f"--pv-policy {policy}: {PV_POLICIES[policy]}"))
+    return found
