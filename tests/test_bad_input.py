@@ -266,6 +266,7 @@ RESTORES = [
          *RESTORE[2:]),
     case("existing-policy-unknown", U, ("--existing-resource-policy", "'replace'"), *RESTORE,
          "--existing-resource-policy=replace"),
+    case("pv-policy-unknown", U, ("--pv-policy", "'share'"), *RESTORE, "--pv-policy=share"),
 ]  # fmt: skip
 
 MODIFIERS = [

@@ -270,7 +270,8 @@ def test_cut_over_scales_the_source_down(
     book = tmp_path / "cutover.yaml"
     book.write_text(
         "apiVersion: kube-migrate.io/v1alpha1\nkind: Playbook\nmetadata: {name: cutover}\n"
-        "spec:\n  scope: {includeNamespaces: [shop, shop-data]}\n  steps:\n"
+        "spec:\n  scope: {includeNamespaces: [shop, shop-data]}\n"
+        "  restore: {pvPolicy: retain-as-is}\n  steps:\n"  # a cut-over takes the volumes over
         "  - backup\n  - waitForSync\n  - restore\n  - waitReady\n"
         "  - scale: {side: source, replicas: 0}\n"
     )

@@ -83,7 +83,8 @@ def test_shop_with_crd_and_custom_resources(
     by = summary.as_dict(details=True)
     assert summary.phase == "Completed", by
     assert summary.counts["failed"] == 0
-    assert len(summary.results) == backup.items  # every backed-up object has a result
+    # every backed-up object has a result, and the clone's copy of its ClusterRoleBinding
+    assert len(summary.results) == backup.items + 1
     widget = live(target, "widgets.shop.example.com", "blue", shop)
     assert widget is not None and widget["spec"] == {"color": "blue", "size": 3}
     assert live(target, "deployments.apps", "web", shop) is not None
@@ -92,6 +93,12 @@ def test_shop_with_crd_and_custom_resources(
     skipped = {(r.key[1], r.message) for r in summary.results if r.result == "skipped"}
     assert ("Pod", "created by its ReplicaSet/Job/DaemonSet/StatefulSet controller") in skipped
     assert ("ReplicaSet", "created by its Deployment controller") in skipped
+    crbs = "clusterrolebindings.rbac.authorization.k8s.io"
+    copy = live(target, crbs, f"shop-web-node-reader-{shop}")  # the clone's own binding
+    assert copy and copy["subjects"] == [
+        {"kind": "ServiceAccount", "name": "web", "namespace": shop}
+    ]
+    target.delete(target.discovery().resolve(crbs), f"shop-web-node-reader-{shop}")
     for ns in (shop, data):
         target.delete(target.discovery().resolve("namespaces"), ns)
 

@@ -18,9 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from migrate.backup.create import BackupOptions, create_backup
 from migrate.cluster import Cluster
-from migrate.errors import EXIT_PREFLIGHT, EXIT_TIMEOUT
+from migrate.errors import EXIT_PREFLIGHT, EXIT_TIMEOUT, UsageError
+from migrate.restore.journal import Journal, ObjectResult
 from migrate.store import open_store
 from migrate.transform.scope import Scope
 
@@ -234,3 +237,37 @@ def test_partially_failed_backup_warns_or_is_refused(
         assert len(_configmaps(target, dst)) == 5
     finally:
         target.delete(ns_res, dst)
+
+
+def test_journal_bucket_copy_and_owner_checks(tmp_path: Path) -> None:
+    """Pure logic on a file:// bucket: batches reach the bucket at sync/close; another
+    machine (another directory) resumes from them; the header refuses another backup or
+    another run; a read-only bucket is read, never written."""
+    store = open_store(f"file://{tmp_path / 'bucket'}")
+    header = {"restore": "r", "backup": "b", "run": "run-1"}
+    here, there = tmp_path / "here", tmp_path / "there"
+    j = Journal("r", False, here, store=store, header=header, run="run-1")
+    assert store.exists("restores/r/journal/header.json")
+    key = ("", "ConfigMap", "ns", "a")
+    j.record(ObjectResult(key, "configmaps", "created", uid="u1"))
+    assert [o.key for o in store.list("restores/r/journal/")] == [
+        "restores/r/journal/header.json"
+    ]  # appended locally; the bucket gets it in a batch
+    j.close()
+    assert store.exists("restores/r/journal/000001.jsonl.gz")
+    for bad, run, match in (
+        ({"backup": "other"}, "run-1", "restores backup 'b', not 'other'"),
+        ({"backup": "b"}, "run-2", "belongs to run 'run-1', not to run 'run-2'"),
+    ):
+        with pytest.raises(UsageError, match=match):
+            Journal("r", True, there, store=store, header=bad, run=run)
+    with pytest.raises(UsageError, match="has run before"):
+        Journal("r", False, there, store=store, header=header)
+    readonly = open_store(f"file://{tmp_path / 'bucket'}", read_only=True)
+    resumed = Journal("r", True, there, store=readonly, header={"backup": "b"}, run="run-1")
+    done = resumed.done(key)
+    assert done is not None and done.uid == "u1"
+    resumed.record(ObjectResult(("", "ConfigMap", "ns", "b"), "configmaps", "created"))
+    resumed.close()
+    assert len(list(store.list("restores/r/journal/"))) == 2  # read-only: nothing added
+    assert "u1" in (there / "r.journal.jsonl").read_text()  # now local here too

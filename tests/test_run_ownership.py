@@ -92,23 +92,49 @@ def test_second_run_with_a_fixed_backup_name_is_refused(
         # --resume does not take the other run's backup either
         again = _run("run", "--resume", run2, state=state)
         assert again.returncode == 2 and run1 in again.stderr and run2 in again.stderr
-        # --resume with a flag that contradicts the run: one error line, exit 2
-        other = f"{bucket_url}-other"
-        clash = _run("run", "--resume", run2, "--bucket", other, state=state)
-        assert clash.returncode == 2 and clash.stdout == ""
-        assert _error_lines(clash.stderr) == [
-            f"kube-migrate: error: run {run2} was started with --bucket '{bucket_url}'; "
-            f"--resume continues it with the same settings, not '{other}'",
-            "hint: drop --bucket to resume the run as it was, or start a new run with "
-            "`kube-migrate run PLAYBOOK ...`",
-        ]
-        for extra in (["--set", "restore.replicas=1"], [str(book)], ["--dry-run"]):
-            bad = _run("run", "--resume", run2, *extra, state=state)
-            assert bad.returncode == 2 and len(_error_lines(bad.stderr)) == 2, bad.stderr
-        same = _run("run", "--resume", run2, "--bucket", bucket_url, state=state)
-        assert same.returncode == 2 and run1 in same.stderr  # same flag: accepted
+        table = [ln.split()[:2] for ln in again.stdout.splitlines()]  # the default: a table
+        assert table == [["STEP", "STATUS"], ["backup", "failed"], ["waitForSync", "pending"],
+                         ["restore", "pending"]]  # fmt: skip
+        _resume_is_held_to_the_run(state, bucket_url, book, (run1, run2), fixed)
     finally:
         target.delete(target.discovery().resolve("namespaces"), dst)
+
+
+def _resume_is_held_to_the_run(
+    state: Path, bucket_url: str, book: Path, runs: tuple[str, str], fixed: str
+) -> None:
+    """--resume refuses flags that contradict the run; a run restores only its own backup."""
+    run1, run2 = runs
+    store = open_store(bucket_url)
+    # --resume with a flag that contradicts the run: one error line, exit 2
+    other = f"{bucket_url}-other"
+    clash = _run("run", "--resume", run2, "--bucket", other, state=state)
+    assert clash.returncode == 2 and clash.stdout == ""
+    assert _error_lines(clash.stderr) == [
+        f"kube-migrate: error: run {run2} was started with --bucket '{bucket_url}'; "
+        f"--resume continues it with the same settings, not '{other}'",
+        "hint: drop --bucket to resume the run as it was, or start a new run with "
+        "`kube-migrate run PLAYBOOK ...`",
+    ]
+    for extra in (["--set", "restore.replicas=1"], [str(book)], ["--dry-run"]):
+        bad = _run("run", "--resume", run2, *extra, state=state)
+        assert bad.returncode == 2 and len(_error_lines(bad.stderr)) == 2, bad.stderr
+    same = _run("run", "--resume", run2, "--bucket", bucket_url, state=state)
+    assert same.returncode == 2 and run1 in same.stderr  # same flag: accepted
+    # even a run whose journal says its backup is taken restores only its own backup
+    path = state / "runs" / run2 / "state.json"
+    forged = json.loads(path.read_text())
+    for st in forged["steps"][:2]:
+        st["status"] = "succeeded"
+    path.write_text(json.dumps(forged))
+    refused = _run("run", "--resume", run2, state=state)
+    assert refused.returncode == 2, refused.stderr
+    assert (
+        f"backup '{fixed}' is not the one this run {run2} took (it belongs to run {run1})"
+        in refused.stderr
+    )
+    assert not store.exists(f"restores/{run2}/restore-{run2}-results.gz")
+    assert not store.exists(f"restores/{run2}/journal/header.json")  # nothing started
 
 
 def test_run_resumed_from_another_machine(

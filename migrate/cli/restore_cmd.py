@@ -146,6 +146,7 @@ def create(name: str | None, backup: str, **kw: Any) -> None:
         else:
             emit(plan.rows(), kw["output"], ["level", "kind", "namespace", "name", "action"])
         return
+
     def announce() -> None:  # once every check passed, before the first write
         interrupt.set_hint(
             f"continue it with `kube-migrate restore create {name} --from-backup {backup} "

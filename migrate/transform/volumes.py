@@ -17,8 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from migrate.errors import UsageError
-
 # --pv-policy -> what it does (the help text and the preflight report say this).
 PV_POLICIES: dict[str, str] = {
     "reprovision": "no PersistentVolume is restored; every claim loses its binding and gets "
@@ -73,15 +71,6 @@ OUTCOMES: dict[str, tuple[str, str]] = {
     "unbound": ("info", "not bound on the source: the target provisions it as usual"),
 }
 NO_PROVISIONER = "kubernetes.io/no-provisioner"
-
-
-def check_policy(policy: str) -> str:
-    if policy not in PV_POLICIES:
-        raise UsageError(
-            f"unknown --pv-policy {policy!r}",
-            hint=f"use one of: {', '.join(PV_POLICIES)}",
-        )
-    return policy
 
 
 def reclaim_policy(pv: dict[str, Any]) -> str:
