@@ -13,11 +13,11 @@ from typing import Any
 
 from migrate.preflight.context import Context
 from migrate.preflight.findings import Collect, Finding, obj_ref
+from migrate.preflight.references import DEFAULT_CLASS, REF_TYPES
 from migrate.transform.volumes import OUTCOMES, PV_POLICIES, REFUSED_HINT, claim_outcome
 
 PVS = "persistentvolumes"
-CLASSES = "storageclasses.storage.k8s.io"
-DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
+CLASSES = REF_TYPES["StorageClass"][0]
 
 # outcome -> how to change it (empty: nothing to do)
 FIXES: dict[str, str] = {
