@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 VENV_OK := .venv/.installed
 
-.PHONY: demo test lint typecheck unit binaries up down status clean venv bench
+.PHONY: demo test lint typecheck unit binaries up down status clean venv bench bench-startup
 
 $(VENV_OK): pyproject.toml
 	python3 -m venv .venv
@@ -29,6 +29,9 @@ demo: up             ## the main job: migrate the example shop app from source t
 
 bench: up           ## benchmarks vs raw LIST/POST and Velero, one run (bench/README.md)
 	.venv/bin/python bench/run.py
+
+bench-startup: venv  ## the CLI's start-up only (no cluster; also part of `make bench`)
+	.venv/bin/python bench/startup.py
 
 lint: venv
 	.venv/bin/ruff check migrate tests hack bench

@@ -3,7 +3,8 @@
 Fills the source with N objects over K namespaces, then measures each step next to its
 physical limit or peer: backup create and verify vs raw LISTs, restore create (at the
 CLI's default flags and with --qps 0) vs a raw POST of its plan and vs Velero, wait-sync
-at the CLI's poll interval, and peak RSS (here and at --memory-counts, bench/memory.py).
+at the CLI's poll interval, peak RSS (here and at --memory-counts, bench/memory.py) and
+the CLI's start-up (bench/startup.py).
 Prints one row per target, writes JSON, deletes every namespace and the CRD it made on
 both planes, and exits 3 when a figure misses its target (bench/targets.py).
 This module is the run's order and its CLI; the workload is bench/workload.py, the
@@ -23,7 +24,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import click
 import memory
+import startup
 from baselines import (
     backup_list_paths,
     measure_wait_sync,
@@ -70,8 +73,8 @@ def cli_defaults(*command: str) -> dict[str, Any]:
     without flags.  Read from the CLI itself, so the benchmark follows a default that
     moves (the restore's rate limit, wait-sync's poll interval)."""
     cmd: Any = cli
-    for name in command:
-        cmd = cmd.commands[name]
+    for name in command:  # the root group imports a command's module when asked for it
+        cmd = cmd.get_command(click.Context(cmd), name)
     return {p.name: p.default for p in cmd.params if p.name}
 
 
@@ -271,6 +274,7 @@ def run(
     out["restoreParallelism"] = RESTORE_PARALLELISM
     try:
         b.settle()
+        out |= startup.measure()  # the CLI's start-up (bench/startup.py): no cluster used
         out |= b.fill(workers)
         b.settle()
         out |= b.backup()

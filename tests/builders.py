@@ -1,5 +1,6 @@
 """Test builders: write backups into a store the way Velero (or kube-migrate) would,
-without a cluster, and copy them between stores like a slow bucket replica."""
+without a cluster, and copy them between stores like a slow bucket replica; and the
+manifests several tests create on the planes (a schemaless CustomResourceDefinition)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -211,3 +212,34 @@ def copy_backup(
         last = time.monotonic()
         dst.put(obj.key, corrupt(data) if rel in damaged else data)
     return last
+
+
+def crd_manifest(
+    group: str,
+    plural: str,
+    kind: str,
+    versions: Sequence[str] = ("v1",),
+    storage: str = "",
+    status_subresource: bool = False,
+) -> dict[str, Any]:
+    """A namespaced CustomResourceDefinition whose versions take any object (no schema);
+    `storage` defaults to the first version."""
+    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    stored = storage or versions[0]
+    served = []
+    for v in versions:
+        version: dict[str, Any] = {"name": v, "served": True, "storage": v == stored}
+        if status_subresource:
+            version["subresources"] = {"status": {}}
+        served.append({**version, "schema": schema})
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": plural, "singular": kind.lower(), "kind": kind},
+            "versions": served,
+        },
+    }

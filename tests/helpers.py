@@ -20,7 +20,7 @@ EXAMPLES = ROOT / "examples"
 T = TypeVar("T")
 
 
-def km(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run the kube-migrate CLI as a user does (a subprocess); output captured as text."""
     return subprocess.run(
         [str(BIN / "kube-migrate"), *args],

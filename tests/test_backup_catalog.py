@@ -219,7 +219,7 @@ def test_read_commands_are_in_the_backup_group() -> None:
         assert cmd.name is not None and backup_group.commands[cmd.name] is cmd
 
 
-def km(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def run_cli_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = run(["backup", *args])
     out, err = capsys.readouterr()
     return code, out, err
@@ -227,7 +227,7 @@ def km(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 def test_cli_get_describe_logs(three: Store, capsys: pytest.CaptureFixture[str]) -> None:
     url = str(three.url)
-    code, out, _ = km(capsys, "get", "--bucket", url)
+    code, out, _ = run_cli_in_process(capsys, "get", "--bucket", url)
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == [
@@ -245,17 +245,19 @@ def test_cli_get_describe_logs(three: Store, capsys: pytest.CaptureFixture[str])
     assert len(ours) == 8 and ours[1] == "Completed" and ours[3] == "29d"
     assert ours[4] == str(len(ITEMS)) and ours[6:] == ["v1.30.14", "kube-migrate"]
     assert lines[1].split()[1:4:2] == ["Incomplete", "n/a"]
-    code, out, _ = km(capsys, "get", "velero1", "--bucket", url, "-o", "json")
+    code, out, _ = run_cli_in_process(capsys, "get", "velero1", "--bucket", url, "-o", "json")
     assert code == 0 and json.loads(out)["phase"] == "PartiallyFailed"
-    code, out, _ = km(capsys, "get", "--bucket", url, "-o", "yaml")
+    code, out, _ = run_cli_in_process(capsys, "get", "--bucket", url, "-o", "yaml")
     assert [r["name"] for r in yaml.safe_load(out)] == ["killed", "velero1", "ours"]
-    code, out, _ = km(capsys, "describe", "ours", "--bucket", url)
+    code, out, _ = run_cli_in_process(capsys, "describe", "ours", "--bucket", url)
     assert code == 0 and yaml.safe_load(out)["counts"]["items"] == len(ITEMS)
-    code, out, _ = km(capsys, "describe", "velero1", "--details", "--bucket", url, "-o", "json")
+    code, out, _ = run_cli_in_process(
+        capsys, "describe", "velero1", "--details", "--bucket", url, "-o", "json"
+    )
     assert json.loads(out)["errorMessages"]["namespaces"]["app"] == ["error restoring x"]
-    code, out, _ = km(capsys, "logs", "ours", "--bucket", url)
+    code, out, _ = run_cli_in_process(capsys, "logs", "ours", "--bucket", url)
     assert code == 0 and "backup ours started" in out
-    code, out, err = km(capsys, "get", "nope", "--bucket", url)
+    code, out, err = run_cli_in_process(capsys, "get", "nope", "--bucket", url)
     assert code == EXIT_USAGE and out == "" and "backup 'nope' not found" in err
 
 
@@ -263,26 +265,28 @@ def test_cli_delete_and_gc(store: Store, capsys: pytest.CaptureFixture[str]) -> 
     url = str(store.url)
     write_backup(store, "b1")
     write_backup(store, "old", started=NOW - timedelta(hours=3), ttl=timedelta(hours=1))
-    code, _, err = km(capsys, "delete", "b1", "--bucket", url)
+    code, _, err = run_cli_in_process(capsys, "delete", "b1", "--bucket", url)
     assert code == EXIT_USAGE and "hint: pass --confirm" in err
     assert store.exists("backups/b1/velero-backup.json")
-    code, _, err = km(capsys, "delete", "b1", "--bucket", url, "--confirm", "--read-only-bucket")
+    code, _, err = run_cli_in_process(
+        capsys, "delete", "b1", "--bucket", url, "--confirm", "--read-only-bucket"
+    )
     assert code == EXIT_ACCESS and "read-only" in err
     assert store.exists("backups/b1/velero-backup.json")
-    code, out, _ = km(capsys, "delete", "b1", "--bucket", url, "--confirm")
+    code, out, _ = run_cli_in_process(capsys, "delete", "b1", "--bucket", url, "--confirm")
     assert code == 0 and out == 'backup "b1" deleted (6 objects)\n'
-    code, out, err = km(capsys, "delete", "b1", "--bucket", url, "--confirm")
+    code, out, err = run_cli_in_process(capsys, "delete", "b1", "--bucket", url, "--confirm")
     assert code == EXIT_USAGE and "backup 'b1' not found" in err
-    code, out, _ = km(capsys, "gc", "--bucket", url)
+    code, out, _ = run_cli_in_process(capsys, "gc", "--bucket", url)
     assert code == 0 and out == "old\n"
-    code, out, _ = km(capsys, "get", "--bucket", url)
+    code, out, _ = run_cli_in_process(capsys, "get", "--bucket", url)
     assert code == 0 and out == "No resources found.\n"
 
 
 @pytest.mark.s3
 def test_cli_get_unknown_bucket(bucket_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     missing = f"s3://kube-migrate-missing-{uuid.uuid4().hex[:12]}"
-    code, out, err = km(capsys, "get", "--bucket", missing)
+    code, out, err = run_cli_in_process(capsys, "get", "--bucket", missing)
     assert code == EXIT_ACCESS and out == "" and "kube-migrate: error:" in err
     assert "AWS_SECRET_ACCESS_KEY" not in err and os.environ["AWS_SECRET_ACCESS_KEY"] not in err
 

@@ -48,6 +48,11 @@ GOOD: dict[str, Any] = {
         {"objects": 10001, "backupPeakRssMiB": 119.0, "restorePeakRssMiB": 106.0},
         {"objects": 100001, "backupPeakRssMiB": 124.0, "restorePeakRssMiB": 113.0},
     ],
+    "startupPythonSeconds": 0.02,
+    "startupVersionSeconds": 0.09,
+    "startupHelpSeconds": 0.09,
+    "startupBackupHelpSeconds": 0.2,
+    "startupBackupGetSeconds": 0.25,
 }
 
 
@@ -89,6 +94,8 @@ def test_every_target_is_judged_and_met_in_a_good_run() -> None:
         ({"veleroUnthrottledRestoreSeconds": 3.3 * 9.9}, "veleroUnthrottledOverOurs"),
         ({"waitSyncSeconds": 2.0}, "waitSyncSeconds"),
         ({"restorePeakRssMiB": 400e6 / 2**20}, "restorePeakRssMiB"),
+        ({"startupVersionSeconds": 0.3}, "startupVersionSeconds"),  # < 0.3 s: on it misses
+        ({"startupBackupGetSeconds": 0.7}, "startupBackupGetSeconds"),
     ],
 )
 def test_a_missed_figure_is_named_and_only_it(change: dict[str, Any], figure: str) -> None:
@@ -98,6 +105,19 @@ def test_a_missed_figure_is_named_and_only_it(change: dict[str, Any], figure: st
     assert "MISSED" in miss.line() and miss.target.label in miss.line()
     row = next(line for line in T.table(GOOD | change, vs).splitlines() if "MISSED" in line)
     assert row.startswith(miss.target.label)
+
+
+def test_startup_alone_is_judged_on_the_startup_targets() -> None:
+    """bench/startup.py judges only its own rows: a run of it measures nothing else."""
+    startup = {k: v for k, v in GOOD.items() if k.startswith("startup")}
+    assert {t.figure for t in T.STARTUP} == set(startup) - {"startupPythonSeconds"}
+    vs = T.verdicts(startup, T.STARTUP)
+    assert [v.target for v in vs] == list(T.STARTUP) and all(v.met for v in vs)
+    slow = T.verdicts(startup | {"startupHelpSeconds": 0.31}, T.STARTUP)
+    assert [v.target.figure for v in T.missed(slow)] == ["startupHelpSeconds"]
+    row = next(line for line in T.table(startup, vs).splitlines() if "--version" in line)
+    # the command's seconds, `python -c pass`'s next to them, the figure, the verdict
+    assert row.split()[2:] == ["0.09s", "0.02s", "0.09s", "<", "0.30", "s:", "met"]
 
 
 def test_limits_are_inclusive_where_the_target_says_so() -> None:
@@ -168,6 +188,11 @@ NUMBERS = (
     "restoreDefaultOverRawPost",
     "verifyOverRawList",
     "memoryRestoreRssGrowth",
+    "startupPythonSeconds",
+    "startupVersionSeconds",
+    "startupHelpSeconds",
+    "startupBackupHelpSeconds",
+    "startupBackupGetSeconds",
 )
 
 

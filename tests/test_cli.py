@@ -22,7 +22,7 @@ from .conftest import Env
 BIN = Path(sys.executable).parent
 
 
-def km(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "kube-migrate"), *args],
         capture_output=True,
@@ -37,7 +37,7 @@ def km(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPro
 def test_cluster_info_formats(dev_env: Env, side: str) -> None:
     kc = getattr(dev_env, f"{side}_kubeconfig")
     expected = getattr(dev_env, f"{side}_version")
-    out = km("cluster", "info", "--kubeconfig", kc, "-o", "json")
+    out = run_cli("cluster", "info", "--kubeconfig", kc, "-o", "json")
     assert out.returncode == 0, out.stderr
     facts = json.loads(out.stdout)
     if expected:
@@ -45,9 +45,9 @@ def test_cluster_info_formats(dev_env: Env, side: str) -> None:
     assert facts["nodes"] == 3
     assert facts["namespaces"] >= 4
     assert facts["resources"] > 40 and facts["apiGroups"] > 15
-    as_yaml = yaml.safe_load(km("cluster", "info", "--kubeconfig", kc, "-o", "yaml").stdout)
+    as_yaml = yaml.safe_load(run_cli("cluster", "info", "--kubeconfig", kc, "-o", "yaml").stdout)
     assert as_yaml["version"] == facts["version"] and as_yaml["nodes"] == 3
-    table = km("cluster", "info", "--kubeconfig", kc).stdout.splitlines()
+    table = run_cli("cluster", "info", "--kubeconfig", kc).stdout.splitlines()
     assert table[0].split() == [
         "CONTEXT",
         "SERVER",
@@ -90,7 +90,7 @@ def test_kubectl_plugin_and_version(dev_env: Env) -> None:
 
 
 def test_missing_kubeconfig_error(tmp_path: Path) -> None:
-    out = km("cluster", "info", "--kubeconfig", str(tmp_path / "missing"))
+    out = run_cli("cluster", "info", "--kubeconfig", str(tmp_path / "missing"))
     assert out.returncode == EXIT_USAGE
     lines = out.stderr.strip().splitlines()
     assert lines[0] == f"kube-migrate: error: kubeconfig not found: {tmp_path / 'missing'}"
@@ -99,7 +99,7 @@ def test_missing_kubeconfig_error(tmp_path: Path) -> None:
 
 
 def test_bad_context_error(dev_env: Env) -> None:
-    out = km("cluster", "info", "--kubeconfig", dev_env.source_kubeconfig, "--context", "nope")
+    out = run_cli("cluster", "info", "--kubeconfig", dev_env.source_kubeconfig, "--context", "nope")
     assert out.returncode == EXIT_USAGE
     assert "error: context 'nope' not found" in out.stderr
     assert "hint: available contexts: source" in out.stderr
@@ -113,22 +113,22 @@ def test_unreachable_server_error(tmp_path: Path) -> None:
         "users:\n- name: u\n  user: {token: t}\n"
         "contexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n"
     )
-    out = km("cluster", "info", "--kubeconfig", str(kc))
+    out = run_cli("cluster", "info", "--kubeconfig", str(kc))
     assert out.returncode == EXIT_ACCESS
     assert out.stderr.startswith("kube-migrate: error: x: cannot reach https://127.0.0.1:1")
     assert "hint: is the API server up?" in out.stderr
     assert "Traceback" not in out.stderr
-    debug = km("--debug", "cluster", "info", "--kubeconfig", str(kc))
+    debug = run_cli("--debug", "cluster", "info", "--kubeconfig", str(kc))
     assert debug.returncode == EXIT_ACCESS and "Traceback" in debug.stderr
 
 
 def test_usage_errors() -> None:
-    out = km("cluster", "info", "-o", "xml")
+    out = run_cli("cluster", "info", "-o", "xml")
     assert out.returncode == EXIT_USAGE
     assert "error: Invalid value for '-o'" in out.stderr
     assert "hint: see 'kube-migrate cluster info --help'" in out.stderr
-    assert km("no-such-verb").returncode == EXIT_USAGE
-    helptext = km("--help")
+    assert run_cli("no-such-verb").returncode == EXIT_USAGE
+    helptext = run_cli("--help")
     assert helptext.returncode == 0 and "Exit codes" in helptext.stdout
 
 
@@ -146,7 +146,7 @@ def test_help_prints_the_exit_codes_as_a_table(script: str) -> None:
 
 
 def test_json_logs_go_to_stderr(dev_env: Env) -> None:
-    out = km(
+    out = run_cli(
         "-vv",
         "--log-format",
         "json",
@@ -164,12 +164,12 @@ def test_json_logs_go_to_stderr(dev_env: Env) -> None:
 
 
 def test_ctrl_c_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    from migrate.cli import cluster_cmd
+    from migrate.cli import flags_cluster
 
     def interrupted(*_: object, **__: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cluster_cmd, "connect", interrupted)
+    monkeypatch.setattr(flags_cluster, "connect", interrupted)
     assert run(["cluster", "info"]) == EXIT_INTERRUPTED
 
 

@@ -21,6 +21,7 @@ from migrate.errors import EXIT_PARTIAL, NotFound
 from migrate.restore.journal import state_dir
 from migrate.store import Store, open_store
 from migrate.transform.scope import Scope
+from tests.builders import crd_manifest
 from tests.conftest import Env
 from tests.helpers import BIN, apply, wait_for
 
@@ -47,32 +48,6 @@ DEPLOYMENT = {
         },
     },
 }
-
-
-def _crd(group: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"dials.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"plural": "dials", "singular": "dial", "kind": "Dial"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
 
 
 def _restore(
@@ -111,7 +86,7 @@ def backup(source: Cluster, source_ns: str, bucket_url: str, crd_group: str) -> 
           "imagePullSecrets": [{"name": "pull"}]}  # fmt: skip
     apply(source, [{**o, "metadata": {**o["metadata"], "namespace": source_ns}}
                    for o in (*cms, sa, PRIVILEGED_POD, DEPLOYMENT)])  # fmt: skip
-    apply(source, [_crd(crd_group)])
+    apply(source, [crd_manifest(crd_group, "dials", "Dial")])
     dials = source.discovery(refresh=True).for_kind(f"{crd_group}/v1", "Dial")
     assert dials is not None
     source.create(dials, {"apiVersion": f"{crd_group}/v1", "kind": "Dial",

@@ -47,7 +47,7 @@ from migrate.store.crypto import (
     load_key,
 )
 from migrate.store.manifest_mac import seal as seal_manifest
-from tests.helpers import km
+from tests.helpers import run_cli
 
 from .helpers import apply
 
@@ -275,7 +275,7 @@ def test_bad_key_file_fails_before_anything(tmp_path: Path) -> None:
     """The CLI loads the key before it connects or writes: a nonsense kubeconfig and a
     bucket that is never touched do not matter."""
     (tmp_path / "key").write_bytes(b"too short")
-    out = km("backup", "create", "b1", "--kubeconfig", str(tmp_path / "none"),
+    out = run_cli("backup", "create", "b1", "--kubeconfig", str(tmp_path / "none"),
              "--bucket", f"file://{tmp_path}/bucket", "--encryption-key-file",
              str(tmp_path / "key"))  # fmt: skip
     assert out.returncode == 2, out.stderr
@@ -348,7 +348,7 @@ class Encrypted:
     names: dict[str, list[str]]  # kind -> names backed up
 
 
-def _s3() -> Any:
+def _s3_client() -> Any:
     return boto3.client(
         "s3",
         endpoint_url=os.environ["AWS_ENDPOINT_URL"],
@@ -363,7 +363,7 @@ def _split(url: str) -> tuple[str, str]:
 
 def raw_objects(url: str) -> dict[str, bytes]:
     """Every object under the URL's prefix, as stored; gzip ones also gunzipped."""
-    s3, (bucket, prefix) = _s3(), _split(url)
+    s3, (bucket, prefix) = _s3_client(), _split(url)
     out = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
@@ -410,7 +410,7 @@ def encrypted(
     key_file = tmp_path_factory.mktemp("keys") / "backup.key"
     key_file.write_bytes(os.urandom(32))
     bucket = f"{dev_env.bucket}/enc-{tag}"
-    out = km("backup", "create", "vault", "--kubeconfig", dev_env.source_kubeconfig,
+    out = run_cli("backup", "create", "vault", "--kubeconfig", dev_env.source_kubeconfig,
              "--bucket", bucket, "--include-namespaces", ns,
              "--encryption-key-file", str(key_file), "-o", "json")  # fmt: skip
     assert out.returncode == 0, out.stderr
@@ -443,12 +443,12 @@ def test_bucket_holds_no_plaintext(encrypted: Encrypted, source: Cluster, dev_en
     assert base64.b64decode(secret["data"]["password"]).decode() == e.markers[0]
     # ... and the same backup without a key shows them to anyone reading the bucket
     plain = f"{e.bucket}-plain"
-    out = km("backup", "create", "vault", "--kubeconfig", dev_env.source_kubeconfig,
+    out = run_cli("backup", "create", "vault", "--kubeconfig", dev_env.source_kubeconfig,
              "--bucket", plain, "--include-namespaces", e.ns)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert any(k.endswith(".tar.gz (gunzipped)") for k in leaks(plain, e.markers))
     # wait-sync checks the stored (encrypted) bytes against the manifest
-    out = km("backup", "wait-sync", e.backup, "--bucket", e.bucket, "--timeout", "30s",
+    out = run_cli("backup", "wait-sync", e.backup, "--bucket", e.bucket, "--timeout", "30s",
              "-o", "json")  # fmt: skip
     assert out.returncode == 0 and json.loads(out.stdout)["done"] is True, out.stderr
 
@@ -459,14 +459,14 @@ def test_restore_and_verify_with_the_key(
     e = encrypted
     common = ["--bucket", e.bucket, "--encryption-key-file", str(e.key_file),
               "--namespace-mappings", f"{e.ns}:{target_ns}"]  # fmt: skip
-    out = km("restore", "create", "--from-backup", e.backup, "--kubeconfig",
+    out = run_cli("restore", "create", "--from-backup", e.backup, "--kubeconfig",
              dev_env.target_kubeconfig, *common, "-o", "json")  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["failed"] == 0
     secret = target.get(target.discovery().resolve("secrets"), "db", target_ns)
     assert base64.b64decode(secret["data"]["password"]).decode() == e.markers[0]
 
-    out = km("verify", "--from-backup", e.backup, "--target-kubeconfig",
+    out = run_cli("verify", "--from-backup", e.backup, "--target-kubeconfig",
              dev_env.target_kubeconfig, *common, "-o", "json")  # fmt: skip
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr
     report = json.loads(out.stdout)
@@ -476,12 +476,12 @@ def test_restore_and_verify_with_the_key(
     assert all(o["status"] == "equal" for o in report["objects"]), report["summary"]
     assert not any(m in out.stdout + out.stderr for m in e.markers)
 
-    out = km("preflight", "--from-backup", e.backup, "--target-kubeconfig",
+    out = run_cli("preflight", "--from-backup", e.backup, "--target-kubeconfig",
              dev_env.target_kubeconfig, *common, "-o", "json")  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["settings"]["objects"] >= 5
 
-    out = km("backup", "describe", e.backup, "--details", "--bucket", e.bucket,
+    out = run_cli("backup", "describe", e.backup, "--details", "--bucket", e.bucket,
              "--encryption-key-file", str(e.key_file), "-o", "json")  # fmt: skip
     assert out.returncode == 0, out.stderr
     desc = json.loads(out.stdout)
@@ -522,16 +522,16 @@ def test_missing_and_wrong_keys_fail_before_any_write(
         "preflight": ["preflight", "--from-backup", e.backup, "--target-kubeconfig", tkc],
     }
     for what, cmd in commands.items():
-        out = km(*cmd, "--bucket", e.bucket)
+        out = run_cli(*cmd, "--bucket", e.bucket)
         assert out.returncode == 2, (what, out.stderr)
         assert f"backup {e.backup} is encrypted (key id {right_id})" in error_line(out)
-        out = km(*cmd, "--bucket", e.bucket, "--encryption-key-file", str(wrong))
+        out = run_cli(*cmd, "--bucket", e.bucket, "--encryption-key-file", str(wrong))
         assert out.returncode == 2, (what, out.stderr)
         line = error_line(out)
         assert f"encrypted with key id {right_id}" in line and f"has key id {wrong_id}" in line
-    out = km("backup", "describe", e.backup, "--bucket", e.bucket, "-o", "json")
+    out = run_cli("backup", "describe", e.backup, "--bucket", e.bucket, "-o", "json")
     assert out.returncode == 0 and json.loads(out.stdout)["encryption"]["keyId"] == right_id
-    out = km("backup", "describe", e.backup, "--bucket", e.bucket, "--encryption-key-file",
+    out = run_cli("backup", "describe", e.backup, "--bucket", e.bucket, "--encryption-key-file",
              str(wrong))  # fmt: skip
     assert out.returncode == 2 and f"has key id {wrong_id}" in error_line(out)
     assert _absent(target, target_ns, e.names)
@@ -541,7 +541,7 @@ def test_missing_and_wrong_keys_fail_before_any_write(
 def _copy_backup(src: str, dst: str, backup: str, tarball: bytes, mac: EncryptionKey) -> None:
     """backups/<backup>/ of src into dst, with another tarball (manifest updated to it and
     sealed again with the key, so only the tarball's encryption can find what changed)."""
-    s3, (bucket, sp), (_, dp) = _s3(), _split(src), _split(dst)
+    s3, (bucket, sp), (_, dp) = _s3_client(), _split(src), _split(dst)
     rel = f"backups/{backup}/"
     for key, data in raw_objects(src).items():
         if not key.startswith(sp + rel) or key.endswith("(gunzipped)"):
@@ -580,7 +580,7 @@ def test_tampered_or_truncated_tarball_fails_before_any_write(
         assert len(broken) < len(tarball)
     copy = f"{e.bucket}-{damage}"
     _copy_backup(e.bucket, copy, e.backup, broken, load_key(str(e.key_file)))
-    out = km("restore", "create", "--from-backup", e.backup, "--kubeconfig",
+    out = run_cli("restore", "create", "--from-backup", e.backup, "--kubeconfig",
              dev_env.target_kubeconfig, "--bucket", copy, "--encryption-key-file",
              str(e.key_file), "--namespace-mappings", f"{e.ns}:{target_ns}")  # fmt: skip
     assert out.returncode == 6, out.stderr
@@ -589,7 +589,7 @@ def test_tampered_or_truncated_tarball_fails_before_any_write(
     assert f"segment {segment} fails authentication" in line, line
     assert _absent(target, target_ns, e.names)
     assert not [k for k in raw_objects(copy) if "/restores/" in k]
-    out = km("verify", "--from-backup", e.backup, "--target-kubeconfig",
+    out = run_cli("verify", "--from-backup", e.backup, "--target-kubeconfig",
              dev_env.target_kubeconfig, "--bucket", copy, "--encryption-key-file",
              str(e.key_file))  # fmt: skip
     assert out.returncode == 6 and "fails authentication" in error_line(out)
@@ -599,11 +599,11 @@ def test_key_for_a_plain_backup_is_refused(
     encrypted: Encrypted, dev_env: Any, target_ns: str
 ) -> None:
     plain = f"{encrypted.bucket}-plain2"
-    out = km("backup", "create", "plain", "--kubeconfig", dev_env.source_kubeconfig,
+    out = run_cli("backup", "create", "plain", "--kubeconfig", dev_env.source_kubeconfig,
              "--bucket", plain, "--include-namespaces", encrypted.ns)  # fmt: skip
     assert out.returncode == 0, out.stderr
     mapping = f"{encrypted.ns}:{target_ns}"
-    out = km("restore", "create", "--from-backup", "plain", "--kubeconfig",
+    out = run_cli("restore", "create", "--from-backup", "plain", "--kubeconfig",
              dev_env.target_kubeconfig, "--bucket", plain, "--encryption-key-file",
              str(encrypted.key_file), "--namespace-mappings", mapping)  # fmt: skip
     assert out.returncode == 2
@@ -640,7 +640,7 @@ def test_playbook_with_encryption_key_file(
     )
     ns_res = target.discovery().resolve("namespaces")
     try:
-        out = km("run", str(playbook), "--report-dir", str(tmp_path / "report"))
+        out = run_cli("run", str(playbook), "--report-dir", str(tmp_path / "report"))
         assert out.returncode == 0, out.stdout + out.stderr
         report = json.loads((tmp_path / "report" / "report.json").read_text())
         assert {s["step"]: s["status"] for s in report["steps"]} == dict.fromkeys(

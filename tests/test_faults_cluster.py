@@ -33,7 +33,7 @@ from migrate.errors import NotFound
 from migrate.store import layout, open_store
 from migrate.transform.scope import Scope
 from tests.conftest import Env
-from tests.helpers import apply, km, wait_for
+from tests.helpers import apply, run_cli, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -100,7 +100,7 @@ def test_restore_survives_apiserver_restart(
     doc = json.loads(out)
     assert doc["phase"] == "Completed" and doc["failed"] == 0
     assert _count(target, source_ns) == n  # (no controller-manager: no kube-root-ca.crt)
-    verify = km(
+    verify = run_cli(
         "verify",
         "--source-kubeconfig",
         dev_env.source_kubeconfig,
@@ -209,7 +209,7 @@ def test_backup_of_a_source_under_writes_is_consistent_per_object(
     try:
         time.sleep(0.5)
         name = f"busy-{uuid.uuid4().hex[:6]}"
-        out = km(
+        out = run_cli(
             "backup",
             "create",
             name,
@@ -339,7 +339,8 @@ def test_restore_backs_off_a_tight_apf_limit_and_completes(
     store = open_store(bucket_url)
     create_backup(source, store, BackupOptions("b", Scope(include_namespaces=(source_ns,))))
     rejected_before = _rejected(plane, level)
-    out = km("-v", "restore", "create", "tight", "--from-backup", "b", "--kubeconfig", kubeconfig,
+    out = run_cli("-v", "restore", "create", "tight", "--from-backup", "b", "--kubeconfig",
+                  kubeconfig,
              "--bucket", bucket_url, "--parallelism", "16", "-o", "json")  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     doc = json.loads(out.stdout)

@@ -35,7 +35,7 @@ from migrate.store.archive import TarballWriter
 from migrate.store.s3_stream import READ_RESUMES
 from migrate.sync.wait import SyncState, wait_for_sync
 from migrate.transform.scope import Scope
-from tests.helpers import km as cli
+from tests.helpers import run_cli as cli
 
 from .helpers import wait_for
 from .s3proxy import Rule, S3Proxy

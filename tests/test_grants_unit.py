@@ -29,7 +29,7 @@ def _binding(kind: str, role_kind: str, role: str, subjects: list[dict[str, Any]
     return {"kind": kind, "metadata": meta, "roleRef": ref, "subjects": subjects}
 
 
-SA = {"kind": "ServiceAccount", "name": "op", "namespace": "ops"}
+OPERATOR_SERVICE_ACCOUNT = {"kind": "ServiceAccount", "name": "op", "namespace": "ops"}
 
 
 def test_explicit_rules_resolve_to_crds_and_subresources_count() -> None:
@@ -95,7 +95,7 @@ def test_copies_per_mapped_namespace_and_originals_kept_only_for_others() -> Non
         "ClusterRoleBinding",
         "ClusterRole",
         "op",
-        [SA, {"kind": "ServiceAccount", "name": "b", "namespace": "ops2"},
+        [OPERATOR_SERVICE_ACCOUNT, {"kind": "ServiceAccount", "name": "b", "namespace": "ops2"},
          {"kind": "ServiceAccount", "name": "w", "namespace": "web"}],
     )  # fmt: skip
     split = split_binding(crb, {"ops": "ops-test", "ops2": "ops2-test"})
@@ -106,7 +106,9 @@ def test_copies_per_mapped_namespace_and_originals_kept_only_for_others() -> Non
     assert first["metadata"]["annotations"] == {COPY_OF: "op-binding"}
     assert first["roleRef"] == crb["roleRef"]
     assert crb["subjects"][0]["namespace"] == "ops"  # the original is not touched
-    only = split_binding(_binding("ClusterRoleBinding", "ClusterRole", "x", [SA]), {"ops": "t"})
+    only = split_binding(
+        _binding("ClusterRoleBinding", "ClusterRole", "x", [OPERATOR_SERVICE_ACCOUNT]), {"ops": "t"}
+    )
     assert only is not None and not only.keep_original
     assert split_binding(crb, {"elsewhere": "e"}) is None
     assert split_binding({**crb, "kind": "RoleBinding"}, {"ops": "t"}) is None

@@ -23,11 +23,11 @@ import yaml
 from migrate.cluster import Cluster
 from migrate.errors import NotFound
 from tests.conftest import Env
-from tests.helpers import EXAMPLES, apply, km, wait_for
+from tests.helpers import EXAMPLES, apply, run_cli, wait_for
 
 CRDS = "customresourcedefinitions.apiextensions.k8s.io"
 CRBS = "clusterrolebindings.rbac.authorization.k8s.io"
-VWC = "validatingwebhookconfigurations.admissionregistration.k8s.io"
+VALIDATING_WEBHOOK_CONFIGS = "validatingwebhookconfigurations.admissionregistration.k8s.io"
 EXCLUDE = "velero.io/exclude-from-backup"
 
 
@@ -66,7 +66,7 @@ def _remove(c: Cluster, op: Operator, extra_namespaces: tuple[str, ...] = ()) ->
         (CRBS, [op.ns, f"{op.ns}-gitops", *(f"{op.ns}-{ns}" for ns in extra_namespaces),
                 *(f"{op.ns}-gitops-{ns}" for ns in extra_namespaces)]),
         ("clusterroles.rbac.authorization.k8s.io", [op.ns, f"{op.ns}-gitops"]),
-        (VWC, [op.ns]),
+        (VALIDATING_WEBHOOK_CONFIGS, [op.ns]),
         (CRDS, [op.crd(p) for p in ("widgets", "gadgets", "gizmos", "sprockets")]),
     ):  # fmt: skip
         for name in names:
@@ -100,7 +100,7 @@ def test_operator_arrives_with_its_granted_crds(
     op, src, dst = operator, dev_env.source_kubeconfig, dev_env.target_kubeconfig
     b = ("--bucket", bucket_url)
     sa = f"ServiceAccount {op.ns}/{op.ns}"
-    preflight = _json(km("preflight", "--source-kubeconfig", src, "--target-kubeconfig", dst,
+    preflight = _json(run_cli("preflight", "--source-kubeconfig", src, "--target-kubeconfig", dst,
                          "--include-namespaces", op.ns, "-o", "json"))  # fmt: skip
     grant = _findings(preflight, "grant")
     assert {(f["severity"], tuple(f["objects"])) for f in grant} == {
@@ -108,9 +108,11 @@ def test_operator_arrives_with_its_granted_crds(
         ("info", (f"CustomResourceDefinition {op.extras}",)),  # granted, defined nowhere
     }, grant
 
-    backed_up = km("backup", "create", "op", "--kubeconfig", src, *b, "--include-namespaces", op.ns)
+    backed_up = run_cli(
+        "backup", "create", "op", "--kubeconfig", src, *b, "--include-namespaces", op.ns
+    )
     assert backed_up.returncode == 0, backed_up.stderr
-    described = _json(km("backup", "describe", "op", *b, "-o", "json"))
+    described = _json(run_cli("backup", "describe", "op", *b, "-o", "json"))
     why = described["clusterIncluded"][CRDS]
     assert set(why) == {op.crd("widgets"), op.crd("gadgets"), op.crd("gizmos")}  # no sprockets
     assert why[op.crd("widgets")] == f"defines Widget {op.ns}/first in scope"
@@ -121,14 +123,16 @@ def test_operator_arrives_with_its_granted_crds(
     assert grants["wildcards"] == {f"ClusterRole {op.ns}-gitops": f"ClusterRole {op.ns}-gitops "
                                    f"(bound to {sa})"}  # fmt: skip
 
-    restored = km("restore", "create", f"r-{op.ns}", "--from-backup", "op", "--kubeconfig", dst, *b)
+    restored = run_cli(
+        "restore", "create", f"r-{op.ns}", "--from-backup", "op", "--kubeconfig", dst, *b
+    )
     assert restored.returncode == 0, restored.stderr
     crds = target.discovery().resolve(CRDS)
     for plural in ("widgets", "gadgets", "gizmos"):  # the ones without instances too
         assert target.get(crds, op.crd(plural))["spec"]["group"] == op.group
     with pytest.raises(NotFound):
         target.get(crds, op.crd("sprockets"))
-    verified = _json(km("verify", "--from-backup", "op", *b, "--target-kubeconfig", dst,
+    verified = _json(run_cli("verify", "--from-backup", "op", *b, "--target-kubeconfig", dst,
                         "-o", "json"))  # fmt: skip
     assert not verified["summary"]["drift"] and "warnings" not in verified["summary"]
     assert {o["name"] for o in verified["objects"] if o["kind"] == "CustomResourceDefinition"} >= {
@@ -146,7 +150,7 @@ def test_granted_crd_left_out_is_a_warning(
                  {"metadata": {"labels": {EXCLUDE: "true"}}})  # fmt: skip
     live = ["--source-kubeconfig", src, "--target-kubeconfig", dst, "--include-namespaces", op.ns]
     # every CRD excluded (and the Widget, whose kind the target would not serve)
-    excluded = _json(km("preflight", *live, "--exclude-resources",
+    excluded = _json(run_cli("preflight", *live, "--exclude-resources",
                         f"customresourcedefinitions,widgets.{op.group}", "-o", "json"))  # fmt: skip
     warned = {f["objects"][0]: f["message"] for f in _findings(excluded, "grant")
               if f["severity"] == "warning"}  # fmt: skip
@@ -155,22 +159,26 @@ def test_granted_crd_left_out_is_a_warning(
     }
     assert all("excluded by --exclude-resources" in m for m in warned.values()), warned
 
-    backed_up = km("backup", "create", "op", "--kubeconfig", src, *b, "--include-namespaces", op.ns)
+    backed_up = run_cli(
+        "backup", "create", "op", "--kubeconfig", src, *b, "--include-namespaces", op.ns
+    )
     assert backed_up.returncode == 0, backed_up.stderr
-    described = _json(km("backup", "describe", "op", *b, "-o", "json"))
+    described = _json(run_cli("backup", "describe", "op", *b, "-o", "json"))
     assert op.crd("gadgets") not in described["clusterIncluded"][CRDS]
     assert described["grants"]["crds"][op.crd("gadgets")]["status"] == "leftOut"
-    report = _json(km("preflight", "--from-backup", "op", *b, "--target-kubeconfig", dst,
+    report = _json(run_cli("preflight", "--from-backup", "op", *b, "--target-kubeconfig", dst,
                       "-o", "json"))  # fmt: skip
     warnings = [f for f in _findings(report, "grant") if f["severity"] == "warning"]
     assert [f["objects"] for f in warnings] == [[f"CustomResourceDefinition {op.crd('gadgets')}"]]
     assert "left out" in warnings[0]["message"] and EXCLUDE in warnings[0]["message"]
 
-    restored = km("restore", "create", f"r-{op.ns}", "--from-backup", "op", "--kubeconfig", dst, *b)
+    restored = run_cli(
+        "restore", "create", f"r-{op.ns}", "--from-backup", "op", "--kubeconfig", dst, *b
+    )
     assert restored.returncode == 0, restored.stderr
     for args in (["--from-backup", "op", *b], ["--source-kubeconfig", src,
                                                 "--include-namespaces", op.ns]):  # fmt: skip
-        proc = km("verify", *args, "--target-kubeconfig", dst, "-o", "json")
+        proc = run_cli("verify", *args, "--target-kubeconfig", dst, "-o", "json")
         summary = _json(proc)["summary"]
         assert not summary["drift"]  # a warning, not drift
         assert len(summary["warnings"]) == 1 and op.crd("gadgets") in summary["warnings"][0]
@@ -183,14 +191,19 @@ def test_same_cluster_clone_gets_its_own_cluster_role_bindings(
     op, src = operator, dev_env.source_kubeconfig
     clone = f"{op.ns}-clone"
     b = ("--bucket", bucket_url)
-    crb_res, vwc_res = source.discovery().resolve(CRBS), source.discovery().resolve(VWC)
+    crb_res, vwc_res = (
+        source.discovery().resolve(CRBS),
+        source.discovery().resolve(VALIDATING_WEBHOOK_CONFIGS),
+    )
     originals = {n: source.get(crb_res, n) for n in (op.ns, f"{op.ns}-gitops")}
     hook = source.get(vwc_res, op.ns)
     mapping = ("--namespace-mappings", f"{op.ns}:{clone}")
 
-    backed_up = km("backup", "create", "op", "--kubeconfig", src, *b, "--include-namespaces", op.ns)
+    backed_up = run_cli(
+        "backup", "create", "op", "--kubeconfig", src, *b, "--include-namespaces", op.ns
+    )
     assert backed_up.returncode == 0, backed_up.stderr
-    report = _json(km("preflight", "--from-backup", "op", *b, "--target-kubeconfig", src,
+    report = _json(run_cli("preflight", "--from-backup", "op", *b, "--target-kubeconfig", src,
                       *mapping, "-o", "json"))  # fmt: skip
     found = {(f["severity"], o) for f in _findings(report, "clone") for o in f["objects"]}
     assert found == {
@@ -199,7 +212,8 @@ def test_same_cluster_clone_gets_its_own_cluster_role_bindings(
         ("info", f"ClusterRoleBinding {op.ns}-gitops-{clone}"),
     }, _findings(report, "clone")
 
-    restored = km("restore", "create", f"c-{op.ns}", "--from-backup", "op", "--kubeconfig", src,
+    restored = run_cli("restore", "create", f"c-{op.ns}", "--from-backup", "op", "--kubeconfig",
+                       src,
                   *b, *mapping)  # fmt: skip
     assert restored.returncode == 0, restored.stderr
     for name, original in originals.items():
@@ -218,7 +232,7 @@ def test_same_cluster_clone_gets_its_own_cluster_role_bindings(
         == (hook["metadata"]["resourceVersion"])
     )
 
-    proc = km("verify", "--from-backup", "op", *b, "--target-kubeconfig", src, *mapping,
+    proc = run_cli("verify", "--from-backup", "op", *b, "--target-kubeconfig", src, *mapping,
               "-o", "json")  # fmt: skip
     assert proc.returncode in (0, 1), proc.stderr
     objects = json.loads(proc.stdout)["objects"]

@@ -19,7 +19,7 @@ from migrate.cluster import Cluster
 from migrate.errors import NotFound
 from migrate.store import open_store
 
-from .helpers import ROOT, apply_example, km, load_docs, wait_for
+from .helpers import ROOT, apply_example, load_docs, run_cli, wait_for
 
 BIN = Path(sys.executable).parent
 PLAYBOOKS = ROOT / "playbooks"
@@ -70,7 +70,7 @@ def steps(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_migrate_cluster_end_to_end(fresh: dict[str, Any], target: Cluster) -> None:
-    out = km(
+    out = run_cli(
         "run",
         str(PLAYBOOKS / "migrate-cluster.yaml"),
         "--bucket",
@@ -112,7 +112,7 @@ def test_clone_prod_to_test(fresh: dict[str, Any], target: Cluster) -> None:
                   "hostPath": {"path": f"/tmp/{pool}"}}},
     )  # fmt: skip
     try:
-        out = km(
+        out = run_cli(
             "run",
             str(PLAYBOOKS / "clone-prod-to-test.yaml"),
             "--bucket",
@@ -140,7 +140,7 @@ def test_preflight_report_and_dry_run_write_nothing(
 ) -> None:
     ns_res = target.discovery().resolve("namespaces")
     before = sorted(n["metadata"]["name"] for n in target.list(ns_res))
-    out = km(
+    out = run_cli(
         "run",
         str(PLAYBOOKS / "preflight-report.yaml"),
         "--bucket",
@@ -150,7 +150,7 @@ def test_preflight_report_and_dry_run_write_nothing(
     )
     assert out.returncode in (0, 3), out.stderr[-2000:]
     assert steps(report(fresh["reports"]))["preflight"]["status"] in ("succeeded", "failed")
-    dry = km(
+    dry = run_cli(
         "run",
         str(PLAYBOOKS / "migrate-cluster.yaml"),
         "--dry-run",
@@ -167,7 +167,7 @@ def test_preflight_report_and_dry_run_write_nothing(
 
 
 def test_set_overrides(fresh: dict[str, Any], target: Cluster) -> None:
-    out = km(
+    out = run_cli(
         "run",
         str(PLAYBOOKS / "migrate-cluster.yaml"),
         "--bucket",
@@ -182,7 +182,7 @@ def test_set_overrides(fresh: dict[str, Any], target: Cluster) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     web = target.get(target.discovery().resolve("deployments.apps"), "web", "shop")
     assert web["spec"]["replicas"] == 1
-    bad = km("run", str(PLAYBOOKS / "migrate-cluster.yaml"), "--set", "restore.replicas=-1")
+    bad = run_cli("run", str(PLAYBOOKS / "migrate-cluster.yaml"), "--set", "restore.replicas=-1")
     assert bad.returncode == 2 and "restore.replicas" in bad.stderr
 
 
@@ -190,7 +190,7 @@ def test_disaster_recovery_from_the_newest_backup(
     fresh: dict[str, Any], dev_env: Any, target: Cluster
 ) -> None:
     for name in ("shop-20200101000000", "shop-20990101000000"):
-        out = km(
+        out = run_cli(
             "backup",
             "create",
             name,
@@ -202,7 +202,7 @@ def test_disaster_recovery_from_the_newest_backup(
             "shop,shop-data",
         )
         assert out.returncode == 0, out.stderr
-    out = km(
+    out = run_cli(
         "run",
         str(PLAYBOOKS / "disaster-recovery.yaml"),
         "--bucket",
@@ -252,7 +252,7 @@ def test_resume_after_kill(fresh: dict[str, Any], source: Cluster, target: Clust
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         assert run_name
-        again = km("run", "--resume", run_name, "--report-dir", str(fresh["reports"]))
+        again = run_cli("run", "--resume", run_name, "--report-dir", str(fresh["reports"]))
         assert again.returncode == 0, again.stderr[-3000:]
         by = steps(report(fresh["reports"]))
         assert by["verify"]["result"]["drifted"] == 0
@@ -278,7 +278,7 @@ def test_cut_over_scales_the_source_down(
     deploy = source.discovery().resolve("deployments.apps")
     sts = source.discovery().resolve("statefulsets.apps")
     try:
-        out = km(
+        out = run_cli(
             "run", str(book), "--bucket", fresh["bucket"], "--report-dir", str(fresh["reports"])
         )
         assert out.returncode == 0, out.stderr[-3000:]

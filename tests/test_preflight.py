@@ -22,6 +22,7 @@ from migrate.errors import EXIT_PREFLIGHT, EXIT_USAGE, NotFound
 from migrate.store import open_store
 from migrate.transform.scope import Scope
 
+from .builders import crd_manifest
 from .conftest import Env
 from .helpers import apply, wait_for
 
@@ -58,26 +59,8 @@ def about(report: Report, check: str, obj: str, severity: str | None = None) -> 
     return [f for f in found(report, check, severity) if obj in f["objects"]]
 
 
-def res(c: Cluster, name: str) -> Any:
+def resource_named(c: Cluster, name: str) -> Any:
     return c.discovery().resolve(name)
-
-
-def crd(group: str, versions: list[str], storage: str) -> dict[str, Any]:
-    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"pfgadgets.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"plural": "pfgadgets", "singular": "pfgadget", "kind": "PfGadget"},
-            "versions": [
-                {"name": v, "served": True, "storage": v == storage, "schema": schema}
-                for v in versions
-            ],
-        },
-    }
 
 
 def configmap(ns: str, name: str) -> dict[str, Any]:
@@ -87,7 +70,7 @@ def configmap(ns: str, name: str) -> dict[str, Any]:
 
 def install_crd(c: Cluster, doc: dict[str, Any]) -> None:
     """Create a CRD and wait until it is Established and discovered."""
-    crds = res(c, "customresourcedefinitions.apiextensions.k8s.io")
+    crds = resource_named(c, "customresourcedefinitions.apiextensions.k8s.io")
     c.create(crds, doc)
 
     def established() -> bool:
@@ -111,7 +94,7 @@ def cleanup(source: Cluster, target: Cluster) -> Iterator[list[tuple[Cluster, st
     todo: list[tuple[Cluster, str, str]] = []
     yield todo
     for cluster, resource, name in reversed(todo):
-        cluster.delete(res(cluster, resource), name)
+        cluster.delete(resource_named(cluster, resource), name)
     for cluster, resource, name in todo:  # a CRD being deleted upsets other tests' backups
         if resource.startswith("customresourcedefinitions"):
             wait_for(f"CRD {name} gone", lambda c=cluster, n=name: _gone(c, n), 60)
@@ -119,7 +102,7 @@ def cleanup(source: Cluster, target: Cluster) -> Iterator[list[tuple[Cluster, st
 
 def _gone(c: Cluster, crd_name: str) -> bool:
     try:
-        c.get(res(c, "customresourcedefinitions"), crd_name)
+        c.get(resource_named(c, "customresourcedefinitions"), crd_name)
     except NotFound:
         plural, group = crd_name.split(".", 1)  # and dropped from discovery, which lags
         return c.discovery(refresh=True).get(group, plural) is None
@@ -207,7 +190,7 @@ def test_custom_resource_without_crd_on_target(
 ) -> None:
     group = f"{uniq('p')}.example.com"
     cleanup.append((source, "customresourcedefinitions", f"pfgadgets.{group}"))
-    install_crd(source, crd(group, ["v1"], "v1"))
+    install_crd(source, crd_manifest(group, "pfgadgets", "PfGadget"))
     apply(source, [gadget(group, "v1", source_ns)])
     obj = f"PfGadget {source_ns}/g1"
     args = live(dev_env, "--include-namespaces", source_ns)
@@ -231,10 +214,10 @@ def test_crd_served_at_v1beta1_on_source_but_only_v1_on_target(
 ) -> None:
     group = f"{uniq('p')}.example.com"
     cleanup.append((source, "customresourcedefinitions", f"pfgadgets.{group}"))
-    install_crd(source, crd(group, ["v1beta1"], "v1beta1"))
+    install_crd(source, crd_manifest(group, "pfgadgets", "PfGadget", ["v1beta1"]))
     apply(source, [gadget(group, "v1beta1", source_ns)])
     cleanup.append((target, "customresourcedefinitions", f"pfgadgets.{group}"))
-    install_crd(target, crd(group, ["v1"], "v1"))
+    install_crd(target, crd_manifest(group, "pfgadgets", "PfGadget"))
     code, report = preflight(capsys, *live(dev_env, "--include-namespaces", source_ns))
     assert code == 0, report["findings"]
     (hit,) = about(report, "api", f"PfGadget {source_ns}/g1", "warning")
@@ -314,7 +297,9 @@ def test_target_webhook_matching_configmaps(
     the label and its URL is a closed local port."""
     label = uniq("pf-hooked")
     name = uniq("pf-vwc")
-    source.patch(res(source, "namespaces"), source_ns, {"metadata": {"labels": {label: "yes"}}})
+    source.patch(
+        resource_named(source, "namespaces"), source_ns, {"metadata": {"labels": {label: "yes"}}}
+    )
     apply(source, [configmap(source_ns, "cfg")])
     vwc = {
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -355,7 +340,7 @@ def test_privileged_pods_into_restricted_namespace(
     target_ns: str,
 ) -> None:
     labels = {"pod-security.kubernetes.io/enforce": "restricted"}
-    target.patch(res(target, "namespaces"), target_ns, {"metadata": {"labels": labels}})
+    target.patch(resource_named(target, "namespaces"), target_ns, {"metadata": {"labels": labels}})
     deploy = {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "agent", "namespace": source_ns},

@@ -77,7 +77,7 @@ def _configmaps(c: Cluster, ns: str, n: int) -> None:
         list(pool.map(make, range(n)))
 
 
-def _km(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def _run_cli_with_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "kube-migrate"), *args],
         capture_output=True,  # stderr is a pipe, not a TTY
@@ -94,7 +94,8 @@ def test_cli_prints_progress_lines_off_a_terminal(
     _configmaps(source, source_ns, 400)
     fast = {"KUBE_MIGRATE_PROGRESS_INTERVAL": "0.02"}
     bucket = ("--bucket", bucket_url)
-    backup = _km(fast, "backup", "create", "prog", "--kubeconfig", dev_env.source_kubeconfig,
+    backup = _run_cli_with_env(fast, "backup", "create", "prog", "--kubeconfig",
+                               dev_env.source_kubeconfig,
                  *bucket, "--include-namespaces", source_ns, "-o", "json")  # fmt: skip
     assert backup.returncode == 0, backup.stderr
     assert json.loads(backup.stdout)["phase"] == "Completed"  # stdout: data only
@@ -106,7 +107,7 @@ def test_cli_prints_progress_lines_off_a_terminal(
 
     dst = f"{source_ns}-p"
     try:
-        restore = _km(fast, "restore", "create", "prog-r", "--from-backup", "prog",
+        restore = _run_cli_with_env(fast, "restore", "create", "prog-r", "--from-backup", "prog",
                       "--kubeconfig", dev_env.target_kubeconfig, *bucket,
                       "--namespace-mappings", f"{source_ns}:{dst}", "-o", "json")  # fmt: skip
         assert restore.returncode == 0, restore.stderr
@@ -118,7 +119,8 @@ def test_cli_prints_progress_lines_off_a_terminal(
         totals = {m.group(2) for m in found if m and m.group(2) != "?"}
         assert done == sorted(done) and totals and all(int(t) >= 400 for t in totals)
         # at the default interval (10 s) a short run prints no progress line
-        quiet = _km({}, "backup", "create", "prog-q", "--kubeconfig", dev_env.source_kubeconfig,
+        quiet = _run_cli_with_env({}, "backup", "create", "prog-q", "--kubeconfig",
+                                  dev_env.source_kubeconfig,
                     *bucket, "--include-namespaces", source_ns, "-o", "json")  # fmt: skip
         assert quiet.returncode == 0 and "NOTICE  backup prog-q" not in quiet.stderr
     finally:

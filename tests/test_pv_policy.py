@@ -18,7 +18,7 @@ from migrate.cluster import Cluster
 from migrate.errors import NotFound
 
 from .conftest import Env
-from .helpers import apply, km, wait_for
+from .helpers import apply, run_cli, wait_for
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def volumes(
             60,
         )
     name = f"vol-{u}"
-    done = km(
+    done = run_cli(
         "backup", "create", name, "--bucket", bucket_url,
         "--kubeconfig", dev_env.source_kubeconfig, "--include-namespaces", source_ns,
     )  # fmt: skip
@@ -105,7 +105,7 @@ def _restore(
     v: Volumes, kubeconfig: str, dst: str, *flags: str
 ) -> tuple[int, dict[tuple[str, str], dict[str, str]], str]:
     """restore create -o json into namespace dst: exit code, results by (kind, name)."""
-    done = km(
+    done = run_cli(
         "restore", "create", f"r-{dst}", "--from-backup", v.backup, "--bucket", v.bucket,
         "--kubeconfig", kubeconfig, "--namespace-mappings", f"{v.ns}:{dst}", "-o", "json",
         *flags,
@@ -151,7 +151,7 @@ def test_default_reprovisions_every_claim(
         notes = live["metadata"].get("annotations") or {}
         assert "pv.kubernetes.io/bind-completed" not in notes
     # verify applies the same policy: the claims are equal, the PVs not expected
-    done = km(
+    done = run_cli(
         "verify", "--source-kubeconfig", dev_env.source_kubeconfig,
         "--target-kubeconfig", dev_env.target_kubeconfig, "--include-namespaces", volumes.ns,
         "--namespace-mappings", f"{volumes.ns}:{dst}", "-o", "json",
@@ -210,7 +210,7 @@ def test_retain_as_is_into_its_own_cluster_needs_yes(
 
 
 def _volume_findings(dev_env: Env, ns: str, *flags: str) -> tuple[int, list[dict[str, str]]]:
-    done = km(
+    done = run_cli(
         "preflight", "--source-kubeconfig", dev_env.source_kubeconfig,
         "--target-kubeconfig", dev_env.target_kubeconfig, "--include-namespaces", ns,
         "-o", "json", *flags,

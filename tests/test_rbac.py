@@ -136,7 +136,7 @@ class Identities:
 
 
 @pytest.fixture(scope="module")
-def ids(
+def identities(
     dev_env: Env, source: Cluster, target: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Identities]:
     made = Identities(
@@ -223,12 +223,12 @@ def outcome(summary: dict[str, Any], result: str) -> set[str]:
 
 
 def test_least_privilege_roles_migrate_with_zero_drift(
-    capsys: pytest.CaptureFixture[str], ids: Identities, app: str, bucket_url: str
+    capsys: pytest.CaptureFixture[str], identities: Identities, app: str, bucket_url: str
 ) -> None:
     """backup and preflight with the source's read-only role, restore and verify with the
     target's restore role: every step succeeds and nothing drifts."""
-    ro = ids.kubeconfig("source", "source-readonly.yaml")
-    rw = ids.kubeconfig("target", "target-restore.yaml")
+    ro = identities.kubeconfig("source", "source-readonly.yaml")
+    rw = identities.kubeconfig("target", "target-restore.yaml")
     bucket = ["--bucket", bucket_url]
     code, backup, err = cli(capsys, "backup", "create", "b", "--kubeconfig", ro, *bucket,
                             "--include-namespaces", app)  # fmt: skip
@@ -259,11 +259,15 @@ def test_least_privilege_roles_migrate_with_zero_drift(
 
 
 def test_read_only_identity_cannot_write(
-    capsys: pytest.CaptureFixture[str], ids: Identities, app: str, bucket_url: str, source: Cluster
+    capsys: pytest.CaptureFixture[str],
+    identities: Identities,
+    app: str,
+    bucket_url: str,
+    source: Cluster,
 ) -> None:
     """The source role writes nothing: a restore with it stops with exit 4 before its
     first write, and the API refuses every kind of write it might attempt."""
-    ro = ids.kubeconfig("source", "source-readonly.yaml")
+    ro = identities.kubeconfig("source", "source-readonly.yaml")
     bucket = ["--bucket", bucket_url]
     code, _, err = cli(capsys, "backup", "create", "b", "--kubeconfig", ro, *bucket,
                        "--include-namespaces", app)  # fmt: skip
@@ -319,26 +323,26 @@ def may(kubeconfig: str, verb: str, resource: str, sub: str, ns: str) -> bool:
     return bool(c.create(ssar, review)["status"].get("allowed"))
 
 
-def test_roles_grant_no_subresource_that_runs_or_proxies(ids: Identities) -> None:
+def test_roles_grant_no_subresource_that_runs_or_proxies(identities: Identities) -> None:
     """Neither role grants exec, attach, port-forward, proxies, logs or tokens (what a
     wildcard over the core group would); both do read Secrets, which are migrated."""
     for side, example in (("source", "source-readonly.yaml"), ("target", "target-restore.yaml")):
-        kubeconfig = ids.kubeconfig(side, example)
+        kubeconfig = identities.kubeconfig(side, example)
         granted = {(v, r, s) for v, r, s in DANGEROUS if may(kubeconfig, v, r, s, "default")}
         assert granted == {("get", "secrets", ""), ("list", "secrets", "")}, (side, granted)
 
 
 def test_weaker_restore_role_findings_equal_what_restore_fails_on(
-    capsys: pytest.CaptureFixture[str], ids: Identities, app: str, bucket_url: str
+    capsys: pytest.CaptureFixture[str], identities: Identities, app: str, bucket_url: str
 ) -> None:
     """The restore role without create on Secrets, patch on Deployments and get on
     ConfigMaps: preflight (policy update) reports exactly these three; restore then
     fails on exactly the objects that need them (the Secret on the first run, the
     Secret, Deployment and ConfigMap when updating the existing objects)."""
-    ro = ids.kubeconfig("source", "source-readonly.yaml")
+    ro = identities.kubeconfig("source", "source-readonly.yaml")
     removed = {("create", "", "secrets"), ("patch", "apps", "deployments"),
                ("get", "", "configmaps")}  # fmt: skip
-    weak = ids.kubeconfig("target", "target-restore.yaml", "weak", without(*removed))
+    weak = identities.kubeconfig("target", "target-restore.yaml", "weak", without(*removed))
     bucket = ["--bucket", bucket_url]
     code, report, err = cli(capsys, "preflight", "--source-kubeconfig", ro,
                             "--target-kubeconfig", weak, "--include-namespaces", app,
@@ -371,14 +375,14 @@ def test_weaker_restore_role_findings_equal_what_restore_fails_on(
 
 
 def test_restore_role_without_escalate_and_bind(
-    capsys: pytest.CaptureFixture[str], ids: Identities, app: str, bucket_url: str
+    capsys: pytest.CaptureFixture[str], identities: Identities, app: str, bucket_url: str
 ) -> None:
     """Without rule 12 (escalate, bind) the restore role may create Roles and bindings
     only for permissions it holds itself: preflight names the Role (it grants watch) and
     both bindings (their roles grant what the restore role lacks); restore then fails on
     the Role and the binding to `view`, and skips the binding to the failed Role."""
-    ro = ids.kubeconfig("source", "source-readonly.yaml")
-    no_esc = ids.kubeconfig("target", "target-restore.yaml", "noescalate",
+    ro = identities.kubeconfig("source", "source-readonly.yaml")
+    no_esc = identities.kubeconfig("target", "target-restore.yaml", "noescalate",
                             without_rule({"escalate", "bind"}))  # fmt: skip
     code, report, err = cli(capsys, "preflight", "--source-kubeconfig", ro,
                             "--target-kubeconfig", no_esc, "--include-namespaces", app)  # fmt: skip
@@ -410,14 +414,14 @@ def test_restore_role_without_escalate_and_bind(
 
 
 def test_backup_without_secrets_list_is_partially_failed(
-    capsys: pytest.CaptureFixture[str], ids: Identities, app: str, bucket_url: str
+    capsys: pytest.CaptureFixture[str], identities: Identities, app: str, bucket_url: str
 ) -> None:
     """A source role that may not list Secrets: the backup is written, but as
     PartiallyFailed with exit 5, the refusal named on stderr and recorded in its results;
     it holds everything else; preflight from it blocks (exit 3) on that one refusal."""
-    nosecrets = ids.kubeconfig("source", "source-readonly.yaml", "nosecrets",
+    nosecrets = identities.kubeconfig("source", "source-readonly.yaml", "nosecrets",
                                without(("list", "", "secrets")))  # fmt: skip
-    rw = ids.kubeconfig("target", "target-restore.yaml")
+    rw = identities.kubeconfig("target", "target-restore.yaml")
     bucket = ["--bucket", bucket_url]
     code, backup, err = cli(capsys, "backup", "create", "b", "--kubeconfig", nosecrets, *bucket,
                             "--include-namespaces", app)  # fmt: skip
@@ -442,12 +446,18 @@ def test_backup_without_secrets_list_is_partially_failed(
 
 
 def test_backup_without_watch_cannot_tell_what_changed(
-    capsys: pytest.CaptureFixture[str], ids: Identities, source: Cluster, app: str, bucket_url: str
+    capsys: pytest.CaptureFixture[str],
+    identities: Identities,
+    source: Cluster,
+    app: str,
+    bucket_url: str,
 ) -> None:
     """The source role minus `watch`: a backup still completes, but for a resource listed
     in more than one page it says it cannot tell what changed, rather than report zero;
     one-page resources fall back to a metadata re-list compared by resourceVersion."""
-    nowatch = ids.kubeconfig("source", "source-readonly.yaml", "nowatch", without_verb("watch"))
+    nowatch = identities.kubeconfig(
+        "source", "source-readonly.yaml", "nowatch", without_verb("watch")
+    )
     cm = source.discovery().resolve("configmaps")
     for i in range(520):  # more than one page (500) of ConfigMaps
         source.create(cm, {"metadata": {"name": f"many-{i:03d}"}, "data": {"i": str(i)}}, app)
@@ -475,7 +485,7 @@ def without_verb(verb: str) -> Callable[[Role], None]:
 
 
 def test_many_namespaces_come_by_one_list_or_by_get_when_list_is_refused(
-    capsys: pytest.CaptureFixture[str], ids: Identities, source: Cluster, bucket_url: str
+    capsys: pytest.CaptureFixture[str], identities: Identities, source: Cluster, bucket_url: str
 ) -> None:
     """More than a few namespaces in scope: a backup brings their Namespace objects by
     one LIST; a role that may get namespaces but not list them still gets every one (a
@@ -486,12 +496,12 @@ def test_many_namespaces_come_by_one_list_or_by_get_when_list_is_refused(
     for ns in names:
         source.create(nsr, {"metadata": {"name": ns}})
         source.create(cm, {"metadata": {"name": "cfg"}, "data": {"k": "v"}}, ns)
-    nolist = ids.kubeconfig(
+    nolist = identities.kubeconfig(
         "source", "source-readonly.yaml", "nolistns", without(("list", "", "namespaces"))
     )
     assert not may(nolist, "list", "namespaces", "", "")
     try:
-        for kubeconfig in (ids.env.source_kubeconfig, nolist):
+        for kubeconfig in (identities.env.source_kubeconfig, nolist):
             name = uniq("nsdeps")
             code, backup, err = cli(capsys, "backup", "create", name, "--kubeconfig", kubeconfig,
                                     "--bucket", bucket_url, "--include-namespaces",

@@ -29,6 +29,7 @@ from migrate.store.archive import TarballWriter
 from migrate.transform.mappings import Mappings
 from migrate.transform.scope import Scope
 
+from .builders import crd_manifest
 from .helpers import apply, apply_example, load_docs, wait_for
 
 BIN = Path(sys.executable).parent
@@ -369,30 +370,7 @@ def test_restore_get_describe_logs_and_read_only_results(
 
 def test_restore_status(source: Cluster, target: Cluster, bucket_url: str, source_ns: str) -> None:
     group = f"{uuid.uuid4().hex[:6]}.status.example.com"
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"gauges.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"plural": "gauges", "singular": "gauge", "kind": "Gauge"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    crd = crd_manifest(group, "gauges", "Gauge", status_subresource=True)
     apply(source, [crd])
     gauges = source.discovery(refresh=True).for_kind(f"{group}/v1", "Gauge")
     assert gauges is not None

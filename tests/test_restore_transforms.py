@@ -43,11 +43,11 @@ Cleanup = Callable[..., None]
 # --------------------------------------------------------------------------- helpers
 
 
-def uid() -> str:
+def short_uid() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def r(cluster: Cluster, name: str) -> APIResource:
+def resource_named(cluster: Cluster, name: str) -> APIResource:
     return cluster.discovery().resolve(name)
 
 
@@ -63,23 +63,23 @@ def cleanup() -> Iterator[Cleanup]:
     yield add
     for cluster, resource, name, namespace in reversed(todo):
         with contextlib.suppress(Exception):  # best effort
-            cluster.delete(r(cluster, resource), name, namespace)
+            cluster.delete(resource_named(cluster, resource), name, namespace)
 
 
 def make_ns(cluster: Cluster, name: str, cleanup: Cleanup) -> str:
     cleanup(cluster, "namespaces", name)
-    cluster.create(r(cluster, "namespaces"), {"metadata": {"name": name}})
+    cluster.create(resource_named(cluster, "namespaces"), {"metadata": {"name": name}})
     return name
 
 
 def target_ns_name(cleanup: Cleanup, target: Cluster, tag: str) -> str:
     """A unique namespace name for the target, deleted after the test (restore creates it)."""
-    name = f"km-{tag}-{uid()}"
+    name = f"km-{tag}-{short_uid()}"
     cleanup(target, "namespaces", name)
     return name
 
 
-def cm(name: str, ns: str, data: dict[str, str], **meta: Any) -> dict[str, Any]:
+def configmap_manifest(name: str, ns: str, data: dict[str, str], **meta: Any) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -97,7 +97,7 @@ def backup(source: Cluster, bucket_url: str, name: str, *namespaces: str) -> Sto
 
 
 def restore(target: Cluster, store: Store, backup_name: str, **kw: Any) -> RestoreSummary:
-    opts = RestoreOptions(name=f"r-{uid()}", backup=backup_name, **kw)
+    opts = RestoreOptions(name=f"r-{short_uid()}", backup=backup_name, **kw)
     return run_restore(target, store, opts)
 
 
@@ -121,7 +121,7 @@ def assert_completed(summary: RestoreSummary) -> None:
 def test_namespace_mapping_rewrites_every_namespace_reference(
     source: Cluster, target: Cluster, source_ns: str, bucket_url: str, cleanup: Cleanup
 ) -> None:
-    u = uid()
+    u = short_uid()
     dst = target_ns_name(cleanup, target, "map")
     cleanup(target, "namespaces", source_ns)  # only there if the mapping were ignored
     pv, crole, crb = f"km-pv-{u}", f"km-reader-{u}", f"km-crb-{u}"
@@ -135,7 +135,7 @@ def test_namespace_mapping_rewrites_every_namespace_reference(
     apply(
         source,
         [
-            cm("settings", source_ns, {"k": "v"}),
+            configmap_manifest("settings", source_ns, {"k": "v"}),
             {"apiVersion": "v1", "kind": "ServiceAccount",
              "metadata": {"name": "app", "namespace": source_ns}},
             {"apiVersion": rbac, "kind": "Role",
@@ -163,13 +163,13 @@ def test_namespace_mapping_rewrites_every_namespace_reference(
                       "volumeName": pv, "resources": {"requests": {"storage": "1Gi"}}}},
         ],
     )  # fmt: skip
-    pvc_res = r(source, "persistentvolumeclaims")
+    pvc_res = resource_named(source, "persistentvolumeclaims")
 
     def bound(c: Cluster, ns: str) -> bool:
         return bool(c.get(pvc_res, "data", ns).get("status", {}).get("phase") == "Bound")
 
     wait_for("the PVC bound on the source", lambda: bound(source, source_ns), 60)
-    src_pv = source.get(r(source, "persistentvolumes"), pv)
+    src_pv = source.get(resource_named(source, "persistentvolumes"), pv)
     assert src_pv["spec"]["claimRef"].get("uid")  # the backup carries the source's uid
 
     store = backup(source, bucket_url, "ns-map", source_ns)
@@ -207,25 +207,27 @@ def test_namespace_mapping_rewrites_every_namespace_reference(
         ("roles.rbac.authorization.k8s.io", "reader"),
         ("persistentvolumeclaims", "data"),
     ):
-        assert target.get(r(target, resource), name, dst)["metadata"]["namespace"] == dst
+        assert (
+            target.get(resource_named(target, resource), name, dst)["metadata"]["namespace"] == dst
+        )
     with pytest.raises(NotFound):  # the source namespace's name was not used on the target
-        target.get(r(target, "namespaces"), source_ns)
+        target.get(resource_named(target, "namespaces"), source_ns)
 
     want_subjects = [{"kind": "ServiceAccount", "name": "app", "namespace": dst}]
-    rb = target.get(r(target, "rolebindings.rbac.authorization.k8s.io"), "reader", dst)
+    rb = target.get(resource_named(target, "rolebindings.rbac.authorization.k8s.io"), "reader", dst)
     assert rb["subjects"] == want_subjects
-    crbs = r(target, "clusterrolebindings.rbac.authorization.k8s.io")
+    crbs = resource_named(target, "clusterrolebindings.rbac.authorization.k8s.io")
     binding = target.get(crbs, f"{crb}-{dst}")
     assert binding["subjects"] == want_subjects
     assert binding["metadata"]["annotations"]["kube-migrate.io/copy-of"] == crb
     with pytest.raises(NotFound):
         target.get(crbs, crb)
 
-    pv_res = r(target, "persistentvolumes")
+    pv_res = resource_named(target, "persistentvolumes")
     claim = target.get(pv_res, pv)["spec"]["claimRef"]
     assert (claim["namespace"], claim["name"]) == (dst, "data")
     wait_for("the PVC bound on the target", lambda: bound(target, dst), 60)
-    pvc = target.get(r(target, "persistentvolumeclaims"), "data", dst)
+    pvc = target.get(resource_named(target, "persistentvolumeclaims"), "data", dst)
     assert pvc["spec"]["volumeName"] == pv
     claim = target.get(pv_res, pv)["spec"]["claimRef"]
     assert claim["uid"] == pvc["metadata"]["uid"] != src_pv["spec"]["claimRef"]["uid"]
@@ -237,7 +239,7 @@ def test_namespace_mapping_rewrites_every_namespace_reference(
 def test_storage_class_registry_replicas_and_suspend(
     source: Cluster, target: Cluster, source_ns: str, bucket_url: str, cleanup: Cleanup
 ) -> None:
-    u = uid()
+    u = short_uid()
     dst = target_ns_name(cleanup, target, "clone")
     sc_old, sc_new = f"km-old-{u}", f"km-new-{u}"
     cleanup(source, "storageclasses.storage.k8s.io", sc_old)
@@ -290,7 +292,7 @@ def test_storage_class_registry_replicas_and_suspend(
                                           "image": f"{old_reg}/report:2.0"}]}}}}}},
         ],
     )  # fmt: skip
-    dep_res = r(source, "deployments.apps")
+    dep_res = resource_named(source, "deployments.apps")
     wait_for(
         "3 available replicas on the source",
         lambda: (
@@ -312,19 +314,19 @@ def test_storage_class_registry_replicas_and_suspend(
     # rewrites references only), so the mapped class is not restored
     for name in (sc_new, sc_old):
         with pytest.raises(NotFound):
-            target.get(r(target, "storageclasses.storage.k8s.io"), name)
+            target.get(resource_named(target, "storageclasses.storage.k8s.io"), name)
     sc_result = [x for x in summary.results if x.key[1] == "StorageClass" and x.key[3] == sc_old]
     assert sc_result and sc_result[0].result == "skipped"
     assert f"mapped to the target's storage class {sc_new}" in sc_result[0].message
-    pvc = target.get(r(target, "persistentvolumeclaims"), "claim", dst)
+    pvc = target.get(resource_named(target, "persistentvolumeclaims"), "claim", dst)
     assert pvc["spec"]["storageClassName"] == sc_new
-    sts = target.get(r(target, "statefulsets.apps"), "db", dst)
+    sts = target.get(resource_named(target, "statefulsets.apps"), "db", dst)
     assert [t["spec"]["storageClassName"] for t in sts["spec"]["volumeClaimTemplates"]] == [sc_new]
     assert sts["spec"]["template"]["spec"]["containers"][0]["image"] == f"{new_reg}/postgres:16"
     assert sts["spec"]["replicas"] == 1  # --replicas applies to every scalable kind
 
     # images: containers and init containers, of Deployments and CronJobs
-    dep = target.get(r(target, "deployments.apps"), "web", dst)
+    dep = target.get(resource_named(target, "deployments.apps"), "web", dst)
     pod = dep["spec"]["template"]["spec"]
     assert [c["image"] for c in pod["initContainers"]] == [f"{new_reg}/init:1"]
     assert [c["image"] for c in pod["containers"]] == [
@@ -332,7 +334,7 @@ def test_storage_class_registry_replicas_and_suspend(
         "docker.io/library/busybox:1.36",
         "registry.example.com/teamwork/x:1",
     ]
-    cron = target.get(r(target, "cronjobs.batch"), "report", dst)
+    cron = target.get(resource_named(target, "cronjobs.batch"), "report", dst)
     job_pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert [c["image"] for c in job_pod["initContainers"]] == [f"{new_reg}/prep:2"]
     assert [c["image"] for c in job_pod["containers"]] == [f"{new_reg}/report:2.0"]
@@ -340,7 +342,7 @@ def test_storage_class_registry_replicas_and_suspend(
 
     # --replicas 1 on a 3-replica Deployment: and the target really runs one pod
     assert dep["spec"]["replicas"] == 1
-    tdep = r(target, "deployments.apps")
+    tdep = resource_named(target, "deployments.apps")
 
     def one_available() -> bool:
         st = target.get(tdep, "web", dst).get("status", {})
@@ -352,7 +354,7 @@ def test_storage_class_registry_replicas_and_suspend(
 def test_storage_class_mapping_onto_a_class_the_target_has(
     source: Cluster, target: Cluster, source_ns: str, bucket_url: str, cleanup: Cleanup
 ) -> None:
-    u = uid()
+    u = short_uid()
     dst = target_ns_name(cleanup, target, "scmap")
     sc_old, sc_new = f"km-gp2-{u}", f"km-std-{u}"
     sc = "storageclasses.storage.k8s.io"
@@ -385,9 +387,11 @@ def test_storage_class_mapping_onto_a_class_the_target_has(
         existing_policy="update",
     )
     assert results(summary)[("PersistentVolumeClaim", dst, "data")].result == "created"
-    pvc = target.get(r(target, "persistentvolumeclaims"), "data", dst)
+    pvc = target.get(resource_named(target, "persistentvolumeclaims"), "data", dst)
     assert pvc["spec"]["storageClassName"] == sc_new
-    assert target.get(r(target, sc), sc_new)["provisioner"] == "example.com/target-disk"
+    assert (
+        target.get(resource_named(target, sc), sc_new)["provisioner"] == "example.com/target-disk"
+    )
     assert summary.phase == "Completed", failures(summary)
 
 
@@ -401,15 +405,15 @@ def test_resource_modifiers_velero_format(
     bucket_url: str,
     cleanup: Cleanup,
 ) -> None:
-    other_ns = make_ns(source, f"km-mod-src-{uid()}", cleanup)
+    other_ns = make_ns(source, f"km-mod-src-{short_uid()}", cleanup)
     dst, dst_other = target_ns_name(cleanup, target, "mod"), target_ns_name(cleanup, target, "mod")
     data = {"LOG_LEVEL": "info", "MODE": "a"}
     apply(
         source,
         [
-            cm("app-config", source_ns, data),
-            cm("other-config", source_ns, data),
-            cm("app-config", other_ns, data),
+            configmap_manifest("app-config", source_ns, data),
+            configmap_manifest("other-config", source_ns, data),
+            configmap_manifest("app-config", other_ns, data),
         ],
     )
     store = backup(source, bucket_url, "mods", source_ns, other_ns)
@@ -452,7 +456,7 @@ resourceModifierRules:
         modifiers=modifiers,
     )
     assert_completed(summary)
-    res = r(target, "configmaps")
+    res = resource_named(target, "configmaps")
     changed = target.get(res, "app-config", dst)
     assert changed["data"] == {"LOG_LEVEL": "debug", "MODE": "a"}
     assert (changed["metadata"].get("annotations") or {}).get("example.com/patched") == "yes"
@@ -474,7 +478,7 @@ def _hold_cluster_ip(target: Cluster, ns: str, name: str, ip: str) -> None:
         "spec": {"clusterIP": ip, "ports": [{"port": 80}]},
     }
     try:
-        target.create(r(target, "services"), svc, ns)
+        target.create(resource_named(target, "services"), svc, ns)
     except ClusterError as exc:  # somebody else's Service has it: taken all the same
         assert "already allocated" in exc.message, exc.message
 
@@ -496,10 +500,10 @@ def test_services_get_new_cluster_ips_and_node_ports(
             {"apiVersion": "v1", "kind": "Service",
              "metadata": {"name": "peers", "namespace": source_ns},
              "spec": {"clusterIP": "None", "selector": selector, "ports": [{"port": 7000}]}},
-            cm("settings", source_ns, {"k": "v"}),
+            configmap_manifest("settings", source_ns, {"k": "v"}),
         ],
     )  # fmt: skip
-    svc = r(source, "services")
+    svc = resource_named(source, "services")
     api_ip = source.get(svc, "api", source_ns)["spec"]["clusterIP"]
     edge = source.get(svc, "edge", source_ns)["spec"]
     edge_ip, node_port = edge["clusterIP"], edge["ports"][0]["nodePort"]
@@ -507,11 +511,11 @@ def test_services_get_new_cluster_ips_and_node_ports(
     store = backup(source, bucket_url, "svc", source_ns)
 
     # the source's cluster IPs are taken on the target: a restore reusing them would fail
-    hold = make_ns(target, f"km-hold-{uid()}", cleanup)
+    hold = make_ns(target, f"km-hold-{short_uid()}", cleanup)
     _hold_cluster_ip(target, hold, "hold-api", api_ip)
     _hold_cluster_ip(target, hold, "hold-edge", edge_ip)
 
-    tsvc = r(target, "services")
+    tsvc = resource_named(target, "services")
     # first with --preserve-node-ports: the nodePort is kept
     dst1 = target_ns_name(cleanup, target, "svc")
     kept = restore(
@@ -542,7 +546,7 @@ def test_services_get_new_cluster_ips_and_node_ports(
     kinds = {x.key[1] for x in created}
     assert {"Namespace", "Service", "ConfigMap"} <= kinds, kinds
     for x in created:
-        live = target.get(r(target, x.gr), x.key[3], x.key[2])
+        live = target.get(resource_named(target, x.gr), x.key[3], x.key[2])
         labels = live["metadata"].get("labels") or {}
         assert labels.get(BACKUP_LABEL) == "svc", x.key
         assert labels.get(RESTORE_LABEL) == fresh.name, x.key
@@ -558,13 +562,18 @@ def _collide(
     namespace with its own ConfigMap conf (and a key the backup lacks) already in it."""
     apply(
         source,
-        [cm("conf", source_ns, {"v": "from-backup"}), cm("fresh", source_ns, {"x": "1"})],
+        [
+            configmap_manifest("conf", source_ns, {"v": "from-backup"}),
+            configmap_manifest("fresh", source_ns, {"x": "1"}),
+        ],
     )
     store = backup(source, bucket_url, "collide", source_ns)
-    dst = make_ns(target, f"km-exist-{uid()}", cleanup)
+    dst = make_ns(target, f"km-exist-{short_uid()}", cleanup)
     target.create(
-        r(target, "configmaps"),
-        cm("conf", dst, {"v": "on-target", "extra": "only-on-target"}, labels={"owner": "t"}),
+        resource_named(target, "configmaps"),
+        configmap_manifest(
+            "conf", dst, {"v": "on-target", "extra": "only-on-target"}, labels={"owner": "t"}
+        ),
         dst,
     )
     return store, dst
@@ -574,7 +583,7 @@ def test_existing_policy_none_then_update(
     source: Cluster, target: Cluster, source_ns: str, bucket_url: str, cleanup: Cleanup
 ) -> None:
     store, dst = _collide(source, target, source_ns, bucket_url, cleanup)
-    res = r(target, "configmaps")
+    res = resource_named(target, "configmaps")
     mappings = Mappings(namespaces={source_ns: dst})
 
     none = restore(target, store, "collide", mappings=mappings)  # the default policy
@@ -611,7 +620,9 @@ def test_update_leaves_nothing_of_the_target_version(
         existing_policy="update",
     )
     assert results(update)[("ConfigMap", dst, "conf")].result == "updated"
-    assert target.get(r(target, "configmaps"), "conf", dst)["data"] == {"v": "from-backup"}
+    assert target.get(resource_named(target, "configmaps"), "conf", dst)["data"] == {
+        "v": "from-backup"
+    }
 
 
 def test_fail_policy_into_an_existing_namespace(
@@ -628,9 +639,9 @@ def test_fail_policy_into_an_existing_namespace(
             mappings=Mappings(namespaces={source_ns: dst}),
             existing_policy="fail",
         )
-    assert target.get(r(target, "configmaps"), "conf", dst)["data"]["v"] == "on-target"
+    assert target.get(resource_named(target, "configmaps"), "conf", dst)["data"]["v"] == "on-target"
     with pytest.raises(NotFound):
-        target.get(r(target, "configmaps"), "fresh", dst)  # nothing was created
+        target.get(resource_named(target, "configmaps"), "fresh", dst)  # nothing was created
 
 
 def test_existing_policy_fail_writes_nothing(
@@ -639,14 +650,14 @@ def test_existing_policy_fail_writes_nothing(
     """A collision under --existing-resource-policy fail stops the restore before it
     writes anything: a cluster-scoped ClusterRole already on the target, while the
     namespace is new (it is not created either)."""
-    crole = f"km-fail-{uid()}"
+    crole = f"km-fail-{short_uid()}"
     for c in (source, target):
         cleanup(c, "clusterroles.rbac.authorization.k8s.io", crole)
     rules = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]
     apply(
         source,
         [
-            cm("conf", source_ns, {"v": "from-backup"}),
+            configmap_manifest("conf", source_ns, {"v": "from-backup"}),
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
              "metadata": {"name": crole}, "rules": rules},
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
@@ -664,7 +675,7 @@ def test_existing_policy_fail_writes_nothing(
         "metadata": {"name": crole},
         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
     }
-    target.create(r(target, "clusterroles.rbac.authorization.k8s.io"), on_target)
+    target.create(resource_named(target, "clusterroles.rbac.authorization.k8s.io"), on_target)
     dst = target_ns_name(cleanup, target, "fail")
 
     with pytest.raises(PreflightFailed, match=rf"1 object already on the target.*{crole}"):
@@ -676,10 +687,10 @@ def test_existing_policy_fail_writes_nothing(
             existing_policy="fail",
             scope=Scope(exclude_resources=("serviceaccounts",)),
         )
-    live = target.get(r(target, "clusterroles.rbac.authorization.k8s.io"), crole)
+    live = target.get(resource_named(target, "clusterroles.rbac.authorization.k8s.io"), crole)
     assert live["rules"][0]["resources"] == ["pods"]  # untouched
     with pytest.raises(NotFound):
-        target.get(r(target, "namespaces"), dst)  # nothing was created
+        target.get(resource_named(target, "namespaces"), dst)  # nothing was created
 
 
 def test_update_refused_by_immutable_fields_is_reported(
@@ -717,17 +728,17 @@ def test_update_refused_by_immutable_fields_is_reported(
         [
             job(source_ns, "example.com/migrate:2"),
             headless(source_ns, True),
-            cm("conf", source_ns, {"v": "from-backup"}),
+            configmap_manifest("conf", source_ns, {"v": "from-backup"}),
         ],
     )
     store = backup(source, bucket_url, "immutable", source_ns)
-    dst = make_ns(target, f"km-immut-{uid()}", cleanup)
+    dst = make_ns(target, f"km-immut-{short_uid()}", cleanup)
     apply(
         target,
         [
             job(dst, "example.com/migrate:1"),
             headless(dst, False),
-            cm("conf", dst, {"v": "on-target"}),
+            configmap_manifest("conf", dst, {"v": "on-target"}),
         ],
     )
     summary = restore(
@@ -748,12 +759,14 @@ def test_update_refused_by_immutable_fields_is_reported(
     assert summary.counts["failed"] == 2, failures(summary)
     # the rest of the restore went on
     assert got[("ConfigMap", dst, "conf")].result == "updated"
-    assert target.get(r(target, "configmaps"), "conf", dst)["data"] == {"v": "from-backup"}
-    live_job = target.get(r(target, "jobs.batch"), "migrate-db", dst)
+    assert target.get(resource_named(target, "configmaps"), "conf", dst)["data"] == {
+        "v": "from-backup"
+    }
+    live_job = target.get(resource_named(target, "jobs.batch"), "migrate-db", dst)
     assert live_job["spec"]["template"]["spec"]["containers"][0]["image"] == (
         "example.com/migrate:1"
     )
-    assert target.get(r(target, "services"), "db", dst)["spec"]["clusterIP"] != "None"
+    assert target.get(resource_named(target, "services"), "db", dst)["spec"]["clusterIP"] != "None"
 
 
 # --------------------------------------------------------------------------- 6. owners
@@ -778,23 +791,23 @@ def test_owner_references_point_at_the_new_owner(
     (src_owner,) = apply(source, [dep])
     src_uid = src_owner["metadata"]["uid"]
     owner_ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "owner", "uid": src_uid}
-    apply(source, [cm("owned", source_ns, {"k": "v"}, ownerReferences=[owner_ref])])
+    apply(source, [configmap_manifest("owned", source_ns, {"k": "v"}, ownerReferences=[owner_ref])])
     store = backup(source, bucket_url, "owners", source_ns)
     dst = target_ns_name(cleanup, target, "own")
 
     summary = restore(target, store, "owners", mappings=Mappings(namespaces={source_ns: dst}))
     assert_completed(summary)
     assert not [w for w in summary.warnings if "owned" in w], summary.warnings
-    owner = target.get(r(target, "deployments.apps"), "owner", dst)
+    owner = target.get(resource_named(target, "deployments.apps"), "owner", dst)
     new_uid = owner["metadata"]["uid"]
     assert new_uid != src_uid
-    cm_res = r(target, "configmaps")
+    cm_res = resource_named(target, "configmaps")
     owned = target.get(cm_res, "owned", dst)
     refs = owned["metadata"].get("ownerReferences") or []
     assert [(x["kind"], x["name"], x["uid"]) for x in refs] == [("Deployment", "owner", new_uid)]
 
     # the target's garbage collector takes the dependent away with its owner
-    target.delete(r(target, "deployments.apps"), "owner", dst)
+    target.delete(resource_named(target, "deployments.apps"), "owner", dst)
 
     def gone() -> bool:
         try:
@@ -820,7 +833,7 @@ def test_cli_dry_run_writes_nothing(
     apply(
         source,
         [
-            cm("settings", source_ns, {"k": "v"}),
+            configmap_manifest("settings", source_ns, {"k": "v"}),
             {"apiVersion": "v1", "kind": "ServiceAccount",
              "metadata": {"name": "app", "namespace": source_ns}},
             {"apiVersion": "apps/v1", "kind": "Deployment",
@@ -836,7 +849,7 @@ def test_cli_dry_run_writes_nothing(
     store = backup(source, bucket_url, "dry", source_ns)
     before = sorted((o.key, o.etag) for o in store.list())
     dst = target_ns_name(cleanup, target, "dry")
-    name = f"dry-{uid()}"
+    name = f"dry-{short_uid()}"
 
     def cli(*extra: str) -> subprocess.CompletedProcess[str]:
         cmd = [str(BIN / "kube-migrate"), "restore", "create", name, "--from-backup", "dry",
@@ -869,7 +882,7 @@ def test_cli_dry_run_writes_nothing(
 
     # nothing on the target, nothing in the bucket, no journal
     with pytest.raises(NotFound):
-        target.get(r(target, "namespaces"), dst)
+        target.get(resource_named(target, "namespaces"), dst)
     assert list(store.list("restores/")) == []
     assert sorted((o.key, o.etag) for o in store.list()) == before
     assert not (state_dir() / "restores" / f"{name}.journal.jsonl").exists()

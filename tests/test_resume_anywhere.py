@@ -27,7 +27,7 @@ from migrate.restore.journal import Journal, ObjectResult
 from migrate.store import open_store
 from migrate.transform.scope import Scope
 
-from .helpers import km
+from .helpers import run_cli
 from .test_restore import BIN, _bulk, _configmaps, uniq
 
 
@@ -184,13 +184,13 @@ def test_wait_ready_timeout_writes_results_then_exits_7(
     store = open_store(bucket_url)
     create_backup(source, store, BackupOptions("nr", Scope(include_namespaces=(source_ns,))))
     dst = uniq("nr")
-    out = km("restore", "create", "nr-r", "--from-backup", "nr", "--kubeconfig",
+    out = run_cli("restore", "create", "nr-r", "--from-backup", "nr", "--kubeconfig",
              dev_env.target_kubeconfig, "--bucket", bucket_url, "--namespace-mappings",
              f"{source_ns}:{dst}", "--wait-ready", "--ready-timeout", "3s")  # fmt: skip
     try:
         assert out.returncode == EXIT_TIMEOUT, out.stderr
         assert "restore nr-r:" in out.stderr and "results are in" in out.stderr
-        described = km("restore", "describe", "nr-r", "--bucket", bucket_url, "-o", "json")
+        described = run_cli("restore", "describe", "nr-r", "--bucket", bucket_url, "-o", "json")
         assert described.returncode == 0, described.stderr
         doc = json.loads(described.stdout)
         assert doc["phase"] == "Completed" and doc["created"] >= 2
@@ -221,7 +221,7 @@ def test_partially_failed_backup_warns_or_is_refused(
     base = ["restore", "create", "--from-backup", "pf", "--kubeconfig",
             dev_env.target_kubeconfig, "--bucket", bucket_url,
             "--namespace-mappings", f"{source_ns}:{dst}", "-o", "json"]  # fmt: skip
-    refused = km(*base[:2], "pf-no", *base[2:], "--fail-on", "warning")
+    refused = run_cli(*base[:2], "pf-no", *base[2:], "--fail-on", "warning")
     assert refused.returncode == EXIT_PREFLIGHT, refused.stderr
     lines = _stderr_lines(refused.stderr)
     assert len(lines) == 2 and "backup pf is PartiallyFailed" in lines[0]
@@ -229,7 +229,7 @@ def test_partially_failed_backup_warns_or_is_refused(
     assert not list(store.list("restores/pf-no/"))
     assert dst not in {n["metadata"]["name"] for n in target.list(ns_res)}
     try:
-        out = km(*base[:2], "pf-yes", *base[2:])
+        out = run_cli(*base[:2], "pf-yes", *base[2:])
         assert out.returncode == 0, out.stderr
         assert "WARNING" in out.stderr and "backup pf is PartiallyFailed" in out.stderr
         doc = json.loads(out.stdout)

@@ -23,7 +23,7 @@ from pathlib import Path
 from migrate.cluster import Cluster
 from migrate.store import open_store
 from tests.conftest import Env
-from tests.helpers import km
+from tests.helpers import run_cli
 
 BIN = Path(sys.executable).parent
 MARKERS = [f"M4RK3R-{i}-{uuid.uuid4().hex}" for i in range(5)]
@@ -86,7 +86,7 @@ def test_no_output_shows_a_secret(
     reports = tmp_path / "reports"
     outputs: dict[str, str] = {}
     try:
-        run = km(
+        run = run_cli(
             "--debug",
             "--log-format",
             "json",
@@ -109,15 +109,15 @@ def test_no_output_shows_a_secret(
         common += ["--include-namespaces", source_ns, "--namespace-mappings", f"{source_ns}:{dst}"]
         junit = tmp_path / "verify.xml"
         for fmt in ("table", "json", "markdown", "html"):
-            out = km("-vv", "verify", *common, "-o", fmt, "--junit", str(junit))
+            out = run_cli("-vv", "verify", *common, "-o", fmt, "--junit", str(junit))
             assert out.returncode == 1, out.stderr[-2000:]
             assert "creds" in out.stdout  # the drift is reported, by name
             outputs[f"verify -o {fmt}"] = out.stdout + out.stderr
             outputs[f"verify junit {fmt}"] = junit.read_text()
-        shown = km("verify", *common, "-o", "json", "--show-values")  # opens ConfigMaps only
+        shown = run_cli("verify", *common, "-o", "json", "--show-values")  # opens ConfigMaps only
         assert shown.returncode == 1 and "creds" in shown.stdout
         outputs["verify --show-values"] = shown.stdout + shown.stderr
-        refused = km("verify", *common, "--show-secrets")
+        refused = run_cli("verify", *common, "--show-secrets")
         assert refused.returncode == 2 and "never prints Secret values" in refused.stderr
         # the control: the grep does see the values where they are (the backup tarball)
         in_tarball = leaks(_tarball_text(bucket_url))
@@ -139,14 +139,14 @@ def _catalog_outputs(bucket_url: str) -> dict[str, str]:
     """get, describe --details and logs of every backup and restore in the bucket."""
     outputs, made = {}, []
     for kind in ("backup", "restore"):
-        out = km(kind, "get", "-o", "json", "--bucket", bucket_url)
+        out = run_cli(kind, "get", "-o", "json", "--bucket", bucket_url)
         assert out.returncode == 0, out.stderr
         outputs[f"{kind} get"] = out.stdout + out.stderr
         made += [(kind, row["name"]) for row in json.loads(out.stdout)]
     assert {k for k, _ in made} == {"backup", "restore"}
     for kind, name in made:
         for args in ([kind, "describe", name, "--details", "-o", "json"], [kind, "logs", name]):
-            out = km(*args, "--bucket", bucket_url)
+            out = run_cli(*args, "--bucket", bucket_url)
             assert out.returncode == 0, out.stderr
             outputs[" ".join(args)] = out.stdout + out.stderr
     return outputs

@@ -51,7 +51,7 @@ from migrate.store.scratch import ScratchStore
 from migrate.store.url import BucketURL
 
 from .conftest import Env
-from .helpers import km, wait_for
+from .helpers import run_cli, wait_for
 
 BIN = Path(sys.executable).parent
 KEY = EncryptionKey(bytes(range(32)), "test key")
@@ -224,12 +224,12 @@ def test_redact_patterns() -> None:
 
 @pytest.fixture
 def logging_kept() -> Iterator[None]:
-    root, mig = logging.getLogger(), logging.getLogger("migrate")
-    saved = (root.handlers[:], root.level, mig.level)
+    root, migrate_logger = logging.getLogger(), logging.getLogger("migrate")
+    saved = (root.handlers[:], root.level, migrate_logger.level)
     levels = {n: logging.getLogger(n).level for n in ("urllib3", "botocore", "boto3")}
     yield
     root.handlers[:], root.level = saved[0], saved[1]
-    mig.setLevel(saved[2])
+    migrate_logger.setLevel(saved[2])
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
 
@@ -318,16 +318,16 @@ def test_plaintext_secrets_warn_once(
     key.write_bytes(os.urandom(32))
     base = ["--kubeconfig", dev_env.source_kubeconfig, "--bucket", bucket_url,
             "--include-namespaces", source_ns]  # fmt: skip
-    plain = km("backup", "create", "plain", *base)
+    plain = run_cli("backup", "create", "plain", *base)
     assert plain.returncode == 0, plain.stderr
     warned = [ln for ln in plain.stderr.splitlines() if "stored unencrypted" in ln]
     assert len(warned) == 1, plain.stderr
     assert "WARNING" in warned[0] and "3 Secrets" in warned[0]
     assert "--encryption-key-file" in warned[0] and "head -c32 /dev/urandom" in warned[0]
-    logs_out = km("backup", "logs", "plain", "--bucket", bucket_url)
+    logs_out = run_cli("backup", "logs", "plain", "--bucket", bucket_url)
     assert logs_out.stdout.count("stored unencrypted") == 1  # in the backup's log too
-    enc = km("backup", "create", "enc", *base, "--encryption-key-file", str(key))
-    no_secrets = km("backup", "create", "cms", *base, "--include-resources", "configmaps")
+    enc = run_cli("backup", "create", "enc", *base, "--encryption-key-file", str(key))
+    no_secrets = run_cli("backup", "create", "cms", *base, "--include-resources", "configmaps")
     for out in (enc, no_secrets):
         assert out.returncode == 0, out.stderr
         assert "unencrypted" not in out.stderr
@@ -364,7 +364,7 @@ def test_tampered_encrypted_backup_is_refused(
     key = tmp_path / "backup.key"
     key.write_bytes(os.urandom(32))
     dst = f"{source_ns[:50]}-dst"
-    out = km("backup", "create", "enc", "--kubeconfig", dev_env.source_kubeconfig,
+    out = run_cli("backup", "create", "enc", "--kubeconfig", dev_env.source_kubeconfig,
              "--bucket", bucket_url, "--include-namespaces", source_ns,
              "--encryption-key-file", str(key))  # fmt: skip
     assert out.returncode == 0, out.stderr
@@ -374,7 +374,7 @@ def test_tampered_encrypted_backup_is_refused(
     with_key = ["--bucket", bucket_url, "--encryption-key-file", str(key)]
 
     def restore(*extra: str) -> subprocess.CompletedProcess[str]:
-        return km("restore", "create", "--from-backup", "enc", "--kubeconfig",
+        return run_cli("restore", "create", "--from-backup", "enc", "--kubeconfig",
                   dev_env.target_kubeconfig, *with_key, "--namespace-mappings",
                   f"{source_ns}:{dst}", *extra)  # fmt: skip
 
@@ -396,13 +396,13 @@ def test_tampered_encrypted_backup_is_refused(
             assert "enc" in out.stderr.splitlines()[0], (what, out.stderr)
             assert nothing_written(), what
             for step in ("verify", "preflight"):
-                out = km(step, "--from-backup", "enc", "--target-kubeconfig",
+                out = run_cli(step, "--from-backup", "enc", "--target-kubeconfig",
                          dev_env.target_kubeconfig, *with_key)  # fmt: skip
                 assert out.returncode == 6, (what, step, out.stderr)
             if keys.tarball not in blobs:  # describe reads no tarball
-                out = km("backup", "describe", "enc", *with_key)
+                out = run_cli("backup", "describe", "enc", *with_key)
                 assert out.returncode == 6, (what, out.stderr)
-                assert km("backup", "describe", "enc", "--bucket", bucket_url).returncode == 0
+                assert run_cli("backup", "describe", "enc", "--bucket", bucket_url).returncode == 0
         # an unsealed manifest (an older kube-migrate) is taken when the user says so
         store.put_all({**original, **damages["the manifest's MAC removed"]})
         with monkeypatch.context() as m:
@@ -541,7 +541,7 @@ def test_restore_create_reads_the_target_variables(
     dev_env: Env, source: Cluster, target: Cluster, source_ns: str, bucket_url: str
 ) -> None:
     _kubectl_like_objects(source, source_ns, secrets=0, configmaps=1)
-    out = km("backup", "create", "b", "--kubeconfig", dev_env.source_kubeconfig,
+    out = run_cli("backup", "create", "b", "--kubeconfig", dev_env.source_kubeconfig,
              "--bucket", bucket_url, "--include-namespaces", source_ns)  # fmt: skip
     assert out.returncode == 0, out.stderr
     dst = f"{source_ns[:50]}-env"

@@ -109,7 +109,7 @@ def _client(env: dict[str, str]) -> Any:
     )
 
 
-def km(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli_with_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "kube-migrate"), *args],
         env={**os.environ, **env},
@@ -129,11 +129,13 @@ def test_backup_and_restore_with_sse_s3(
     dst = f"{source_ns[:50]}-sse"
     with S3Proxy(kms_minio["AWS_ENDPOINT_URL"]) as proxy:
         bucket = ["--bucket", f"s3://{BUCKET}/{prefix}", "--s3-endpoint", proxy.url]
-        out = km(kms_minio, "backup", "create", "b1", "--kubeconfig", dev_env.source_kubeconfig,
+        out = run_cli_with_env(kms_minio, "backup", "create", "b1", "--kubeconfig",
+                               dev_env.source_kubeconfig,
                  *bucket, "--s3-sse", "AES256", "--include-namespaces", source_ns)  # fmt: skip
         assert out.returncode == 0, out.stderr
         env = {**kms_minio, "KUBE_MIGRATE_S3_SSE": "AES256"}  # the variable does it too
-        out = km(env, "restore", "create", "r1", "--from-backup", "b1", "--kubeconfig",
+        out = run_cli_with_env(env, "restore", "create", "r1", "--from-backup", "b1",
+                               "--kubeconfig",
                  dev_env.target_kubeconfig, *bucket, "--namespace-mappings",
                  f"{source_ns}:{dst}")  # fmt: skip
         try:
@@ -193,7 +195,8 @@ def test_a_server_without_kms_refuses_cleanly(
     """The dev-env MinIO has no KMS: the request asks for encryption, the server says no,
     the backup fails with exit 4 and one error line, and no backup is left complete."""
     with S3Proxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
-        out = km({}, "backup", "create", "b1", "--kubeconfig", dev_env.source_kubeconfig,
+        out = run_cli_with_env({}, "backup", "create", "b1", "--kubeconfig",
+                               dev_env.source_kubeconfig,
                  "--bucket", bucket_url, "--s3-endpoint", proxy.url, "--s3-sse", "AES256",
                  "--include-namespaces", source_ns)  # fmt: skip
         writes = [r for r in proxy.requests() if r.operation in WRITES]
@@ -219,7 +222,8 @@ def test_playbook_bucket_sse(
             f"sse: 'aws:kms', kmsKeyId: {KMS_KEY}}}\n"
             f"  scope: {{includeNamespaces: [{source_ns}]}}\n  steps: [backup]\n"
         )
-        out = km(kms_minio, "run", str(book), "--source-kubeconfig", dev_env.source_kubeconfig,
+        out = run_cli_with_env(kms_minio, "run", str(book), "--source-kubeconfig",
+                               dev_env.source_kubeconfig,
                  "--report-dir", str(tmp_path / "report"))  # fmt: skip
         assert out.returncode == 0, out.stderr
         writes = [r for r in proxy.requests() if r.operation in WRITES]

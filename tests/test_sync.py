@@ -28,7 +28,7 @@ from migrate.errors import (
 from migrate.store import Store, open_store
 from migrate.sync.wait import SyncState, check, wait_for_sync, wait_for_velero_sync
 
-from .builders import copy_backup, write_backup
+from .builders import copy_backup, crd_manifest, write_backup
 from .helpers import apply
 
 
@@ -171,18 +171,7 @@ def test_transient_store_errors_are_retried(
 # ---------------------------------------------------------------------- Velero CRs
 
 
-VELERO_BACKUP_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "backups.velero.io"},
-    "spec": {
-        "group": "velero.io",
-        "scope": "Namespaced",
-        "names": {"plural": "backups", "singular": "backup", "kind": "Backup"},
-        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
-            "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
-    },
-}  # fmt: skip
+VELERO_BACKUP_CRD = crd_manifest("velero.io", "backups", "Backup")
 
 
 def test_velero_sync_polls_until_the_backup_appears(source: Any, target: Any) -> None:

@@ -19,7 +19,7 @@ from migrate.transform.mappings import (
 )
 from migrate.transform.workloads import POD_SPEC_PATHS
 
-NS = Mappings(namespaces={"old": "new", "shop": "shop-staging"})
+NAMESPACE_MAPPINGS = Mappings(namespaces={"old": "new", "shop": "shop-staging"})
 
 
 def _obj(kind: str, name: str = "x", ns: str | None = "old", **top: Any) -> dict[str, Any]:
@@ -96,32 +96,35 @@ def test_parse_mapping_rejects_duplicate_source(text: str) -> None:
                          (None, None), ("", "")],
 )  # fmt: skip
 def test_mappings_namespace(ns: str | None, expected: str | None) -> None:
-    assert NS.namespace(ns) == expected
+    assert NAMESPACE_MAPPINGS.namespace(ns) == expected
 
 
 @pytest.mark.parametrize(("ns", "expected"), [("old", "new"), ("other", "other")])
 def test_namespaced_object_moves(ns: str, expected: str) -> None:
     obj = _obj("ConfigMap", ns=ns, data={"namespace": "old"})
-    out = apply_mappings(obj, NS)
+    out = apply_mappings(obj, NAMESPACE_MAPPINGS)
     assert out is obj  # rewritten in place
     assert out["metadata"] == {"name": "x", "namespace": expected}
     assert out["data"] == {"namespace": "old"}  # only references, never data
 
 
 def test_cluster_scoped_object_gets_no_namespace() -> None:
-    out = apply_mappings(_obj("ClusterRole", ns=None), NS)
+    out = apply_mappings(_obj("ClusterRole", ns=None), NAMESPACE_MAPPINGS)
     assert "namespace" not in out["metadata"]
 
 
 @pytest.mark.parametrize(("name", "expected"), [("old", "new"), ("shop", "shop-staging"),
                                                 ("kube-system", "kube-system")])  # fmt: skip
 def test_namespace_object_is_renamed(name: str, expected: str) -> None:
-    out = apply_mappings(_obj("Namespace", name=name, ns=None), NS)
+    out = apply_mappings(_obj("Namespace", name=name, ns=None), NAMESPACE_MAPPINGS)
     assert out["metadata"] == {"name": expected}
 
 
 def test_non_namespace_object_named_like_a_namespace_is_not_renamed() -> None:
-    assert apply_mappings(_obj("ConfigMap", name="old"), NS)["metadata"]["name"] == "old"
+    assert (
+        apply_mappings(_obj("ConfigMap", name="old"), NAMESPACE_MAPPINGS)["metadata"]["name"]
+        == "old"
+    )
 
 
 def _subjects() -> list[dict[str, Any]]:
@@ -138,7 +141,7 @@ def _subjects() -> list[dict[str, Any]]:
 def test_binding_service_account_subjects_follow_the_mapping() -> None:
     role_ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "old"}
     obj = _obj("RoleBinding", ns="old", subjects=_subjects(), roleRef=dict(role_ref))
-    out = apply_mappings(obj, NS)
+    out = apply_mappings(obj, NAMESPACE_MAPPINGS)
     assert [s.get("namespace") for s in out["subjects"]] == ["new", "elsewhere", "old", "old"]
     assert [s["name"] for s in out["subjects"]] == ["builder", "viewer", "alice", "old"]
     assert out["roleRef"] == role_ref
@@ -149,24 +152,26 @@ def test_cluster_role_binding_is_not_rewritten() -> None:
     """A clone gets copies of its ClusterRoleBindings (transform.bindings); the original
     keeps naming the original namespace."""
     obj = _obj("ClusterRoleBinding", ns=None, subjects=_subjects())
-    assert apply_mappings(copy.deepcopy(obj), NS) == obj
+    assert apply_mappings(copy.deepcopy(obj), NAMESPACE_MAPPINGS) == obj
 
 
 def test_binding_without_subjects() -> None:
-    out = apply_mappings(_obj("RoleBinding", subjects=None), NS)
+    out = apply_mappings(_obj("RoleBinding", subjects=None), NAMESPACE_MAPPINGS)
     assert out["metadata"]["namespace"] == "new"
 
 
 def test_subjects_of_other_kinds_are_not_references() -> None:
     obj = _obj("Widget", subjects=_subjects())
-    out = apply_mappings(obj, NS)
+    out = apply_mappings(obj, NAMESPACE_MAPPINGS)
     assert out["subjects"] == _subjects()
 
 
 @pytest.mark.parametrize(("ns", "expected"), [("old", "new"), ("elsewhere", "elsewhere")])
 def test_persistent_volume_claim_ref_namespace(ns: str, expected: str) -> None:
     claim = {"kind": "PersistentVolumeClaim", "namespace": ns, "name": "data"}
-    out = apply_mappings(_obj("PersistentVolume", ns=None, spec={"claimRef": claim}), NS)
+    out = apply_mappings(
+        _obj("PersistentVolume", ns=None, spec={"claimRef": claim}), NAMESPACE_MAPPINGS
+    )
     assert out["spec"]["claimRef"] == {
         "kind": "PersistentVolumeClaim",
         "namespace": expected,
@@ -175,7 +180,9 @@ def test_persistent_volume_claim_ref_namespace(ns: str, expected: str) -> None:
 
 
 def test_persistent_volume_without_claim_ref() -> None:
-    out = apply_mappings(_obj("PersistentVolume", ns=None, spec={"capacity": {}}), NS)
+    out = apply_mappings(
+        _obj("PersistentVolume", ns=None, spec={"capacity": {}}), NAMESPACE_MAPPINGS
+    )
     assert out["spec"] == {"capacity": {}}
 
 
@@ -189,7 +196,7 @@ def test_webhook_service_namespace(kind: str) -> None:
         {"name": "c.example.com", "clientConfig": {"url": "https://old.example.com/v"}},
         {"name": "d.example.com"},
     ]  # fmt: skip
-    out = apply_mappings(_obj(kind, ns=None, webhooks=webhooks), NS)
+    out = apply_mappings(_obj(kind, ns=None, webhooks=webhooks), NAMESPACE_MAPPINGS)
     hooks = out["webhooks"]
     assert hooks[0]["clientConfig"]["service"] == {"namespace": "new", "name": "hook", "path": "/v"}
     assert hooks[1]["clientConfig"]["service"]["namespace"] == "elsewhere"
@@ -199,12 +206,12 @@ def test_webhook_service_namespace(kind: str) -> None:
 
 def test_api_service_namespace() -> None:
     spec = {"group": "metrics.k8s.io", "service": {"namespace": "old", "name": "metrics"}}
-    out = apply_mappings(_obj("APIService", ns=None, spec=spec), NS)
+    out = apply_mappings(_obj("APIService", ns=None, spec=spec), NAMESPACE_MAPPINGS)
     assert out["spec"]["service"] == {"namespace": "new", "name": "metrics"}
 
 
 def test_local_api_service_without_service() -> None:
-    out = apply_mappings(_obj("APIService", ns=None, spec={"group": "apps"}), NS)
+    out = apply_mappings(_obj("APIService", ns=None, spec={"group": "apps"}), NAMESPACE_MAPPINGS)
     assert out["spec"] == {"group": "apps"}
 
 
@@ -221,19 +228,21 @@ def test_no_namespace_mapping_changes_nothing() -> None:
 
 # --------------------------------------------------------------------------- storage classes
 
-SC = Mappings(storage_classes={"gp2": "gp3", "standard": "premium"})
+STORAGE_CLASS_MAPPINGS = Mappings(storage_classes={"gp2": "gp3", "standard": "premium"})
 
 
 @pytest.mark.parametrize("kind", ["PersistentVolumeClaim", "PersistentVolume"])
 @pytest.mark.parametrize(("sc", "expected"), [("gp2", "gp3"), ("standard", "premium"),
                                               ("fast", "fast"), ("", "")])  # fmt: skip
 def test_storage_class_of_claims_and_volumes(kind: str, sc: str, expected: str) -> None:
-    out = apply_mappings(_obj(kind, spec={"storageClassName": sc}), SC)
+    out = apply_mappings(_obj(kind, spec={"storageClassName": sc}), STORAGE_CLASS_MAPPINGS)
     assert out["spec"]["storageClassName"] == expected
 
 
 def test_claim_without_storage_class_stays_default() -> None:
-    out = apply_mappings(_obj("PersistentVolumeClaim", spec={"resources": {}}), SC)
+    out = apply_mappings(
+        _obj("PersistentVolumeClaim", spec={"resources": {}}), STORAGE_CLASS_MAPPINGS
+    )
     assert "storageClassName" not in out["spec"]
 
 
@@ -242,7 +251,7 @@ def test_objects_named_like_a_mapped_class_keep_their_name(kind: str) -> None:
     """As Velero: a mapping rewrites references to a class, never a class object (the
     restore plan skips the mapped class instead of renaming it onto the target's)."""
     obj = _obj(kind, name="gp2", ns=None if kind == "StorageClass" else "app")
-    assert apply_mappings(obj, SC)["metadata"]["name"] == "gp2"
+    assert apply_mappings(obj, STORAGE_CLASS_MAPPINGS)["metadata"]["name"] == "gp2"
 
 
 def test_stateful_set_volume_claim_templates() -> None:
@@ -253,7 +262,7 @@ def test_stateful_set_volume_claim_templates() -> None:
         {"metadata": {"name": "tmp"}, "spec": {"resources": {}}},
     ]
     obj = _obj("StatefulSet", spec={"replicas": 3, "volumeClaimTemplates": templates})
-    out = apply_mappings(obj, SC)
+    out = apply_mappings(obj, STORAGE_CLASS_MAPPINGS)
     assert [t["spec"].get("storageClassName") for t in out["spec"]["volumeClaimTemplates"]] == [
         "gp3",
         "premium",
@@ -271,7 +280,7 @@ def test_storage_class_mapping_is_not_chained() -> None:
 
 # --------------------------------------------------------------------------- images
 
-REG = Mappings(
+REGISTRY_MAPPINGS = Mappings(
     registries={
         "docker.io": "mirror.local/hub",
         "docker.io/library": "mirror.local/official",
@@ -299,7 +308,7 @@ REG = Mappings(
     ],
 )
 def test_image_mapping(image: str, expected: str) -> None:
-    assert REG.image(image) == expected
+    assert REGISTRY_MAPPINGS.image(image) == expected
 
 
 def test_library_mapping_is_not_applied_across_segments() -> None:
@@ -366,7 +375,7 @@ def test_every_workload_kind_is_covered() -> None:
 @pytest.mark.parametrize("kind", sorted(POD_SPEC_PATHS))
 def test_images_of_every_container_kind_in_every_workload(kind: str) -> None:
     obj = _workload(kind, _pod_spec())
-    out = apply_mappings(obj, REG)
+    out = apply_mappings(obj, REGISTRY_MAPPINGS)
     node: Any = out
     for key in POD_SPEC_PATHS[kind]:
         node = node[key]
@@ -380,7 +389,7 @@ def test_cron_job_template_path() -> None:
         "metadata": {"name": "c"},
         "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": pod}}}},
     }
-    out = apply_mappings(obj, REG)
+    out = apply_mappings(obj, REGISTRY_MAPPINGS)
     container = out["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "mirror.local/official/nginx"
 
@@ -389,12 +398,12 @@ def test_cron_job_template_path() -> None:
 def test_images_outside_pod_specs_are_left_alone(kind: str) -> None:
     obj = _obj(kind, spec={"template": {"spec": _pod_spec()}}, image="docker.io/library/x")
     before = copy.deepcopy(obj)
-    assert apply_mappings(obj, REG) == before
+    assert apply_mappings(obj, REGISTRY_MAPPINGS) == before
 
 
 def test_workload_without_pod_spec() -> None:
     obj = _obj("Deployment", spec={"replicas": 1})
-    assert apply_mappings(obj, REG)["spec"] == {"replicas": 1}
+    assert apply_mappings(obj, REGISTRY_MAPPINGS)["spec"] == {"replicas": 1}
 
 
 # --------------------------------------------------------------------------- replicas, cronjobs

@@ -21,7 +21,7 @@ from migrate.store import open_store
 from migrate.transform.mappings import Mappings
 from migrate.transform.scope import Scope
 
-from .helpers import ROOT, apply, apply_example, km, wait_for
+from .helpers import ROOT, apply, apply_example, run_cli, wait_for
 
 if str(ROOT / "hack") not in sys.path:
     sys.path.insert(0, str(ROOT / "hack"))
@@ -131,7 +131,7 @@ def test_we_restore_and_verify_velero_backups(
     def verify(kubeconfig: str, *args: str) -> tuple[int, dict[str, Any]]:
         """`kube-migrate verify --from-backup theirs` against one cluster: its exit code
         and its report."""
-        out = km(
+        out = run_cli(
             "verify", "--from-backup", "theirs", "--bucket", bucket,
             "--target-kubeconfig", kubeconfig, "-o", "json", *args,
         )  # fmt: skip

@@ -467,8 +467,8 @@ def test_target_defaults_are_not_drift(source: Cluster, target: Cluster, shop: S
     rolling = ("spec", "updateStrategy", "rollingUpdate")
     src_obj = source.get(sts, "db", f"{shop.p}-data")
     tgt_obj = target.get(sts, "db", data)
-    assert "maxUnavailable" not in _at(src_obj, rolling)
-    assert _at(tgt_obj, rolling)["maxUnavailable"] == 1
+    assert "maxUnavailable" not in _subtree_at(src_obj, rolling)
+    assert _subtree_at(tgt_obj, rolling)["maxUnavailable"] == 1
     opts = VerifyOptions(
         Scope(include_namespaces=shop.namespaces), Transforms(mappings=Mappings(namespaces=m))
     )
@@ -484,7 +484,7 @@ def test_target_defaults_are_not_drift(source: Cluster, target: Cluster, shop: S
     }
 
 
-def _at(obj: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+def _subtree_at(obj: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
     for key in path:
         obj = obj.get(key) or {}
     return obj

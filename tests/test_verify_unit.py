@@ -14,8 +14,11 @@ from typing import Any
 
 import pytest
 
+from migrate.backup.scope import resolve_resources
 from migrate.cli.main import run
+from migrate.cluster import APIResource, Discovery
 from migrate.errors import EXIT_USAGE, UsageError
+from migrate.transform.exclusions import EXCLUDED_RESOURCES
 from migrate.transform.mappings import Mappings
 from migrate.transform.modifiers import parse_modifiers
 from migrate.transform.scope import Scope
@@ -33,7 +36,7 @@ from migrate.verify.normalize import (
 )
 from migrate.verify.render import html_page, markdown, table
 from migrate.verify.results import ABSENT, ObjectResult, VerifyReport, hidden, shown
-from migrate.verify.scope import ResourceFilter, VerifyScope
+from migrate.verify.scope import ResourceFilter, VerifyScope, resolve_types
 
 BIN = Path(sys.executable).parent
 SECRET = "c3VwZXItc2VjcmV0"  # base64("super-secret")
@@ -441,6 +444,35 @@ ignoreDifferences:
     rf = ResourceFilter(((frozenset({"deployments.apps", "configmaps"}), frozenset()),))
     assert rf.passes("deployments.apps") and rf.passes("configmaps")
     assert not rf.passes("secrets") and not ResourceFilter(((None, frozenset()),)).passes("events")
+
+
+def test_backup_and_verify_leave_out_the_same_types() -> None:
+    """One exclusion table: the types backup leaves out by default are the ones verify does
+    not list, and a type named in --include-resources comes back in both."""
+    rw = frozenset({"list", "get"})
+    disc = Discovery([
+        APIResource("", "v1", "configmaps", "ConfigMap", True, rw),
+        APIResource("", "v1", "events", "Event", True, rw),
+        APIResource("networking.k8s.io", "v1", "servicecidrs", "ServiceCIDR", False, rw),
+        APIResource("networking.k8s.io", "v1", "ipaddresses", "IPAddress", False, rw),
+    ])  # fmt: skip
+
+    def backed_up_and_verified(scope: Scope) -> tuple[set[str], set[str]]:
+        resolved = resolve_resources(disc, scope)
+        vs = VerifyScope((scope,), Mappings())
+        verified = resolve_types(disc, vs, ResourceFilter.resolve(disc, vs, strict=True))
+        return {r.full_name for r in resolved.namespaced + resolved.cluster}, set(verified)
+
+    everything = Scope(include_cluster_resources="true")
+    assert backed_up_and_verified(everything) == ({"configmaps"}, {"configmaps"})
+    left_out = set(resolve_resources(disc, everything).skipped)
+    assert left_out == {r.full_name for r in disc} - {"configmaps"}
+    assert left_out <= set(EXCLUDED_RESOURCES)
+    named = Scope(
+        include_resources=("configmaps", "servicecidrs"), include_cluster_resources="true"
+    )
+    both = {"configmaps", "servicecidrs.networking.k8s.io"}
+    assert backed_up_and_verified(named) == (both, both)
 
 
 # ------------------------------------------------------------------------------- outputs

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from migrate.backup.policy import DEFAULT_EXCLUDED_RESOURCES
 from migrate.cluster import APIResource, Discovery
+from migrate.transform.exclusions import EXCLUDED_RESOURCES
 from migrate.transform.scope import Scope
 
 
@@ -37,8 +37,8 @@ def resolve_resources(disc: Discovery, scope: Scope) -> ResolvedResources:
         if name in excluded:
             skipped[name] = "excluded by --exclude-resources"
             continue
-        if included is None and name in DEFAULT_EXCLUDED_RESOURCES:
-            skipped[name] = DEFAULT_EXCLUDED_RESOURCES[name]
+        if included is None and name in EXCLUDED_RESOURCES:
+            skipped[name] = EXCLUDED_RESOURCES[name]
             continue
         if res.namespaced:
             namespaced.append(res)

@@ -3,21 +3,21 @@ describe, logs, delete, gc and wait-sync."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import click
 
-from migrate.backup.create import BackupOptions, create_backup
 from migrate.cli import backup_read_cmd, interrupt
+from migrate.cli.binding import Command, bind
 from migrate.cli.options import (
+    BucketFlags,
+    ClusterFlags,
+    KeyFlags,
+    ScopeFlags,
     bucket_options,
     cluster_options,
     cluster_resources_option,
-    connect,
     encryption_key_option,
-    key_from,
-    pop_bucket,
-    scope_from,
     scope_options,
 )
 from migrate.cli.output import emit, output_option
@@ -46,6 +46,27 @@ def parse_labels(text: str | None) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True)
+class CreateArgs(Command):
+    """`backup create`'s options."""
+
+    name: str
+    cluster: ClusterFlags
+    bucket: BucketFlags
+    scope: ScopeFlags
+    ttl: str
+    labels: str | None
+    parallelism: int
+    detect_changes: bool
+    key: KeyFlags
+    output: str
+
+    def validate(self) -> None:
+        self.scope.validate()
+        parse_duration(self.ttl, "--ttl")
+        parse_labels(self.labels)
+
+
 @backup.command("create")
 @click.argument("name")
 @cluster_options
@@ -69,26 +90,24 @@ def parse_labels(text: str | None) -> dict[str, str]:
 )
 @encryption_key_option(writing=True)
 @output_option()
-def create(name: str, **kw: Any) -> None:
+@bind(CreateArgs)
+def create(args: CreateArgs) -> None:
     """Back up the cluster into the bucket as backup NAME."""
-    store = pop_bucket(kw)
-    scope = scope_from(kw)
+    # the backup itself, imported when it runs: `backup get|describe|...` need none of it
+    from migrate.backup.create import BackupOptions, create_backup
+
+    name = args.name
+    store = args.bucket.open()
     opts = BackupOptions(
         name=name,
-        scope=scope,
-        ttl=parse_duration(kw["ttl"], "--ttl"),
-        labels=parse_labels(kw["labels"]),
-        parallelism=kw["parallelism"],
-        detect_changes=kw["detect_changes"],
-        encryption_key=key_from(kw),
+        scope=args.scope.to_scope(),
+        ttl=parse_duration(args.ttl, "--ttl"),
+        labels=parse_labels(args.labels),
+        parallelism=args.parallelism,
+        detect_changes=args.detect_changes,
+        encryption_key=args.key.load(),
     )
-    cluster = connect(
-        kw["kubeconfig"],
-        kw["context"],
-        qps=kw["qps"],
-        burst=kw["burst"],
-        pool_size=opts.parallelism + 4,
-    )
+    cluster = args.cluster.connect(pool_size=opts.parallelism + 4)
     interrupt.set_hint(
         f"a backup cannot be resumed: rerun the command; the interrupted backup {name} is "
         f"Incomplete: `kube-migrate backup delete {name}` first, or choose another name"
@@ -97,7 +116,7 @@ def create(name: str, **kw: Any) -> None:
         summary = create_backup(cluster, store, opts, progress)
     emit(
         summary.as_dict(),
-        kw["output"],
+        args.output,
         [
             "name",
             "phase",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,13 +18,14 @@ import click
 
 from migrate.backup import catalog
 from migrate.backup import describe as describing
+from migrate.cli.binding import Command, bind
 from migrate.cli.options import (
+    BucketFlags,
+    ClusterFlags,
+    KeyFlags,
     bucket_options,
     cluster_options,
-    connect,
     encryption_key_option,
-    key_from,
-    pop_bucket,
 )
 from migrate.cli.output import emit, output_option
 from migrate.errors import UsageError
@@ -68,14 +70,23 @@ def _table_row(row: catalog.BackupRow, now: datetime) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class GetArgs(Command):
+    name: str | None
+    bucket: BucketFlags
+    output: str
+
+
 @_register
 @click.command("get")
 @click.argument("name", required=False)
 @bucket_options
 @output_option()
-def get(name: str | None, output: str, **kwargs: Any) -> None:
+@bind(GetArgs)
+def get(args: GetArgs) -> None:
     """List the backups in the bucket (ours and Velero's), newest first, or only NAME."""
-    store = pop_bucket(kwargs, read_only=True)
+    name, output = args.name, args.output
+    store = args.bucket.open(read_only=True)
     now = datetime.now(UTC)
     rows = catalog.list_backups(store, now)
     if name is not None:
@@ -92,6 +103,15 @@ def get(name: str | None, output: str, **kwargs: Any) -> None:
         emit(data[0] if name is not None else data, output)
 
 
+@dataclass(frozen=True)
+class DescribeArgs(Command):
+    name: str
+    details: bool
+    bucket: BucketFlags
+    key: KeyFlags
+    output: str
+
+
 @_register
 @click.command("describe")
 @click.argument("name")
@@ -99,23 +119,47 @@ def get(name: str | None, output: str, **kwargs: Any) -> None:
 @bucket_options
 @encryption_key_option()
 @output_option("yaml", "json")
-def describe(name: str, details: bool, output: str, **kwargs: Any) -> None:
+@bind(DescribeArgs)
+def describe(args: DescribeArgs) -> None:
     """Phase, times, filters, counts, errors and warnings of backup NAME (and whether it
     is encrypted; with --encryption-key-file, whether that is its key)."""
-    key = key_from(kwargs)
-    store = pop_bucket(kwargs, read_only=True)
-    emit(describing.describe(store, name, details, key), output)
+    key = args.key.load()
+    store = args.bucket.open(read_only=True)
+    emit(describing.describe(store, args.name, args.details, key), args.output)
+
+
+@dataclass(frozen=True)
+class NameArgs(Command):
+    """A backup NAME and the bucket: `logs`."""
+
+    name: str
+    bucket: BucketFlags
 
 
 @_register
 @click.command("logs")
 @click.argument("name")
 @bucket_options
-def logs(name: str, **kwargs: Any) -> None:
+@bind(NameArgs)
+def logs(args: NameArgs) -> None:
     """Print the log of backup NAME."""
-    store = pop_bucket(kwargs, read_only=True)
-    text = describing.logs(store, name)
+    store = args.bucket.open(read_only=True)
+    text = describing.logs(store, args.name)
     sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+
+
+@dataclass(frozen=True)
+class DeleteArgs(Command):
+    name: str
+    confirm: bool
+    bucket: BucketFlags
+
+    def validate(self) -> None:
+        if not self.confirm:
+            raise UsageError(
+                f"refusing to delete backup {self.name!r} without --confirm",
+                hint="pass --confirm to delete it; there is no undo",
+            )
 
 
 @_register
@@ -123,24 +167,25 @@ def logs(name: str, **kwargs: Any) -> None:
 @click.argument("name")
 @click.option("--confirm", is_flag=True, help="Really delete (there is no undo).")
 @bucket_options
-def delete(name: str, confirm: bool, **kwargs: Any) -> None:
+@bind(DeleteArgs)
+def delete(args: DeleteArgs) -> None:
     """Delete backup NAME (its whole folder) from the bucket."""
-    if not confirm:
-        raise UsageError(
-            f"refusing to delete backup {name!r} without --confirm",
-            hint="pass --confirm to delete it; there is no undo",
-        )
-    store = pop_bucket(kwargs)
-    count = catalog.delete(store, name)
-    click.echo(f'backup "{name}" deleted ({count} objects)')
+    count = catalog.delete(args.bucket.open(), args.name)
+    click.echo(f'backup "{args.name}" deleted ({count} objects)')
+
+
+@dataclass(frozen=True)
+class GcArgs(Command):
+    bucket: BucketFlags
 
 
 @_register
 @click.command("gc")
 @bucket_options
-def gc(**kwargs: Any) -> None:
+@bind(GcArgs)
+def gc(args: GcArgs) -> None:
     """Delete every backup whose expiration has passed; print their names."""
-    store = pop_bucket(kwargs)
+    store = args.bucket.open()
     deleted = catalog.gc(store)
     if not deleted:
         log.info("no expired backups in %s", store.url)
@@ -158,6 +203,21 @@ def _progress(state: SyncState) -> None:
     )
 
 
+@dataclass(frozen=True)
+class WaitSyncArgs(Command):
+    name: str
+    timeout: str
+    interval: str
+    velero_namespace: str | None
+    cluster: ClusterFlags
+    bucket: BucketFlags
+    output: str
+
+    def validate(self) -> None:
+        parse_duration(self.timeout, "--timeout")
+        parse_duration(self.interval, "--interval")
+
+
 @_register
 @click.command("wait-sync")
 @click.argument("name")
@@ -172,25 +232,25 @@ def _progress(state: SyncState) -> None:
 @cluster_options
 @bucket_options
 @output_option()
-def wait_sync(name: str, output: str, **kwargs: Any) -> None:
+@bind(WaitSyncArgs)
+def wait_sync(args: WaitSyncArgs) -> None:
     """Wait until the bucket (as the target sees it) holds backup NAME complete and intact.
 
     Pass the target's view of the bucket (its --bucket/--s3-endpoint); with
     --velero-namespace also --kubeconfig/--context of the target cluster.
     """
-    store = pop_bucket(kwargs, read_only=True)
-    timeout = parse_duration(kwargs["timeout"], "--timeout").total_seconds()
-    interval = parse_duration(kwargs["interval"], "--interval").total_seconds()
+    name, namespace = args.name, args.velero_namespace
+    store = args.bucket.open(read_only=True)
+    timeout = parse_duration(args.timeout, "--timeout").total_seconds()
+    interval = parse_duration(args.interval, "--interval").total_seconds()
     state = wait_for_sync(store, name, timeout, interval, on_poll=_progress)
     result = state.as_dict()
-    if kwargs["velero_namespace"]:
-        cluster = connect(
-            kwargs["kubeconfig"], kwargs["context"], qps=kwargs["qps"], burst=kwargs["burst"]
-        )
+    if namespace:
+        cluster = args.cluster.connect()
         left = max(1.0, timeout - state.elapsed)
-        obj = wait_for_velero_sync(cluster, kwargs["velero_namespace"], name, left, interval)
+        obj = wait_for_velero_sync(cluster, namespace, name, left, interval)
         result["velero"] = {
-            "namespace": kwargs["velero_namespace"],
+            "namespace": namespace,
             "phase": (obj.get("status") or {}).get("phase", ""),
         }
-    emit(result, output, ["name", "done", "phase", "polls", "elapsedSeconds", "message"])
+    emit(result, args.output, ["name", "done", "phase", "polls", "elapsedSeconds", "message"])

@@ -7,13 +7,17 @@ migration cannot reach a cluster.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from migrate.cli.options import cluster_options, connect
+from migrate.cli.binding import Command, bind
+from migrate.cli.options import ClusterFlags, cluster_options
 from migrate.cli.output import emit, output_option
-from migrate.cluster import Cluster
+
+if TYPE_CHECKING:
+    from migrate.cluster import Cluster
 
 
 @click.group()
@@ -38,14 +42,18 @@ def cluster_facts(c: Cluster) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class InfoArgs(Command):
+    cluster: ClusterFlags
+    output: str
+
+
 @cluster.command("info")
 @cluster_options
 @output_option()
-def info(
-    kubeconfig: str | None, context: str | None, qps: float | None, burst: int, output: str
-) -> None:
+@bind(InfoArgs)
+def info(args: InfoArgs) -> None:
     """Server version, API groups and resources served, namespaces and nodes."""
-    c = connect(kubeconfig, context, qps=qps, burst=burst)
-    facts = cluster_facts(c)
+    facts = cluster_facts(args.cluster.connect())
     columns = ["context", "server", "version", "apiGroups", "resources", "namespaces", "nodes"]
-    emit(facts, output, columns)
+    emit(facts, args.output, columns)

@@ -49,14 +49,14 @@ def dry_run_option(f: F) -> F:
     )(f)
 
 
-def check_server_flags(opts: RestoreOptions) -> None:
+def check_server_flags(*, resume: bool, wait_ready: bool) -> None:
     """What a server dry run cannot do (it creates nothing, keeps no journal)."""
-    if opts.resume:
+    if resume:
         raise UsageError(
             "--resume continues a restore from its journal; a dry run keeps none",
             hint="drop --resume (a dry run can always be run again from the start)",
         )
-    if opts.wait_ready:
+    if wait_ready:
         raise UsageError(
             "--wait-ready waits for restored workloads; a dry run creates none",
             hint="drop --wait-ready from the dry run",
@@ -65,7 +65,7 @@ def check_server_flags(opts: RestoreOptions) -> None:
 
 def server_dry_run(target: Cluster, store: Store, opts: RestoreOptions, output: str) -> None:
     """Run the restore with dryRun=All and print its results (-o table|json|yaml)."""
-    check_server_flags(opts)
+    check_server_flags(resume=opts.resume, wait_ready=opts.wait_ready)
     with progress_bar(f"restore {opts.name} (dry run)") as progress:
         summary = dry_run_restore(target, store, opts, progress)
     fmt = "json" if output == "dot" else output

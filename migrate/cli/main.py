@@ -10,6 +10,7 @@ works as a kubectl plugin); both are this group.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
@@ -21,12 +22,6 @@ import click
 
 from migrate import __version__
 from migrate.cli import interrupt, logs
-from migrate.cli.backup_cmd import backup
-from migrate.cli.cluster_cmd import cluster
-from migrate.cli.preflight_cmd import preflight
-from migrate.cli.restore_cmd import restore
-from migrate.cli.run_cmd import run as run_command
-from migrate.cli.verify_cmd import verify
 from migrate.errors import (
     EXIT_CODES,
     EXIT_INTERNAL,
@@ -47,7 +42,58 @@ def _prog_name() -> str:
 EPILOG = "Exit codes:\n\n\b\n" + "\n".join(f"{k:>3}  {v}" for k, v in EXIT_CODES.items())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+# Each command: where it is defined, imported only when it runs or shows its own help
+# (the kubernetes client, boto3, networkx and rich took ~0.6 s of every start-up), and
+# the first paragraph of its docstring, which the root `--help` lists without importing
+# it (tests/test_startup.py checks that the two agree).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "backup": (
+        "migrate.cli.backup_cmd:backup",
+        "Back up a cluster into the bucket, in Velero's format.",
+    ),
+    "cluster": ("migrate.cli.cluster_cmd:cluster", "Inspect a cluster."),
+    "preflight": (
+        "migrate.cli.preflight_cmd:preflight",
+        "Check that the source (a live cluster, or --from-backup) can be restored into the "
+        "target, before anything is written.",
+    ),
+    "restore": ("migrate.cli.restore_cmd:restore", "Restore a backup into a cluster."),
+    "run": ("migrate.cli.run_cmd:run", "Run a migration playbook (see playbooks/)."),
+    "verify": (
+        "migrate.cli.verify_cmd:verify",
+        "Diff the source (or --from-backup) against the target, after the restore's transforms.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """click's lazy-loading group: a command's module is imported when it is invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, _, attr = COMMANDS[cmd_name][0].partition(":")
+        cmd = getattr(importlib.import_module(module), attr)
+        assert isinstance(cmd, click.Command), COMMANDS[cmd_name][0]
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The listing of click.Group, from COMMANDS' short helps (nothing imported)."""
+        stubs = {name: click.Command(name, help=text) for name, (_, text) in COMMANDS.items()}
+        limit = formatter.width - 6 - max(map(len, stubs))
+        rows = [(name, stubs[name].get_short_help_str(limit)) for name in sorted(stubs)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EPILOG,
+)
 @click.version_option(__version__, "--version", prog_name="kube-migrate")
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
 @click.option("--debug", is_flag=True, help="Debug logging and tracebacks on errors.")
@@ -63,14 +109,6 @@ def cli(ctx: click.Context, verbose: int, debug: bool, log_format: str) -> None:
     """Migrate Kubernetes clusters: preflight, backup, sync, restore, verify."""
     ctx.obj = {"debug": debug}
     logs.setup(verbose, debug, log_format)
-
-
-cli.add_command(cluster)
-cli.add_command(backup)
-cli.add_command(restore)
-cli.add_command(run_command)
-cli.add_command(verify)
-cli.add_command(preflight)
 
 
 def _fail(message: str, hint: str, code: int) -> int:

@@ -1,227 +1,74 @@
 """Flags shared by many commands, declared once so every verb spells them the same way.
 
-Single-cluster verbs take `--kubeconfig/--context` (kubectl's habit); two-cluster verbs
-take `--source-*` and `--target-*`, each also read from a KUBE_MIGRATE_* variable.
+Each group is a click decorator (`scope_options`...) and a typed dataclass with one
+field per flag (`ScopeFlags`...), which a command's options dataclass holds and
+migrate.cli.binding fills from click's values.  The cluster flags live in flags_cluster,
+the bucket flags in flags_bucket; both are re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import click
 
-from migrate.cluster import Cluster, ClusterRef
+from migrate.cli.binding import F, Flags, apply_options
+from migrate.cli.flags_bucket import (
+    BucketFlags,
+    bucket_options,
+    open_bucket,
+    optional_bucket_options,
+    sse_options,
+)
+from migrate.cli.flags_cluster import (
+    ClientFlags,
+    ClusterFlags,
+    SourceTargetFlags,
+    client_options,
+    cluster_options,
+    connect,
+    source_target_options,
+)
 from migrate.cluster.selectors import Selector
-from migrate.store import BucketURL, Store, StoreOptions, open_store
-from migrate.store.base import SSE_MODES
+from migrate.store import Store
 from migrate.store.crypto import EncryptionKey, load_key
 from migrate.transform.mappings import Mappings, parse_mapping
 from migrate.transform.scope import CLUSTER_MODES, Scope, split_list
 from migrate.transform.volumes import DEFAULT_PV_POLICY, PV_POLICIES
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _apply(f: F, decorators: list[Callable[[F], F]]) -> F:
-    for dec in reversed(decorators):
-        f = dec(f)
-    return f
-
-
-def client_options(f: F) -> F:
-    """Client-side throttling, like client-go's --kube-api-qps/--kube-api-burst; by default
-    none fixed: the client adapts to the server's 429s (cluster/ratelimit.py)."""
-    return _apply(
-        f,
-        [
-            click.option(
-                "--qps",
-                type=click.FloatRange(min=0),
-                default=None,
-                metavar="N",
-                help="Fixed client-side requests per second to each API server; 0: no "
-                "limit.  Default: none fixed, backing off when the server answers 429 "
-                "(priority and fairness), honouring its Retry-After.",
-            ),
-            click.option(
-                "--burst",
-                type=int,
-                default=100,
-                show_default=True,
-                metavar="N",
-                help="Requests allowed in a burst above a fixed --qps.",
-            ),
-        ],
-    )
-
-
-def cluster_options(f: F) -> F:
-    """`--kubeconfig/--context` for verbs that talk to one cluster."""
-    return _apply(
-        f,
-        [
-            click.option(
-                "--kubeconfig",
-                metavar="FILE",
-                envvar="KUBE_MIGRATE_KUBECONFIG",
-                help="Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
-            ),
-            click.option(
-                "--context",
-                metavar="NAME",
-                envvar="KUBE_MIGRATE_CONTEXT",
-                help="Kubeconfig context (default: its current-context).",
-            ),
-            client_options,
-        ],
-    )
-
-
-def source_target_options(f: F) -> F:
-    """`--source-*` and `--target-*` for verbs that talk to both clusters."""
-    opts: list[Callable[[F], F]] = []
-    for side in ("source", "target"):
-        up = side.upper()
-        opts += [
-            click.option(
-                f"--{side}-kubeconfig",
-                metavar="FILE",
-                envvar=f"KUBE_MIGRATE_{up}_KUBECONFIG",
-                help=f"Kubeconfig of the {side} cluster [env KUBE_MIGRATE_{up}_KUBECONFIG].",
-            ),
-            click.option(
-                f"--{side}-context",
-                metavar="NAME",
-                envvar=f"KUBE_MIGRATE_{up}_CONTEXT",
-                help=f"Context in the {side} kubeconfig [env KUBE_MIGRATE_{up}_CONTEXT].",
-            ),
-        ]
-    return _apply(f, [*opts, client_options])
-
-
-def connect(
-    kubeconfig: str | None,
-    context: str | None,
-    *,
-    name: str | None = None,
-    qps: float | None = None,
-    burst: int = 100,
-    pool_size: int = 16,
-) -> Cluster:
-    """Build a Cluster from flag values (raises KubeconfigError on a bad file/context)."""
-    return Cluster(
-        ClusterRef(kubeconfig, context), name=name, qps=qps, burst=burst, pool_size=pool_size
-    )
-
-
-def bucket_options(f: F) -> F:
-    """`--bucket URL` and the S3 connection flags."""
-    return _apply(
-        f,
-        [
-            click.option(
-                "--bucket",
-                metavar="URL",
-                envvar="KUBE_MIGRATE_BUCKET",
-                required=True,
-                help="s3://bucket[/prefix] or file:///abs/dir [env KUBE_MIGRATE_BUCKET].",
-            ),
-            click.option(
-                "--s3-endpoint",
-                metavar="URL",
-                envvar="KUBE_MIGRATE_S3_ENDPOINT",
-                help="S3 endpoint (MinIO, Ceph...); default $AWS_ENDPOINT_URL or AWS.",
-            ),
-            click.option("--s3-region", metavar="REGION", help="S3 region (default $AWS_REGION)."),
-            click.option("--s3-profile", metavar="NAME", help="AWS shared-credentials profile."),
-            click.option(
-                "--s3-path-style/--s3-virtual-hosted",
-                default=None,
-                help="Addressing style (default: path-style when an endpoint is set).",
-            ),
-            click.option(
-                "--read-only-bucket",
-                is_flag=True,
-                help="Never write or delete anything in the bucket.",
-            ),
-            sse_options,
-        ],
-    )
-
-
-def sse_options(f: F) -> F:
-    """`--s3-sse` and `--s3-kms-key-id`: S3 server-side encryption of every object written."""
-    return _apply(
-        f,
-        [
-            click.option(
-                "--s3-sse",
-                type=click.Choice(SSE_MODES),
-                envvar="KUBE_MIGRATE_S3_SSE",
-                default=None,
-                help="Server-side encryption of every object written to S3 "
-                "[env KUBE_MIGRATE_S3_SSE].",
-            ),
-            click.option(
-                "--s3-kms-key-id",
-                metavar="KEY",
-                envvar="KUBE_MIGRATE_S3_KMS_KEY_ID",
-                default=None,
-                help="KMS key (id, ARN or alias) for --s3-sse aws:kms (default: the account's "
-                "aws/s3 key) [env KUBE_MIGRATE_S3_KMS_KEY_ID].",
-            ),
-        ],
-    )
-
-
-def open_bucket(
-    bucket: str,
-    s3_endpoint: str | None = None,
-    s3_region: str | None = None,
-    s3_profile: str | None = None,
-    s3_path_style: bool | None = None,
-    read_only_bucket: bool = False,
-    s3_sse: str | None = None,
-    s3_kms_key_id: str | None = None,
-    **_: Any,
-) -> Store:
-    """Open the store named by the bucket flags (pass the command's kwargs through)."""
-    options = StoreOptions(
-        endpoint_url=s3_endpoint,
-        region=s3_region,
-        profile=s3_profile,
-        path_style=s3_path_style,
-        sse=s3_sse,
-        kms_key_id=s3_kms_key_id,
-    )
-    return open_store(BucketURL.parse(bucket), options, read_only=read_only_bucket)
-
-
-BUCKET_KWARGS = (
-    "bucket",
-    "s3_endpoint",
-    "s3_region",
-    "s3_profile",
-    "s3_path_style",
-    "read_only_bucket",
-    "s3_sse",
-    "s3_kms_key_id",
-)
-
-
-def pop_bucket(kwargs: dict[str, Any], read_only: bool = False) -> Store:
-    """Remove the bucket flags from a command's kwargs and open the store (read-only
-    when the command only reads, whatever the flags say: the store then refuses writes)."""
-    flags = {k: kwargs.pop(k) for k in BUCKET_KWARGS if k in kwargs}
-    if read_only:
-        flags["read_only_bucket"] = True
-    return open_bucket(**flags)
+__all__ = [
+    "BucketFlags",
+    "ClientFlags",
+    "ClusterFlags",
+    "KeyFlags",
+    "MappingFlags",
+    "ScopeFlags",
+    "SourceTargetFlags",
+    "bucket_options",
+    "client_options",
+    "cluster_options",
+    "cluster_resources_option",
+    "connect",
+    "encryption_key_option",
+    "key_from",
+    "mapping_options",
+    "mappings_from",
+    "open_bucket",
+    "optional_bucket_options",
+    "pop_bucket",
+    "pv_policy_option",
+    "scope_from",
+    "scope_options",
+    "source_target_options",
+    "sse_options",
+]
 
 
 def scope_options(f: F) -> F:
     """The scope filters every step takes (backup, restore, preflight, verify)."""
-    return _apply(
+    return apply_options(
         f,
         [
             click.option(
@@ -254,22 +101,35 @@ def scope_options(f: F) -> F:
     )
 
 
-def scope_from(kw: dict[str, Any]) -> Scope:
-    """The Scope named by scope_options (and --include-cluster-resources, if the command
-    has it)."""
-    return Scope(
-        include_namespaces=split_list(kw["include_namespaces"]) or ("*",),
-        exclude_namespaces=split_list(kw["exclude_namespaces"]),
-        include_resources=split_list(kw["include_resources"]) or ("*",),
-        exclude_resources=split_list(kw["exclude_resources"]),
-        selector=Selector.parse(kw["selector"]),
-        include_cluster_resources=kw.get("include_cluster_resources") or "auto",
-    )
+@dataclass(frozen=True)
+class ScopeFlags(Flags):
+    """scope_options (and cluster_resources_option, if the command has it)."""
+
+    include_namespaces: str
+    exclude_namespaces: str
+    include_resources: str
+    exclude_resources: str
+    selector: str | None
+    include_cluster_resources: str | None = "auto"
+
+    def to_scope(self) -> Scope:
+        """The Scope these flags name (UsageError on a bad selector)."""
+        return Scope(
+            include_namespaces=split_list(self.include_namespaces) or ("*",),
+            exclude_namespaces=split_list(self.exclude_namespaces),
+            include_resources=split_list(self.include_resources) or ("*",),
+            exclude_resources=split_list(self.exclude_resources),
+            selector=Selector.parse(self.selector),
+            include_cluster_resources=self.include_cluster_resources or "auto",
+        )
+
+    def validate(self) -> None:
+        self.to_scope()
 
 
 def mapping_options(f: F) -> F:
     """The restore's rewrites for clones; verify takes the same to undo them."""
-    return _apply(
+    return apply_options(
         f,
         [
             click.option(
@@ -301,14 +161,30 @@ def mapping_options(f: F) -> F:
     )
 
 
-def mappings_from(kw: dict[str, Any]) -> Mappings:
-    return Mappings(
-        namespaces=parse_mapping(kw["namespace_mappings"], "--namespace-mappings"),
-        storage_classes=parse_mapping(kw["storage_class_mappings"], "--storage-class-mappings"),
-        registries=parse_mapping(kw["image_registry_mappings"], "--image-registry-mappings", "="),
-        replicas=kw["replicas"],
-        suspend_cronjobs=kw["suspend_cronjobs"],
-    )
+@dataclass(frozen=True)
+class MappingFlags(Flags):
+    """mapping_options (a command may declare only the first two, as preflight does)."""
+
+    namespace_mappings: str
+    storage_class_mappings: str
+    image_registry_mappings: str = ""
+    replicas: int | None = None
+    suspend_cronjobs: bool = False
+
+    def to_mappings(self) -> Mappings:
+        """The Mappings these flags name (UsageError on a malformed one)."""
+        return Mappings(
+            namespaces=parse_mapping(self.namespace_mappings, "--namespace-mappings"),
+            storage_classes=parse_mapping(self.storage_class_mappings, "--storage-class-mappings"),
+            registries=parse_mapping(
+                self.image_registry_mappings, "--image-registry-mappings", "="
+            ),
+            replicas=self.replicas,
+            suspend_cronjobs=self.suspend_cronjobs,
+        )
+
+    def validate(self) -> None:
+        self.to_mappings()
 
 
 def cluster_resources_option(help_text: str) -> Callable[[F], F]:
@@ -347,10 +223,15 @@ def encryption_key_option(writing: bool = False) -> Callable[[F], F]:
     )
 
 
-def key_from(kw: dict[str, Any]) -> EncryptionKey | None:
-    """Remove --encryption-key-file from a command's kwargs; the key it names, if any."""
-    path = kw.pop("encryption_key_file", None)
-    return load_key(path) if path else None
+@dataclass(frozen=True)
+class KeyFlags(Flags):
+    """encryption_key_option: `--encryption-key-file`."""
+
+    encryption_key_file: str | None = None
+
+    def load(self) -> EncryptionKey | None:
+        """The key the file holds, if one was named (UsageError on a bad file)."""
+        return load_key(self.encryption_key_file) if self.encryption_key_file else None
 
 
 def pv_policy_option(f: F) -> F:
@@ -363,3 +244,29 @@ def pv_policy_option(f: F) -> F:
         show_default=True,
         help=f"What happens to PersistentVolumes ({text}).",
     )(f)
+
+
+# For commands whose values still travel as one **kw dict: each takes its group's
+# values out of the dict through the group's dataclass.
+
+
+def pop_bucket(kwargs: dict[str, Any], read_only: bool = False) -> Store:
+    """Remove the bucket flags from a command's kwargs and open the store (read-only
+    when the command only reads, whatever the flags say: the store then refuses writes)."""
+    return BucketFlags.from_params(kwargs).open(read_only=read_only)
+
+
+def scope_from(kw: dict[str, Any]) -> Scope:
+    """The Scope named by scope_options (and --include-cluster-resources, if the command
+    has it); `kw` is left as it is."""
+    return ScopeFlags.from_params(dict(kw)).to_scope()
+
+
+def mappings_from(kw: dict[str, Any]) -> Mappings:
+    """The Mappings named by mapping_options; `kw` is left as it is."""
+    return MappingFlags.from_params(dict(kw)).to_mappings()
+
+
+def key_from(kw: dict[str, Any]) -> EncryptionKey | None:
+    """Remove --encryption-key-file from a command's kwargs; the key it names, if any."""
+    return KeyFlags.from_params(kw).load()

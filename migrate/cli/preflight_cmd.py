@@ -1,11 +1,12 @@
 """`kube-migrate preflight`: can the source move to the target, and what will break?
 
-This module is where the steps meet (steps never import each other): a live source is
-backed up by backup's own code into a temporary local folder, restore's own planner
-turns that backup (or the one named by --from-backup) into the objects restore would
-create, and preflight checks them against the target.  So preflight judges exactly
-what backup and restore would do, and the live and --from-backup modes agree.  Nothing
-is written to either cluster or the bucket (opened read-only).
+The check is the pipeline's (migrate.pipeline.snapshot, as in a playbook's preflight
+step): a live source is backed up by backup's own code into a private temporary local
+folder, restore's own planner turns that backup (or the one named by --from-backup) into
+the objects restore would create, and preflight checks them against the target.  So
+preflight judges exactly what backup and restore would do, and the live and
+--from-backup modes agree.  Nothing is written to either cluster or the bucket (opened
+read-only).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 
 import click
 
-from migrate.backup.create import BackupOptions, create_backup
 from migrate.cli.options import (
     bucket_options,
     cluster_resources_option,
@@ -33,15 +33,12 @@ from migrate.cli.options import (
 from migrate.cli.output import output_option, table
 from migrate.cluster import Cluster
 from migrate.errors import PreflightFailed, UsageError
-from migrate.preflight import PreflightOptions, Report, read_source_facts, run_preflight
+from migrate.pipeline.snapshot import SNAPSHOT, check_plan, take_snapshot
+from migrate.preflight import Report
 from migrate.preflight.render import html_report, markdown, rows, summary_lines
 from migrate.restore.plan import EXISTING_POLICIES, RestoreOptions
-from migrate.restore.run import plan_restore
-from migrate.store import Store
-from migrate.store.scratch import ScratchStore
 from migrate.transform.mappings import Mappings, parse_mapping
 
-LIVE_BACKUP = "preflight"  # name of the throw-away backup of a live source
 COLUMNS = ["severity", "check", "objects", "message", "fix"]
 
 
@@ -82,7 +79,7 @@ def preflight(**kw: Any) -> None:
     scope = scope_from(kw)
     restore = RestoreOptions(
         name="preflight",
-        backup=kw["from_backup"] or LIVE_BACKUP,
+        backup=kw["from_backup"] or SNAPSHOT,
         mappings=Mappings(
             namespaces=parse_mapping(kw["namespace_mappings"], "--namespace-mappings"),
             storage_classes=parse_mapping(kw["storage_class_mappings"], "--storage-class-mappings"),
@@ -104,7 +101,8 @@ def preflight(**kw: Any) -> None:
         kw["read_only_bucket"] = True  # preflight never writes to the bucket
         restore.scope = scope
         restore.encryption_key = key_from(kw)
-        report = _check(target, pop_bucket(kw), restore, kw, origin="backup")
+        store = pop_bucket(kw)
+        report = check_plan(target, store, restore, "backup", kw["parallelism"])
     else:
         if not (kw["source_kubeconfig"] or kw["source_context"]):
             raise UsageError(
@@ -118,16 +116,11 @@ def preflight(**kw: Any) -> None:
             )
         source = _connect(kw, "source")
         # the copy holds the source's Secrets: private, removed on every way out
-        with ScratchStore("kube-migrate-preflight-") as store:
-            backup = BackupOptions(
-                LIVE_BACKUP,
-                scope,
-                parallelism=kw["parallelism"],
-                detect_changes=False,
-                warn_plaintext_secrets=False,
-            )
-            create_backup(source, store, backup)
-            report = _check(target, store, restore, kw, origin="cluster")
+        snapshot = take_snapshot(source, scope, kw["parallelism"], "kube-migrate-preflight-")
+        try:
+            report = check_plan(target, snapshot.store, restore, "cluster", kw["parallelism"])
+        finally:
+            snapshot.cleanup()
         report.source["name"] = f"{source.name} ({source.host})"
     _print(report, kw["output"])
     failing = report.reaches(kw["fail_on"])
@@ -148,21 +141,6 @@ def _connect(kw: dict[str, Any], side: str) -> Cluster:
         burst=kw["burst"],
         pool_size=kw["parallelism"] + 4,
     )
-
-
-def _check(
-    target: Cluster, store: Store, restore: RestoreOptions, kw: dict[str, Any], origin: str
-) -> Report:
-    facts = read_source_facts(store, restore.backup, origin)
-    _, plan = plan_restore(target, store, restore)
-    options = PreflightOptions(
-        existing_policy=restore.existing_policy,
-        namespace_mappings=restore.mappings.namespaces,
-        storage_class_mappings=restore.mappings.storage_classes,
-        parallelism=kw["parallelism"],
-        pv_policy=restore.pv_policy,
-    )
-    return run_preflight(facts, target, list(plan.items), options)
 
 
 def _table(report: Report) -> str:

@@ -13,16 +13,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-
 from migrate.cli.logs import NOTICE
 
 
@@ -34,6 +24,17 @@ def progress_bar(title: str) -> Iterator[Callable[[str, int], None]]:
         with progress_lines(title) as update:
             yield update
         return
+    # rich only on a terminal, imported here: ~0.05 s of start-up a pipe or CI never uses
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     console = Console(file=sys.stderr)
     with Progress(
         TextColumn(f"[bold]{title}"),

@@ -3,29 +3,31 @@ into the target cluster as a dependency graph, with the transforms for clones.""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import click
 from click.core import ParameterSource
 
 from migrate.cli import interrupt
-from migrate.cli.dry_run import DryRunCommand, dry_run_option, server_dry_run
+from migrate.cli.binding import Command, bind
+from migrate.cli.dry_run import DryRunCommand, check_server_flags, dry_run_option, server_dry_run
 from migrate.cli.logs import NOTICE
 from migrate.cli.options import (
+    BucketFlags,
+    ClusterFlags,
+    KeyFlags,
+    MappingFlags,
+    ScopeFlags,
     bucket_options,
     cluster_options,
-    connect,
     encryption_key_option,
-    key_from,
     mapping_options,
-    mappings_from,
-    pop_bucket,
     pv_policy_option,
-    scope_from,
     scope_options,
 )
 from migrate.cli.output import emit, emit_with_rows, output_option
@@ -47,18 +49,59 @@ def restore() -> None:
     """Restore a backup into a cluster."""
 
 
-def _target_from_env(kw: dict[str, Any]) -> None:
+def _target_from_env(flags: ClusterFlags) -> ClusterFlags:
     """restore create writes to the target cluster: KUBE_MIGRATE_TARGET_KUBECONFIG and
     KUBE_MIGRATE_TARGET_CONTEXT (read by the two-cluster commands) name it too, before
     KUBE_MIGRATE_KUBECONFIG/KUBE_MIGRATE_CONTEXT and $KUBECONFIG; the flags come first
     (and with --kubeconfig FILE, a context is FILE's, never the variable's)."""
     ctx = click.get_current_context()
     if ctx.get_parameter_source("kubeconfig") is ParameterSource.COMMANDLINE:
-        return
-    for opt in ("kubeconfig", "context"):
+        return flags
+
+    def pick(opt: str, given: str | None) -> str | None:
         value = os.environ.get(f"KUBE_MIGRATE_TARGET_{opt.upper()}")
         if value and ctx.get_parameter_source(opt) is not ParameterSource.COMMANDLINE:
-            kw[opt] = value
+            return value
+        return given
+
+    return dataclasses.replace(
+        flags,
+        kubeconfig=pick("kubeconfig", flags.kubeconfig),
+        context=pick("context", flags.context),
+    )
+
+
+@dataclass(frozen=True)
+class CreateArgs(Command):
+    """`restore create`'s options."""
+
+    name: str | None
+    backup: str
+    cluster: ClusterFlags
+    bucket: BucketFlags
+    scope: ScopeFlags
+    mappings: MappingFlags
+    resource_modifiers: str | None
+    existing_resource_policy: str
+    restore_status: bool
+    preserve_node_ports: bool
+    pv_policy: str
+    yes: bool
+    parallelism: int
+    wait_ready: bool
+    ready_timeout: str
+    resume: bool
+    fail_on: str
+    dry_run: str | None
+    key: KeyFlags
+    output: str
+
+    def validate(self) -> None:
+        self.scope.validate()
+        self.mappings.validate()
+        parse_duration(self.ready_timeout, "--ready-timeout")
+        if self.dry_run == "server":
+            check_server_flags(resume=self.resume, wait_ready=self.wait_ready)
 
 
 @restore.command("create", cls=DryRunCommand)
@@ -103,48 +146,44 @@ def _target_from_env(kw: dict[str, Any]) -> None:
 @dry_run_option
 @encryption_key_option()
 @output_option("table", "json", "yaml", "dot")
-def create(name: str | None, backup: str, **kw: Any) -> None:
+@bind(CreateArgs)
+def create(args: CreateArgs) -> None:
     """Restore backup --from-backup into the cluster, as restore NAME
     (default <backup>-<timestamp>)."""
-    store = pop_bucket(kw)
-    if kw["resume"] and not name and not kw["dry_run"]:
+    name, backup, output = args.name, args.backup, args.output
+    store = args.bucket.open()
+    if args.resume and not name and not args.dry_run:
         name = _newest_unfinished(store, backup)
     name = name or f"{backup}-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    modifiers = args.resource_modifiers
     opts = RestoreOptions(
         name=name,
         backup=backup,
-        scope=scope_from(kw),
-        mappings=mappings_from(kw),
-        modifiers=load_modifiers(kw["resource_modifiers"]) if kw["resource_modifiers"] else None,
-        existing_policy=kw["existing_resource_policy"],
-        restore_status=kw["restore_status"],
-        preserve_node_ports=kw["preserve_node_ports"],
-        pv_policy=kw["pv_policy"],
-        yes=kw["yes"],
-        parallelism=kw["parallelism"],
-        wait_ready=kw["wait_ready"],
-        ready_timeout=parse_duration(kw["ready_timeout"], "--ready-timeout").total_seconds(),
-        resume=kw["resume"],
-        encryption_key=key_from(kw),
-        fail_on=kw["fail_on"],
+        scope=args.scope.to_scope(),
+        mappings=args.mappings.to_mappings(),
+        modifiers=load_modifiers(modifiers) if modifiers else None,
+        existing_policy=args.existing_resource_policy,
+        restore_status=args.restore_status,
+        preserve_node_ports=args.preserve_node_ports,
+        pv_policy=args.pv_policy,
+        yes=args.yes,
+        parallelism=args.parallelism,
+        wait_ready=args.wait_ready,
+        ready_timeout=parse_duration(args.ready_timeout, "--ready-timeout").total_seconds(),
+        resume=args.resume,
+        encryption_key=args.key.load(),
+        fail_on=args.fail_on,
     )
-    _target_from_env(kw)
-    target = connect(
-        kw["kubeconfig"],
-        kw["context"],
-        qps=kw["qps"],
-        burst=kw["burst"],
-        pool_size=opts.parallelism + 4,
-    )
-    if kw["dry_run"] == "server":
-        server_dry_run(target, store, opts, kw["output"])
+    target = _target_from_env(args.cluster).connect(pool_size=opts.parallelism + 4)
+    if args.dry_run == "server":
+        server_dry_run(target, store, opts, output)
         return
-    if kw["dry_run"]:
+    if args.dry_run:
         _, plan = plan_restore(target, store, opts)
-        if kw["output"] == "dot":
+        if output == "dot":
             sys.stdout.write(to_dot(plan.graph, plan.late) + "\n")
         else:
-            emit(plan.rows(), kw["output"], ["level", "kind", "namespace", "name", "action"])
+            emit(plan.rows(), output, ["level", "kind", "namespace", "name", "action"])
         return
 
     def announce() -> None:  # once every check passed, before the first write
@@ -161,7 +200,7 @@ def create(name: str | None, backup: str, **kw: Any) -> None:
 
     with progress_bar(f"restore {name}") as progress:
         summary = run_restore(target, store, opts, progress, announce=announce)
-    fmt = "json" if kw["output"] == "dot" else kw["output"]
+    fmt = "json" if output == "dot" else output
     if fmt == "table":
         columns = ["name", "backup", "phase", "created", "updated", "skipped", "failed"]
         emit(summary.as_dict(), fmt, [*columns, "warnings"])
@@ -188,17 +227,32 @@ def _newest_unfinished(store: Store, backup: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class GetArgs(Command):
+    bucket: BucketFlags
+    output: str
+
+
 @restore.command("get")
 @bucket_options
 @output_option()
-def get(**kw: Any) -> None:
+@bind(GetArgs)
+def get(args: GetArgs) -> None:
     """List restores recorded in the bucket (and locally, for read-only buckets)."""
-    store = pop_bucket(kw, read_only=True)
+    store = args.bucket.open(read_only=True)
     emit(
         results.list_restores(store),
-        kw["output"],
+        args.output,
         ["name", "backup", "phase", "created", "updated", "skipped", "failed", "completed"],
     )
+
+
+@dataclass(frozen=True)
+class DescribeArgs(Command):
+    name: str
+    details: bool
+    bucket: BucketFlags
+    output: str
 
 
 @restore.command("describe")
@@ -206,14 +260,23 @@ def get(**kw: Any) -> None:
 @click.option("--details", is_flag=True, help="Include every object's result.")
 @bucket_options
 @output_option("yaml", "json")
-def describe(name: str, details: bool, **kw: Any) -> None:
+@bind(DescribeArgs)
+def describe(args: DescribeArgs) -> None:
     """Show a restore's summary (and per-object results with --details)."""
-    emit(results.describe(pop_bucket(kw, read_only=True), name, details), kw["output"])
+    store = args.bucket.open(read_only=True)
+    emit(results.describe(store, args.name, args.details), args.output)
+
+
+@dataclass(frozen=True)
+class LogsArgs(Command):
+    name: str
+    bucket: BucketFlags
 
 
 @restore.command("logs")
 @click.argument("name")
 @bucket_options
-def logs(name: str, **kw: Any) -> None:
+@bind(LogsArgs)
+def logs(args: LogsArgs) -> None:
     """Print a restore's log."""
-    sys.stdout.write(results.logs(pop_bucket(kw, read_only=True), name))
+    sys.stdout.write(results.logs(args.bucket.open(read_only=True), args.name))

@@ -1,9 +1,9 @@
 """`kube-migrate run PLAYBOOK`: a whole migration as one resumable command.
 
 Names the run `<playbook>-<timestamp>`, keeps a journal so `--resume RUN` continues
-after a crash or a failed gate, runs the steps (runner.py), and writes the report
-directory.  `--dry-run` runs preflight and the restore plan only and writes nothing.
-The exit code is the worst step's.
+after a crash or a failed gate, runs the steps (migrate.pipeline, its events shown by
+render_events.py), and writes the report directory.  `--dry-run` runs preflight and the
+restore plan only and writes nothing.  The exit code is the worst step's.
 """
 
 from __future__ import annotations
@@ -17,14 +17,16 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from migrate import __version__
-from migrate.cli import interrupt, run_resume
+from migrate.cli import interrupt
 from migrate.cli.logs import NOTICE
 from migrate.cli.options import encryption_key_option, source_target_options, sse_options
 from migrate.cli.output import emit, output_option
-from migrate.cli.runner import Context, run_steps
+from migrate.cli.render_events import StderrRenderer
 from migrate.errors import MigrateError, UsageError
-from migrate.playbook import RunState, load_playbook, resolve_endpoints
+from migrate.pipeline.context import Context
+from migrate.pipeline.resume import mirror_run, new_run, resume_run
+from migrate.pipeline.run import execute, run_document
+from migrate.playbook import BucketEndpoint
 from migrate.report.write import write_report
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,23 @@ def _flags(kw: dict[str, Any]) -> dict[str, Any]:
     }
     given["read_only_bucket"] = kw.get("read_only_bucket") or None
     return given
+
+
+def _bucket_of_flags(kw: dict[str, Any]) -> BucketEndpoint | None:
+    """Where --resume looks for a run not journaled here: --target-bucket, else --bucket
+    (flags or their variables), read-only."""
+    url = kw.get("target_bucket") or kw.get("bucket")
+    if not url:
+        return None
+    return BucketEndpoint(
+        url=url,
+        endpoint=kw.get("s3_endpoint"),
+        region=kw.get("s3_region"),
+        profile=kw.get("s3_profile"),
+        read_only=True,
+        sse=kw.get("s3_sse"),
+        kms_key_id=kw.get("s3_kms_key_id"),
+    )
 
 
 @click.command("run")
@@ -114,35 +133,27 @@ def run(
                 "cannot change it",
                 hint=f"drop {' and '.join(given)}, or start a new run: `kube-migrate run PLAYBOOK`",
             )
-        run_resume.find_in_bucket(resume, kw)
-        state = RunState.resume(resume)
-        pb = state.playbook()
-        journaled = state.resolved_endpoints() or resolve_endpoints(pb, _flags(kw))
-        endpoints = run_resume.check_flags(journaled, _flags(kw), state.run)
-        state.endpoints = endpoints.as_dict()  # with this machine's paths, if they differ
+        state, pb, endpoints = resume_run(resume, _flags(kw), _bucket_of_flags(kw))
     else:
         if not playbook:
             raise click.UsageError("give a PLAYBOOK file, or --resume RUN")
-        pb = load_playbook(playbook, overrides)
-        endpoints = resolve_endpoints(pb, _flags(kw))
-        state = RunState.create(pb, endpoints=endpoints)
-    ctx = Context(state, pb, endpoints, dry_run=dry_run, qps=kw["qps"], burst=kw["burst"])
+        state, pb, endpoints = new_run(playbook, overrides, _flags(kw))
+    ctx = Context(
+        state,
+        pb,
+        endpoints,
+        sink=StderrRenderer(),
+        dry_run=dry_run,
+        qps=kw["qps"],
+        burst=kw["burst"],
+    )
     started = datetime.now(UTC)
     log.log(NOTICE, "run %s (%s)", state.run, pb.path)
-    target_bucket = endpoints.target_bucket or endpoints.bucket
-    if pb.has_step("restore") and not dry_run and target_bucket and not target_bucket.read_only:
-        run_resume.mirror_to(state, pb, ctx.store("target"))  # --resume from anywhere
+    mirror_run(ctx)  # --resume from anywhere
     interrupt.set_hint(f"continue it with `kube-migrate run --resume {state.run}`")
-    with state.lock():
-        try:
-            code = run_steps(ctx)
-        finally:
-            snapshot = ctx.clients.get("snapshot")
-            if snapshot:
-                snapshot[0].cleanup()
-        state.finish(code)
+    code = execute(ctx)
     directory = Path(report_dir or pb.report_dir or Path("kube-migrate-reports") / state.run)
-    doc = _document(ctx, started, code)
+    doc = run_document(ctx, started, datetime.now(UTC), code, " ".join(sys.argv))
     paths = write_report(directory, doc, ctx.artefacts.get("graph"), ctx.artefacts.get("junit"))
     _print_summary(doc, directory, output)
     log.info("report files: %s", ", ".join(str(p) for p in paths))
@@ -164,41 +175,3 @@ def _print_summary(doc: dict[str, Any], directory: Path, fmt: str) -> None:
     rows = [{k: s[k] for k in ("step", "status", "seconds", "summary")} for s in doc["steps"]]
     emit(rows, fmt, ["step", "status", "seconds", "summary"])
     log.log(NOTICE, "run %s: exit %d; report in %s", doc["run"], doc["exitCode"], directory)
-
-
-def _document(ctx: Context, started: datetime, code: int) -> dict[str, Any]:
-    steps = []
-    for st in ctx.state.steps:
-        result = st.result or {}
-        brief = result.get("error") or result.get("phase") or result.get("message") or ""
-        if "equal" in result:
-            brief = brief or f"{result.get('equal', 0)} equal, {result.get('drifted', 0)} drift"
-        steps.append(
-            {
-                "step": st.label,
-                "status": st.status,
-                "seconds": result.get("seconds", ""),
-                "summary": str(brief)[:120],
-                "result": result,
-            }
-        )
-    versions = ctx.artefacts.get("versions", ("", ""))
-    for side, idx in (("source", 0), ("target", 1)):
-        if not versions[idx] and side in ctx.clients:
-            versions = tuple(
-                str(ctx.clients[s].version()) if s == side else versions[i]
-                for i, s in enumerate(("source", "target"))
-            )
-    return {
-        "run": ctx.state.run,
-        "playbook": ctx.pb.path,
-        "kubeMigrate": __version__,
-        "dryRun": ctx.dry_run,
-        "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "finished": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "exitCode": code,
-        "source": {"version": versions[0]},
-        "target": {"version": versions[1]},
-        "steps": steps,
-        "command": " ".join(sys.argv),
-    }

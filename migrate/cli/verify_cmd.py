@@ -6,21 +6,22 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
 
 import click
 
+from migrate.cli.binding import Command, bind
 from migrate.cli.options import (
-    bucket_options,
+    BucketFlags,
+    KeyFlags,
+    MappingFlags,
+    ScopeFlags,
+    SourceTargetFlags,
     cluster_resources_option,
-    connect,
     encryption_key_option,
-    key_from,
     mapping_options,
-    mappings_from,
-    pop_bucket,
+    optional_bucket_options,
     pv_policy_option,
-    scope_from,
     scope_options,
     source_target_options,
 )
@@ -34,8 +35,6 @@ from migrate.verify.ignorefile import load_ignore_rules
 from migrate.verify.junit import write_junit
 from migrate.verify.render import html_page, markdown, table
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 RENDER: dict[str, Callable[[VerifyReport], str]] = {
     "table": table,
     "json": lambda report: json.dumps(report.as_dict(), indent=2, default=str),
@@ -44,13 +43,42 @@ RENDER: dict[str, Callable[[VerifyReport], str]] = {
 }
 
 
-def _bucket_optional(f: F) -> F:
-    """The shared bucket flags, with --bucket needed only for --from-backup."""
-    f = bucket_options(f)
-    for param in getattr(f, "__click_params__", []):
-        if param.name == "bucket":
-            param.required = False
-    return f
+@dataclass(frozen=True)
+class VerifyArgs(Command):
+    """`verify`'s options."""
+
+    clusters: SourceTargetFlags
+    backup: str | None
+    bucket: BucketFlags
+    key: KeyFlags
+    scope: ScopeFlags
+    mappings: MappingFlags
+    resource_modifiers: str | None
+    preserve_node_ports: bool
+    pv_policy: str
+    ignore_fields: str | None
+    show_values: bool
+    show_secrets: str | None
+    junit: str | None
+    parallelism: int
+    output: str
+
+    def validate(self) -> None:
+        if str(self.show_secrets).lower() not in ("none", "false", "0", "no"):
+            raise UsageError(
+                "verify never prints Secret values (--show-secrets was removed)",
+                hint="Secrets are compared by hash: a changed one is listed, its values shown "
+                "as <redacted>; --show-values prints ConfigMap values",
+            )
+        if self.backup and not self.bucket.bucket:
+            raise UsageError("--from-backup needs --bucket", hint="or set KUBE_MIGRATE_BUCKET")
+        if self.key.encryption_key_file and not self.backup:
+            raise UsageError(
+                "--encryption-key-file applies to --from-backup only",
+                hint="a live source is read from the cluster, not from a backup",
+            )
+        self.scope.validate()
+        self.mappings.validate()
 
 
 @click.command("verify")
@@ -61,7 +89,7 @@ def _bucket_optional(f: F) -> F:
     metavar="NAME",
     help="Compare the target with this backup instead of the live source.",
 )
-@_bucket_optional
+@optional_bucket_options
 @encryption_key_option()
 @scope_options
 @cluster_resources_option(
@@ -102,61 +130,38 @@ def _bucket_optional(f: F) -> F:
     help="LIST requests in flight (both clusters together).",
 )
 @output_option("table", "json", "markdown", "html")
-def verify(**kw: Any) -> None:
+@bind(VerifyArgs)
+def verify(args: VerifyArgs) -> None:
     """Diff the source (or --from-backup) against the target, after the restore's
     transforms.  Exit 0: equal; 1: drift; >= 2: errors."""
-    if str(kw.pop("show_secrets")).lower() not in ("none", "false", "0", "no"):
-        raise UsageError(
-            "verify never prints Secret values (--show-secrets was removed)",
-            hint="Secrets are compared by hash: a changed one is listed, its values shown "
-            "as <redacted>; --show-values prints ConfigMap values",
-        )
-    if kw["backup"] and not kw["bucket"]:
-        raise UsageError("--from-backup needs --bucket", hint="or set KUBE_MIGRATE_BUCKET")
-    if kw["encryption_key_file"] and not kw["backup"]:
-        raise UsageError(
-            "--encryption-key-file applies to --from-backup only",
-            hint="a live source is read from the cluster, not from a backup",
-        )
-    key = key_from(kw)
-    store = pop_bucket(kw) if kw["backup"] else None
-    kw = {k: v for k, v in kw.items() if not k.startswith("s3_") and k != "bucket"}
-    scope = scope_from(kw)
+    key = args.key.load()
+    store = args.bucket.open() if args.backup else None
+    modifiers, ignore_fields = args.resource_modifiers, args.ignore_fields
     transforms = Transforms(
-        mappings=mappings_from(kw),
-        modifiers=load_modifiers(kw["resource_modifiers"]) if kw["resource_modifiers"] else None,
+        mappings=args.mappings.to_mappings(),
+        modifiers=load_modifiers(modifiers) if modifiers else None,
         sanitize=SanitizeOptions(
-            preserve_node_ports=kw["preserve_node_ports"], pv_policy=kw["pv_policy"]
+            preserve_node_ports=args.preserve_node_ports, pv_policy=args.pv_policy
         ),
-        ignore=tuple(load_ignore_rules(kw["ignore_fields"])) if kw["ignore_fields"] else (),
-        show_values=bool(kw["show_values"]),
+        ignore=tuple(load_ignore_rules(ignore_fields)) if ignore_fields else (),
+        show_values=args.show_values,
     )
     opts = VerifyOptions(
-        scope, transforms, kw["backup"], parallelism=kw["parallelism"], encryption_key=key
+        args.scope.to_scope(),
+        transforms,
+        args.backup,
+        parallelism=args.parallelism,
+        encryption_key=key,
     )
-    pool = kw["parallelism"] + 4
-    target = connect(
-        kw["target_kubeconfig"],
-        kw["target_context"],
-        qps=kw["qps"],
-        burst=kw["burst"],
-        pool_size=pool,
-    )
-    source = None
-    if not kw["backup"]:
-        source = connect(
-            kw["source_kubeconfig"],
-            kw["source_context"],
-            qps=kw["qps"],
-            burst=kw["burst"],
-            pool_size=pool,
-        )
+    pool = args.parallelism + 4
+    target = args.clusters.target.connect(pool_size=pool)
+    source = None if args.backup else args.clusters.source.connect(pool_size=pool)
     with progress_bar("verify") as progress:
         report = run_verify(source, target, opts, store, progress)
-    sys.stdout.write(RENDER[kw["output"]](report) + "\n")
+    sys.stdout.write(RENDER[args.output](report) + "\n")
     sys.stdout.flush()
-    if kw["junit"]:
-        write_junit(report, kw["junit"])
+    if args.junit:
+        write_junit(report, args.junit)
     if report.drift:
         raise DriftFound(
             f"drift between source and target: {report.summary_line()}",

@@ -11,18 +11,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
-from kubernetes import config as _k8s_config
-from kubernetes.client import ApiClient, Configuration
-from kubernetes.config.config_exception import ConfigException
+from typing import TYPE_CHECKING, Any
 
 from migrate.errors import KubeconfigError
 
+if TYPE_CHECKING:
+    from kubernetes.client import Configuration
+
 DEFAULT_KUBECONFIG = "~/.kube/config"
 _FIX_FILE = "fix the file, or give another kubeconfig file"
-k8s_config: Any = _k8s_config  # untyped package
+
+
+def _k8s_config() -> Any:  # untyped package
+    """kubernetes.config, imported when a kubeconfig is read (~0.15 s), not at start-up:
+    a command that never reaches a cluster (`--help`, `backup get`) does not pay for it."""
+    from kubernetes import config
+
+    return config
 
 
 @dataclass(frozen=True)
@@ -43,13 +48,17 @@ class ClusterRef:
 
 
 def _contexts(path: str) -> tuple[list[str], str | None]:
-    contexts, active = k8s_config.list_kube_config_contexts(config_file=path)
+    contexts, active = _k8s_config().list_kube_config_contexts(config_file=path)
     names = [c["name"] for c in contexts or []]
     return names, (active or {}).get("name")
 
 
 def load_configuration(ref: ClusterRef, pool_size: int = 16) -> tuple[Configuration, str]:
     """Read the kubeconfig; return a client Configuration and the context name used."""
+    import yaml
+    from kubernetes.client import Configuration
+    from kubernetes.config.config_exception import ConfigException
+
     path = ref.resolved_kubeconfig()
     existing = [p for p in path.split(os.pathsep) if Path(p).is_file()]
     if not existing:
@@ -83,13 +92,13 @@ def load_configuration(ref: ClusterRef, pool_size: int = 16) -> tuple[Configurat
         )
     cfg = Configuration()
     try:
-        k8s_config.load_kube_config(
+        _k8s_config().load_kube_config(
             config_file=path, context=context, client_configuration=cfg, persist_config=False
         )
     except (ConfigException, ValueError, OSError) as exc:
         raise KubeconfigError(f"kubeconfig {path}, context {context!r}: {exc}") from exc
     cfg.connection_pool_maxsize = pool_size
-    cfg.retries = False  # retries happen in one place: migrate.cluster.client
+    cfg.retries = False  # retries happen in one place: migrate.cluster.transport
     return cfg, context
 
 
@@ -110,4 +119,6 @@ def new_api_client(cfg: Configuration) -> Any:
 
     Keep the returned object alive as long as its pool is used.
     """
+    from kubernetes.client import ApiClient
+
     return ApiClient(configuration=cfg)

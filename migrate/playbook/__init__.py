@@ -18,8 +18,9 @@ from migrate.playbook.model import (
     WaitForSyncSettings,
 )
 from migrate.playbook.rules import STEP_NAMES, STEP_ORDER
+from migrate.playbook.run_dirs import list_runs, new_run_name, state_root
 from migrate.playbook.schema import API_VERSION, KIND, schema
-from migrate.playbook.state import RunState, StepState, list_runs, new_run_name, state_root
+from migrate.playbook.state import RunState, StepState
 
 __all__ = [
     "API_VERSION",

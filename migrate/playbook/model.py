@@ -83,7 +83,7 @@ class VerifySettings:
 class Gates:
     preflight: str  # error | warning | never
     verify: str  # drift | never
-    restore: str  # failed | never
+    restore: str  # warning (also refuse a PartiallyFailed backup) | failed | never
 
     def fail_on(self, step: str) -> str | None:
         """The gate of a step, or None for steps without one."""

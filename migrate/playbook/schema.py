@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+from typing import TYPE_CHECKING, Any
 
 from migrate.errors import PlaybookError
 from migrate.playbook.source import Locator, Path_
+
+if TYPE_CHECKING:  # jsonschema (~0.05 s) is imported when a playbook is validated
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 API_VERSION = "kube-migrate.io/v1alpha1"
 KIND = "Playbook"
@@ -36,6 +37,8 @@ def schema() -> dict[str, Any]:
 
 @cache
 def validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(schema())
 
 
@@ -139,6 +142,8 @@ def explain(error: ValidationError, loc: Locator) -> PlaybookError:
 def validate(doc: Any, loc: Locator) -> None:
     """Raise a PlaybookError for the first problem: `--set` values first, then in file
     order; among errors on the same line, jsonschema's best_match (the most specific)."""
+    from jsonschema.exceptions import best_match
+
     errors = list(validator().iter_errors(doc))
     if not errors:
         return

@@ -1,16 +1,14 @@
 """The run journal behind `kube-migrate run --resume RUN`.
 
-A run is named `<playbook name>-<UTC yyyymmddhhmmss>` and journaled in
-`$KUBE_MIGRATE_STATE_DIR/runs/<run>/state.json` (default state dir:
-`$XDG_STATE_HOME/kube-migrate`, else `~/.local/state/kube-migrate`, as restore's journal).
-It holds what `--resume` needs without the playbook file, which may have changed since:
-the resolved document (after `--set`, paths absolute), the overrides, the resolved
-endpoints, and per step its status, times, attempts, exit code and result.  Every save
-replaces the file atomically (temp file, fsync, os.replace), so a kill leaves the last
-complete state.
+A run is journaled in `<state dir>/runs/<run>/state.json` (run_dirs.py: where, and the
+run's name).  It holds what `--resume` needs without the playbook file, which may have
+changed since: the resolved document (after `--set`, paths absolute), the overrides, the
+resolved endpoints, and per step its status, times, attempts, exit code and result.
+Every save replaces the file atomically (temp file, fsync, os.replace), so a kill leaves
+the last complete state.
 
 When the playbook restores into a writable bucket, every save is also copied there, next
-to the restore (`restores/<restore>/journal/run-<run>.json`, see migrate/cli/run_resume.py),
+to the restore (`restores/<restore>/journal/run-<run>.json`, see migrate/pipeline/resume.py),
 so that another machine can adopt the run and resume it.  `claimed` lists the bucket
 folders the run began writing (its backup), recorded before the first write: a backup
 killed before its labelled `velero-backup.json` is thereby still known as the run's own.
@@ -22,13 +20,10 @@ kept, so the runner can tell a retry (restore then resumes its own journal).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import re
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,50 +33,26 @@ from migrate.errors import UsageError
 from migrate.playbook.endpoints import Endpoints
 from migrate.playbook.load import playbook_from_document
 from migrate.playbook.model import Playbook
+from migrate.playbook.run_dirs import (
+    check_run_name,
+    hold_run,
+    list_runs,
+    new_run_name,
+    runs_dir,
+    write_atomically,
+)
+
+# Where runs are journaled (run_dirs.py) stays importable from here.
+__all__ = ["DONE", "RunState", "StepState", "list_runs", "runs_dir"]
 
 STATE_VERSION = 1
 STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped")
 RUN_STATUSES = ("running", "succeeded", "failed")
 DONE = frozenset({"succeeded", "skipped"})
-_RUN_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-
-
-def state_root(env: Mapping[str, str] = os.environ) -> Path:
-    """$KUBE_MIGRATE_STATE_DIR, else $XDG_STATE_HOME/kube-migrate, else ~/.local/state/..."""
-    if env.get("KUBE_MIGRATE_STATE_DIR"):
-        return Path(env["KUBE_MIGRATE_STATE_DIR"])
-    xdg = env.get("XDG_STATE_HOME") or os.path.join(
-        env.get("HOME") or os.path.expanduser("~"), ".local", "state"
-    )
-    return Path(xdg) / "kube-migrate"
-
-
-def runs_dir(env: Mapping[str, str] = os.environ) -> Path:
-    return state_root(env) / "runs"
-
-
-def new_run_name(playbook_name: str, now: datetime | None = None) -> str:
-    """'migrate-cluster' -> 'migrate-cluster-20250102030405' (UTC)."""
-    return f"{playbook_name}-{(now or datetime.now(UTC)).astimezone(UTC):%Y%m%d%H%M%S}"
-
-
-def list_runs(env: Mapping[str, str] = os.environ) -> list[str]:
-    """Journaled runs, oldest first."""
-    root = runs_dir(env)
-    found = [p for p in root.glob("*/state.json")] if root.is_dir() else []
-    return [p.parent.name for p in sorted(found, key=lambda p: (p.stat().st_mtime, p))]
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _check_name(run: str) -> None:
-    if not _RUN_NAME.match(run):
-        raise UsageError(
-            f"invalid run name {run!r}",
-            hint="a run is named <playbook>-<yyyymmddhhmmss>, e.g. migrate-cluster-20250102030405",
-        )
 
 
 @dataclass
@@ -130,7 +101,7 @@ class RunState:
     ) -> RunState:
         """Start the journal of a new run (named from the playbook and the time)."""
         run = run or new_run_name(pb.name, now)
-        _check_name(run)
+        check_run_name(run)
         directory = runs_dir(env) / run
         directory.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -155,7 +126,7 @@ class RunState:
     @classmethod
     def load(cls, run: str, env: Mapping[str, str] = os.environ) -> RunState:
         """Read a run's journal; an unknown run is a UsageError listing recent ones."""
-        _check_name(run)
+        check_run_name(run)
         directory = runs_dir(env) / run
         path = directory / "state.json"
         if not path.is_file():
@@ -195,7 +166,7 @@ class RunState:
     def adopt(cls, run: str, text: bytes, env: Mapping[str, str] = os.environ) -> RunState:
         """Take a run's state.json from elsewhere (the bucket's copy) as this machine's
         journal of it, to resume it here; refused when this machine journals it already."""
-        _check_name(run)
+        check_run_name(run)
         directory = runs_dir(env) / run
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / "state.json"
@@ -311,31 +282,10 @@ class RunState:
     def save(self) -> None:
         """Write state.json atomically: a temp file in the same directory, then replace."""
         text = json.dumps(self.as_dict(), indent=2, default=str) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path, text)
         if self.mirror is not None:
             self.mirror(text.encode())
 
-    @contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> AbstractContextManager[None]:
         """Hold the run for this process; a second `--resume` of it meanwhile is refused."""
-        with (self.directory / "lock").open("w") as f:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise UsageError(
-                    f"run {self.run!r} is in progress in another process",
-                    hint="wait for it to finish, or stop it first",
-                ) from None
-            try:
-                yield
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        return hold_run(self.directory, self.run)

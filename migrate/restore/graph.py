@@ -14,13 +14,14 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from migrate.errors import UsageError
 from migrate.restore.source import Item, ItemTable
 from migrate.transform.workloads import pod_spec, references
+
+if TYPE_CHECKING:  # networkx (~0.1 s) is imported when a plan is made, not at start-up
+    import networkx as nx
 
 Ref = tuple[str, str, str | None, str]  # (group, kind, namespace or None, name)
 
@@ -159,6 +160,8 @@ def build_graph(items: ItemTable) -> nx.DiGraph[Any]:
     Passes over the table instead of a dict of every object: the CRDs; each object's
     needs (numbered: objects needing the same share one number); which needed objects
     the restore holds; the nodes.  The heap holds ~8 bytes an object meanwhile."""
+    import networkx as nx
+
     g: nx.DiGraph[Any] = nx.DiGraph()
     crds: dict[tuple[Any, Any], Ref] = {}
     for it in items:
@@ -221,6 +224,8 @@ class Level:
 def levels(g: nx.DiGraph[Any], table: ItemTable) -> list[Level]:
     """Topological generations as the objects to create (nodes sorted for a stable plan,
     a node's objects in backup order); a cycle is an error that names its members."""
+    import networkx as nx
+
     try:
         return [
             Level(table, sorted(((n, g.nodes[n]["items"]) for n in gen), key=_order))

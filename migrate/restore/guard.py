@@ -76,7 +76,8 @@ def check_backup_phase(loaded: LoadedBackup, opts: RestoreOptions) -> list[str]:
     )
     if opts.fail_on == "warning":
         raise PreflightFailed(
-            f"{what}; --fail-on warning refuses it; nothing was written",
+            f"{what}; --fail-on warning (a playbook's gates.restore.failOn: warning) "
+            "refuses it; nothing was written",
             hint=f"see `kube-migrate backup describe {opts.backup}`; take a new backup, or "
             "restore it anyway without --fail-on warning",
         )

@@ -10,7 +10,6 @@ execute.Restorer._existing).  Its header names the backup and the run it belongs
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from array import array
@@ -24,6 +23,7 @@ import orjson
 from migrate.errors import UsageError
 from migrate.restore.bucket_journal import SYNC_SECONDS, BucketJournal, prefix, read_header
 from migrate.restore.spool import Spool
+from migrate.statedir import state_root
 from migrate.store import Store
 
 
@@ -95,10 +95,8 @@ class ResultTable:
 
 
 def state_dir() -> Path:
-    base = os.environ.get("KUBE_MIGRATE_STATE_DIR") or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "kube-migrate"
-    )
-    return Path(base)
+    """This machine's state folder (migrate/statedir.py), read from the environment now."""
+    return state_root()
 
 
 class Journal:

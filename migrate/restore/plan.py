@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from migrate.cluster import Discovery
 from migrate.errors import UsageError
@@ -23,6 +21,9 @@ from migrate.transform.modifiers import Modifiers
 from migrate.transform.sanitize import SanitizeOptions, sanitize
 from migrate.transform.scope import Scope
 from migrate.transform.volumes import DEFAULT_PV_POLICY, pv_decision
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 EXISTING_POLICIES = ("none", "update", "fail")
 

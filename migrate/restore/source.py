@@ -15,7 +15,7 @@ import orjson
 
 from migrate.restore.spool import Spool, shared
 from migrate.store import Store, layout
-from migrate.store.crypto import EncryptionKey
+from migrate.store.encryption_key import EncryptionKey
 from migrate.store.reader import open_backup
 from migrate.transform.scope import Scope
 

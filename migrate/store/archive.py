@@ -30,49 +30,11 @@ from migrate.errors import IntegrityError, MigrateError, StoreError
 from migrate.store.base import Store
 from migrate.store.crypto import MAGIC, DecryptingReader, EncryptingWriter, EncryptionKey
 from migrate.store.tarread import TarFormatError, iter_files
+from migrate.store.ustar import ustar_header, ustar_template
 
 COMPRESS_LEVEL = 1  # JSON compresses well even at 1, and 6 costs ~3x the CPU
 FLUSH_BYTES = 1 << 20  # entries are gathered and compressed a MiB at a time
 QUEUED_CHUNKS = 8  # MiB waiting for compression at most (memory stays flat)
-
-
-def _ustar_template(mtime: int) -> tuple[bytes, int]:
-    """The fixed part of every header (mode 0755, uid/gid 0, mtime, a regular file, ustar
-    magic, the checksum field as spaces) and the sum of its bytes."""
-    h = bytearray(512)
-    h[100:108] = b"0000755\0"
-    h[108:116] = b"0000000\0"
-    h[116:124] = b"0000000\0"
-    h[136:148] = b"%011o\0" % mtime
-    h[148:156] = b"        "
-    h[156] = ord("0")
-    h[257:265] = b"ustar\x0000"
-    return bytes(h), sum(h)
-
-
-def _ustar_header(path: str, size: int, template: tuple[bytes, int]) -> bytes | None:
-    """A POSIX ustar header for a regular file, or None if the name does not fit.
-
-    tarfile builds headers ~4x slower than this, which is most of a backup's CPU; the
-    checksum is the template's plus the sums of the few variable fields."""
-    name = path.encode()
-    prefix = b""
-    if size >= 8**11:  # beyond ustar's 11 octal digits
-        return None
-    if len(name) > 100:
-        cut = name.rfind(b"/", 0, 156)
-        if cut <= 0 or len(name) - cut - 1 > 100:
-            return None
-        prefix, name = name[:cut], name[cut + 1 :]
-    fixed, fixed_sum = template
-    h = bytearray(fixed)
-    h[0 : len(name)] = name
-    size_field = b"%011o\0" % size
-    h[124:136] = size_field
-    h[345 : 345 + len(prefix)] = prefix
-    checksum = fixed_sum + sum(name) + sum(prefix) + sum(size_field)
-    h[148:156] = b"%06o\0 " % checksum
-    return bytes(h)
 
 
 _ZEROS = memoryview(bytes(512))
@@ -147,7 +109,7 @@ class TarballWriter:
         self._buf = bytearray()
         self._error: BaseException | None = None
         self._mtime = int(time.time())
-        self._template = _ustar_template(self._mtime)
+        self._template = ustar_template(self._mtime)
         self._thread = threading.Thread(target=self._upload, args=(store,), daemon=True)
         self._thread.start()
         # gzip (and the pipe into the upload) run in their own thread, so the threads
@@ -176,7 +138,7 @@ class TarballWriter:
 
     def add(self, path: str, data: bytes) -> None:
         """Append one regular file (mode 0755 and a fixed mtime, as Velero writes)."""
-        header = _ustar_header(path, len(data), self._template)
+        header = ustar_header(path, len(data), self._template)
         if header is None:  # a name longer than ustar holds: a PAX header, as Go writes
             info = tarfile.TarInfo(path)
             info.size, info.mode, info.mtime = len(data), 0o755, self._mtime

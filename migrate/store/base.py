@@ -1,10 +1,10 @@
 """The storage interface every step uses to read and write the backup bucket.
 
 Backup, sync and restore only ever see a :class:`Store`; whether the bytes go to S3,
-MinIO or a local directory is decided once, by :func:`open_store`, from the bucket URL.
-The base class owns the rules that must hold for every backend: keys are relative to the
-URL's prefix and validated, and a read-only store refuses every write *before* it touches
-anything.
+MinIO or a local directory is decided once, from the bucket URL, by :func:`open_store`
+(migrate.store.opener).  The base class owns the rules that must hold for every backend:
+keys are relative to the URL's prefix and validated, and a read-only store refuses every
+write *before* it touches anything.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import BinaryIO
 from migrate.errors import StoreNotFound, StoreReadOnly, UsageError
 from migrate.store.url import BucketURL, check_key, check_prefix
 
-__all__ = ["SSE_MODES", "ObjectInfo", "Store", "StoreOptions", "open_store"]
+__all__ = ["SSE_MODES", "ObjectInfo", "Store", "StoreOptions"]
 
 DEFAULT_REGION = "us-east-1"
 # S3 server-side encryption modes (the x-amz-server-side-encryption header's values):
@@ -235,25 +235,3 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def _delete_prefix(self, prefix: str) -> int: ...
-
-
-def open_store(
-    url: BucketURL | str,
-    options: StoreOptions | None = None,
-    read_only: bool = False,
-) -> Store:
-    """Open the store for ``url`` (``s3://`` or ``file://``); no request is made yet."""
-    parsed = url if isinstance(url, BucketURL) else BucketURL.parse(url)
-    if parsed.scheme == "s3":
-        from migrate.store.s3 import S3Store
-
-        return S3Store(parsed, options or StoreOptions(), read_only=read_only)
-    if options is not None and options.sse:  # asked for encryption it cannot have: say so
-        raise UsageError(
-            f"--s3-sse applies to s3:// buckets, not {parsed}",
-            hint="drop --s3-sse (and KUBE_MIGRATE_S3_SSE) for a local folder; "
-            "--encryption-key-file encrypts backups anywhere",
-        )
-    from migrate.store.local import LocalStore
-
-    return LocalStore(parsed, read_only=read_only)

@@ -1,5 +1,6 @@
 """Velero's bucket layout, spelled once: key names, tarball item paths, the Backup
-object in velero-backup.json, the resource list and results sidecars, and our manifest.
+object in velero-backup.json, the resource list and results sidecars, and our manifest
+(backup_manifest.py, re-exported here).
 
 Backup writes it, restore and preflight read it, sync checks it; keeping the format in
 one module is what lets Velero read our backups and us restore Velero's.
@@ -17,11 +18,37 @@ from datetime import UTC, datetime
 from typing import Any
 
 from migrate.errors import IntegrityError, UsageError
-from migrate.store.crypto import EncryptionKey
-from migrate.store.manifest_mac import seal
+from migrate.store.backup_manifest import MANIFEST_FORMAT, Manifest, manifest
+
+# Our manifest (backup_manifest.py) stays readable here: `layout.Manifest`.
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_FORMAT",
+    "RESTORABLE_PHASES",
+    "RUN_LABEL",
+    "TERMINAL_PHASES",
+    "VELERO_TOP_DIRS",
+    "VERSION_FILE",
+    "BackupInfo",
+    "BackupKeys",
+    "ItemPath",
+    "Manifest",
+    "backup_object",
+    "check_backup_name",
+    "empty_result",
+    "group_resource",
+    "gunzip_json",
+    "gzip_json",
+    "item_paths",
+    "manifest",
+    "parse_item_path",
+    "parse_time",
+    "resource_list_key",
+    "rfc3339",
+    "sha256",
+]
 
 FORMAT_VERSION = "1.1.0"  # Velero's BackupFormatVersion; version dirs need >= 1.1.0
-MANIFEST_FORMAT = "kube-migrate.io/v1"
 VERSION_FILE = "metadata/version"  # inside the tarball: FORMAT_VERSION + "\n"
 # Phases after which velero-backup.json no longer changes, and those a restore accepts.
 TERMINAL_PHASES = frozenset({"Completed", "PartiallyFailed", "Failed", "FailedValidation"})
@@ -30,7 +57,7 @@ RESTORABLE_PHASES = frozenset({"Completed", "PartiallyFailed"})
 # location unavailable): we never create others.
 VELERO_TOP_DIRS = ("backups", "restores", "restic", "metadata", "plugins", "kopia")
 # The label (on velero-backup.json) and manifest field naming the playbook run that made
-# a backup: a run reuses or deletes only its own (migrate/cli/runner.py).
+# a backup: a run reuses or deletes only its own (migrate/pipeline/steps_move.py).
 RUN_LABEL = "kube-migrate.io/run"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
@@ -262,54 +289,3 @@ def backup_object(
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def manifest(
-    name: str,
-    files: dict[str, tuple[int, str]],
-    backup_dir: str,
-    source: dict[str, Any],
-    extra: dict[str, Any],
-    key: EncryptionKey | None = None,
-) -> bytes:
-    """Our manifest: size + sha256 of every file of the backup (keys relative to its
-    folder; of the stored bytes, so encrypted ones for an encrypted tarball), the source
-    cluster's version and served APIs, and backup facts (in `extra`; `encryption` says
-    which files are encrypted, how, and with which key id: migrate.store.crypto).  With
-    the backup's `key`, sealed with an HMAC (migrate.store.manifest_mac)."""
-    doc = {
-        "apiVersion": MANIFEST_FORMAT,
-        "kind": "BackupManifest",
-        "name": name,
-        "files": {
-            k.removeprefix(backup_dir): {"size": size, "sha256": digest}
-            for k, (size, digest) in sorted(files.items())
-        },
-        "source": source,
-        **extra,
-    }
-    if key is not None:
-        seal(doc, key)
-    return json.dumps(doc, indent=1).encode()
-
-
-@dataclass
-class Manifest:
-    name: str
-    files: dict[str, tuple[int, str]]  # relative key -> (size, sha256)
-    source: dict[str, Any]
-    raw: dict[str, Any]
-
-    @classmethod
-    def parse(cls, data: bytes, name: str) -> Manifest:
-        try:
-            doc = json.loads(data)
-            files = {k: (int(v["size"]), str(v["sha256"])) for k, v in doc["files"].items()}
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(f"backup {name}: manifest is corrupted: {exc}") from exc
-        if doc.get("apiVersion") != MANIFEST_FORMAT:
-            raise IntegrityError(
-                f"backup {name}: unknown manifest format {doc.get('apiVersion')!r}",
-                hint="upgrade kube-migrate to read this backup",
-            )
-        return cls(name, files, doc.get("source") or {}, doc)

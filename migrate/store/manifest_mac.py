@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from migrate.errors import IntegrityError
-from migrate.store.crypto import EncryptionKey
+from migrate.store.encryption_key import EncryptionKey
 
 __all__ = ["ACCEPT_UNSEALED_ENV", "FIELD", "check_manifest", "seal"]
 

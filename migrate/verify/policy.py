@@ -5,6 +5,8 @@ restore's own transforms (migrate.transform: sanitize, modifiers, mappings), so 
 restore strips or rewrites on purpose is never drift.  These tables cover the rest: what
 the target cluster itself sets, allocates or defaults differently, and what its
 controllers recreate (migrate.transform.skip_policy says which objects those are).
+The resource types verify does not list at all are backup's too: one table,
+migrate.transform.exclusions.
 
 A path is a tuple of keys; "*" matches every key of a map or every item of a list.
 """
@@ -40,25 +42,6 @@ class DefaultedField:
 def _k(*kinds: str) -> frozenset[str]:
     return frozenset(kinds)
 
-
-# Resources verify never lists on either side: runtime or node state, allocations the
-# API server makes, Velero's own state.  Same spirit as backup's default exclusions.
-NOT_LISTED: dict[str, str] = {
-    "events": "runtime noise, recreated by controllers",
-    "events.events.k8s.io": "runtime noise, recreated by controllers",
-    "nodes": "machines belong to the cluster, not to the workload",
-    "leases.coordination.k8s.io": "leader election and node heartbeats",
-    "leasecandidates.coordination.k8s.io": "leader election candidates",
-    "csinodes.storage.k8s.io": "per-node CSI driver state",
-    "volumeattachments.storage.k8s.io": "attach state of volumes on nodes",
-    "componentstatuses": "deprecated health probe, not a stored object",
-    "ipaddresses.networking.k8s.io": "Service IP allocations of each API server",
-    "servicecidrs.networking.k8s.io": "each cluster's own Service IP ranges",
-    "backups.velero.io": "Velero's own state",
-    "restores.velero.io": "Velero's own state",
-    "resticrepositories.velero.io": "Velero's own state",
-    "backuprepositories.velero.io": "Velero's own state",
-}
 
 # Removed from both sides (after sanitize, which already drops uid, resourceVersion,
 # creationTimestamp, generation, managedFields, status, allocated clusterIPs/nodePorts...).

@@ -18,7 +18,7 @@ from typing import Any
 from migrate.cluster import Cluster, Discovery
 from migrate.errors import ClusterError, UsageError
 from migrate.store import Store, layout
-from migrate.store.crypto import EncryptionKey
+from migrate.store.encryption_key import EncryptionKey
 from migrate.store.reader import BackupSource, open_backup
 from migrate.transform.scope import Scope
 from migrate.verify.collect import Collector, Progress, read_all

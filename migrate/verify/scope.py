@@ -20,9 +20,9 @@ from typing import Any
 from migrate.cluster import APIResource, Discovery
 from migrate.cluster.selectors import Selector
 from migrate.errors import UsageError
+from migrate.transform.exclusions import EXCLUDED_RESOURCES
 from migrate.transform.mappings import Mappings
 from migrate.transform.scope import Scope, is_glob
-from migrate.verify.policy import NOT_LISTED
 
 MODES = ("none", "deps", "all")  # most restrictive first
 
@@ -136,9 +136,11 @@ class ResourceFilter:
         return any(inc is not None for inc, _ in self.filters)
 
     def passes(self, gr: str) -> bool:
-        if gr in NOT_LISTED:
-            return False
         plural = gr.split(".", 1)[0]
+        if gr in EXCLUDED_RESOURCES and not any(
+            inc is not None and (gr in inc or plural in inc) for inc, _ in self.filters
+        ):
+            return False  # left out by default, as by backup: unless a scope names it
         return all(
             (inc is None or gr in inc or plural in inc) and gr not in exc and plural not in exc
             for inc, exc in self.filters

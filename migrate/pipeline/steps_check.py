@@ -1,50 +1,22 @@
-"""The playbook steps that check and compare rather than move data: preflight, verify and
-scale (see runner.py for backup, sync, restore and readiness).  Steps meet here, in the
-CLI layer, because the step packages never import each other."""
+"""The steps that check, compare or set rather than move data: preflight, verify and
+scale (steps_move.py has backup, sync, restore and readiness).  Each returns (exit code,
+result); a gate of the playbook (spec.gates) decides which findings fail the step."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict
+from typing import Any
 
-from migrate.backup.create import BackupOptions, create_backup
-from migrate.cli.progress import progress_bar
 from migrate.errors import EXIT_DRIFT, EXIT_PREFLIGHT, NotFound
+from migrate.pipeline.context import Context
+from migrate.pipeline.events import Finding, task
+from migrate.pipeline.snapshot import check_plan, live_snapshot
 from migrate.playbook import Step
-from migrate.preflight import PreflightOptions, read_source_facts, run_preflight
 from migrate.preflight.render import rows
-from migrate.restore.run import plan_restore
-from migrate.store import Store
-from migrate.store.scratch import ScratchStore
 from migrate.transform.sanitize import SanitizeOptions
 from migrate.verify import Transforms, VerifyOptions, run_verify
 from migrate.verify.ignorefile import load_ignore_rules
 from migrate.verify.junit import to_xml
-
-if TYPE_CHECKING:
-    from migrate.cli.runner import Context
-
-SNAPSHOT = "preflight"  # name of the throw-away backup of the live source
-
-
-def live_snapshot(ctx: Context) -> tuple[Store, str]:
-    """A backup of the live source in a temporary local folder (made once per run), for
-    preflight and for --dry-run plans: exactly what backup would take, written nowhere."""
-    if "snapshot" not in ctx.clients:
-        tmp = ScratchStore("kube-migrate-run-")  # holds Secrets: private, always removed
-        opts = BackupOptions(
-            SNAPSHOT,
-            ctx.pb.scope(),
-            parallelism=ctx.pb.backup.parallelism,
-            detect_changes=False,
-            warn_plaintext_secrets=False,
-        )
-        try:
-            create_backup(ctx.cluster("source"), tmp.store, opts)
-        except BaseException:
-            tmp.cleanup()
-            raise
-        ctx.clients["snapshot"] = (tmp, tmp.store)
-    return ctx.clients["snapshot"][1], SNAPSHOT
 
 
 def preflight_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str, Any]]:
@@ -58,28 +30,15 @@ def preflight_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[s
     restore.backup = name
     if origin == "cluster":
         restore.encryption_key = None  # the live snapshot is a local, plain backup
-    target = ctx.cluster("target")
-    _, plan = plan_restore(target, store, restore)
-    options = PreflightOptions(
-        existing_policy=restore.existing_policy,
-        namespace_mappings=restore.mappings.namespaces,
-        storage_class_mappings=restore.mappings.storage_classes,
-        pv_policy=restore.pv_policy,
-    )
-    report = run_preflight(
-        read_source_facts(store, name, origin), target, list(plan.items), options
-    )
+    report = check_plan(ctx.cluster("target"), store, restore, origin)
     counts = report.counts()
-    findings = [
-        {
-            "severity": r["severity"],
-            "check": r["check"],
-            "object": r["objects"],
-            "message": r["message"],
-            "fix": r["fix"],
-        }
+    found = [
+        Finding(r["severity"], r["check"], r["objects"], r["message"], r["fix"])
         for r in rows(report)
     ]
+    for finding in found:
+        ctx.sink(finding)
+    findings = [asdict(f) for f in found]  # the report's columns, as the fields are named
     result = {
         "source": report.source.get("version", ""),
         "target": report.target.get("version", ""),
@@ -110,7 +69,7 @@ def verify_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str,
     opts = VerifyOptions(ctx.pb.scope(), transforms, backup, encryption_key=key)
     source = None if vs.from_backup else ctx.cluster("source")
     store = ctx.store("target") if vs.from_backup else None
-    with progress_bar("verify") as progress:
+    with task(ctx.sink, "verify") as progress:
         report = run_verify(source, ctx.cluster("target"), opts, store, progress)
     ctx.artefacts["junit"] = to_xml(report).decode()
     drifted = [

@@ -1,5 +1,5 @@
-"""`kube-migrate run --resume RUN`: find the run (this machine's journal, else the copy
-in the bucket next to its restore), and hold it to what it was started with.
+"""Start a run, or resume one: find it (this machine's journal, else the copy in the
+bucket next to its restore) and hold it to what it was started with.
 
 A resumed run uses the playbook, `--set` values and endpoints it journaled; a flag that
 would change them is refused (exit 2) rather than silently ignored.  Flags equal to the
@@ -10,25 +10,36 @@ machine (a resume from another machine or pod has its own paths).
 The run state is copied to `restores/<restore>/journal/run-<run>.json` after every save
 when the playbook restores into a writable bucket (not in --dry-run); a read-only bucket
 keeps it on this machine only.
+
+`flags` below are the command-line values by their option names (source_kubeconfig,
+bucket, s3_endpoint, ...; None: not given), as playbook.resolve_endpoints takes them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from migrate.cli.options import open_bucket
 from migrate.errors import MigrateError, UsageError
-from migrate.playbook import Endpoints, Playbook, RunState
+from migrate.pipeline.context import Context, open_bucket
+from migrate.playbook import (
+    BucketEndpoint,
+    Endpoints,
+    Playbook,
+    RunState,
+    load_playbook,
+    resolve_endpoints,
+)
 from migrate.playbook.state import runs_dir
 from migrate.restore.bucket_journal import prefix
 from migrate.store import Store
 
 log = logging.getLogger(__name__)
 
-# --flag -> (Endpoints side attribute, field): what the flag sets in a run's endpoints.
+# flag -> (Endpoints side attribute, field): what the flag sets in a run's endpoints.
 FLAG_FIELDS = {
     "source_kubeconfig": ("source", "kubeconfig"),
     "source_context": ("source", "context"),
@@ -46,6 +57,29 @@ FLAG_FIELDS = {
 }
 # Paths that may differ on another machine: taken when the journaled one is not here.
 LOCAL_PATHS = frozenset({"source_kubeconfig", "target_kubeconfig", "encryption_key_file"})
+
+
+def new_run(
+    playbook: str, overrides: Sequence[str], flags: Mapping[str, Any]
+) -> tuple[RunState, Playbook, Endpoints]:
+    """A new run of `playbook` (with --set `overrides`), journaled from now on."""
+    pb = load_playbook(playbook, tuple(overrides))
+    endpoints = resolve_endpoints(pb, flags)
+    return RunState.create(pb, endpoints=endpoints), pb, endpoints
+
+
+def resume_run(
+    run: str, flags: Mapping[str, Any], where: BucketEndpoint | None
+) -> tuple[RunState, Playbook, Endpoints]:
+    """Run `run` as journaled (here, else adopted from the bucket `where`), with this
+    machine's paths where the journaled ones are not here."""
+    find_in_bucket(run, where)
+    state = RunState.resume(run)
+    pb = state.playbook()
+    journaled = state.resolved_endpoints() or resolve_endpoints(pb, flags)
+    endpoints = check_flags(journaled, flags, state.run)
+    state.endpoints = endpoints.as_dict()  # with this machine's paths, if they differ
+    return state, pb, endpoints
 
 
 def state_key(restore: str, run: str) -> str:
@@ -66,13 +100,20 @@ def mirror_to(state: RunState, pb: Playbook, store: Store) -> None:
     state.save()
 
 
-def find_in_bucket(run: str, kw: dict[str, Any]) -> RunState | None:
-    """The run's state from the bucket named by --target-bucket/--bucket (or their
+def mirror_run(ctx: Context) -> None:
+    """Mirror the run to the target's bucket when it restores there (--resume from
+    anywhere); not in a dry run, nor to a read-only bucket."""
+    bucket = ctx.endpoints.target_bucket or ctx.endpoints.bucket
+    if ctx.pb.has_step("restore") and not ctx.dry_run and bucket and not bucket.read_only:
+        mirror_to(ctx.state, ctx.pb, ctx.store("target"))
+
+
+def find_in_bucket(run: str, where: BucketEndpoint | None) -> RunState | None:
+    """The run's state from the bucket `where` (--target-bucket, else --bucket, or their
     variables), adopted as this machine's journal; None when there is none."""
-    url = kw.get("target_bucket") or kw.get("bucket")
-    if not url or (runs_dir() / run / "state.json").exists():
+    if where is None or (runs_dir() / run / "state.json").exists():
         return None
-    store = open_bucket(**{**kw, "bucket": url, "read_only_bucket": True})
+    store = open_bucket(where, read_only=True)
     candidates = [run, *(p for p in store.list_prefixes("restores/") if p != run)]
     for restore in candidates:
         key = state_key(restore, run)
@@ -82,7 +123,7 @@ def find_in_bucket(run: str, kw: dict[str, Any]) -> RunState | None:
     return None
 
 
-def check_flags(endpoints: Endpoints, flags: dict[str, Any], run: str) -> Endpoints:
+def check_flags(endpoints: Endpoints, flags: Mapping[str, Any], run: str) -> Endpoints:
     """Refuse flags that contradict the journaled endpoints; take local paths (above)."""
     for flag, given in flags.items():
         if given is None or flag not in FLAG_FIELDS:
