@@ -4,10 +4,12 @@ so is its --resume); `--resume` with a flag that contradicts the run is refused;
 `-o json|yaml` print the report document on stdout; a run SIGKILLed mid-restore is
 resumed from another machine (empty state directory: the run state and the restore
 journal come from the bucket) with every object created once; Ctrl-C names
-`kube-migrate run --resume RUN`."""
+`kube-migrate run --resume RUN`; `spec.gates.restore.failOn: warning` refuses a
+PartiallyFailed backup as `restore create --fail-on warning` does."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +21,7 @@ from typing import Any
 import yaml
 
 from migrate.cluster import Cluster
+from migrate.errors import NotFound
 from migrate.store import open_store
 
 from .test_restore import BIN, _bulk, _configmaps, uniq
@@ -216,3 +219,66 @@ def test_ctrl_c_names_run_resume(
         ]
     finally:
         target.delete(target.discovery().resolve("namespaces"), dst)
+
+
+GATED = """apiVersion: kube-migrate.io/v1alpha1
+kind: Playbook
+metadata: {name: %(name)s}
+spec:
+  scope: {includeNamespaces: [%(src)s]}
+  backup: {name: %(backup)s}
+  restore: {namespaceMappings: {%(src)s: %(dst)s}}
+  %(gates)s
+  steps: [restore]
+"""
+
+
+def test_restore_gate_warning_refuses_a_partially_failed_backup(
+    dev_env: Any, source: Cluster, target: Cluster, bucket_url: str, source_ns: str, tmp_path: Path
+) -> None:
+    """`spec.gates.restore.failOn: warning` refuses a PartiallyFailed backup before any
+    write, as `restore create --fail-on warning` does; the default gate restores it and
+    says it is PartiallyFailed."""
+    from .test_bad_input import _status, copy_backup
+
+    _bulk(source, source_ns, 3)
+    made, partial, dst = uniq("made"), uniq("partial"), uniq("gate")
+    store = open_store(bucket_url)
+    state = tmp_path / "state"
+    kubeconfig = os.environ["KUBE_MIGRATE_SOURCE_KUBECONFIG"]
+    took = _run("backup", "create", made, "--kubeconfig", kubeconfig, "--bucket", bucket_url,
+                "--include-namespaces", source_ns, state=state)  # fmt: skip
+    assert took.returncode == 0, took.stderr[-3000:]
+    copy_backup(store, made, partial, _status(phase="PartiallyFailed"))
+    namespaces = target.discovery().resolve("namespaces")
+
+    def book(gates: str) -> Path:
+        path = tmp_path / f"{uniq('pb')}.yaml"
+        fields = {"name": uniq("gate"), "src": source_ns, "dst": dst, "backup": partial}
+        path.write_text(GATED % {**fields, "gates": gates})
+        return path
+
+    common = ["--bucket", bucket_url, "--report-dir", str(tmp_path / "r")]
+    try:
+        refused = _run("run", str(book("gates: {restore: {failOn: warning}}")), *common,
+                       state=state)  # fmt: skip
+        assert refused.returncode == 3, refused.stderr[-3000:]
+        assert f"backup {partial} is PartiallyFailed" in refused.stderr
+        assert "refuses it; nothing was written" in refused.stderr
+        assert not _exists(target, namespaces, dst)  # nothing restored
+        taken = _run("run", str(book("gates: {restore: {failOn: failed}}")), *common,
+                     state=state)  # fmt: skip
+        assert taken.returncode == 0, taken.stderr[-3000:]
+        assert f"backup {partial} is PartiallyFailed" in taken.stderr  # warned, restored
+        assert _exists(target, namespaces, dst)
+    finally:
+        with contextlib.suppress(NotFound):
+            target.delete(namespaces, dst)
+
+
+def _exists(cluster: Cluster, res: Any, name: str) -> bool:
+    try:
+        cluster.get(res, name)
+    except NotFound:
+        return False
+    return True
