@@ -17,11 +17,8 @@ Velero's restore bench/velero_bench.py (its server: hack/devenv/velero.py).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
 import click
@@ -39,7 +36,7 @@ from baselines import (
 )
 from memory import ROOT, env, mig, peak_rss  # bench/ is sys.path[0] when run as a script
 from rawhttp import RawClient
-from targets import missed, ratios, table, verdicts
+from targets import conclude, ratios, verdicts
 from velero_bench import UNTHROTTLED, measure_velero, velero_binary
 from workload import (
     PARALLELISM,
@@ -64,8 +61,6 @@ from migrate.transform.scope import Scope
 from migrate.units import parse_duration
 from migrate.verify import VerifyOptions, run_verify
 from migrate.verify.normalize import Transforms
-
-EXIT_MISSED = 3  # a figure missed its target (1: the run itself failed)
 
 
 def cli_defaults(*command: str) -> dict[str, Any]:
@@ -323,19 +318,7 @@ def main() -> None:
         args.objects, args.namespaces, with_velero, args.fill_workers, counts, args.settle_timeout
     )
     judged = verdicts(result)
-    print(table(result, judged))
-    result["targets"] = {
-        v.target.figure: {"value": v.value, "target": v.limit, "verdict": v.state} for v in judged
-    }
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {path}")
-    misses = missed(judged)
-    for v in misses:
-        print(f"bench: target missed: {v.line()}", file=sys.stderr)
-    if misses:
-        raise SystemExit(EXIT_MISSED)
+    conclude(result, judged, args.json)
 
 
 if __name__ == "__main__":

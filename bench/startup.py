@@ -18,7 +18,6 @@ tests/test_startup.py; the seconds are judged here.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -26,10 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from targets import STARTUP, missed, table, verdicts  # bench/ is sys.path[0] as a script
+from targets import STARTUP, conclude, verdicts  # bench/ is sys.path[0] as a script
 
 ROOT = Path(__file__).resolve().parent.parent
-EXIT_MISSED = 3  # a figure missed its target (1: a command failed)
 RUNS = 5
 BASELINE = "startupPythonSeconds"  # `python -c pass`: the interpreter's own start-up
 # figure -> the arguments of `kube-migrate` ({bucket}: an empty local bucket)
@@ -99,19 +97,7 @@ def main() -> None:
     o = {k: float(v) for k, v in result.items() if isinstance(v, float)}
     judged = verdicts(o, STARTUP)
     print("\n".join(lines(o)))
-    print(table(o, judged))
-    result["targets"] = {
-        v.target.figure: {"value": v.value, "target": v.limit, "verdict": v.state} for v in judged
-    }
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {path}")
-    misses = missed(judged)
-    for v in misses:
-        print(f"bench: target missed: {v.line()}", file=sys.stderr)
-    if misses:
-        raise SystemExit(EXIT_MISSED)
+    conclude(result, judged, args.json)
 
 
 if __name__ == "__main__":

@@ -5,16 +5,21 @@
 commented table: a figure is either measured by the run (a key of its JSON) or derived
 from it here (the ratios); a target whose figure the run did not measure (Velero not
 run, no memory counts) is reported as not measured, neither met nor missed.
-Pure logic: tests/test_bench.py checks the verdicts without a cluster.
+Pure logic but `conclude`, the end every benchmark script shares (table, JSON, exit 3
+on a miss): tests/test_bench.py checks the verdicts without a cluster.
 """
 
 from __future__ import annotations
 
+import json
 import operator
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+EXIT_MISSED = 3  # a figure missed its target (1: the run itself failed)
 MB400 = 400e6 / 2**20  # "< 400 MB" (issue 8) in MiB, the unit RSS is reported in
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -165,3 +170,21 @@ def table(o: dict[str, Any], vs: list[Verdict]) -> str:
         value = "-" if v.value is None else f"{v.value:.2f}{t.unit}"
         lines.append(f"{t.label:<24} {ours:>8} {base:>9} {value:>12}  {v.limit}: {v.state}")
     return "\n".join(lines)
+
+
+def conclude(result: dict[str, Any], judged: list[Verdict], json_path: str) -> None:
+    """Print the verdict table, write the run's JSON (with each verdict under
+    "targets"), name every miss on stderr and exit EXIT_MISSED if there is one."""
+    print(table(result, judged))
+    result["targets"] = {
+        v.target.figure: {"value": v.value, "target": v.limit, "verdict": v.state} for v in judged
+    }
+    path = Path(json_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {path}")
+    misses = missed(judged)
+    for v in misses:
+        print(f"bench: target missed: {v.line()}", file=sys.stderr)
+    if misses:
+        raise SystemExit(EXIT_MISSED)
