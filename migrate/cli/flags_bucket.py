@@ -6,13 +6,12 @@ server-side encryption, as click decorators and as the typed `BucketFlags`
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import click
 
 from migrate.cli.binding import F, Flags, apply_options
 from migrate.errors import UsageError
-from migrate.store import BucketURL, Store, StoreOptions, open_store
+from migrate.store import Store, open_bucket
 from migrate.store.base import SSE_MODES
 
 
@@ -84,29 +83,6 @@ def optional_bucket_options(f: F) -> F:
     """The bucket flags for commands that need a bucket only in some modes (e.g. with
     --from-backup); BucketFlags.bucket is then None when not given."""
     return _bucket_options(f, required=False)
-
-
-def open_bucket(
-    bucket: str,
-    s3_endpoint: str | None = None,
-    s3_region: str | None = None,
-    s3_profile: str | None = None,
-    s3_path_style: bool | None = None,
-    read_only_bucket: bool = False,
-    s3_sse: str | None = None,
-    s3_kms_key_id: str | None = None,
-    **_: Any,
-) -> Store:
-    """Open the store named by the bucket flags (pass the command's kwargs through)."""
-    options = StoreOptions(
-        endpoint_url=s3_endpoint,
-        region=s3_region,
-        profile=s3_profile,
-        path_style=s3_path_style,
-        sse=s3_sse,
-        kms_key_id=s3_kms_key_id,
-    )
-    return open_store(BucketURL.parse(bucket), options, read_only=read_only_bucket)
 
 
 @dataclass(frozen=True)

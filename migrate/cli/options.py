@@ -18,7 +18,6 @@ from migrate.cli.binding import F, Flags, apply_options
 from migrate.cli.flags_bucket import (
     BucketFlags,
     bucket_options,
-    open_bucket,
     optional_bucket_options,
     sse_options,
 )
@@ -32,7 +31,7 @@ from migrate.cli.flags_cluster import (
     source_target_options,
 )
 from migrate.cluster.selectors import Selector
-from migrate.store import Store
+from migrate.store import Store, open_bucket
 from migrate.store.crypto import EncryptionKey, load_key
 from migrate.transform.mappings import Mappings, parse_mapping
 from migrate.transform.scope import CLUSTER_MODES, Scope, split_list

@@ -14,7 +14,8 @@ from migrate.errors import UsageError
 from migrate.pipeline.events import EventSink, discard
 from migrate.playbook import BucketEndpoint, Endpoints, Playbook, RunState
 from migrate.restore.plan import RestoreOptions
-from migrate.store import BucketURL, Store, StoreOptions, open_store
+from migrate.store import Store
+from migrate.store import open_bucket as store_open_bucket
 from migrate.store.crypto import EncryptionKey, load_key
 from migrate.store.scratch import ScratchStore
 from migrate.transform.modifiers import load_modifiers
@@ -24,15 +25,7 @@ POOL_SIZE = 24  # connections to each API server: the steps' workers share them
 
 def open_bucket(ep: BucketEndpoint, read_only: bool = False) -> Store:
     """The store of a bucket endpoint (read-only when it says so or `read_only`)."""
-    options = StoreOptions(
-        endpoint_url=ep.endpoint,
-        region=ep.region,
-        profile=ep.profile,
-        path_style=ep.path_style,
-        sse=ep.sse,
-        kms_key_id=ep.kms_key_id,
-    )
-    return open_store(BucketURL.parse(ep.url), options, read_only=ep.read_only or read_only)
+    return store_open_bucket(**{**ep.open_kwargs(), "read_only_bucket": ep.read_only or read_only})
 
 
 @dataclass

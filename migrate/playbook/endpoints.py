@@ -55,7 +55,7 @@ class BucketEndpoint:
     kms_key_id: str | None = None
 
     def open_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of migrate.cli.options.open_bucket()."""
+        """The keyword arguments of migrate.store.open_bucket()."""
         return {
             "bucket": self.url,
             "s3_endpoint": self.endpoint,

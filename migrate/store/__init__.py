@@ -7,7 +7,7 @@ This package is the only place that imports boto3/botocore; everything else open
 from __future__ import annotations
 
 from migrate.store.base import ObjectInfo, Store, StoreOptions
-from migrate.store.opener import open_store
+from migrate.store.opener import open_bucket, open_store
 from migrate.store.url import BucketURL
 
-__all__ = ["BucketURL", "ObjectInfo", "Store", "StoreOptions", "open_store"]
+__all__ = ["BucketURL", "ObjectInfo", "Store", "StoreOptions", "open_bucket", "open_store"]

@@ -4,6 +4,8 @@ implementations (local.py and s3.py import base.py, never the reverse)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from migrate.errors import UsageError
 from migrate.store.base import Store, StoreOptions
 from migrate.store.local import LocalStore
@@ -28,3 +30,27 @@ def open_store(
             "--encryption-key-file encrypts backups anywhere",
         )
     return LocalStore(parsed, read_only=read_only)
+
+
+def open_bucket(
+    bucket: str,
+    s3_endpoint: str | None = None,
+    s3_region: str | None = None,
+    s3_profile: str | None = None,
+    s3_path_style: bool | None = None,
+    read_only_bucket: bool = False,
+    s3_sse: str | None = None,
+    s3_kms_key_id: str | None = None,
+    **_: Any,
+) -> Store:
+    """Open the store named by the bucket flags (or a playbook's bucket,
+    BucketEndpoint.open_kwargs()): the one place their names become StoreOptions."""
+    options = StoreOptions(
+        endpoint_url=s3_endpoint,
+        region=s3_region,
+        profile=s3_profile,
+        path_style=s3_path_style,
+        sse=s3_sse,
+        kms_key_id=s3_kms_key_id,
+    )
+    return open_store(BucketURL.parse(bucket), options, read_only=read_only_bucket)
