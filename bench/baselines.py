@@ -64,7 +64,9 @@ def restore_posts(dst: Cluster, store: Any, opts: RestoreOptions) -> Posts:
         for it in level:
             res = disc.for_kind(it.api_version, it.kind)
             if it.skip is None and res is not None:
-                posts.append((res.path(it.target_ns if res.namespaced else None), it.desired))
+                posts.append(
+                    (res.path(it.target_ns if res.namespaced else None), it.read_desired())
+                )
         levels.append(posts)
     return levels
 

@@ -36,10 +36,9 @@ def item(kind: str, name: str, ns: str | None = None, api: str = "v1", **extra: 
 
 
 def owned_by(it: Item, *refs: dict[str, Any]) -> Item:
-    desired = it.desired  # a decoded copy: counts once assigned back
+    desired = it.read_desired()
     desired["metadata"]["ownerReferences"] = list(refs)
-    it.desired = desired
-    return it
+    return Item(it.gr, it.namespace, it.name, it.read_obj(), desired)
 
 
 def table(items: list[Item]) -> ItemTable:
@@ -160,19 +159,26 @@ def test_references_outside_the_restore_add_no_edges() -> None:
     assert lv == {"RoleBinding/rb": 0}
 
 
-def test_item_holds_json_bytes_and_a_change_counts_once_assigned() -> None:
+def test_an_item_is_read_only_and_its_reads_are_copies() -> None:
     it = Item("configmaps", "app", "cfg", {"apiVersion": "v1", "kind": "ConfigMap",
               "metadata": {"name": "cfg", "namespace": "app"}, "data": {"k": "v"}})  # fmt: skip
-    assert it.desired == {} and it.key == ("", "ConfigMap", "app", "cfg")
-    assert it.target_ns == "app"
-    desired = it.obj
+    assert it.read_desired() == {} and it.key == ("", "ConfigMap", "app", "cfg")
+    assert it.target_ns == "app" and it.index == -1 and it.node is None
+    assert (it.skip, it.refused) == (None, False)
+    desired = it.read_obj()
     desired["metadata"]["namespace"] = "app-test"
-    assert it.obj["metadata"]["namespace"] == "app"  # each read is a fresh copy
-    it.desired = desired
-    assert it.key == ("", "ConfigMap", "app-test", "cfg") and it.target_ns == "app-test"
-    assert it.api_version == "v1" and it.desired["data"] == {"k": "v"}
+    assert it.read_obj()["metadata"]["namespace"] == "app"  # each read is a fresh copy
+    for name in ("skip", "refused", "desired", "obj", "key", "node", "index"):
+        with pytest.raises(AttributeError, match="read-only"):
+            setattr(it, name, "changed")
+    with pytest.raises(AttributeError, match="read-only"):
+        del it.skip
+    assert it.skip is None and it.read_desired() == {}
+    planned = Item(it.gr, it.namespace, it.name, it.read_obj(), desired)
+    assert planned.key == ("", "ConfigMap", "app-test", "cfg") and planned.target_ns == "app-test"
+    assert planned.api_version == "v1" and planned.read_desired()["data"] == {"k": "v"}
     desired["data"] = {"k": "changed"}
-    assert it.desired["data"] == {"k": "v"}
+    assert planned.read_desired()["data"] == {"k": "v"}
 
 
 def test_workers_bound_what_is_in_flight_keep_order_and_raise_the_first_error() -> None:
@@ -322,18 +328,51 @@ def test_executor_skips_a_failed_dependencys_leaves_and_repoints_owners(tmp_path
     assert len(results) == len(items) and sum(r.result == "created" for r in results.values()) == 5
 
 
-def test_item_table_keeps_records_and_saves_changes() -> None:
+def test_executor_records_the_version_it_created_an_object_at(tmp_path: Any) -> None:
+    """An apiVersion the target does not serve is created at the one it does, and the
+    plan's table says so afterwards (the executor's one decision)."""
+    old = item("Widget", "w", "app", api="example.com/v1beta1")
+    t = table([item("Namespace", "app"), old])
+    g = build_graph(t)
+    plan = Plan(t, g, levels(g, t), [], t.spool)
+    target = FakeTarget()
+    journal = Journal("r", resume=False, directory=tmp_path)
+    restorer = Restorer(target, plan, RestoreOptions("r", "b"), journal)  # type: ignore[arg-type]
+    assert [r.result for r in restorer.run().values()] == ["created", "created"]
+    journal.close()
+    assert target.created["Widget/w"]["apiVersion"] == "example.com/v1"
+    assert restorer.warnings == [
+        "widgets app/w: example.com/v1beta1 not served, restored as example.com/v1"
+    ]
+    assert t[1].api_version == t[1].read_desired()["apiVersion"] == "example.com/v1"
+    assert t[1].read_obj()["apiVersion"] == "example.com/v1beta1"  # as stored
+
+
+def test_item_table_keeps_records_and_changes_them_only_by_decide() -> None:
     elsewhere = item("ConfigMap", "cfg", "app", data={"k": "v"})  # in the process's spool
     t = ItemTable(Spool(), [item("Namespace", "app"), elsewhere])
     got = t[1]
     assert (got.index, got.key, got.gr, got.target_ns) == (1, elsewhere.key, "configmaps", "app")
-    assert got.desired == elsewhere.desired and got.obj == elsewhere.obj  # copied across
-    got.skip = "excluded"
-    assert t[1].skip is None  # a read is a copy...
-    t.save(got)
+    assert got.read_desired() == elsewhere.read_desired() == got.read_obj()  # copied across
+    with pytest.raises(AttributeError, match=r"ItemTable\.decide"):
+        got.skip = "excluded"  # a change that would be lost: refused
+    stub = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "b"}}
+    decided = t.decide(got, stub, "excluded", refused=True)
+    assert (decided.skip, decided.refused, decided.target_ns) == ("excluded", True, "b")
+    again = t[1]  # what is recorded
+    assert (again.skip, again.refused, again.key, again.read_desired()) == (
+        "excluded", True, ("", "ConfigMap", "b", "cfg"), stub
+    )  # fmt: skip
+    assert again.read_obj() == elsewhere.read_obj() and got.skip is None  # got: unchanged
+    with pytest.raises(ValueError, match="read it again"):
+        t.decide(got, elsewhere.read_desired())  # out of date: would undo "excluded"
+    with pytest.raises(ValueError, match="read it again"):
+        t.decide(elsewhere, elsewhere.read_desired())  # in no table
     assert t[1].skip == "excluded" and [it.key[3] for it in t] == ["app", "cfg"]
     chosen = t.where(lambda it: it.skip is None)
     assert len(chosen) == 1 and [it.kind for it in chosen] == ["Namespace"]
+    assert t.decide(again, elsewhere.read_desired()).skip is None and t[1].target_ns == "app"
+    assert [it.node for it in levels(build_graph(t), t)[1]] == [elsewhere.key]
 
 
 def test_a_plan_and_its_results_hold_bytes_per_object_not_objects() -> None:

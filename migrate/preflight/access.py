@@ -54,7 +54,7 @@ def check_permissions(ctx: Context) -> list[Finding]:
     needs: dict[Ask, list[str]] = {}  # (verb, group, resource, namespace) -> objects
     reason: dict[Ask, str] = {}
     for it in ctx.restorable:
-        res = ctx.target.disc.for_kind(str(it.desired.get("apiVersion", "")), it.kind)
+        res = ctx.target.disc.for_kind(str(it.read_desired().get("apiVersion", "")), it.kind)
         if res is None:
             continue
         ns = it.key[2] if res.namespaced else None

@@ -84,11 +84,11 @@ def check_capacity(ctx: Context) -> list[Finding]:
     wanted = {"cpu": 0.0, "memory": 0.0}
     pods = 0
     for it in ctx.restorable:
-        spec = pod_spec(it.desired)
+        spec = pod_spec(it.read_desired())
         count = PODS_PER_OBJECT.get(it.kind)
         if spec is None or count is None:
             continue
-        n = count(it.desired, len(ready))
+        n = count(it.read_desired(), len(ready))
         pods += n
         for res, value in pod_requests(spec).items():
             wanted[res] += n * value

@@ -61,7 +61,7 @@ def check_collisions(ctx: Context) -> list[Finding]:
     disc = ctx.target.disc
     located = []
     for it in ctx.restorable:
-        res = disc.for_kind(str(it.desired.get("apiVersion", "")), it.kind)
+        res = disc.for_kind(str(it.read_desired().get("apiVersion", "")), it.kind)
         if res is None:
             continue  # not served: the api check reports it
         located.append((it, res.full_name, it.key[2] if res.namespaced else None))

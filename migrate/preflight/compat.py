@@ -75,7 +75,7 @@ def check_api(ctx: Context) -> list[Finding]:
     disc = ctx.target.disc
     live_source = ctx.source.origin == "cluster"
     for it in ctx.restorable:
-        api_version = str(it.desired.get("apiVersion", ""))
+        api_version = str(it.read_desired().get("apiVersion", ""))
         group, version = api_parts(api_version)
         if disc.serves(group, version, it.kind):
             continue
@@ -164,7 +164,7 @@ def check_removed_apis(ctx: Context) -> list[Finding]:
     tv = ctx.target.minor
     hits: dict[tuple[str, str, str], tuple[set[str], list[str]]] = {}
     for it in ctx.restorable:
-        for api_version, where in _used_api_versions(it.obj).items():
+        for api_version, where in _used_api_versions(it.read_obj()).items():
             dep = deprecations.lookup(api_version, it.kind)
             status = dep.status(tv) if dep else None
             if status:
@@ -192,7 +192,7 @@ def check_crd_versions(ctx: Context) -> list[Finding]:
     c = Collect("crd-version")
     policy = ctx.options.existing_policy
     for it in ctx.by_kind("CustomResourceDefinition"):
-        spec = it.desired.get("spec") or {}
+        spec = it.read_desired().get("spec") or {}
         group, kind = spec.get("group", ""), (spec.get("names") or {}).get("kind", "")
         conversion = spec.get("conversion") or {}
         live = ctx.target.get(CRD_GR, None, it.key[3])
@@ -206,12 +206,12 @@ def check_crd_versions(ctx: Context) -> list[Finding]:
                     ctx.ref(it),
                 )
             continue
-        stored = set((it.obj.get("status") or {}).get("storedVersions") or [])
+        stored = set((it.read_obj().get("status") or {}).get("storedVersions") or [])
         stored |= {v["name"] for v in spec.get("versions") or [] if v.get("storage")}
         used = {
-            api_parts(str(o.desired.get("apiVersion")))[1]
+            api_parts(str(o.read_desired().get("apiVersion")))[1]
             for o in ctx.restorable
-            if o.kind == kind and api_parts(str(o.desired.get("apiVersion")))[0] == group
+            if o.kind == kind and api_parts(str(o.read_desired().get("apiVersion")))[0] == group
         }
         have = set(_crd_versions(live))
         missing = sorted((stored | used) - have)

@@ -25,9 +25,15 @@ class Planned(Protocol):
     """One object of the restore plan (restore.source.Item has this shape)."""
 
     gr: str
-    obj: dict[str, Any]  # as in the backup
-    desired: dict[str, Any]  # what restore would create (mapped, sanitized); {} if skipped
     skip: str | None  # why restore leaves it out
+
+    def read_obj(self) -> dict[str, Any]:
+        """As in the backup (a fresh copy each call)."""
+        ...
+
+    def read_desired(self) -> dict[str, Any]:
+        """What restore would create (mapped, sanitized; a fresh copy each call)."""
+        ...
 
     @property
     def kind(self) -> str: ...
@@ -68,7 +74,7 @@ class Context:
 
     @cached_property
     def restorable(self) -> list[Planned]:
-        return [it for it in self.items if it.skip is None and it.desired]
+        return [it for it in self.items if it.skip is None and it.read_desired()]
 
     @cached_property
     def planned_keys(self) -> set[tuple[str, str | None, str]]:
@@ -84,15 +90,16 @@ class Context:
         out = {}
         for it in self.restorable:
             if it.kind == "CustomResourceDefinition":
-                spec = it.desired.get("spec") or {}
-                out[(spec.get("group", ""), (spec.get("names") or {}).get("kind", ""))] = it.desired
+                crd = it.read_desired()
+                spec = crd.get("spec") or {}
+                out[(spec.get("group", ""), (spec.get("names") or {}).get("kind", ""))] = crd
         return out
 
     @cached_property
     def planned_namespaces(self) -> dict[str, dict[str, str]]:
         """Namespaces the restore creates -> the labels they will carry."""
         return {
-            it.key[3]: (it.desired.get("metadata") or {}).get("labels") or {}
+            it.key[3]: (it.read_desired().get("metadata") or {}).get("labels") or {}
             for it in self.restorable
             if it.kind == "Namespace"
         }

@@ -64,7 +64,7 @@ def _role_rules(ctx: Context, kind: str, ns: str | None, name: str) -> list[dict
     """The rules of the role a binding refers to: as restored, else as on the target."""
     for it in ctx.by_kind(kind):
         if it.key[3] == name and (kind == "ClusterRole" or it.key[2] == ns):
-            return list(it.desired.get("rules") or [])
+            return list(it.read_desired().get("rules") or [])
     gr = f"{ROLE_RESOURCES[kind]}.{RBAC}"
     live = ctx.target.get(gr, ns if kind == "Role" else None, name)
     return None if live is None else list(live.get("rules") or [])
@@ -75,11 +75,11 @@ def _needs(ctx: Context, it: Planned) -> tuple[Ask, list[dict[str, Any]], str] |
     ns = it.key[2]
     if it.kind in ROLE_RESOURCES:
         ask = Ask("escalate", RBAC, ROLE_RESOURCES[it.kind], ns, it.key[3])
-        own: list[dict[str, Any]] = list(it.desired.get("rules") or [])
-        if it.desired.get("aggregationRule"):
+        own: list[dict[str, Any]] = list(it.read_desired().get("rules") or [])
+        if it.read_desired().get("aggregationRule"):
             own += FULL_AUTHORITY
         return ask, own, "it grants"
-    ref = it.desired.get("roleRef") or {}
+    ref = it.read_desired().get("roleRef") or {}
     kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
     if kind not in ROLE_RESOURCES:
         return None
@@ -94,7 +94,7 @@ def check_escalation(ctx: Context) -> list[Finding]:
     c = Collect("permission")
     todo = []
     for it in ctx.by_kind(*ROLE_RESOURCES, *BINDINGS):
-        if ctx.target.disc.for_kind(str(it.desired.get("apiVersion", "")), it.kind) is None:
+        if ctx.target.disc.for_kind(str(it.read_desired().get("apiVersion", "")), it.kind) is None:
             continue  # not served: the API check reports it
         need = _needs(ctx, it)
         if need is not None:

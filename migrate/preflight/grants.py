@@ -70,7 +70,7 @@ def check_clone(ctx: Context) -> list[Finding]:
     if not mapped:
         return []
     for it in ctx.items:
-        meta = it.desired.get("metadata") or {}
+        meta = it.read_desired().get("metadata") or {}
         if it.kind == "ClusterRoleBinding" and (meta.get("annotations") or {}).get(COPY_OF):
             c.add(
                 "info",
@@ -82,7 +82,7 @@ def check_clone(ctx: Context) -> list[Finding]:
             continue
         services = [
             (hook.get("clientConfig") or {}).get("service") or {}
-            for hook in it.obj.get("webhooks") or []
+            for hook in it.read_obj().get("webhooks") or []
         ]
         hit = sorted(
             {f"{s['namespace']}/{s.get('name')}" for s in services if s.get("namespace") in mapped}

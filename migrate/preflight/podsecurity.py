@@ -192,7 +192,7 @@ def violations(spec: Spec, level: str) -> list[str]:
 def check_pod_security(ctx: Context) -> list[Finding]:
     c = Collect("pod-security")
     for it in ctx.restorable:
-        spec = pod_spec(it.desired)
+        spec = pod_spec(it.read_desired())
         ns = it.key[2]
         if spec is None or not ns:
             continue

@@ -104,7 +104,7 @@ def check_references(ctx: Context) -> list[Finding]:
     c = Collect("reference")
     wanted: dict[tuple[str, str | None, str], list[str]] = {}
     for it in ctx.restorable:
-        for kind, name in references(it.desired):
+        for kind, name in references(it.read_desired()):
             ns = it.key[2] if REF_TYPES[kind][1] else None
             if (kind, name) not in ALWAYS_THERE:
                 wanted.setdefault((kind, ns, name), []).append(ctx.ref(it))
@@ -133,8 +133,8 @@ def _default_class(ctx: Context, c: Collect) -> None:
     claims = [
         it
         for it in ctx.by_kind("PersistentVolumeClaim")
-        if "storageClassName" not in (it.desired.get("spec") or {})
-        and not (it.desired.get("spec") or {}).get("volumeName")
+        if "storageClassName" not in (it.read_desired().get("spec") or {})
+        and not (it.read_desired().get("spec") or {}).get("volumeName")
     ]
     classes = ctx.target.objects(REF_TYPES["StorageClass"][0])
     if not claims or classes is None:

@@ -46,7 +46,7 @@ def _provisioners(ctx: Context) -> tuple[dict[str, str], str | None]:
         if (meta.get("annotations") or {}).get(DEFAULT_CLASS) == "true":
             default = meta.get("name")
     for it in ctx.by_kind("StorageClass"):
-        out[it.key[3]] = str(it.desired.get("provisioner", ""))
+        out[it.key[3]] = str(it.read_desired().get("provisioner", ""))
     return out, default
 
 
@@ -61,16 +61,18 @@ def check_volumes(ctx: Context) -> list[Finding]:
     claims = [it for it in ctx.items if it.kind == "PersistentVolumeClaim"]
     if not claims:
         return []
-    pvs = {it.key[3]: it.obj for it in ctx.items if it.kind == "PersistentVolume"}
+    pvs = {it.key[3]: it.read_obj() for it in ctx.items if it.kind == "PersistentVolume"}
     on_target = ctx.target.names(PVS) or set()
     provisioners, default = _provisioners(ctx)
     for it in claims:
         # the claim as the restore would create it; a refused one was never made desired
-        desired = it.desired if it.skip is None else {**it.obj, "metadata": it.desired["metadata"]}
-        volume = (it.obj.get("spec") or {}).get("volumeName")
+        stored, desired = it.read_obj(), it.read_desired()
+        if it.skip is not None:
+            desired = {**stored, "metadata": desired["metadata"]}
+        volume = (stored.get("spec") or {}).get("volumeName")
         cls = _claim_class(desired, default)
         outcome = claim_outcome(
-            it.obj,
+            stored,
             pvs.get(volume) if volume else None,
             policy,
             pv_on_target=bool(volume) and volume in on_target,

@@ -66,7 +66,7 @@ def check_webhooks(ctx: Context) -> list[Finding]:
     ops = {"CREATE", "UPDATE"} if ctx.options.existing_policy == "update" else {"CREATE"}
     targets = []  # (planned object, group, version, resource, namespaced)
     for it in ctx.restorable:
-        api_version = str(it.desired.get("apiVersion", ""))
+        api_version = str(it.read_desired().get("apiVersion", ""))
         res = ctx.target.disc.for_kind(api_version, it.kind)
         if res is not None:
             targets.append((it, res.group, res.version, res.resource, res.namespaced))
@@ -83,7 +83,7 @@ def check_webhooks(ctx: Context) -> list[Finding]:
                         for r in hook.get("rules") or []
                     ):
                         continue
-                    labels = (it.desired.get("metadata") or {}).get("labels") or {}
+                    labels = (it.read_desired().get("metadata") or {}).get("labels") or {}
                     if not obj_sel.matches(labels):
                         continue
                     if it.kind == "Namespace":
@@ -97,7 +97,7 @@ def check_webhooks(ctx: Context) -> list[Finding]:
                     matched.append(it)
                 if not matched:
                     continue
-                kinds = sorted({f"{api_parts(str(it.desired['apiVersion']))[0] or 'core'}/"
+                kinds = sorted({f"{api_parts(str(it.read_desired()['apiVersion']))[0] or 'core'}/"
                                 f"{it.kind}" for it in matched})  # fmt: skip
                 policy = hook.get("failurePolicy", "Fail")
                 cel = (

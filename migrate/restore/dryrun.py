@@ -72,7 +72,7 @@ class DryRunRestorer(Restorer):
         super().__init__(target, plan, opts, NoJournal(), progress)
         self._ns_lock = threading.Lock()
         self._namespaces: dict[str, bool] = {}  # namespace -> exists on the target
-        self.crd_kinds = {_crd_kind(it.desired) for it in plan.restorable if _is_crd(it)}
+        self.crd_kinds = {_crd_kind(it.read_desired()) for it in plan.restorable if _is_crd(it)}
         self.unvalidated: Counter[str] = Counter()  # "namespace" / "crd" -> objects
 
     def _exists(self, ns: str) -> bool:

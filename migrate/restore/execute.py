@@ -125,7 +125,7 @@ class Restorer:
                 f"{it.label()}: {api_version} not served, restored as {res.api_version}"
             )
             body["apiVersion"] = res.api_version
-            it.desired = body
+            self.plan.items.decide(it, body)
         return res
 
     def _restore(self, it: Item) -> None:
@@ -152,7 +152,7 @@ class Restorer:
             self._record(it, "failed", exc.message)
 
     def _create(self, it: Item) -> None:
-        body = it.desired  # decoded once; owners re-pointed in it
+        body = it.read_desired()  # owners are re-pointed in this copy
         res = self._resource(it, body)
         if res is None:
             self._record(it, "failed", f"the target does not serve {it.api_version}/{it.kind}")
@@ -165,7 +165,7 @@ class Restorer:
             self._existing(it, body, res, ns)
             return
         uid = created["metadata"]["uid"]
-        status = it.obj.get("status") if self.opts.restore_status else None
+        status = it.read_obj().get("status") if self.opts.restore_status else None
         if status:
             self._restore_status(it, status, res, ns)
         if it.kind == "CustomResourceDefinition" and not self.target.dry_run:  # dryrun.py

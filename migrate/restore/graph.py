@@ -140,7 +140,7 @@ def _in_graph(it: Item) -> bool:
 def _needs(it: Item, crds: dict[tuple[Any, Any], Ref]) -> tuple[Ref, ...]:
     """What an object names that must exist before it (in the restore or not)."""
     group, kind, ns, _ = key = it.key
-    desired = it.desired
+    desired = it.read_desired()
     deps: list[Ref] = []
     if ns:
         deps.append(("", "Namespace", None, ns))
@@ -166,7 +166,7 @@ def build_graph(items: ItemTable) -> nx.DiGraph[Any]:
     crds: dict[tuple[Any, Any], Ref] = {}
     for it in items:
         if _in_graph(it) and it.kind == "CustomResourceDefinition":
-            spec = it.desired.get("spec") or {}
+            spec = it.read_desired().get("spec") or {}
             crds[(spec.get("group"), (spec.get("names") or {}).get("kind"))] = it.key
     numbers: dict[tuple[Ref, ...], int] = {}
     needs_of = array("i")  # table index -> number of its needs (-1: not in the graph)
@@ -213,9 +213,7 @@ class Level:
     def __iter__(self) -> Iterator[Item]:
         for node, indices in self.nodes:
             for index in indices:
-                it = self.table[index]
-                it.node = node
-                yield it
+                yield self.table.read(index, node)
 
     def __len__(self) -> int:
         return sum(len(indices) for _, indices in self.nodes)

@@ -139,7 +139,7 @@ def backup_cluster_id(loaded: LoadedBackup) -> str | None:
         return str(loaded.manifest.source["clusterId"])
     for it in loaded.items:
         if it.kind == "Namespace" and it.name == ID_NAMESPACE:
-            return str((it.obj.get("metadata") or {}).get("uid") or "") or None
+            return str((it.read_obj().get("metadata") or {}).get("uid") or "") or None
     return None
 
 
@@ -148,7 +148,10 @@ def _shares_volumes(plan: Plan) -> list[Item]:
         it
         for it in plan.restorable
         if it.kind == "PersistentVolume"
-        or (it.kind == "PersistentVolumeClaim" and (it.desired.get("spec") or {}).get("volumeName"))
+        or (
+            it.kind == "PersistentVolumeClaim"
+            and (it.read_desired().get("spec") or {}).get("volumeName")
+        )
     ]
 
 

@@ -159,33 +159,36 @@ def _volume_refusal(
     return None, False
 
 
-def _clone_copies(it: Item, mappings: Mappings) -> list[dict[str, Any]]:
-    """The copies of a ClusterRoleBinding a namespace-mapped clone gets (see
-    migrate.transform.bindings); the original is skipped when they replace it."""
-    split = split_binding(it.desired, mappings.namespaces)
+def _clone_copies(
+    items: ItemTable, it: Item, desired: dict[str, Any], mappings: Mappings
+) -> list[dict[str, Any]]:
+    """The copies of a ClusterRoleBinding (`desired`, as decided for `it`) a
+    namespace-mapped clone gets (see migrate.transform.bindings); the original is skipped
+    when they replace it."""
+    split = split_binding(desired, mappings.namespaces)
     if split is None:
         return []
     if not split.keep_original:
-        it.skip = "copied for the mapped namespaces as " + ", ".join(split.names())
-        it.desired = {"apiVersion": it.api_version, "kind": it.kind, "metadata": {"name": it.name}}
+        stub = {"apiVersion": it.api_version, "kind": it.kind, "metadata": {"name": it.name}}
+        items.decide(it, stub, "copied for the mapped namespaces as " + ", ".join(split.names()))
     return split.copies
 
 
 def make_plan(loaded: LoadedBackup, opts: RestoreOptions, target: Discovery) -> Plan:
-    """Streams over the objects (each read, decided and saved back in turn): the heap
-    holds sets of namespaces and names, not the objects."""
+    """Streams over the objects (each read and decided in turn): the heap holds sets of
+    namespaces and names, not the objects."""
     keep = _resource_filter(opts.scope, target, {it.gr for it in loaded.items})
     items = ItemTable(loaded.spool, (it for it in loaded.items if keep(it.gr)))
     _check_mapped_namespaces(items, opts.mappings)
     services: set[str] = set()  # Services with a selector (their Endpoints are skipped)
     refused_pvs: dict[str, str] = {}  # PV name -> why restoring it is refused
     for it in items:
-        if it.kind == "Service" and (it.obj.get("spec") or {}).get("selector"):
+        if it.kind == "Service" and (it.read_obj().get("spec") or {}).get("selector"):
             services.add(f"{it.namespace}/{it.name}")
         elif it.kind == "PersistentVolume":
-            refused = pv_decision(it.obj, opts.pv_policy).refused
-            if refused:
-                refused_pvs[it.name] = refused
+            why = pv_decision(it.read_obj(), opts.pv_policy).refused
+            if why:
+                refused_pvs[it.name] = why
     selector_services = frozenset(services)
     sopts = SanitizeOptions(
         opts.preserve_node_ports, keep_status=opts.restore_status, pv_policy=opts.pv_policy
@@ -194,28 +197,30 @@ def make_plan(loaded: LoadedBackup, opts: RestoreOptions, target: Discovery) -> 
     used_ns: set[str] = set()  # namespaces restored objects go into
     copies: list[tuple[Item, dict[str, Any]]] = []  # ClusterRoleBindings copied for clones
     for it in items:
-        obj = it.obj
-        it.skip = skip_reason(obj, selector_services)
+        obj = it.read_obj()
+        skip = skip_reason(obj, selector_services)
+        refused = False
         if it.kind == "StorageClass" and it.name in opts.mappings.storage_classes:
             new = opts.mappings.storage_classes[it.name]
-            it.skip = f"mapped to the target's storage class {new} (class objects are not renamed)"
-        if not it.skip:
-            it.skip, it.refused = _volume_refusal(it, obj, opts.pv_policy, refused_pvs)
-        if it.skip:
+            skip = f"mapped to the target's storage class {new} (class objects are not renamed)"
+        if not skip:
+            skip, refused = _volume_refusal(it, obj, opts.pv_policy, refused_pvs)
+        if skip:
             meta = {"name": it.name, "namespace": opts.mappings.namespace(it.namespace)}
-            it.desired = {"apiVersion": obj.get("apiVersion"), "kind": it.kind, "metadata": meta}
-        else:
-            desired = sanitize(obj, sopts, in_place=True)  # obj: a fresh decoded copy
-            if opts.modifiers:
-                desired = opts.modifiers.apply(it.gr, desired, it.namespace)
-            apply_mappings(desired, opts.mappings)
-            it.desired = label_restored(desired, opts.backup, opts.name)
-            copies += [(it, dup) for dup in _clone_copies(it, opts.mappings)]
-            if it.kind == "Namespace":
-                have_ns.add(it.key[3])
-            if it.target_ns:
-                used_ns.add(it.target_ns)
-        items.save(it)
+            stub = {"apiVersion": obj.get("apiVersion"), "kind": it.kind, "metadata": meta}
+            items.decide(it, stub, skip, refused)
+            continue
+        desired = sanitize(obj, sopts, in_place=True)  # obj: a fresh decoded copy
+        if opts.modifiers:
+            desired = opts.modifiers.apply(it.gr, desired, it.namespace)
+        apply_mappings(desired, opts.mappings)
+        desired = label_restored(desired, opts.backup, opts.name)
+        planned = items.decide(it, desired)
+        copies += [(it, dup) for dup in _clone_copies(items, planned, desired, opts.mappings)]
+        if it.kind == "Namespace":
+            have_ns.add(planned.key[3])
+        if planned.target_ns:
+            used_ns.add(planned.target_ns)
     for src, dup in copies:
         name = dup["metadata"]["name"]
         items.append(Item(src.gr, None, name, dup, dup, spool=loaded.spool))

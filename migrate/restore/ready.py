@@ -85,10 +85,10 @@ def wait_crd_established(
 def _services(it: Item) -> list[tuple[str, str]]:
     """(namespace, name) of the Services a webhook configuration or APIService calls."""
     if it.kind == "APIService":
-        svc = (it.desired.get("spec") or {}).get("service")
+        svc = (it.read_desired().get("spec") or {}).get("service")
         return [(svc["namespace"], svc["name"])] if svc else []
     out = []
-    for hook in it.desired.get("webhooks") or []:
+    for hook in it.read_desired().get("webhooks") or []:
         svc = (hook.get("clientConfig") or {}).get("service")
         if svc:
             out.append((svc["namespace"], svc["name"]))
@@ -99,15 +99,15 @@ def backing_workloads(late: Item, items: Iterable[Item]) -> list[Item]:
     """The restored workloads whose pods a late object's Services select."""
     wanted = set(_services(late))
     selectors = [
-        (it.target_ns, (it.desired.get("spec") or {}).get("selector") or {})
+        (it.target_ns, (it.read_desired().get("spec") or {}).get("selector") or {})
         for it in items
         if it.kind == "Service" and (it.target_ns, it.key[3]) in wanted
     ]
     out = []
     for it in items:
-        if it.kind not in WORKLOAD_KINDS - {"Job"} or pod_spec(it.desired) is None:
+        if it.kind not in WORKLOAD_KINDS - {"Job"} or pod_spec(it.read_desired()) is None:
             continue
-        tmpl = ((it.desired.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        tmpl = ((it.read_desired().get("spec") or {}).get("template") or {}).get("metadata") or {}
         labels = tmpl.get("labels") or {}
         for ns, sel in selectors:
             if sel and ns == it.target_ns and all(labels.get(k) == v for k, v in sel.items()):

@@ -28,105 +28,134 @@ def _intern(s: str | None) -> Any:
     return sys.intern(s) if s else s
 
 
+def _read_only(name: str) -> AttributeError:
+    return AttributeError(
+        f"Item.{name} is read-only (an Item is a copy of what its spool holds): "
+        "ItemTable.decide records what restore does with it"
+    )
+
+
 class Item:
-    """One object of the backup, as stored, plus what restore decides about it.
+    """One object of the backup, as stored, plus what restore decides about it: a
+    read-only value.
 
     Both the stored object and the object to create are kept as compact JSON in a spool
     file and decoded on each read (pread + orjson: microseconds), and a restore keeps its
     Items themselves there too (ItemTable): a restore's memory does not grow with the
-    backup.  Reading `obj` or `desired` gives a fresh dict; a change to it counts only
-    once assigned back.
+    backup.  So nothing about an Item is changed in place, where the change could be
+    lost: `read_obj()`/`read_desired()` decode a fresh dict each call, assigning an
+    attribute raises, and what restore decides is written with `ItemTable.decide`.
     """
 
     __slots__ = (
-        "_desired", "_obj", "_spool", "api_version", "gr", "group", "index", "key", "kind",
-        "name", "namespace", "node", "refused", "skip", "target_ns",
+        "_desired", "_obj", "_ref", "_spool", "api_version", "gr", "group", "index", "key",
+        "kind", "name", "namespace", "node", "refused", "skip", "target_ns",
     )  # fmt: skip
+    gr: str  # resource.group, e.g. "deployments.apps"
+    namespace: str | None  # in the backup (before mapping)
+    name: str  # in the backup
+    kind: str
+    group: str
+    api_version: str  # of the object to create (as stored until planned)
+    target_ns: str | None  # where it is created
+    key: Key
+    skip: str | None  # why it is not restored
+    refused: bool  # `skip` says why restoring it is refused: its result is failed
+    index: int  # its place in an ItemTable (-1: in none)
+    node: Any  # its node in the restore graph (when read from a Level)
+    _spool: Spool  # where its JSON is kept
+    _obj: int  # spool refs of the stored object and of the object to create (None: unplanned)
+    _desired: int | None
+    _ref: int  # the table record it was read from (0: none)
 
-    def __init__(
-        self,
-        gr: str,  # resource.group, e.g. "deployments.apps"
-        namespace: str | None,  # in the backup (before mapping)
+    def __new__(
+        cls,
+        gr: str,
+        namespace: str | None,
         name: str,
         obj: dict[str, Any],
         desired: dict[str, Any] | None = None,  # what will be created
-        skip: str | None = None,  # why it is not restored
+        skip: str | None = None,
+        refused: bool = False,
         spool: Spool | None = None,  # where its JSON is kept; the process's own if None
-    ) -> None:
-        self.gr, self.namespace, self.name, self.skip = _intern(gr), _intern(namespace), name, skip
-        self.refused = False  # `skip` says why restoring it is refused: its result is failed
-        self._spool = spool or shared()
-        self._obj = self._spool.put(orjson.dumps(obj))
-        self.node: Any = None  # its node in the restore graph (set when a level yields it)
-        self.index = -1  # its place in an ItemTable (-1: in none)
-        self.kind = _intern(str(obj.get("kind", "")))
-        self.group = _intern(str(obj.get("apiVersion", "")).rpartition("/")[0])
-        self._set_desired(desired or {}, obj)
+    ) -> Item:
+        """A new object, in no table yet (ItemTable.append copies it in)."""
+        new = object.__new__(_Draft)
+        new.gr, new.namespace, new.name = _intern(gr), _intern(namespace), name
+        new.kind = _intern(str(obj.get("kind", "")))
+        new.group = _intern(str(obj.get("apiVersion", "")).rpartition("/")[0])
+        new._spool = spool or shared()
+        new._obj, new.index, new.node, new._ref = new._spool.put(orjson.dumps(obj)), -1, None, 0
+        new.decided(desired or {}, obj, skip, refused)
+        return new.frozen()
 
-    @property
-    def obj(self) -> dict[str, Any]:
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise _read_only(name)
+
+    def __delattr__(self, name: str) -> None:
+        raise _read_only(name)
+
+    def read_obj(self) -> dict[str, Any]:
+        """The object as stored in the backup: a fresh dict each call, the caller's to
+        change (it changes nothing else)."""
         out: dict[str, Any] = orjson.loads(self._spool.get(self._obj))
         return out
 
-    @obj.setter
-    def obj(self, obj: dict[str, Any]) -> None:
-        self._obj = self._spool.put(orjson.dumps(obj))
-
-    @property
-    def desired(self) -> dict[str, Any]:
-        """What will be created; {} until planned."""
+    def read_desired(self) -> dict[str, Any]:
+        """The object to create ({} until planned): a fresh dict each call, the caller's
+        to change (it changes nothing else; ItemTable.decide records a new one)."""
         ref = self._desired
         out: dict[str, Any] = orjson.loads(self._spool.get(ref)) if ref is not None else {}
         return out
-
-    @desired.setter
-    def desired(self, desired: dict[str, Any]) -> None:
-        self._set_desired(desired, None)
-
-    def _set_desired(self, desired: dict[str, Any], obj: dict[str, Any] | None) -> None:
-        self._desired = self._spool.put(orjson.dumps(desired)) if desired else None
-        shown = desired or (self.obj if obj is None else obj)
-        self.api_version = _intern(str(shown.get("apiVersion", "")))
-        meta = shown.get("metadata") or {}
-        ns = _intern(meta.get("namespace") or None)
-        self.target_ns: str | None = ns if desired else self.namespace
-        name = meta.get("name", self.name)
-        self.key: Key = (self.group, self.kind, ns, self.name if name == self.name else name)
 
     def label(self) -> str:
         ns = self.target_ns
         return f"{self.gr} {ns}/{self.key[3]}" if ns else f"{self.gr} {self.key[3]}"
 
-    def record(self) -> bytes:
-        """Everything but the node, for ItemTable (the JSON stays where it is)."""
+    def _record(self, obj: int, desired: int | None) -> bytes:
+        """Everything but the node and the table place, for ItemTable (its JSON as the
+        refs given: the table's own spool)."""
         return orjson.dumps(
             (self.gr, self.namespace, self.name, self.kind, self.group, self.api_version,
-             self.target_ns, self.key, self._obj, self._desired, self.skip, self.refused)
+             self.target_ns, self.key, obj, desired, self.skip, self.refused)
         )  # fmt: skip
 
-    @classmethod
-    def from_record(cls, data: bytes, spool: Spool, index: int) -> Item:
-        it = cls.__new__(cls)
-        (gr, ns, it.name, kind, group, api_version, target_ns, key, it._obj, it._desired, it.skip,
-         it.refused) = orjson.loads(data)  # fmt: skip
-        it.gr, it.namespace, it.kind, it.group = (
-            _intern(gr),
-            _intern(ns),
-            _intern(kind),
-            _intern(group),
-        )
-        it.api_version, it.target_ns = _intern(api_version), _intern(target_ns)
-        name = it.name if key[3] == it.name else key[3]
-        it.key = (it.group, it.kind, _intern(key[2]), name)
-        it._spool, it.node, it.index = spool, None, index
-        return it
+
+class _Draft(Item):
+    """An Item while its fields are filled in, by plain slot writes (a table read stays
+    a few microseconds: the 100k objects of a restore are each read several times); made
+    a read-only Item (`frozen`) before anyone else sees it."""
+
+    __slots__ = ()
+    __setattr__ = object.__setattr__  # type: ignore[assignment]
+    __delattr__ = object.__delattr__
+
+    def decided(
+        self, desired: dict[str, Any], obj: dict[str, Any] | None, skip: str | None, refused: bool
+    ) -> None:
+        """Set the decision and what it implies: apiVersion, namespace and key on the
+        target (from `desired`; from the stored object, `obj` or read, while unplanned)."""
+        self._desired = self._spool.put(orjson.dumps(desired)) if desired else None
+        self.skip, self.refused = skip, refused
+        shown = desired or (self.read_obj() if obj is None else obj)
+        self.api_version = _intern(str(shown.get("apiVersion", "")))
+        meta = shown.get("metadata") or {}
+        ns = _intern(meta.get("namespace") or None)
+        self.target_ns = ns if desired else self.namespace
+        name = meta.get("name", self.name)
+        self.key = (self.group, self.kind, ns, self.name if name == self.name else name)
+
+    def frozen(self) -> Item:
+        done: Item = self
+        done.__class__ = Item  # same slots: only the class changes
+        return done
 
 
 class ItemTable:
     """The restore's objects in order, each kept as one record in the spool: the heap
     holds 8 bytes an object (its record's ref), so a restore's memory stays flat in the
-    size of the backup.  Reading gives a fresh Item (a few microseconds); a change to it
-    counts once saved back (`save`)."""
+    size of the backup.  Reading gives a fresh read-only Item (a few microseconds);
+    `decide` is the one way to change a record."""
 
     def __init__(self, spool: Spool, items: Iterable[Item] = ()) -> None:
         self.spool = spool
@@ -135,27 +164,56 @@ class ItemTable:
             self.append(it)
 
     def append(self, it: Item) -> None:
-        if it._spool is not self.spool:  # made elsewhere (tests, hand-built): copy its JSON
-            it._obj = self.spool.put(it._spool.get(it._obj))
-            if it._desired is not None:
-                it._desired = self.spool.put(it._spool.get(it._desired))
-            it._spool = self.spool
-        it.index = len(self._refs)
-        self._refs.append(self.spool.put(it.record()))
+        """Add `it` last (made elsewhere, e.g. by hand in tests: its JSON is copied in)."""
+        obj, desired = it._obj, it._desired
+        if it._spool is not self.spool:
+            obj = self.spool.put(it._spool.get(obj))
+            desired = None if desired is None else self.spool.put(it._spool.get(desired))
+        self._refs.append(self.spool.put(it._record(obj, desired)))
 
-    def save(self, it: Item) -> None:
-        """Keep the changes made to an item read from this table."""
-        self._refs[it.index] = self.spool.put(it.record())
+    def decide(
+        self, it: Item, desired: dict[str, Any], skip: str | None = None, refused: bool = False
+    ) -> Item:
+        """Record what restore does with `it`, read from this table: the object to create
+        (for one skipped, its name and namespace on the target), why it is skipped, if
+        so, and whether that is a refusal.  Returns the item as now recorded; `it` is out
+        of date, and deciding on it again raises (the newer decision would be lost)."""
+        index = it.index
+        if it._spool is not self.spool or index < 0 or self._refs[index] != it._ref:
+            raise ValueError(f"{it.label()}: not the current record of this table: read it again")
+        new = object.__new__(_Draft)
+        new.gr, new.namespace, new.name, new.kind, new.group = (
+            it.gr, it.namespace, it.name, it.kind, it.group
+        )  # fmt: skip
+        new._spool, new._obj, new.index, new.node = self.spool, it._obj, index, it.node
+        new.decided(desired, None, skip, refused)
+        new._ref = self._refs[index] = self.spool.put(new._record(new._obj, new._desired))
+        return new.frozen()
+
+    def read(self, index: int, node: Any = None) -> Item:
+        """The object at `index`, decoded afresh; `node`: its restore-graph node, if known."""
+        ref = self._refs[index]
+        new = object.__new__(_Draft)
+        (gr, ns, new.name, kind, group, api_version, target_ns, key, new._obj, new._desired,
+         new.skip, new.refused) = orjson.loads(self.spool.get(ref))  # fmt: skip
+        new.gr, new.namespace, new.kind, new.group = (
+            _intern(gr), _intern(ns), _intern(kind), _intern(group)
+        )  # fmt: skip
+        new.api_version, new.target_ns = _intern(api_version), _intern(target_ns)
+        name = new.name if key[3] == new.name else key[3]
+        new.key = (new.group, new.kind, _intern(key[2]), name)
+        new._spool, new.node, new.index, new._ref = self.spool, node, index, ref
+        return new.frozen()
 
     def __getitem__(self, index: int) -> Item:
-        return Item.from_record(self.spool.get(self._refs[index]), self.spool, index)
+        return self.read(index)
 
     def __len__(self) -> int:
         return len(self._refs)
 
     def __iter__(self) -> Iterator[Item]:
         for index in range(len(self._refs)):
-            yield self[index]
+            yield self.read(index)
 
     def where(self, keep: Callable[[Item], bool]) -> Selection:
         return Selection(self, keep)
