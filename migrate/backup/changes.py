@@ -102,12 +102,17 @@ class ChangeTracker:
         self._tasks = {(res.full_name, ns): (res, ns) for res, ns in tasks}
         self._watches: dict[str, ChangeWatch] = {}
         self._lock = threading.Lock()
-        self._start_watches(tasks)
-
-    def _start_watches(self, tasks: list[Task]) -> None:
+        self._starter: threading.Thread | None = None
+        self.listing_ended = 0.0  # all_listed(): when the last LIST returned (0: now)
         start = str(self._c.current_revision() or "")
-        if _number(start) is None:
-            return  # not an etcd-like server: re-list instead
+        if _number(start) is not None:  # else not an etcd-like server: re-list instead
+            # A watch from `start` receives every change after it, however late its
+            # connection opens: the connections (a TLS handshake each) open in the
+            # background while the listing already runs.
+            self._starter = threading.Thread(target=self._start_watches, args=(tasks, start))
+            self._starter.start()
+
+    def _start_watches(self, tasks: list[Task], start: str) -> None:
         by_type: dict[str, list[Task]] = {}
         for res, ns in tasks:
             by_type.setdefault(res.full_name, []).append((res, ns))
@@ -134,6 +139,10 @@ class ChangeTracker:
         """Whether a LIST took several pages (its objects are not remembered)."""
         return bool(snapshot.get("continue"))
 
+    def all_listed(self) -> None:
+        """The listing is over: events in flight now get SETTLE_SECONDS from here."""
+        self.listing_ended = time.monotonic()
+
     def listed(self, task: Task, snapshot: dict[str, Any]) -> None:
         """A task's LIST is done: note the revision it saw."""
         key = (task[0].full_name, task[1])
@@ -148,6 +157,8 @@ class ChangeTracker:
 
     def close(self) -> None:
         """Stop every watch (idempotent)."""
+        if self._starter is not None:
+            self._starter.join()
         for watch in self._watches.values():
             watch.stop()
 
@@ -156,8 +167,12 @@ class ChangeTracker:
         after each LIST's snapshot; re-list where a watch failed.  Single use."""
         counts: dict[str, dict[str, int]] = {}
         unknown: dict[str, str] = {}
-        if self._watches:
-            time.sleep(SETTLE_SECONDS)
+        if self._starter is not None:
+            self._starter.join()
+        if self._watches:  # in-flight events get SETTLE_SECONDS from the listing's end
+            ended = self.listing_ended or time.monotonic()
+            since = max([ended] + [w.wait_open() for w in self._watches.values()])
+            time.sleep(max(0.0, SETTLE_SECONDS - (time.monotonic() - since)))
         self.close()
         relist: list[TaskKey] = []
         for key in self._snapshots:  # the LISTs that succeeded

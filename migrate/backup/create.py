@@ -111,6 +111,8 @@ def create_backup(
                 sink = Sink(tw, summary, emit)
                 collector = Collector()
                 _list_all(c, opts, tasks, sink, collector, summary, emit, tracker)
+                if tracker is not None:
+                    tracker.all_listed()
                 if opts.scope.cluster_mode != "all":
                     fetch_dependencies(c, opts.scope, sink, collector, summary, opts.parallelism)
         except BaseException:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,8 @@ class ChangeWatch:
         self.error: str | None = None
         self._stopping = threading.Event()
         self._resp: Any = None
+        self.opened = 0.0  # when the server answered (or the watch failed to start)
+        self._open = threading.Event()
         self._lock = threading.Lock()
         query = {
             "watch": "1",
@@ -64,7 +67,11 @@ class ChangeWatch:
 
     def _run(self, c: Cluster, path: str, query: dict[str, Any]) -> None:
         try:
-            resp = c.open_stream(path, query, METADATA_WATCH)
+            try:
+                resp = c.open_stream(path, query, METADATA_WATCH)
+            finally:
+                self.opened = time.monotonic()
+                self._open.set()
             with self._lock:
                 self._resp = resp
                 if self._stopping.is_set():
@@ -99,6 +106,11 @@ class ChangeWatch:
             return
         ns, name = str(meta.get("namespace") or ""), str(meta.get("name"))
         self.events.append((ns, name, kind, str(meta.get("resourceVersion") or "")))
+
+    def wait_open(self, timeout: float = 5.0) -> float:
+        """Wait until the server answered the watch; when that was (monotonic)."""
+        self._open.wait(timeout)
+        return self.opened or time.monotonic()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
