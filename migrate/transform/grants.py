@@ -90,7 +90,12 @@ def grants_of(
             bound.append((ref, subjects))
     named = cluster_rules(sorted({name for (kind, _, name), _ in bound if kind == "ClusterRole"}))
     grants = Grants()
-    for (kind, ns, name), subjects in bound:
+    done: set[tuple[str, str | None, str]] = set()  # a role's rules add nothing the 2nd time
+    for ref, subjects in bound:
+        if ref in done:
+            continue
+        done.add(ref)
+        kind, ns, name = ref
         rules = named.get(name) if kind == "ClusterRole" else roles.get((ns or "", name))
         grants.add_rules(rules or [], role_label(kind, ns, name), subjects)
     return grants
