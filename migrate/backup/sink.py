@@ -85,30 +85,42 @@ class Sink:
         # cluster-scoped objects written, as the dependency pass may meet them again (a
         # namespaced object is listed exactly once, so it needs no memory here: flat RSS)
         self.written: set[tuple[str, str]] = set()
+        self._names: dict[str, tuple[str, str]] = {}  # by full_name: see _names_of
 
     def add(self, res: APIResource, obj: dict[str, Any], part: str | None = None) -> bool:
         """Write one object (unless excluded or already written); `part`: the namespace
-        its LIST covered (None: all), grouping the resource list's names."""
+        its LIST covered (None: all), grouping the resource list's names.  Called for
+        every object of a backup: kept to the few dict reads and one serialization."""
         meta = obj.get("metadata") or {}
-        if (meta.get("labels") or {}).get(EXCLUDE_LABEL) == "true":
+        labels = meta.get("labels")
+        if labels and labels.get(EXCLUDE_LABEL) == "true":
             return False
         ns, name = meta.get("namespace") or None, meta["name"]
         data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)  # compact, keys sorted: as Go
-        gr = layout.group_resource(res.resource, res.group)
-        key = layout.resource_list_key(
-            obj.get("apiVersion", res.api_version), obj.get("kind", res.kind)
-        )
+        gr, key = self._names.get(res.full_name) or self._names_of(res)
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        if api_version != res.api_version or kind != res.kind:  # (served otherwise: rare)
+            key = layout.resource_list_key(api_version or res.api_version, kind or res.kind)
+        paths = layout.item_paths(gr, res.version, ns, name)
         with self.lock:
             if ns is None:
                 if (gr, name) in self.written:
                     return False
                 self.written.add((gr, name))
-            for path in layout.item_paths(gr, res.version, ns, name):
-                self.tw.add(path, data)
+            else:
+                self.summary.by_namespace[ns] += 1
+            self.tw.add_copies(paths, data)
             self.resource_list.add(key, f"{ns}/{name}" if ns else name, part)
             self.summary.items += 1
             self.summary.by_resource[res.full_name] += 1
-            if ns:
-                self.summary.by_namespace[ns] += 1
         self.progress("items", 1)
         return True
+
+    def _names_of(self, res: APIResource) -> tuple[str, str]:
+        """A resource's group-resource (Velero's directory) and resource-list key."""
+        names = (
+            layout.group_resource(res.resource, res.group),
+            layout.resource_list_key(res.api_version, res.kind),
+        )
+        self._names[res.full_name] = names
+        return names

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import click
 
@@ -31,7 +30,7 @@ from migrate.cli.flags_cluster import (
     source_target_options,
 )
 from migrate.cluster.selectors import Selector
-from migrate.store import Store, open_bucket
+from migrate.store import open_bucket
 from migrate.store.crypto import EncryptionKey, load_key
 from migrate.transform.mappings import Mappings, parse_mapping
 from migrate.transform.scope import CLUSTER_MODES, Scope, split_list
@@ -51,14 +50,10 @@ __all__ = [
     "cluster_resources_option",
     "connect",
     "encryption_key_option",
-    "key_from",
     "mapping_options",
-    "mappings_from",
     "open_bucket",
     "optional_bucket_options",
-    "pop_bucket",
     "pv_policy_option",
-    "scope_from",
     "scope_options",
     "source_target_options",
     "sse_options",
@@ -243,29 +238,3 @@ def pv_policy_option(f: F) -> F:
         show_default=True,
         help=f"What happens to PersistentVolumes ({text}).",
     )(f)
-
-
-# For commands whose values still travel as one **kw dict: each takes its group's
-# values out of the dict through the group's dataclass.
-
-
-def pop_bucket(kwargs: dict[str, Any], read_only: bool = False) -> Store:
-    """Remove the bucket flags from a command's kwargs and open the store (read-only
-    when the command only reads, whatever the flags say: the store then refuses writes)."""
-    return BucketFlags.from_params(kwargs).open(read_only=read_only)
-
-
-def scope_from(kw: dict[str, Any]) -> Scope:
-    """The Scope named by scope_options (and --include-cluster-resources, if the command
-    has it); `kw` is left as it is."""
-    return ScopeFlags.from_params(dict(kw)).to_scope()
-
-
-def mappings_from(kw: dict[str, Any]) -> Mappings:
-    """The Mappings named by mapping_options; `kw` is left as it is."""
-    return MappingFlags.from_params(dict(kw)).to_mappings()
-
-
-def key_from(kw: dict[str, Any]) -> EncryptionKey | None:
-    """Remove --encryption-key-file from a command's kwargs; the key it names, if any."""
-    return KeyFlags.from_params(kw).load()

@@ -14,37 +14,79 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 import click
 
+from migrate.cli.binding import Command, bind
 from migrate.cli.options import (
-    bucket_options,
+    BucketFlags,
+    KeyFlags,
+    MappingFlags,
+    ScopeFlags,
+    SourceTargetFlags,
     cluster_resources_option,
-    connect,
     encryption_key_option,
-    key_from,
-    pop_bucket,
+    optional_bucket_options,
     pv_policy_option,
-    scope_from,
     scope_options,
     source_target_options,
 )
 from migrate.cli.output import output_option, table
-from migrate.cluster import Cluster
 from migrate.errors import PreflightFailed, UsageError
 from migrate.pipeline.snapshot import SNAPSHOT, check_plan, take_snapshot
 from migrate.preflight import Report
 from migrate.preflight.render import html_report, markdown, rows, summary_lines
 from migrate.restore.plan import EXISTING_POLICIES, RestoreOptions
-from migrate.transform.mappings import Mappings, parse_mapping
 
 COLUMNS = ["severity", "check", "objects", "message", "fix"]
 
 
+@dataclass(frozen=True)
+class PreflightArgs(Command):
+    """`preflight`'s options."""
+
+    clusters: SourceTargetFlags
+    bucket: BucketFlags
+    from_backup: str | None
+    key: KeyFlags
+    scope: ScopeFlags
+    mappings: MappingFlags
+    existing_resource_policy: str
+    pv_policy: str
+    fail_on: str
+    parallelism: int
+    output: str
+
+    def validate(self) -> None:
+        self.scope.validate()
+        self.mappings.validate()
+        if not self.clusters.target.given:
+            raise UsageError("no target cluster", hint="pass --target-kubeconfig FILE")
+        if self.from_backup:
+            if not self.bucket.bucket:
+                raise UsageError("--from-backup needs --bucket", hint="pass --bucket URL")
+            if self.scope.include_cluster_resources != "auto":
+                raise UsageError(
+                    "--include-cluster-resources applies to a live source only",
+                    hint="the backup decided which cluster-scoped objects it holds",
+                )
+            return
+        if not self.clusters.source.given:
+            raise UsageError(
+                "no source: pass --source-kubeconfig, or --from-backup NAME with --bucket",
+                hint="see 'kube-migrate preflight --help'",
+            )
+        if self.key.encryption_key_file:
+            raise UsageError(
+                "--encryption-key-file applies to --from-backup only",
+                hint="a live source is read from the cluster, not from a backup",
+            )
+
+
 @click.command("preflight")
 @source_target_options
-@bucket_options
+@optional_bucket_options
 @click.option(
     "--from-backup",
     "from_backup",
@@ -73,74 +115,42 @@ COLUMNS = ["severity", "check", "objects", "message", "fix"]
 )
 @click.option("--parallelism", type=click.IntRange(min=1), default=8, show_default=True)
 @output_option("table", "markdown", "json", "html")
-def preflight(**kw: Any) -> None:
+@bind(PreflightArgs)
+def preflight(args: PreflightArgs) -> None:
     """Check that the source (a live cluster, or --from-backup) can be restored into the
     target, before anything is written.  Exit 3 when findings reach --fail-on."""
-    scope = scope_from(kw)
+    scope = args.scope.to_scope()
     restore = RestoreOptions(
         name="preflight",
-        backup=kw["from_backup"] or SNAPSHOT,
-        mappings=Mappings(
-            namespaces=parse_mapping(kw["namespace_mappings"], "--namespace-mappings"),
-            storage_classes=parse_mapping(kw["storage_class_mappings"], "--storage-class-mappings"),
-        ),
-        existing_policy=kw["existing_resource_policy"],
-        pv_policy=kw["pv_policy"],
+        backup=args.from_backup or SNAPSHOT,
+        mappings=args.mappings.to_mappings(),
+        existing_policy=args.existing_resource_policy,
+        pv_policy=args.pv_policy,
     )
-    if not (kw["target_kubeconfig"] or kw["target_context"]):
-        raise UsageError("no target cluster", hint="pass --target-kubeconfig FILE")
-    target = _connect(kw, "target")
-    if kw["from_backup"]:
-        if not kw["bucket"]:
-            raise UsageError("--from-backup needs --bucket", hint="pass --bucket URL")
-        if scope.include_cluster_resources != "auto":
-            raise UsageError(
-                "--include-cluster-resources applies to a live source only",
-                hint="the backup decided which cluster-scoped objects it holds",
-            )
-        kw["read_only_bucket"] = True  # preflight never writes to the bucket
+    pool = args.parallelism + 4
+    target = args.clusters.target.connect(name="target", pool_size=pool)
+    if args.from_backup:
         restore.scope = scope
-        restore.encryption_key = key_from(kw)
-        store = pop_bucket(kw)
-        report = check_plan(target, store, restore, "backup", kw["parallelism"])
+        restore.encryption_key = args.key.load()
+        store = args.bucket.open(read_only=True)  # preflight never writes to the bucket
+        report = check_plan(target, store, restore, "backup", args.parallelism)
     else:
-        if not (kw["source_kubeconfig"] or kw["source_context"]):
-            raise UsageError(
-                "no source: pass --source-kubeconfig, or --from-backup NAME with --bucket",
-                hint="see 'kube-migrate preflight --help'",
-            )
-        if kw["encryption_key_file"]:
-            raise UsageError(
-                "--encryption-key-file applies to --from-backup only",
-                hint="a live source is read from the cluster, not from a backup",
-            )
-        source = _connect(kw, "source")
+        source = args.clusters.source.connect(name="source", pool_size=pool)
         # the copy holds the source's Secrets: private, removed on every way out
-        snapshot = take_snapshot(source, scope, kw["parallelism"], "kube-migrate-preflight-")
+        snapshot = take_snapshot(source, scope, args.parallelism, "kube-migrate-preflight-")
         try:
-            report = check_plan(target, snapshot.store, restore, "cluster", kw["parallelism"])
+            report = check_plan(target, snapshot.store, restore, "cluster", args.parallelism)
         finally:
             snapshot.cleanup()
         report.source["name"] = f"{source.name} ({source.host})"
-    _print(report, kw["output"])
-    failing = report.reaches(kw["fail_on"])
+    _print(report, args.output)
+    failing = report.reaches(args.fail_on)
     if failing:
         counts = report.counts()
         raise PreflightFailed(
             f"preflight found {counts['error']} errors and {counts['warning']} warnings "
-            f"({len(failing)} at or above --fail-on {kw['fail_on']})"
+            f"({len(failing)} at or above --fail-on {args.fail_on})"
         )
-
-
-def _connect(kw: dict[str, Any], side: str) -> Cluster:
-    return connect(
-        kw[f"{side}_kubeconfig"],
-        kw[f"{side}_context"],
-        name=side,
-        qps=kw["qps"],
-        burst=kw["burst"],
-        pool_size=kw["parallelism"] + 4,
-    )
 
 
 def _table(report: Report) -> str:
@@ -159,9 +169,3 @@ RENDERERS: dict[str, Callable[[Report], str]] = {
 
 def _print(report: Report, fmt: str) -> None:
     sys.stdout.write(RENDERERS[fmt](report).rstrip("\n") + "\n")
-
-
-# --bucket is needed only with --from-backup (bucket_options declares it required).
-for _param in preflight.params:
-    if _param.name == "bucket":
-        _param.required = False

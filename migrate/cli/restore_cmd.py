@@ -1,5 +1,6 @@
-"""`kube-migrate restore create|get|describe|logs`: restore a backup (ours or Velero's)
-into the target cluster as a dependency graph, with the transforms for clones."""
+"""`kube-migrate restore create`: restore a backup (ours or Velero's) into the target
+cluster as a dependency graph, with the transforms for clones; `restore get|describe|logs`
+are in restore_read_cmd."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 import click
 from click.core import ParameterSource
 
-from migrate.cli import interrupt
+from migrate.cli import interrupt, restore_read_cmd
 from migrate.cli.binding import Command, bind
 from migrate.cli.dry_run import DryRunCommand, check_server_flags, dry_run_option, server_dry_run
 from migrate.cli.logs import NOTICE
@@ -47,6 +48,10 @@ log = logging.getLogger(__name__)
 @click.group()
 def restore() -> None:
     """Restore a backup into a cluster."""
+
+
+for _cmd in restore_read_cmd.COMMANDS:
+    restore.add_command(_cmd)
 
 
 def _target_from_env(flags: ClusterFlags) -> ClusterFlags:
@@ -225,58 +230,3 @@ def _newest_unfinished(store: Store, backup: str) -> str:
         )
     log.log(NOTICE, "resuming restore %s, the newest unfinished restore of %s", name, backup)
     return name
-
-
-@dataclass(frozen=True)
-class GetArgs(Command):
-    bucket: BucketFlags
-    output: str
-
-
-@restore.command("get")
-@bucket_options
-@output_option()
-@bind(GetArgs)
-def get(args: GetArgs) -> None:
-    """List restores recorded in the bucket (and locally, for read-only buckets)."""
-    store = args.bucket.open(read_only=True)
-    emit(
-        results.list_restores(store),
-        args.output,
-        ["name", "backup", "phase", "created", "updated", "skipped", "failed", "completed"],
-    )
-
-
-@dataclass(frozen=True)
-class DescribeArgs(Command):
-    name: str
-    details: bool
-    bucket: BucketFlags
-    output: str
-
-
-@restore.command("describe")
-@click.argument("name")
-@click.option("--details", is_flag=True, help="Include every object's result.")
-@bucket_options
-@output_option("yaml", "json")
-@bind(DescribeArgs)
-def describe(args: DescribeArgs) -> None:
-    """Show a restore's summary (and per-object results with --details)."""
-    store = args.bucket.open(read_only=True)
-    emit(results.describe(store, args.name, args.details), args.output)
-
-
-@dataclass(frozen=True)
-class LogsArgs(Command):
-    name: str
-    bucket: BucketFlags
-
-
-@restore.command("logs")
-@click.argument("name")
-@bucket_options
-@bind(LogsArgs)
-def logs(args: LogsArgs) -> None:
-    """Print a restore's log."""
-    sys.stdout.write(results.logs(args.bucket.open(read_only=True), args.name))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Collection
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,16 @@ import click
 from click.core import ParameterSource
 
 from migrate.cli import interrupt
+from migrate.cli.binding import Command, bind
 from migrate.cli.logs import NOTICE
-from migrate.cli.options import encryption_key_option, source_target_options, sse_options
+from migrate.cli.options import (
+    BucketFlags,
+    KeyFlags,
+    SourceTargetFlags,
+    encryption_key_option,
+    optional_bucket_options,
+    source_target_options,
+)
 from migrate.cli.output import emit, output_option
 from migrate.cli.render_events import StderrRenderer
 from migrate.errors import MigrateError, UsageError
@@ -40,43 +50,86 @@ class RunFailed(MigrateError):
         self.exit_code = code
 
 
-def _flags(kw: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "source_kubeconfig",
-        "source_context",
-        "target_kubeconfig",
-        "target_context",
-        "bucket",
-        "s3_endpoint",
-        "s3_region",
-        "s3_profile",
-        "target_bucket",
-        "encryption_key_file",
-        "s3_sse",
-        "s3_kms_key_id",
-    )
-    ctx = click.get_current_context()
-    given = {  # only what the command line says: the playbook beats the environment
-        k: kw.get(k) for k in keys if ctx.get_parameter_source(k) is ParameterSource.COMMANDLINE
-    }
-    given["read_only_bucket"] = kw.get("read_only_bucket") or None
-    return given
+@dataclass(frozen=True)
+class RunArgs(Command):
+    """`run`'s options."""
+
+    playbook: str | None
+    overrides: tuple[str, ...]
+    resume: str | None
+    dry_run: bool
+    report_dir: str | None
+    clusters: SourceTargetFlags
+    bucket: BucketFlags
+    target_bucket: str | None
+    key: KeyFlags
+    output: str
+
+    def validate(self) -> None:
+        if self.resume:
+            given = [
+                word
+                for word, on in (
+                    ("PLAYBOOK", self.playbook),
+                    ("--set", self.overrides),
+                    ("--dry-run", self.dry_run),
+                )
+                if on
+            ]
+            if given:
+                words = " and ".join(given)
+                raise UsageError(
+                    f"--resume {self.resume} continues the run as it was started; {words} "
+                    "cannot change it",
+                    hint=f"drop {words}, or start a new run: `kube-migrate run PLAYBOOK`",
+                )
+        elif not self.playbook:
+            raise click.UsageError("give a PLAYBOOK file, or --resume RUN")
+
+    def endpoint_flags(self, on_command_line: Collection[str]) -> dict[str, Any]:
+        """The endpoint flags for migrate.playbook.resolve_endpoints, by their option
+        names: only those in `on_command_line` (a variable does not beat the playbook,
+        which beats the variables); --read-only-bucket only when set (None: not given)."""
+        source, target = self.clusters.source, self.clusters.target
+        values: dict[str, Any] = {
+            "source_kubeconfig": source.kubeconfig,
+            "source_context": source.context,
+            "target_kubeconfig": target.kubeconfig,
+            "target_context": target.context,
+            **asdict(self.bucket),
+            "target_bucket": self.target_bucket,
+            "encryption_key_file": self.key.encryption_key_file,
+        }
+        given = {k: v for k, v in values.items() if k in on_command_line}
+        given["read_only_bucket"] = self.bucket.read_only_bucket or None
+        return given
+
+    def resume_bucket(self) -> BucketEndpoint | None:
+        """Where --resume looks for a run not journaled here: --target-bucket, else
+        --bucket (flags or their variables), read-only."""
+        b = self.bucket
+        url = self.target_bucket or b.bucket
+        if not url:
+            return None
+        return BucketEndpoint(
+            url=url,
+            endpoint=b.s3_endpoint,
+            region=b.s3_region,
+            profile=b.s3_profile,
+            path_style=b.s3_path_style,
+            read_only=True,
+            sse=b.s3_sse,
+            kms_key_id=b.s3_kms_key_id,
+        )
 
 
-def _bucket_of_flags(kw: dict[str, Any]) -> BucketEndpoint | None:
-    """Where --resume looks for a run not journaled here: --target-bucket, else --bucket
-    (flags or their variables), read-only."""
-    url = kw.get("target_bucket") or kw.get("bucket")
-    if not url:
-        return None
-    return BucketEndpoint(
-        url=url,
-        endpoint=kw.get("s3_endpoint"),
-        region=kw.get("s3_region"),
-        profile=kw.get("s3_profile"),
-        read_only=True,
-        sse=kw.get("s3_sse"),
-        kms_key_id=kw.get("s3_kms_key_id"),
+def on_command_line(ctx: click.Context) -> frozenset[str]:
+    """The names of `ctx`'s parameters given on the command line (not by a variable or
+    a default)."""
+    return frozenset(
+        p.name
+        for p in ctx.command.params
+        if p.name and ctx.get_parameter_source(p.name) is ParameterSource.COMMANDLINE
     )
 
 
@@ -97,65 +150,43 @@ def _bucket_of_flags(kw: dict[str, Any]) -> BucketEndpoint | None:
     help="Where to write the report (default: ./kube-migrate-reports/<run>).",
 )
 @source_target_options
-@click.option("--bucket", envvar="KUBE_MIGRATE_BUCKET", metavar="URL")
+@optional_bucket_options
 @click.option(
     "--target-bucket",
     envvar="KUBE_MIGRATE_TARGET_BUCKET",
     metavar="URL",
     help="The target side's view of the bucket (a replica), if different.",
 )
-@click.option("--s3-endpoint", envvar="KUBE_MIGRATE_S3_ENDPOINT", metavar="URL")
-@click.option("--s3-region", metavar="REGION")
-@click.option("--s3-profile", metavar="NAME")
-@click.option("--read-only-bucket", is_flag=True)
-@sse_options
 @encryption_key_option(writing=True)
 @output_option()
-def run(
-    playbook: str | None,
-    overrides: tuple[str, ...],
-    resume: str | None,
-    dry_run: bool,
-    report_dir: str | None,
-    output: str,
-    **kw: Any,
-) -> None:
+@bind(RunArgs)
+def run(args: RunArgs) -> None:
     """Run a migration playbook (see playbooks/)."""
-    if resume:
-        given = [
-            w
-            for w, on in (("PLAYBOOK", playbook), ("--set", overrides), ("--dry-run", dry_run))
-            if on
-        ]
-        if given:
-            raise UsageError(
-                f"--resume {resume} continues the run as it was started; {' and '.join(given)} "
-                "cannot change it",
-                hint=f"drop {' and '.join(given)}, or start a new run: `kube-migrate run PLAYBOOK`",
-            )
-        state, pb, endpoints = resume_run(resume, _flags(kw), _bucket_of_flags(kw))
+    flags = args.endpoint_flags(on_command_line(click.get_current_context()))
+    if args.resume:
+        state, pb, endpoints = resume_run(args.resume, flags, args.resume_bucket())
     else:
-        if not playbook:
-            raise click.UsageError("give a PLAYBOOK file, or --resume RUN")
-        state, pb, endpoints = new_run(playbook, overrides, _flags(kw))
+        assert args.playbook  # validate() refused a run without one
+        state, pb, endpoints = new_run(args.playbook, args.overrides, flags)
+    client = args.clusters.source.client
     ctx = Context(
         state,
         pb,
         endpoints,
         sink=StderrRenderer(),
-        dry_run=dry_run,
-        qps=kw["qps"],
-        burst=kw["burst"],
+        dry_run=args.dry_run,
+        qps=client.qps,
+        burst=client.burst,
     )
     started = datetime.now(UTC)
     log.log(NOTICE, "run %s (%s)", state.run, pb.path)
     mirror_run(ctx)  # --resume from anywhere
     interrupt.set_hint(f"continue it with `kube-migrate run --resume {state.run}`")
     code = execute(ctx)
-    directory = Path(report_dir or pb.report_dir or Path("kube-migrate-reports") / state.run)
+    directory = Path(args.report_dir or pb.report_dir or Path("kube-migrate-reports") / state.run)
     doc = run_document(ctx, started, datetime.now(UTC), code, " ".join(sys.argv))
     paths = write_report(directory, doc, ctx.artefacts.get("graph"), ctx.artefacts.get("junit"))
-    _print_summary(doc, directory, output)
+    _print_summary(doc, directory, args.output)
     log.info("report files: %s", ", ".join(str(p) for p in paths))
     if code:
         failed = next((s for s in doc["steps"] if s["status"] == "failed"), {"step": "?"})

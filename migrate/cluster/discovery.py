@@ -8,6 +8,7 @@ request per group/version, in parallel.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,11 +42,13 @@ class APIResource:
     versions: tuple[str, ...] = ()  # every served version of this resource, preferred first
     categories: tuple[str, ...] = ()
 
-    @property
+    # cached (read for every object a backup lists): kept in the instance's __dict__,
+    # outside the dataclass fields, so equality and hashing are unchanged
+    @functools.cached_property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
-    @property
+    @functools.cached_property
     def full_name(self) -> str:
         """`resource.group` as Velero and kubectl print it: "deployments.apps", "configmaps"."""
         return f"{self.resource}.{self.group}" if self.group else self.resource

@@ -138,17 +138,24 @@ class TarballWriter:
 
     def add(self, path: str, data: bytes) -> None:
         """Append one regular file (mode 0755 and a fixed mtime, as Velero writes)."""
-        header = ustar_header(path, len(data), self._template)
-        if header is None:  # a name longer than ustar holds: a PAX header, as Go writes
-            info = tarfile.TarInfo(path)
-            info.size, info.mode, info.mtime = len(data), 0o755, self._mtime
-            header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-        self._buf += header
-        self._buf += data
-        if len(data) % 512:
-            self._buf += _ZEROS[len(data) % 512 :]
-        self.entries += 1
-        if len(self._buf) >= FLUSH_BYTES:
+        self.add_copies((path,), data)
+
+    def add_copies(self, paths: tuple[str, ...], data: bytes) -> None:
+        """Append the same content under each of `paths` (an item's two Velero paths)."""
+        size = len(data)
+        buf = self._buf
+        for path in paths:
+            header = ustar_header(path, size, self._template)
+            if header is None:  # a name longer than ustar holds: a PAX header, as Go writes
+                info = tarfile.TarInfo(path)
+                info.size, info.mode, info.mtime = size, 0o755, self._mtime
+                header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+            buf += header
+            buf += data
+            if size % 512:
+                buf += _ZEROS[size % 512 :]
+        self.entries += len(paths)
+        if len(buf) >= FLUSH_BYTES:
             self._flush()
 
     def _flush(self) -> None:
