@@ -14,13 +14,21 @@ from typing import Any, TypeVar
 import click
 import pytest
 
-from migrate.cli import backup_cmd, backup_read_cmd, cluster_cmd, restore_cmd, verify_cmd
+from migrate.cli import (
+    backup_cmd,
+    backup_read_cmd,
+    cluster_cmd,
+    preflight_cmd,
+    restore_cmd,
+    restore_read_cmd,
+    run_cmd,
+    verify_cmd,
+)
 from migrate.cli.binding import Command, bind_params
 from migrate.cli.flags_bucket import BucketFlags
 from migrate.cli.flags_cluster import ClusterFlags, SourceTargetFlags
-from migrate.cli.options import KeyFlags, ScopeFlags, key_from, pop_bucket, scope_from
+from migrate.cli.options import KeyFlags, ScopeFlags
 from migrate.errors import UsageError
-from migrate.store import Store
 
 BUCKET = "--bucket=file:///nonexistent/bucket"
 
@@ -57,10 +65,12 @@ COMMANDS: list[tuple[type[Command], click.Command, tuple[str, ...]]] = [
     (backup_read_cmd.GcArgs, backup_read_cmd.gc, (BUCKET,)),
     (backup_read_cmd.WaitSyncArgs, backup_read_cmd.wait_sync, ("b1", BUCKET)),
     (restore_cmd.CreateArgs, restore_cmd.create, ("--from-backup=b1", BUCKET)),
-    (restore_cmd.GetArgs, restore_cmd.get, (BUCKET,)),
-    (restore_cmd.DescribeArgs, restore_cmd.describe, ("r1", BUCKET)),
-    (restore_cmd.LogsArgs, restore_cmd.logs, ("r1", BUCKET)),
+    (restore_read_cmd.GetArgs, restore_read_cmd.get, (BUCKET,)),
+    (restore_read_cmd.DescribeArgs, restore_read_cmd.describe, ("r1", BUCKET)),
+    (restore_read_cmd.LogsArgs, restore_read_cmd.logs, ("r1", BUCKET)),
     (verify_cmd.VerifyArgs, verify_cmd.verify, ()),
+    (run_cmd.RunArgs, run_cmd.run, ()),
+    (preflight_cmd.PreflightArgs, preflight_cmd.preflight, ()),
 ]
 
 
@@ -250,18 +260,12 @@ def test_scope_flags_name_the_scope() -> None:
     assert scope.include_cluster_resources == "auto"
 
 
-def test_dict_helpers_take_their_group(tmp_path: Path) -> None:
-    """pop_bucket, scope_from and key_from, for commands still holding a **kw dict."""
-    kw: dict[str, Any] = {"bucket": f"file://{tmp_path}/b", "read_only_bucket": False, "x": 1}
-    store = pop_bucket(kw, read_only=True)
-    assert isinstance(store, Store) and kw == {"x": 1}
+def test_bucket_and_key_flags_open_what_they_name(tmp_path: Path) -> None:
+    store = BucketFlags(bucket=f"file://{tmp_path}/b").open(read_only=True)
+    assert store.read_only and not BucketFlags(bucket=f"file://{tmp_path}/b").open().read_only
     key = tmp_path / "k"
     key.write_bytes(bytes(range(32)))
-    kw = {"encryption_key_file": str(key), "include_namespaces": "n", "x": 1}
-    kw.update(exclude_namespaces="", include_resources="*", exclude_resources="", selector=None)
-    assert scope_from(kw).include_namespaces == ("n",) and "include_namespaces" in kw
-    assert key_from(kw) is not None and "encryption_key_file" not in kw
-    assert key_from(kw) is None
+    assert KeyFlags(str(key)).load() is not None and KeyFlags(None).load() is None
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,7 @@ def test_ctrl_c_hints_name_each_commands_way_on(
         code, lines = _interrupted(
             ["--debug", command, "--source-kubeconfig", away, "--target-kubeconfig",
              dev_env.target_kubeconfig, "--include-namespaces", source_ns],
-            "Starting new HTTPS connection", tmp_path,
+            "opening a connection to", tmp_path,
         )  # fmt: skip
         assert code == 130, (command, lines)
         assert lines == [

@@ -13,12 +13,15 @@ certificate and key, or no verification when the kubeconfig says so.
 from __future__ import annotations
 
 import http.client
+import logging
 import select
 import ssl
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
 
 # A request on a kept-alive connection that the server closed while it sat idle fails
 # before any answer: sent again once, at once, on a new connection.
@@ -83,6 +86,7 @@ class Connections:
         self._idle: deque[http.client.HTTPConnection] = deque()
 
     def _new(self) -> http.client.HTTPConnection:
+        log.debug("opening a connection to %s:%d", self._host, self._port)
         conn: http.client.HTTPConnection
         if self._ssl is not None:
             conn = http.client.HTTPSConnection(

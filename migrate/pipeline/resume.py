@@ -50,6 +50,7 @@ FLAG_FIELDS = {
     "s3_endpoint": ("bucket", "endpoint"),
     "s3_region": ("bucket", "region"),
     "s3_profile": ("bucket", "profile"),
+    "s3_path_style": ("bucket", "path_style"),
     "s3_sse": ("bucket", "sse"),
     "s3_kms_key_id": ("bucket", "kms_key_id"),
     "encryption_key_file": ("bucket", "encryption_key_file"),
