@@ -132,8 +132,12 @@ def _resource_filter(scope: Scope, disc: Discovery, held: set[str]) -> Any:
 
 def _check_mapped_namespaces(items: ItemTable, mappings: Mappings) -> None:
     """A namespace must not be mapped onto one this restore also fills (and keeps)."""
-    restored = {it.namespace for it in items if it.namespace}
-    restored |= {it.name for it in items if it.kind == "Namespace"}
+    restored: set[str] = set()
+    for it in items:
+        if it.namespace:
+            restored.add(it.namespace)
+        elif it.kind == "Namespace":
+            restored.add(it.name)
     for src, dst in mappings.namespaces.items():
         if src in restored and dst in restored and dst not in mappings.namespaces:
             raise UsageError(
@@ -177,8 +181,11 @@ def _clone_copies(
 def make_plan(loaded: LoadedBackup, opts: RestoreOptions, target: Discovery) -> Plan:
     """Streams over the objects (each read and decided in turn): the heap holds sets of
     namespaces and names, not the objects."""
-    keep = _resource_filter(opts.scope, target, {it.gr for it in loaded.items})
-    items = ItemTable(loaded.spool, (it for it in loaded.items if keep(it.gr)))
+    resources = loaded.resources or {it.gr for it in loaded.items}
+    keep = _resource_filter(opts.scope, target, set(resources))
+    items = loaded.items
+    if not all(keep(gr) for gr in resources):  # a copy of those kept, else the same table
+        items = ItemTable(loaded.spool, (it for it in loaded.items if keep(it.gr)))
     _check_mapped_namespaces(items, opts.mappings)
     services: set[str] = set()  # Services with a selector (their Endpoints are skipped)
     refused_pvs: dict[str, str] = {}  # PV name -> why restoring it is refused

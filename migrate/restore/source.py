@@ -196,12 +196,10 @@ class ItemTable:
         new = object.__new__(_Draft)
         (gr, ns, new.name, kind, group, api_version, target_ns, key, new._obj, new._desired,
          new.skip, new.refused) = orjson.loads(self.spool.get(ref))  # fmt: skip
-        new.gr, new.namespace, new.kind, new.group = (
-            _intern(gr), _intern(ns), _intern(kind), _intern(group)
-        )  # fmt: skip
-        new.api_version, new.target_ns = _intern(api_version), _intern(target_ns)
-        name = new.name if key[3] == new.name else key[3]
-        new.key = (new.group, new.kind, _intern(key[2]), name)
+        # not interned: an Item read is short-lived (interning costs a third of a read)
+        new.gr, new.namespace, new.kind, new.group = gr, ns, kind, group
+        new.api_version, new.target_ns = api_version, target_ns
+        new.key = (group, kind, key[2], key[3])
         new._spool, new.node, new.index, new._ref = self.spool, node, index, ref
         return new.frozen()
 
@@ -242,6 +240,7 @@ class LoadedBackup:
     manifest: layout.Manifest | None
     items: ItemTable
     spool: Spool  # where the items' JSON is kept
+    resources: frozenset[str] = frozenset()  # the group-resources of the items
 
 
 def load_backup(
@@ -253,6 +252,7 @@ def load_backup(
     scope = scope or Scope()
     spool = Spool()
     items = ItemTable(spool)
+    resources: set[str] = set()
     for parsed, obj in backup.items():
         if parsed.namespace and not scope.namespace_included(parsed.namespace):
             continue
@@ -260,4 +260,5 @@ def load_backup(
         if scope.selector and not scope.selector.matches(labels):
             continue
         items.append(Item(parsed.group_resource, parsed.namespace, parsed.name, obj, spool=spool))
-    return LoadedBackup(backup.info, backup.manifest, items, spool)
+        resources.add(parsed.group_resource)
+    return LoadedBackup(backup.info, backup.manifest, items, spool, frozenset(resources))

@@ -8,8 +8,9 @@ stays flat in the level's size while the workers never wait for work.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -20,19 +21,38 @@ def run_all(
     pool: ThreadPoolExecutor, fn: Callable[[T], Any], items: Iterable[T], window: int
 ) -> None:
     """fn(item) for every item; the first exception is raised once the in-flight calls
-    have ended (as list(pool.map(...)) would raise it)."""
-    pending: set[Future[Any]] = set()
+    have ended (as list(pool.map(...)) would raise it), and no item is started after it.
+
+    A semaphore of `window` slots, released as each call ends: O(1) per item (waiting on
+    the set of pending futures costs a lock round on each of them per item)."""
+    slots = threading.Semaphore(window)
+    failed: list[BaseException] = []
+    lock = threading.Lock()
+
+    def ended(fut: Future[Any]) -> None:
+        exc = fut.exception()
+        if exc is not None:
+            with lock:
+                failed.append(exc)
+        slots.release()
+
     try:
         for item in items:
-            if len(pending) >= window:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    fut.result()
-            pending.add(pool.submit(fn, item))
+            slots.acquire()
+            if failed:
+                slots.release()
+                break
+            try:
+                fut = pool.submit(fn, item)
+            except BaseException:  # (a pool shut down): its slot was never used
+                slots.release()
+                raise
+            fut.add_done_callback(ended)
     finally:
-        done, _ = wait(pending)
-    for fut in done:
-        fut.result()
+        for _ in range(window):  # every slot back: nothing is in flight any more
+            slots.acquire()
+    if failed:
+        raise failed[0]
 
 
 def map_all(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: list[T], window: int) -> list[R]:

@@ -116,6 +116,18 @@ SKIP_RULES: tuple[SkipRule, ...] = (
 )  # fmt: skip
 
 
+def _by_kind(rules: tuple[SkipRule, ...]) -> dict[str | None, tuple[SkipRule, ...]]:
+    """The rules that can match each kind, in the table's order (None: a kind no rule
+    names): skip_reason runs for every object of a restore and of a verify."""
+    kinds = {k for rule in rules for k in rule.kinds}
+    out = {k: tuple(r for r in rules if not r.kinds or k in r.kinds) for k in kinds}
+    out[None] = tuple(r for r in rules if not r.kinds)
+    return out
+
+
+_RULES_BY_KIND = _by_kind(SKIP_RULES)
+
+
 def skip_reason(obj: dict[str, Any], selector_services: frozenset[str]) -> str | None:
     """Why obj is not restored, or None.  selector_services: "ns/name" of Services with a
     selector in the backup, whose Endpoints the endpoints controller recreates."""
@@ -124,4 +136,6 @@ def skip_reason(obj: dict[str, Any], selector_services: frozenset[str]) -> str |
         f"{meta.get('namespace')}/{meta.get('name')}" in selector_services
     ):
         return "maintained by the endpoints controller for its Service"
-    return next((rule.reason for rule in SKIP_RULES if rule.matches(obj)), None)
+    kind = obj.get("kind")
+    rules = _RULES_BY_KIND.get(kind) if isinstance(kind, str) else None
+    return next((r.reason for r in rules or _RULES_BY_KIND[None] if r.matches(obj)), None)
