@@ -21,7 +21,6 @@ import os
 import uuid
 from typing import Any
 
-import click
 import memory
 import startup
 from baselines import (
@@ -34,7 +33,13 @@ from baselines import (
     timed,
     verify_list_paths,
 )
-from memory import ROOT, env, mig, peak_rss  # bench/ is sys.path[0] when run as a script
+from memory import (
+    ROOT,
+    cli_defaults,
+    env,
+    mig,
+    peak_rss,
+)  # bench/ is sys.path[0] when run as a script
 from rawhttp import RawClient
 from targets import conclude, ratios, verdicts
 from velero_bench import UNTHROTTLED, measure_velero, velero_binary
@@ -51,7 +56,6 @@ from workload import (
 )
 
 from migrate.backup.create import BackupOptions, create_backup
-from migrate.cli.main import cli
 from migrate.cluster import Cluster, ClusterRef
 from migrate.restore.plan import RestoreOptions
 from migrate.restore.run import run_restore
@@ -61,16 +65,6 @@ from migrate.transform.scope import Scope
 from migrate.units import parse_duration
 from migrate.verify import VerifyOptions, run_verify
 from migrate.verify.normalize import Transforms
-
-
-def cli_defaults(*command: str) -> dict[str, Any]:
-    """The defaults `kube-migrate <command>` declares for its options: what a user gets
-    without flags.  Read from the CLI itself, so the benchmark follows a default that
-    moves (the restore's rate limit, wait-sync's poll interval)."""
-    cmd: Any = cli
-    for name in command:  # the root group imports a command's module when asked for it
-        cmd = cmd.get_command(click.Context(cmd), name)
-    return {p.name: p.default for p in cmd.params if p.name}
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -282,8 +276,8 @@ def run(
         b.cleanup()
     out["settleSeconds"] = b.settled
     rounded = {key: round(v, 4) if isinstance(v, float) else v for key, v in out.items()}
-    if mem_counts:
-        rows = memory.run(mem_counts)
+    if mem_counts:  # in the run's bucket prefix, each step after the planes settled
+        rows = memory.run(mem_counts, b.bucket, settle)
         print(memory.table(rows))
         rounded["memory"] = rows
     return rounded | ratios(rounded)

@@ -120,7 +120,9 @@ def _by_kind(rules: tuple[SkipRule, ...]) -> dict[str | None, tuple[SkipRule, ..
     """The rules that can match each kind, in the table's order (None: a kind no rule
     names): skip_reason runs for every object of a restore and of a verify."""
     kinds = {k for rule in rules for k in rule.kinds}
-    out = {k: tuple(r for r in rules if not r.kinds or k in r.kinds) for k in kinds}
+    out: dict[str | None, tuple[SkipRule, ...]] = {
+        k: tuple(r for r in rules if not r.kinds or k in r.kinds) for k in kinds
+    }
     out[None] = tuple(r for r in rules if not r.kinds)
     return out
 
