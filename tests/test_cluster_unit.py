@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import pytest
 
-from migrate.cluster import Cluster, ClusterRef, ServerVersion, ratelimit
+from migrate.cluster import APIResource, Cluster, ClusterRef, ServerVersion, ratelimit
 from migrate.cluster.config import load_configuration
 from migrate.cluster.ratelimit import AdaptiveLimit, TokenBucket, limiter_for
 from migrate.errors import ClusterError, ClusterUnreachable, Forbidden, KubeconfigError, NotFound
@@ -134,9 +134,11 @@ class Scripted(http.server.BaseHTTPRequestHandler):
 
     script: ClassVar[list[tuple[int, dict[str, str], dict[str, object]]]] = []
     seen: ClassVar[list[str]] = []
+    paths: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         self.seen.append(self.headers.get("Authorization", ""))
+        self.paths.append(self.path)
         status, headers, body = self.script.pop(0) if self.script else (200, {}, {"ok": True})
         data = json.dumps(body).encode()
         self.send_response(status)
@@ -154,7 +156,7 @@ class Scripted(http.server.BaseHTTPRequestHandler):
 def scripted(tmp_path: Path) -> Iterator[tuple[str, type[Scripted]]]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    Scripted.script, Scripted.seen = [], []
+    Scripted.script, Scripted.seen, Scripted.paths = [], [], []
     yield kubeconfig(tmp_path, f"http://127.0.0.1:{server.server_address[1]}"), Scripted
     server.shutdown()
 
@@ -213,3 +215,27 @@ def test_unreachable_server_fails_fast(tmp_path: Path) -> None:
     with pytest.raises(ClusterUnreachable, match="cannot reach"):
         c.version()
     assert time.monotonic() - start < 10
+
+
+def test_list_reads_ahead_and_takes_the_token_a_410_offers(
+    scripted: tuple[str, type[Scripted]],
+) -> None:
+    """Pages come in order with the next one asked for early; an expired continue token
+    (410 Gone) is replaced by the one the server offers, and the list goes on."""
+    path, handler = scripted
+    meta = {"resourceVersion": "7"}
+    handler.script = [
+        (200, {}, {"metadata": {**meta, "continue": "t1"}, "items": [{"metadata": {"name": "a"}}]}),
+        (410, {}, {"message": "expired", "metadata": {"continue": "t2"}}),
+        (200, {}, {"metadata": {**meta, "continue": "t3"}, "items": [{"metadata": {"name": "b"}}]}),
+        (200, {}, {"metadata": meta, "items": [{"metadata": {"name": "c"}}]}),
+    ]
+    c = Cluster(ClusterRef(path), qps=0)
+    res = APIResource("", "v1", "configmaps", "ConfigMap", True)
+    snapshot: dict[str, object] = {}
+    names = [o["metadata"]["name"] for o in c.list(res, "ns", limit=1, snapshot=snapshot)]
+    assert names == ["a", "b", "c"]
+    assert snapshot == {"resourceVersion": "7", "continue": "t1"}
+    tokens = [p.partition("continue=")[2] for p in handler.paths]
+    assert tokens == ["", "t1", "t2", "t3"]
+    c.close()

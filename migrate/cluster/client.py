@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -30,6 +31,7 @@ PATCH_TYPES = {
 FIELD_MANAGER = "kube-migrate"
 # Ask for objects as metadata only (served for every resource, CRDs included, since 1.15)
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+PAGE_THREADS = 8  # long lists read ahead at once (one page ahead each)
 
 
 class Cluster(Connection):
@@ -37,6 +39,7 @@ class Cluster(Connection):
 
     dry_run = False  # True: every create/replace/patch/delete sent with dryRun=All
     _discovery: Discovery | None = None
+    _page_pool: ThreadPoolExecutor | None = None
 
     # -- cluster facts ---------------------------------------------------------------
     def version(self) -> ServerVersion:
@@ -62,15 +65,19 @@ class Cluster(Connection):
     ) -> Iterator[dict[str, Any]]:
         """Every object of a resource, page by page (limit/continue), as plain dicts
         with apiVersion and kind filled in (list items lack them).  `snapshot` receives
-        the first page's list metadata (resourceVersion: the snapshot's revision)."""
+        the first page's list metadata (resourceVersion: the snapshot's revision).  The
+        next page is asked for before this one's objects are yielded: a reader's work on
+        them (a backup's serialization) overlaps the server's on the next."""
         query: dict[str, Any] = {
             "limit": limit,
             "labelSelector": label_selector,
             "fieldSelector": field_selector,
         }
+        path = res.path(namespace)
+        ahead: Future[Any] | None = None  # the next page, asked for while this one is used
         while True:
             try:
-                page = self.request("GET", res.path(namespace), query=query)
+                page = ahead.result() if ahead else self.request("GET", path, query=query)
             except ClusterError as exc:
                 # 410 Gone: the continue token expired (etcd compaction).  The server
                 # offers an inconsistent continue token; take it rather than restart.
@@ -78,19 +85,36 @@ class Cluster(Connection):
                 token = meta.get("continue") if isinstance(meta, dict) else None
                 if exc.status == 410 and token:
                     log.warning("%s: list of %s restarted past compaction", self.name, res)
-                    query["continue"] = token
+                    query["continue"], ahead = token, None
                     continue
                 raise
             if snapshot is not None and not snapshot:
                 snapshot.update(page.get("metadata") or {"resourceVersion": ""})
+            token = (page.get("metadata") or {}).get("continue")
+            ahead = None
+            if token:  # a long list: the server makes the next page while we use this one
+                query["continue"] = token
+                ahead = self._pages().submit(self.request, "GET", path, query=dict(query))
             for item in page.get("items") or []:
                 item.setdefault("apiVersion", res.api_version)
                 item.setdefault("kind", res.kind)
                 yield item
-            token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return
-            query["continue"] = token
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._page_pool = self._page_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        super().close()
+
+    def _pages(self) -> ThreadPoolExecutor:
+        """Threads that fetch the next page of long lists ahead of their readers."""
+        with self._lock:
+            if self._page_pool is None:
+                self._page_pool = ThreadPoolExecutor(PAGE_THREADS, "km-pages")
+            return self._page_pool
 
     def list_metadata(
         self,
