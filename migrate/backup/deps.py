@@ -20,7 +20,7 @@ from migrate.backup.sink import BackupSummary, Sink, note
 from migrate.cluster import APIResource, Cluster
 from migrate.errors import ClusterError, ClusterUnreachable, NotFound
 from migrate.transform.scope import Scope
-from migrate.transform.workloads import pod_spec, references
+from migrate.transform.workloads import POD_SPEC_PATHS, pod_spec, references
 
 # Reference kind -> (resource.group of the cluster-scoped type, how the reason reads).
 CLUSTER_REFS: dict[str, tuple[str, str]] = {
@@ -49,6 +49,11 @@ CLUSTER_REFS: dict[str, tuple[str, str]] = {
     ),
     "APIService": ("apiservices.apiregistration.k8s.io", "served by Service {src} in scope"),
 }
+# Kinds whose objects observe() reads beyond their namespace and type: any other object
+# (ConfigMaps, Secrets... most of a backup) teaches nothing new once both were seen.
+OBSERVED_KINDS = frozenset(
+    {"ServiceAccount", "PersistentVolumeClaim", "Role", "RoleBinding", "Ingress", *POD_SPEC_PATHS}
+)
 
 
 def _ref(obj: dict[str, Any]) -> str:
@@ -79,6 +84,10 @@ class Collector:
 
     def observe(self, obj: dict[str, Any], group: str, resource: str) -> None:
         kind = obj.get("kind", "")
+        if kind not in OBSERVED_KINDS and (group, resource) in self.seen:
+            ns = (obj.get("metadata") or {}).get("namespace")
+            if not ns or ns in self.namespaces_seen:  # (read unlocked: a miss just locks)
+                return
         spec = obj.get("spec") or {}
         src = _ref(obj)
         with self._lock:
