@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 VENV_OK := .venv/.installed
 
-.PHONY: demo test lint typecheck unit binaries up down status clean venv bench bench-startup
+.PHONY: demo test lint typecheck unit host-deps binaries up down status clean venv bench bench-startup
 
 $(VENV_OK): pyproject.toml
 	python3 -m venv .venv
@@ -12,7 +12,10 @@ $(VENV_OK): pyproject.toml
 
 venv: $(VENV_OK)
 
-binaries:            ## build kube-apiserver & co, etcd, kwok, MinIO into ~/.cache/kube-migrate
+host-deps:           ## apt: containerd, runc, busybox-static, CNI plugins (the real nodes)
+	hack/host-deps.sh
+
+binaries: host-deps  ## kube-apiserver & co, kubelet, etcd, kwok, MinIO... into ~/.cache/kube-migrate
 	hack/build.sh
 
 up: venv binaries    ## start the two local clusters and MinIO

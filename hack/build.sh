@@ -3,11 +3,13 @@
 #
 # Everything comes from the Go module proxy: kube-apiserver, kube-controller-manager,
 # kube-scheduler and kubectl from k8s.io/kubernetes through the wrapper modules in
-# hack/go/k8s-*, etcd through hack/go/etcd, kwok/kwokctl and MinIO by `go install`.
-# Idempotent: a component whose stamp (version + wrapper go.mod hash) matches is skipped,
-# so a warm run costs a second.  Versions are pinned in hack/versions.env.
+# hack/go/k8s-*, the real nodes' kubelet through hack/go/kubelet-* (the same wrapper plus
+# kubelet's extra requirements, so the k8s stamps stay valid), etcd through hack/go/etcd,
+# local-path-provisioner through hack/go/local-path-provisioner, kwok/kwokctl and MinIO by
+# `go install`.  Idempotent: a component whose stamp (version + wrapper go.mod hash) matches
+# is skipped, so a warm run costs a second.  Versions are pinned in hack/versions.env.
 #
-# usage: hack/build.sh [k8s-primary|k8s-older|etcd|kwok|minio|velero ...]   (default: all)
+# usage: hack/build.sh [COMPONENT ...]   (default: all; see `components` at the end)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -40,9 +42,22 @@ wrapper_src() { # wrapper-dir -> a copy in the cache (go get/build rewrite go.mo
   echo "$dst"
 }
 
-build_k8s() { # version
-  local kv=$1 minor out dir key commit ldf p
+K8S_TAGS=selinux,notest,grpcnotrace
+
+k8s_ldflags() { # version wrapper-copy -> the -X version stamps `make release` would set
+  local kv=$1 dir=$2 minor commit ldf="-s -w" p
   minor=$(echo "$kv" | cut -d. -f2)
+  commit=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$kv" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin).get("Origin",{}).get("Hash",""))')
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldf="$ldf -X '$p.gitVersion=$kv' -X '$p.gitMajor=1' -X '$p.gitMinor=$minor'"
+    ldf="$ldf -X '$p.gitTreeState=clean' -X '$p.gitCommit=$commit' -X '$p.buildDate=1970-01-01T00:00:00Z'"
+  done
+  echo "$ldf"
+}
+
+build_k8s() { # version
+  local kv=$1 out dir key ldf
   out=$BIN/k8s-$kv
   key="$kv $(sha256sum "$HERE/go/k8s-$kv/go.mod" | cut -c1-16)"
   if stamp_ok "$out" "$key"; then log "k8s $kv: cached"; return; fi
@@ -50,20 +65,41 @@ build_k8s() { # version
   log "k8s $kv: resolving modules"
   (cd "$dir" && go get "k8s.io/kubernetes/cmd/kube-apiserver@$kv" "k8s.io/kubernetes/cmd/kube-controller-manager@$kv" \
     "k8s.io/kubernetes/cmd/kube-scheduler@$kv" "k8s.io/kubernetes/cmd/kubectl@$kv")
-  commit=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$kv" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin).get("Origin",{}).get("Hash",""))')
-  ldf="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldf="$ldf -X '$p.gitVersion=$kv' -X '$p.gitMajor=1' -X '$p.gitMinor=$minor'"
-    ldf="$ldf -X '$p.gitTreeState=clean' -X '$p.gitCommit=$commit' -X '$p.buildDate=1970-01-01T00:00:00Z'"
-  done
+  ldf=$(k8s_ldflags "$kv" "$dir")
   log "k8s $kv: compiling kube-apiserver, kube-controller-manager, kube-scheduler, kubectl"
   mkdir -p "$out"
-  (cd "$dir" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ldf" -o "$out/" \
+  (cd "$dir" && go build -trimpath -tags "$K8S_TAGS" -ldflags "$ldf" -o "$out/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
   "$out/kube-apiserver" --version >&2
   echo "$key" >"$out/.stamp"
+}
+
+# hack/go/kubelet-$kv is hack/go/k8s-$kv after `go get k8s.io/kubernetes/cmd/kubelet@$kv`, which
+# adds kubelet's own requirements; a separate wrapper keeps the k8s-$kv stamps (and cache) valid.
+build_kubelet() { # version: its own output dir and stamp, next to (not inside) k8s-$kv
+  local kv=$1 out dir key ldf
+  out=$BIN/kubelet-$kv
+  key="$kv $(sha256sum "$HERE/go/kubelet-$kv/go.mod" | cut -c1-16)"
+  if stamp_ok "$out" "$key"; then log "kubelet $kv: cached"; return; fi
+  dir=$(wrapper_src "kubelet-$kv")
+  log "kubelet $kv: resolving modules"
+  (cd "$dir" && go get "k8s.io/kubernetes/cmd/kubelet@$kv")
+  ldf=$(k8s_ldflags "$kv" "$dir")
+  log "kubelet $kv: compiling"
+  mkdir -p "$out"
+  (cd "$dir" && go build -trimpath -tags "$K8S_TAGS" -ldflags "$ldf" -o "$out/kubelet" k8s.io/kubernetes/cmd/kubelet)
+  "$out/kubelet" --version >&2
+  echo "$key" >"$out/.stamp"
+}
+
+build_local_path_provisioner() {
+  local v=$LOCAL_PATH_PROVISIONER out=$BIN/local-path-provisioner-$LOCAL_PATH_PROVISIONER
+  if stamp_ok "$out" "$v"; then log "local-path-provisioner $v: cached"; return; fi
+  mkdir -p "$out"
+  GOBIN=$out go install -trimpath -ldflags "-s -w -X main.VERSION=$v" "github.com/rancher/local-path-provisioner@$v"
+  "$out/local-path-provisioner" --version >&2
+  echo "$v" >"$out/.stamp"
 }
 
 build_etcd() {
@@ -109,16 +145,20 @@ build_minio() {
 }
 
 components=("$@")
-[[ ${#components[@]} -gt 0 ]] || components=(etcd kwok k8s-older k8s-primary minio velero)
+all=(etcd kwok k8s-older k8s-primary kubelet-older kubelet-primary local-path-provisioner minio velero)
+[[ ${#components[@]} -gt 0 ]] || components=("${all[@]}")
 for c in "${components[@]}"; do
   case $c in
   k8s-primary) timed "k8s-$K8S_PRIMARY" build_k8s "$K8S_PRIMARY" ;;
   k8s-older) timed "k8s-$K8S_OLDER" build_k8s "$K8S_OLDER" ;;
+  kubelet-primary) timed "kubelet-$K8S_PRIMARY" build_kubelet "$K8S_PRIMARY" ;;
+  kubelet-older) timed "kubelet-$K8S_OLDER" build_kubelet "$K8S_OLDER" ;;
+  local-path-provisioner) timed "local-path-provisioner-$LOCAL_PATH_PROVISIONER" build_local_path_provisioner ;;
   etcd) timed "etcd-$ETCD" build_etcd ;;
   kwok) timed "kwok-$KWOK" build_kwok ;;
   minio) timed "minio" build_minio ;;
   velero) timed "velero-$VELERO" build_velero ;;
-  *) echo "hack/build.sh: unknown component '$c' (k8s-primary k8s-older etcd kwok minio velero)" >&2; exit 2 ;;
+  *) echo "hack/build.sh: unknown component '$c' (${all[*]})" >&2; exit 2 ;;
   esac
 done
 log "binaries in $BIN"

@@ -22,6 +22,9 @@ from .conftest import Env
 BIN = Path(sys.executable).parent
 
 
+PLANE_NODES = 4  # each dev-env plane: 3 kwok nodes + 1 real node (hack/devenv/node.py)
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "kube-migrate"), *args],
@@ -42,11 +45,11 @@ def test_cluster_info_formats(dev_env: Env, side: str) -> None:
     facts = json.loads(out.stdout)
     if expected:
         assert facts["version"] == expected
-    assert facts["nodes"] == 3
+    assert facts["nodes"] == PLANE_NODES
     assert facts["namespaces"] >= 4
     assert facts["resources"] > 40 and facts["apiGroups"] > 15
     as_yaml = yaml.safe_load(run_cli("cluster", "info", "--kubeconfig", kc, "-o", "yaml").stdout)
-    assert as_yaml["version"] == facts["version"] and as_yaml["nodes"] == 3
+    assert as_yaml["version"] == facts["version"] and as_yaml["nodes"] == PLANE_NODES
     table = run_cli("cluster", "info", "--kubeconfig", kc).stdout.splitlines()
     assert table[0].split() == [
         "CONTEXT",
@@ -57,7 +60,7 @@ def test_cluster_info_formats(dev_env: Env, side: str) -> None:
         "NAMESPACES",
         "NODES",
     ]
-    assert table[1].split()[2] == facts["version"] and table[1].split()[-1] == "3"
+    assert table[1].split()[2] == facts["version"] and table[1].split()[-1] == str(PLANE_NODES)
 
 
 def test_kubectl_plugin_and_version(dev_env: Env) -> None:
@@ -86,7 +89,7 @@ def test_kubectl_plugin_and_version(dev_env: Env) -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["nodes"] == 3
+    assert json.loads(out.stdout)["nodes"] == PLANE_NODES
 
 
 def test_missing_kubeconfig_error(tmp_path: Path) -> None:

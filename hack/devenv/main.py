@@ -1,9 +1,14 @@
 """`hack/dev-env up|down|status`: two local clusters (`source` on the older Kubernetes,
 `target` on the primary one) and one MinIO with a bucket, all on 127.0.0.1.
 
+Each cluster has 3 kwok nodes and one real node (a kubelet on its own containerd, see
+devenv/node.py) that only pods tolerating its taint use.
+
 `up` writes .dev-env/{source,target}.kubeconfig and .dev-env/env (shell-sourceable);
 it is a no-op when everything is already up.  `down` stops exactly the processes
-`up` started (pids recorded in .dev-env/state.json).  Progress goes to stderr.
+`up` started (pids recorded in .dev-env/state.json) and removes what the real nodes left
+(containers, mounts, cgroups, interfaces: found from the state dir alone, so it also
+works after a crash).  Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -19,14 +24,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-from devenv import procs
-from devenv.plane import Plane, StartError, say, wait_http
+from devenv import node_host, procs
+from devenv.plane import Plane, say, wait_http
 
 HACK = Path(__file__).resolve().parent.parent
 ROOT = HACK.parent
 STATE = Path(os.environ.get("KUBE_MIGRATE_DEV_ENV_DIR", ROOT / ".dev-env"))
 CACHE = Path(os.environ.get("KUBE_MIGRATE_CACHE", Path.home() / ".cache" / "kube-migrate"))
 BUCKET = "kube-migrate"
+PLANES = ("source", "target")
+
+
+def clean_nodes() -> int:
+    """Remove every trace of the real nodes of this state dir; the number of things removed."""
+    removed = 0
+    for name in PLANES:
+        done = node_host.cleanup(node_host.Layout.of(STATE, name))
+        if done:
+            say(f"{name} node: removed {', '.join(done)}")
+        removed += len(done)
+    return removed
 
 
 def versions() -> dict[str, str]:
@@ -50,7 +67,8 @@ def is_up(state: dict[str, Any] | None) -> bool:
     return bool(state) and all(procs.alive(p) for p in state["processes"])  # type: ignore[index]
 
 
-def start_minio(bindir: Path, v: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def start_minio(bindir: Path, v: dict[str, str], started: list[dict[str, Any]]) -> dict[str, str]:
+    """Start MinIO (recorded in `started` at once, so a failure stops it) with a bucket."""
     port, console = procs.free_port(), procs.free_port()
     user, password = "kube-migrate", secrets.token_hex(16)
     data = STATE / "minio" / "data"
@@ -76,6 +94,7 @@ def start_minio(bindir: Path, v: dict[str, str]) -> tuple[list[dict[str, Any]], 
         STATE / "minio" / "minio.log",
         env,
     )
+    started.append(p)
     endpoint = f"http://127.0.0.1:{port}"
     wait_http(f"{endpoint}/minio/health/live", None, "minio", p["log"])
     import boto3
@@ -92,18 +111,26 @@ def start_minio(bindir: Path, v: dict[str, str]) -> tuple[list[dict[str, Any]], 
         try:
             s3.create_bucket(Bucket=BUCKET)
             break
+        except s3.exceptions.BucketAlreadyOwnedByYou:  # data kept from a failed start
+            break
         except Exception:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
     say(f"minio on {endpoint}, bucket s3://{BUCKET}")
-    return [p], {
+    return {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": user,
         "AWS_SECRET_ACCESS_KEY": password,
         "AWS_REGION": "us-east-1",
         "KUBE_MIGRATE_BUCKET": f"s3://{BUCKET}",
     }
+
+
+def wipe_data() -> None:
+    for sub in ("source", "target", "minio"):
+        for data in ("etcd", "data"):
+            shutil.rmtree(STATE / sub / data, ignore_errors=True)
 
 
 def up() -> int:
@@ -114,6 +141,7 @@ def up() -> int:
     if state:
         say("a previous dev-env is partly down; cleaning it up")
         down()
+    clean_nodes()  # leftovers of a run that died before it recorded anything
     v = versions()
     t0 = time.monotonic()
     subprocess.run([str(HACK / "build.sh")], check=True)
@@ -133,8 +161,7 @@ def up() -> int:
             errors.append(exc)
 
     try:
-        minio_procs, env = start_minio(bindir, v)
-        started += minio_procs
+        env = start_minio(bindir, v, started)
         threads = [threading.Thread(target=run, args=(p,)) for p in planes]
         for t in threads:
             t.start()
@@ -144,10 +171,12 @@ def up() -> int:
             started += p.procs
         if errors:
             raise errors[0]
-    except (StartError, OSError, subprocess.CalledProcessError) as exc:
+    except Exception as exc:  # any failure: stop what started, then report
         for p in planes:
             started += [x for x in p.procs if x not in started]
         procs.stop(started)
+        clean_nodes()
+        wipe_data()
         print(f"dev-env: error: {exc}", file=sys.stderr)
         return 1
     env |= {
@@ -155,6 +184,7 @@ def up() -> int:
         "KUBE_MIGRATE_TARGET_KUBECONFIG": str(planes[1].kubeconfig),
         "KUBE_MIGRATE_SOURCE_VERSION": v["K8S_OLDER"],
         "KUBE_MIGRATE_TARGET_VERSION": v["K8S_PRIMARY"],
+        "KUBE_MIGRATE_TEST_IMAGE": planes[0].node.images["busybox"] if planes[0].node else "",
     }
     (STATE / "env").write_text("".join(f"export {k}={val}\n" for k, val in env.items()))
     (STATE / "env").chmod(0o600)
@@ -166,12 +196,12 @@ def up() -> int:
 def down() -> int:
     state = load_state()
     if not state:
-        say("not up")
+        if not clean_nodes():
+            say("not up")
         return 0
     procs.stop(state["processes"])
-    for sub in ("source", "target", "minio"):
-        for data in ("etcd", "data"):
-            shutil.rmtree(STATE / sub / data, ignore_errors=True)
+    clean_nodes()
+    wipe_data()
     (STATE / "state.json").unlink(missing_ok=True)
     (STATE / "env").unlink(missing_ok=True)
     say(f"stopped {len(state['processes'])} processes")

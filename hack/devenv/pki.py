@@ -1,5 +1,6 @@
-"""Certificates for a local control plane: one CA, a serving cert, an admin client cert
-and the service-account signing key, written as PEM files (EC P-256, 1 year)."""
+"""Certificates for a local control plane: one CA, a serving cert, an admin client cert,
+the service-account signing key and, for a real node, the kubelet's client and serving
+certs and the API server's client cert for kubelets; PEM files (EC P-256, 1 year)."""
 
 from __future__ import annotations
 
@@ -50,8 +51,10 @@ def _builder(subject: x509.Name, issuer: x509.Name, key: Key) -> x509.Certificat
     )
 
 
-def write_pki(d: Path) -> None:
-    """Create ca.{crt,key}, apiserver.{crt,key}, admin.{crt,key}, sa.{key,pub} in d."""
+def write_pki(d: Path, node: tuple[str, str] | None = None) -> None:
+    """Create ca.{crt,key}, apiserver.{crt,key}, admin.{crt,key}, apiserver-kubelet-client,
+    sa.{key,pub} in d; with node=(name, address) also kubelet (its client cert) and
+    kubelet-server (serving, for that address)."""
     d.mkdir(parents=True, exist_ok=True)
     ca_key = _key()
     ca_name = _name("kube-migrate-dev-ca")
@@ -77,18 +80,19 @@ def write_pki(d: Path) -> None:
     (d / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     _write_key(d / "ca.key", ca_key)
 
-    def issue(stem: str, cn: str, orgs: tuple[str, ...], server: bool) -> None:
+    def issue(
+        stem: str, cn: str, orgs: tuple[str, ...], server: bool, sans: tuple[str, ...] = ()
+    ) -> None:
         key = _key()
         b = _builder(_name(cn, orgs), ca_name, key)
         if server:
-            sans: list[x509.GeneralName] = [
-                x509.DNSName("localhost"),
-                x509.DNSName("kubernetes"),
-                x509.DNSName("kubernetes.default.svc"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
-            ]
-            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            names: list[x509.GeneralName] = []
+            for san in sans:
+                try:
+                    names.append(x509.IPAddress(ipaddress.ip_address(san)))
+                except ValueError:
+                    names.append(x509.DNSName(san))
+            b = b.add_extension(x509.SubjectAlternativeName(names), critical=False)
             usage = ExtendedKeyUsageOID.SERVER_AUTH
         else:
             usage = ExtendedKeyUsageOID.CLIENT_AUTH
@@ -97,9 +101,15 @@ def write_pki(d: Path) -> None:
         (d / f"{stem}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(d / f"{stem}.key", key)
 
-    issue("apiserver", "kube-apiserver", (), server=True)
+    api_sans = ("localhost", "kubernetes", "kubernetes.default.svc", "127.0.0.1", "10.96.0.1")
+    issue("apiserver", "kube-apiserver", (), server=True, sans=api_sans)
     issue("admin", "kube-migrate-admin", ("system:masters",), server=False)
     issue("kwok", "kwok-controller", ("system:masters",), server=False)
+    issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",), False)
+    if node:
+        name, addr = node
+        issue("kubelet", f"system:node:{name}", ("system:nodes",), server=False)
+        issue("kubelet-server", name, (), server=True, sans=(name, addr))
     sa = _key()
     _write_key(d / "sa.key", sa)
     (d / "sa.pub").write_bytes(

@@ -1,5 +1,6 @@
 """One local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler and kwok (3 fake nodes whose pods kwok reports Running), on 127.0.0.1."""
+kube-scheduler and kwok (3 fake nodes whose pods kwok reports Running), on 127.0.0.1,
+and one real node (node.py) with a local-path provisioner for the default StorageClass."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from devenv import pki, procs
+from devenv.node import Node
 
 NODES = 3
 
@@ -58,6 +60,8 @@ class Plane:
         self.procs: list[dict[str, Any]] = []
         self.port = 0
         self.apiserver_argv: list[str] = []
+        self.state = state
+        self.node: Node | None = None
 
     def _ctx(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
@@ -75,8 +79,10 @@ class Plane:
         with urllib.request.urlopen(req, context=self._ctx(), timeout=30) as r:
             return json.loads(r.read() or b"{}")
 
-    def _start(self, comp: str, argv: list[str]) -> dict[str, Any]:
-        p = procs.start(f"{self.name}/{comp}", argv, self.logs / f"{comp}.log")
+    def _start(
+        self, comp: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        p = procs.start(f"{self.name}/{comp}", argv, self.logs / f"{comp}.log", env)
         self.procs.append(p)
         return p
 
@@ -84,7 +90,11 @@ class Plane:
         """Start the plane; `minimal` stops after etcd and kube-apiserver (fault tests
         that only need the API, and must not disturb the shared planes)."""
         t0 = time.monotonic()
-        pki.write_pki(self.pki)
+        address = ""
+        if not minimal:
+            self.node = Node(self.name, self.version, self.bindir, self.state)
+            address = self.node.claim()
+        pki.write_pki(self.pki, (self.node.name, address) if self.node else None)
         etcd_port, peer_port = procs.free_port(), procs.free_port()
         self.port = procs.free_port()
         p = self._start(
@@ -103,6 +113,8 @@ class Plane:
                 "--quota-backend-bytes=8589934592",
             ],
         )
+        if self.node:  # containerd and the image imports overlap the control plane's start
+            self.node.start_runtime(self._start)
         wait_http(f"http://127.0.0.1:{etcd_port}/health", None, f"{self.name} etcd", p["log"])
         pk = self.pki
         self.apiserver_argv = [
@@ -120,7 +132,11 @@ class Plane:
             f"--service-account-key-file={pk / 'sa.pub'}",
             f"--service-account-signing-key-file={pk / 'sa.key'}",
             "--service-cluster-ip-range=10.96.0.0/16",
-            "--authorization-mode=RBAC",
+            "--authorization-mode=Node,RBAC",
+            f"--kubelet-client-certificate={pk / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pk / 'apiserver-kubelet-client.key'}",
+            f"--kubelet-certificate-authority={pk / 'ca.crt'}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
             "--allow-privileged=true",
             "--max-requests-inflight=800",
             "--max-mutating-requests-inflight=400",
@@ -188,8 +204,15 @@ class Plane:
                 f"--server-address=127.0.0.1:{procs.free_port()}",
             ],
         )
+        if self.node:
+            self.node.start_kubelet(self._start, pk, self.port)
         self._nodes()
         self._storage_class()
+        if self.node:
+            try:
+                self.node.serve(self.api, self.port)
+            except RuntimeError as exc:
+                raise StartError(f"{self.name}: {exc}") from exc
         say(
             f"{self.name}: Kubernetes {self.version} on https://127.0.0.1:{self.port} "
             f"({time.monotonic() - t0:.1f}s)"
@@ -265,7 +288,8 @@ class Plane:
             ready = [
                 n
                 for n in items
-                if any(
+                if n["metadata"]["name"].startswith("kwok-")
+                and any(
                     c.get("type") == "Ready" and c.get("status") == "True"
                     for c in n.get("status", {}).get("conditions", [])
                 )
