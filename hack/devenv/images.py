@@ -210,6 +210,7 @@ def _ctr(argv: list[str]) -> str:
 
 
 def versions() -> dict[str, str]:
+    """hack/versions.env as a dict (the pins every build and the dev-env share)."""
     out = {}
     for line in (HACK / "versions.env").read_text().splitlines():
         if "=" in line and not line.startswith("#"):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from devenv import node_host, procs
+from devenv.images import versions  # (re-exported: velero.py and tests read it here)
 from devenv.plane import Plane, say, wait_http
 
 HACK = Path(__file__).resolve().parent.parent
@@ -44,15 +45,6 @@ def clean_nodes() -> int:
             say(f"{name} node: removed {', '.join(done)}")
         removed += len(done)
     return removed
-
-
-def versions() -> dict[str, str]:
-    out = {}
-    for line in (HACK / "versions.env").read_text().splitlines():
-        if "=" in line and not line.startswith("#"):
-            k, v = line.split("=", 1)
-            out[k.strip()] = v.strip()
-    return out
 
 
 def load_state() -> dict[str, Any] | None:
