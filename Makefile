@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 VENV_OK := .venv/.installed
 
-.PHONY: demo test lint typecheck unit host-deps binaries up down status clean venv bench bench-startup
+.PHONY: demo test lint typecheck unit host-deps binaries images up down status clean venv bench bench-startup
 
 $(VENV_OK): pyproject.toml
 	python3 -m venv .venv
@@ -17,6 +17,9 @@ host-deps:           ## apt: containerd, runc, busybox-static, CNI plugins (the 
 
 binaries: host-deps  ## kube-apiserver & co, kubelet, etcd, kwok, MinIO... into ~/.cache/kube-migrate
 	hack/build.sh
+
+images: binaries    ## the real nodes' images (busybox, pause, provisioner, mover) as tars; no import
+	python3 hack/devenv/images.py
 
 up: venv binaries    ## start the two local clusters and MinIO
 	hack/dev-env up

@@ -92,9 +92,26 @@ TARGETS: tuple[Target, ...] = (
     # 0.3 s, the issue giving no figure of its own for it (0.7 s when it loaded both)
     Target("startupBackupGetSeconds", "<", 0.3, "start-up backup get", "s",
            "startupBackupGetSeconds", "startupPythonSeconds"),
+    # volume data (bench/volume_data.py, issue 20), 1 GiB of mixed files on a real node:
+    # the mover's copy (kopia in the pod, pod start excluded) / `tar -c | multipart
+    # upload` of the same directory to the same MinIO from the same node
+    Target("volumeBackupOverRawUpload", "<=", 1.2, "volume backup / tar|put", "x",
+           "volumeBackupSeconds", "rawTarUploadSeconds"),
+    # the mover's restore into a fresh claim / download + `tar -x` of that tarball
+    Target("volumeRestoreOverRawDownload", "<=", 1.2, "volume restore / get|untar", "x",
+           "volumeRestoreSeconds", "rawDownloadUntarSeconds"),
+    # a second backup of the unchanged volume: what the bucket grew by, % of the data
+    Target("volumeUnchangedUploadPercent", "<", 0.1, "unchanged: uploaded", "%"),
+    Target("volumeUnchangedSeconds", "<", 5.0, "unchanged: copy", "s"),
+    # after overwriting 1% of the bytes: what the bucket grew by / the bytes changed
+    Target("volumeChangedUploadOverChanged", "<=", 2.0, "1% changed: up/changed", "x"),
+    # the mover's peak RSS (kmmover + kopia, its cgroup's) backing up many small files
+    Target("moverPeakRssMiB", "<", 512, "mover RSS, small files", "MiB"),
 )  # fmt: skip
 # the targets bench/startup.py measures (it needs no cluster)
 STARTUP = tuple(t for t in TARGETS if t.figure.startswith("startup"))
+# ... and bench/volume_data.py
+VOLUMES = tuple(t for t in TARGETS if t.figure.startswith(("volume", "mover")))
 
 
 @dataclass(frozen=True)
@@ -137,6 +154,11 @@ def figures(o: dict[str, Any]) -> dict[str, float]:
         "verifyOverRawList": _ratio(o, "verifySeconds", "rawVerifyListSeconds"),
         "veleroOverOurs": _ratio(o, "veleroRestoreSeconds", "restoreDefaultSeconds"),
         "veleroUnthrottledOverOurs": _ratio(o, "veleroUnthrottledRestoreSeconds", "restoreSeconds"),
+        "volumeBackupOverRawUpload": _ratio(o, "volumeBackupSeconds", "rawTarUploadSeconds"),
+        "volumeRestoreOverRawDownload": _ratio(
+            o, "volumeRestoreSeconds", "rawDownloadUntarSeconds"
+        ),
+        "volumeChangedUploadOverChanged": _ratio(o, "volumeChangedUploadBytes", "changedBytes"),
     }
     mem: list[dict[str, Any]] = o.get("memory") or []
     for what in ("backup", "restore") if mem else ():

@@ -5,9 +5,10 @@
 # kube-scheduler and kubectl from k8s.io/kubernetes through the wrapper modules in
 # hack/go/k8s-*, the real nodes' kubelet through hack/go/kubelet-* (the same wrapper plus
 # kubelet's extra requirements, so the k8s stamps stay valid), etcd through hack/go/etcd,
-# local-path-provisioner through hack/go/local-path-provisioner, kwok/kwokctl and MinIO by
-# `go install`.  Idempotent: a component whose stamp (version + wrapper go.mod hash) matches
-# is skipped, so a warm run costs a second.  Versions are pinned in hack/versions.env.
+# local-path-provisioner through hack/go/local-path-provisioner, kopia through hack/go/kopia,
+# kwok/kwokctl and MinIO by `go install`, kmmover (the volume-data mover) from mover/.
+# Idempotent: a component whose stamp (version + wrapper go.mod hash, or mover/'s source hash)
+# matches is skipped, so a warm run costs a second.  Versions are pinned in hack/versions.env.
 #
 # usage: hack/build.sh [COMPONENT ...]   (default: all; see `components` at the end)
 set -euo pipefail
@@ -136,6 +137,38 @@ build_velero() {
   echo "$key" >"$out/.stamp"
 }
 
+build_kopia() {
+  local out=$BIN/kopia-$KOPIA dir key commit
+  key="$KOPIA $(sha256sum "$HERE/go/kopia/go.mod" | cut -c1-16)"
+  if stamp_ok "$out" "$key"; then log "kopia $KOPIA: cached"; return; fi
+  dir=$(wrapper_src kopia)
+  (cd "$dir" && go get "github.com/kopia/kopia@$KOPIA")
+  commit=$(cd "$dir" && go mod download -json "github.com/kopia/kopia@$KOPIA" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin).get("Origin",{}).get("Hash",""))')
+  (cd "$dir" && go build -trimpath -o "$out/kopia" -ldflags "-s -w \
+    -X github.com/kopia/kopia/repo.BuildVersion=${KOPIA#v} -X github.com/kopia/kopia/repo.BuildInfo=$commit \
+    -X github.com/kopia/kopia/repo.BuildGitHubRepo=kopia/kopia" github.com/kopia/kopia)
+  "$out/kopia" --version >&2
+  echo "$key" >"$out/.stamp"
+}
+
+# kmmover (mover/, standard library only): keyed by the hash of its sources, so an edit rebuilds.
+mover_hash() {
+  (cd "$HERE/.." && find mover -type f \( -name '*.go' -o -name go.mod \) -print0 | LC_ALL=C sort -z |
+    xargs -0 sha256sum | sha256sum | cut -c1-16)
+}
+
+build_mover() {
+  local h out
+  h=$(mover_hash)
+  out=$BIN/mover-$h
+  if stamp_ok "$out" "$h"; then log "mover $h: cached"; return; fi
+  mkdir -p "$out"
+  (cd "$HERE/../mover" && go vet . && go build -trimpath -ldflags "-s -w" -o "$out/kmmover" .)
+  echo "$h" >"$out/.stamp"
+  find "$BIN" -maxdepth 1 -name 'mover-*' ! -name "mover-$h" -exec rm -rf {} + # earlier sources
+}
+
 build_minio() {
   local out=$BIN/minio-$MINIO
   if stamp_ok "$out" "$MINIO"; then log "minio $MINIO: cached"; return; fi
@@ -145,7 +178,7 @@ build_minio() {
 }
 
 components=("$@")
-all=(etcd kwok k8s-older k8s-primary kubelet-older kubelet-primary local-path-provisioner minio velero)
+all=(etcd kwok k8s-older k8s-primary kubelet-older kubelet-primary local-path-provisioner minio velero kopia mover)
 [[ ${#components[@]} -gt 0 ]] || components=("${all[@]}")
 for c in "${components[@]}"; do
   case $c in
@@ -158,6 +191,8 @@ for c in "${components[@]}"; do
   kwok) timed "kwok-$KWOK" build_kwok ;;
   minio) timed "minio" build_minio ;;
   velero) timed "velero-$VELERO" build_velero ;;
+  kopia) timed "kopia-$KOPIA" build_kopia ;;
+  mover) timed "mover" build_mover ;;
   *) echo "hack/build.sh: unknown component '$c' (${all[*]})" >&2; exit 2 ;;
   esac
 done

@@ -1,10 +1,12 @@
 """Parse and print the units users type: Go-style durations ("720h0m0s", "10m", "2s"),
-as Velero and kubectl accept them, so `--ttl` and `--timeout` read the same everywhere."""
+as Velero and kubectl accept them, so `--ttl` and `--timeout` read the same everywhere;
+and resource quantities ("250m", "1.5Gi") as the API writes them."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 from migrate.errors import UsageError
 
@@ -51,3 +53,19 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
         n /= 1024
     return f"{n:.1f}GiB"
+
+
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
+SUFFIXES: dict[str, float] = {
+    "": 1, "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+    "P": 1e15, "E": 1e18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50,
+    "Ei": 2**60,
+}  # fmt: skip
+
+
+def quantity(text: Any) -> float:
+    """A Kubernetes resource quantity ("250m", "1.5Gi", "2e3") as a number; 0 if bad."""
+    m = _QUANTITY.match(str(text).strip())
+    if not m or m.group(2) not in SUFFIXES:
+        return 0.0
+    return float(m.group(1)) * SUFFIXES[m.group(2)]

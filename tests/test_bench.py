@@ -69,6 +69,15 @@ GOOD: dict[str, Any] = {
     "startupHelpSeconds": 0.09,
     "startupBackupHelpSeconds": 0.2,
     "startupBackupGetSeconds": 0.25,
+    "volumeBackupSeconds": 9.0,
+    "rawTarUploadSeconds": 8.0,
+    "volumeRestoreSeconds": 7.0,
+    "rawDownloadUntarSeconds": 6.5,
+    "volumeUnchangedUploadPercent": 0.002,
+    "volumeUnchangedSeconds": 1.2,
+    "volumeChangedUploadBytes": 12e6,
+    "changedBytes": 10.7e6,
+    "moverPeakRssMiB": 300.0,
 }
 
 
@@ -331,3 +340,17 @@ def test_bench_runs_and_emits_every_field(dev_env: Any, tmp_path: Path) -> None:
     assert doc["verifySeconds"] == min(doc["verifySamples"]) > 0
     assert doc["rawVerifyListSeconds"] == min(doc["rawVerifyListSamples"]) > 0
     assert 0 <= doc["settleSeconds"] <= 12 * 5 + 30  # twelve settles, each at most ~5 s
+
+
+def test_volume_targets_judge_the_data_path() -> None:
+    vs = {v.target.figure: v for v in T.verdicts(GOOD, T.VOLUMES)}
+    assert set(vs) == {
+        "volumeBackupOverRawUpload", "volumeRestoreOverRawDownload",
+        "volumeUnchangedUploadPercent", "volumeUnchangedSeconds",
+        "volumeChangedUploadOverChanged", "moverPeakRssMiB",
+    }  # fmt: skip
+    assert all(v.met for v in vs.values())
+    slow = T.verdicts(GOOD | {"volumeBackupSeconds": 10.0}, T.VOLUMES)
+    assert [v.target.figure for v in T.missed(slow)] == ["volumeBackupOverRawUpload"]
+    chatty = T.verdicts(GOOD | {"volumeChangedUploadBytes": 22e6}, T.VOLUMES)
+    assert [v.target.figure for v in T.missed(chatty)] == ["volumeChangedUploadOverChanged"]

@@ -431,3 +431,20 @@ def test_resource_lists_are_compressed_as_they_come_and_read_as_one_document(
     insertion.add("z", "1")
     insertion.add("a", "2")
     assert list(json.loads(gzip.decompress(insertion.gzipped()))) == ["z", "a"]
+
+
+def test_a_statefulset_comes_after_the_claims_of_its_templates() -> None:
+    """Its pods' claims `<template>-<set>-<ordinal>` are created (and their data restored:
+    the data level runs between levels) before the StatefulSet."""
+    spec = {
+        "replicas": 2,
+        "serviceName": "db",
+        "volumeClaimTemplates": [{"metadata": {"name": "data"}}],
+        "template": {"spec": {"containers": [{"name": "c"}]}},
+    }
+    claims = [item("PersistentVolumeClaim", f"data-db-{i}", "app", spec={}) for i in range(3)]
+    sts = item("StatefulSet", "db", "app", api="apps/v1", spec=spec)
+    lv = level_of([item("Namespace", "app"), *claims, sts])
+    assert lv["PersistentVolumeClaim/data-db-0"] == lv["PersistentVolumeClaim/data-db-1"] == 1
+    assert lv["StatefulSet/db"] == 2
+    assert lv["PersistentVolumeClaim/data-db-2"] == 1  # beyond the replicas: no edge needed

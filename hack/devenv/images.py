@@ -188,6 +188,35 @@ def local_path_provisioner_image() -> tuple[str, Path]:
     return build("local-path-provisioner", version, rootfs, cfg)
 
 
+def mover_hash() -> str:
+    """hack/build.sh's key of the kmmover build: sha256 over `sha256sum` lines of mover/'s
+    *.go and go.mod files in byte order of their paths (mover_hash there)."""
+    root = HACK.parent
+    files = sorted(
+        p.relative_to(root).as_posix()
+        for p in (root / "mover").rglob("*")
+        if p.is_file() and (p.suffix == ".go" or p.name == "go.mod")
+    )
+    lines = "".join(f"{hashlib.sha256((root / f).read_bytes()).hexdigest()}  {f}\n" for f in files)
+    return hashlib.sha256(lines.encode()).hexdigest()[:16]
+
+
+def mover_image() -> tuple[str, Path]:
+    """The volume-data mover: kopia and kmmover (mover/) on busybox, kmmover as entrypoint."""
+    version, digest = versions()["KOPIA"], mover_hash()
+    kopia = CACHE / "bin" / f"kopia-{version}" / "kopia"
+    kmmover = CACHE / "bin" / f"mover-{digest}" / "kmmover"
+    missing = [str(p) for p in (kopia, kmmover) if not p.is_file()]
+    if missing:
+        raise RuntimeError(f"{', '.join(missing)} missing: run hack/build.sh kopia mover")
+    rootfs = busybox_rootfs()
+    rootfs.files |= {"/usr/local/bin/kopia": kopia, "/usr/local/bin/kmmover": kmmover}
+    rootfs.modes |= {"/usr/local/bin/kopia": 0o755, "/usr/local/bin/kmmover": 0o755}
+    rootfs.dirs |= {"/tmp": 0o1777, "/data": 0o755}
+    cfg = Config(entrypoint=["/usr/local/bin/kmmover"])
+    return build("kube-migrate-mover", f"{version}-{digest}", rootfs, cfg)
+
+
 def import_image(sock: str | Path, tar: Path) -> str:
     """Import the archive into containerd's k8s.io namespace (CRI's) unless its reference is
     already there; returns the reference."""
@@ -279,3 +308,19 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def main() -> None:
+    """`make images`: build (not import) every node image; print each reference and tar."""
+    for name, fn in (
+        ("busybox", busybox_image),
+        ("pause", pause_image),
+        ("provisioner", local_path_provisioner_image),
+        ("mover", mover_image),
+    ):
+        ref, tar = fn()
+        print(f"{name}\t{ref}\t{tar}")
+
+
+if __name__ == "__main__":
+    main()

@@ -177,6 +177,7 @@ def up() -> int:
         "KUBE_MIGRATE_SOURCE_VERSION": v["K8S_OLDER"],
         "KUBE_MIGRATE_TARGET_VERSION": v["K8S_PRIMARY"],
         "KUBE_MIGRATE_TEST_IMAGE": planes[0].node.images["busybox"] if planes[0].node else "",
+        "KUBE_MIGRATE_MOVER_IMAGE": planes[0].node.images["mover"] if planes[0].node else "",
     }
     (STATE / "env").write_text("".join(f"export {k}={val}\n" for k, val in env.items()))
     (STATE / "env").chmod(0o600)

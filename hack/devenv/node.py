@@ -82,6 +82,7 @@ class Node:
             "busybox": images.busybox_image(),
             "pause": images.pause_image(),
             "provisioner": images.local_path_provisioner_image(),
+            "mover": images.mover_image(),
         }
         self.images = {k: ref for k, (ref, _) in refs.items()}
         cni, cni_bin = lay.dir / "cni", lay.dir / "cni-bin"

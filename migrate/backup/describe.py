@@ -73,6 +73,26 @@ def _manifest(store: Store, folder: _Folder, problems: list[str]) -> layout.Mani
         return None
 
 
+def _volumes(store: Store, folder: _Folder) -> list[dict[str, Any]] | None:
+    """Each claim's data as the backup copied it (or why not): migrate/volumes' record."""
+    key = folder.keys.volumes
+    if key not in folder.files:
+        return None
+    docs = layout.gunzip_json(store.get(key), key)
+    return [
+        {
+            "claim": f"{d.get('namespace')}/{d.get('claim')}",
+            "bytes": d.get("total_bytes", 0),
+            "files": d.get("files", 0),
+            "uploadedBytes": d.get("incremental_bytes", 0),
+            "seconds": d.get("seconds", 0),
+            **({"notCopied": d["skip"]} if d.get("skip") else {"snapshot": d.get("snapshot")}),
+        }
+        for d in docs
+        if isinstance(d, dict)
+    ]
+
+
 def describe(
     store: Store, name: str, details: bool = False, key: EncryptionKey | None = None
 ) -> dict[str, Any]:
@@ -103,9 +123,9 @@ def describe(
         "tarballBytes": tarball.size if tarball else 0,
         "filters": {k: info.spec[k] for k in _SPEC_FILTERS if k in info.spec} if info else {},
     }
-    for why in ("failureReason", "validationErrors"):
-        if status.get(why):
-            out[why] = status[why]
+    out.update(
+        {why: status[why] for why in ("failureReason", "validationErrors") if status.get(why)}
+    )
     manifest = _manifest(store, folder, problems)
     resources = {
         str(k): [str(i) for i in (v or [])]
@@ -145,15 +165,15 @@ def describe(
         out["skippedResources"] = manifest.raw.get("skippedResources") or {}
         if manifest.raw.get("grants"):  # CRDs granted to ServiceAccounts in scope
             out["grants"] = manifest.raw["grants"]
+    if (volumes := _volumes(store, folder)) is not None:
+        out["volumes"] = volumes
     if details:
         if results is not None:
             out["errorMessages"] = results.get("errors") or layout.empty_result()
             out["warningMessages"] = results.get("warnings") or layout.empty_result()
         out["resources"] = resources
         out["files"] = {k.removeprefix(folder.keys.dir): o.size for k, o in folder.files.items()}
-    if problems:
-        out["problems"] = problems
-    return out
+    return {**out, "problems": problems} if problems else out
 
 
 def logs(store: Store, name: str) -> str:

@@ -18,6 +18,7 @@ from migrate.cli.options import (
     cluster_options,
     cluster_resources_option,
     encryption_key_option,
+    mover_image_option,
     scope_options,
 )
 from migrate.cli.output import emit, output_option
@@ -58,6 +59,8 @@ class CreateArgs(Command):
     labels: str | None
     parallelism: int
     detect_changes: bool
+    volumes: str
+    mover_image: str | None
     key: KeyFlags
     output: str
 
@@ -88,6 +91,15 @@ class CreateArgs(Command):
     show_default=True,
     help="Re-list (metadata only) at the end and report objects changed meanwhile.",
 )
+@click.option(
+    "--volumes",
+    type=click.Choice(["all", "annotated", "none"]),
+    default="annotated",
+    show_default=True,
+    help="Whose PersistentVolumeClaim data to copy: every bound claim, those a pod lists "
+    "in backup.velero.io/backup-volumes (Velero's opt-in), or none.",
+)
+@mover_image_option
 @encryption_key_option(writing=True)
 @output_option()
 @bind(CreateArgs)
@@ -114,8 +126,18 @@ def create(args: CreateArgs) -> None:
     )
     with progress_bar(f"backup {name}") as progress:
         summary = create_backup(cluster, store, opts, progress)
+    doc = summary.as_dict()
+    if args.volumes != "none" and summary.phase == "Completed":
+        from migrate.pipeline.steps_data import back_up_volumes
+
+        with progress_bar(f"volume data of {name}") as progress:
+            volumes = back_up_volumes(
+                cluster, store, opts.scope, name, args.volumes, opts.encryption_key,
+                args.mover_image, progress,
+            )  # fmt: skip
+        doc["volumes"] = volumes.as_dict()
     emit(
-        summary.as_dict(),
+        doc,
         args.output,
         [
             "name",

@@ -238,3 +238,15 @@ def pv_policy_option(f: F) -> F:
         show_default=True,
         help=f"What happens to PersistentVolumes ({text}).",
     )(f)
+
+
+def mover_image_option(f: F) -> F:
+    """--mover-image: the volume-data mover's image (kopia + kmmover; `make images`)."""
+    return click.option(
+        "--mover-image",
+        default=None,
+        envvar="KUBE_MIGRATE_MOVER_IMAGE",
+        metavar="IMAGE",
+        help="The volume-data mover's image, pushed where the nodes pull from "
+        "[env KUBE_MIGRATE_MOVER_IMAGE].",
+    )(f)

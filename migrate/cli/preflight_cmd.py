@@ -54,6 +54,7 @@ class PreflightArgs(Command):
     mappings: MappingFlags
     existing_resource_policy: str
     pv_policy: str
+    volumes: str
     fail_on: str
     parallelism: int
     output: str
@@ -107,6 +108,13 @@ class PreflightArgs(Command):
 )
 @pv_policy_option
 @click.option(
+    "--volumes",
+    type=click.Choice(["all", "annotated", "none"]),
+    default="annotated",
+    show_default=True,
+    help="Whose claim data the backup would copy (as `backup create --volumes`).",
+)
+@click.option(
     "--fail-on",
     type=click.Choice(["error", "warning"]),
     default="error",
@@ -133,13 +141,15 @@ def preflight(args: PreflightArgs) -> None:
         restore.scope = scope
         restore.encryption_key = args.key.load()
         store = args.bucket.open(read_only=True)  # preflight never writes to the bucket
-        report = check_plan(target, store, restore, "backup", args.parallelism)
+        report = check_plan(target, store, restore, "backup", args.parallelism, args.volumes)
     else:
         source = args.clusters.source.connect(name="source", pool_size=pool)
         # the copy holds the source's Secrets: private, removed on every way out
         snapshot = take_snapshot(source, scope, args.parallelism, "kube-migrate-preflight-")
         try:
-            report = check_plan(target, snapshot.store, restore, "cluster", args.parallelism)
+            report = check_plan(
+                target, snapshot.store, restore, "cluster", args.parallelism, args.volumes
+            )
         finally:
             snapshot.cleanup()
         report.source["name"] = f"{source.name} ({source.host})"

@@ -28,6 +28,7 @@ from migrate.cli.options import (
     cluster_options,
     encryption_key_option,
     mapping_options,
+    mover_image_option,
     pv_policy_option,
     scope_options,
 )
@@ -97,6 +98,8 @@ class CreateArgs(Command):
     ready_timeout: str
     resume: bool
     fail_on: str
+    restore_volumes: bool
+    mover_image: str | None
     dry_run: str | None
     key: KeyFlags
     output: str
@@ -148,6 +151,13 @@ class CreateArgs(Command):
     show_default=True,
     help="warning: also refuse a PartiallyFailed backup (exit 3) instead of warning.",
 )
+@click.option(
+    "--restore-volumes/--no-restore-volumes",
+    default=True,
+    show_default=True,
+    help="Write the backup's volume data into the restored claims (before the workloads).",
+)
+@mover_image_option
 @dry_run_option
 @encryption_key_option()
 @output_option("table", "json", "yaml", "dot")
@@ -203,8 +213,29 @@ def create(args: CreateArgs) -> None:
             ", resumed" if opts.resume else "",
         )  # fmt: skip
 
+    after_level, planned = None, None
+    if args.restore_volumes:
+        from migrate.pipeline.steps_data import data_level, mover_settings
+
+        planned = plan_restore(target, store, opts)
+        key, image = opts.encryption_key, args.mover_image
+        _, after_level = data_level(
+            target,
+            store,
+            backup,
+            planned[1],
+            lambda: mover_settings(store, key, image, create=False),
+        )
     with progress_bar(f"restore {name}") as progress:
-        summary = run_restore(target, store, opts, progress, announce=announce)
+        summary = run_restore(
+            target,
+            store,
+            opts,
+            progress,
+            announce=announce,
+            planned=planned,
+            after_level=after_level,
+        )
     fmt = "json" if output == "dot" else output
     if fmt == "table":
         columns = ["name", "backup", "phase", "created", "updated", "skipped", "failed"]

@@ -4,13 +4,16 @@ the restore's transforms; exit 0 when equal, 1 on drift (like `kubectl diff`).""
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import click
 
 from migrate.cli.binding import Command, bind
+from migrate.cli.logs import NOTICE
 from migrate.cli.options import (
     BucketFlags,
     KeyFlags,
@@ -20,6 +23,7 @@ from migrate.cli.options import (
     cluster_resources_option,
     encryption_key_option,
     mapping_options,
+    mover_image_option,
     optional_bucket_options,
     pv_policy_option,
     scope_options,
@@ -27,7 +31,9 @@ from migrate.cli.options import (
 )
 from migrate.cli.output import output_option
 from migrate.cli.progress import progress_bar
+from migrate.cluster import Cluster
 from migrate.errors import DriftFound, UsageError
+from migrate.store import Store
 from migrate.transform.modifiers import load_modifiers
 from migrate.transform.sanitize import SanitizeOptions
 from migrate.verify import Transforms, VerifyOptions, VerifyReport, run_verify
@@ -35,6 +41,7 @@ from migrate.verify.ignorefile import load_ignore_rules
 from migrate.verify.junit import write_junit
 from migrate.verify.render import html_page, markdown, table
 
+log = logging.getLogger(__name__)
 RENDER: dict[str, Callable[[VerifyReport], str]] = {
     "table": table,
     "json": lambda report: json.dumps(report.as_dict(), indent=2, default=str),
@@ -49,6 +56,8 @@ class VerifyArgs(Command):
 
     clusters: SourceTargetFlags
     backup: str | None
+    data: bool
+    mover_image: str | None
     bucket: BucketFlags
     key: KeyFlags
     scope: ScopeFlags
@@ -70,6 +79,12 @@ class VerifyArgs(Command):
                 hint="Secrets are compared by hash: a changed one is listed, its values shown "
                 "as <redacted>; --show-values prints ConfigMap values",
             )
+        if self.data and not self.backup:
+            raise UsageError(
+                "--data needs --from-backup NAME",
+                hint="the file manifests that the restored claims are compared with are "
+                "part of a backup",
+            )
         if self.backup and not self.bucket.bucket:
             raise UsageError("--from-backup needs --bucket", hint="or set KUBE_MIGRATE_BUCKET")
         if self.key.encryption_key_file and not self.backup:
@@ -89,6 +104,13 @@ class VerifyArgs(Command):
     metavar="NAME",
     help="Compare the target with this backup instead of the live source.",
 )
+@click.option(
+    "--data",
+    is_flag=True,
+    help="Also compare the files of every claim the backup copied with the restored "
+    "claims (type, size, mode, owner, sha256).",
+)
+@mover_image_option
 @optional_bucket_options
 @encryption_key_option()
 @scope_options
@@ -162,9 +184,38 @@ def verify(args: VerifyArgs) -> None:
     sys.stdout.flush()
     if args.junit:
         write_junit(report, args.junit)
-    if report.drift:
+    data_drift = False
+    if args.data and store is not None and args.backup:
+        data_drift = _verify_data(args, target, store, key)
+    if report.drift or data_drift:
         raise DriftFound(
-            f"drift between source and target: {report.summary_line()}",
+            f"drift between source and target: {report.summary_line()}"
+            + (" (and in the volume data)" if data_drift else ""),
             hint="read the diff; intended changes: pass the restore's mappings, or "
             "--ignore-fields FILE",
         )
+
+
+def _verify_data(args: VerifyArgs, target: Cluster, store: Store, key: Any) -> bool:
+    """Check the restored claims' files; print one line per claim and its first
+    differences on stderr (stdout holds the object report); True on any difference."""
+    from migrate.pipeline.steps_data import check_data, mover_settings
+
+    assert args.backup is not None
+    mappings = args.mappings.to_mappings()
+    checks = check_data(
+        target,
+        store,
+        args.backup,
+        mappings.namespace,
+        lambda: mover_settings(store, key, args.mover_image, create=False),
+    )
+    for c in checks:
+        state = "ok" if c.ok else f"{c.differences} difference(s)"
+        log.log(NOTICE, "data %s: %d files, %d bytes: %s", c.claim, c.files, c.bytes, state)
+        for d in c.diffs:
+            log.log(
+                NOTICE, "  %s: %s (backup: %s, target: %s)",
+                d.get("path"), d.get("what"), d.get("source"), d.get("target"),
+            )  # fmt: skip
+    return any(not c.ok for c in checks)

@@ -169,6 +169,13 @@ class Cluster(Connection):
         created: dict[str, Any] = self.request("POST", res.path(namespace), query=query, body=obj)
         return created
 
+    def pod_log(self, namespace: str, pod: str, container: str = "") -> bytes:
+        """A pod's container log as bytes (the kubelet's, through the API server)."""
+        path = f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(pod)}/log"
+        query = {"container": container or None}
+        out: bytes = self.request("GET", path, query=query, accept="*/*", raw=True)
+        return out
+
     def _dry(self, dry_run: bool) -> str | None:
         """The dryRun parameter of a write: All (admission and validation run, nothing is
         persisted) when asked for, or when the whole client is a dry run."""

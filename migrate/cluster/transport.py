@@ -83,12 +83,14 @@ class Connection:
         body: Any = None,
         content_type: str = "application/json",
         accept: str = "application/json",
+        raw: bool = False,
     ) -> Any:
-        """Send one request (retrying transient failures) and return the decoded JSON.
+        """Send one request (retrying transient failures) and return the decoded JSON
+        (the body's bytes with raw=True: a pod's log is text).
 
         The first attempt goes out directly; only a transient failure builds the retry
         loop (tenacity costs ~50 us a request, a sixth of a small LIST's client time)."""
-        args = (method, path, query, body, content_type, accept)
+        args = (method, path, query, body, content_type, accept, raw)
         started = time.monotonic()
         try:
             return self._send(*args)
@@ -145,6 +147,7 @@ class Connection:
         body: Any,
         content_type: str,
         accept: str,
+        raw: bool = False,
     ) -> Any:
         url = self._prefix + path
         if query:
@@ -168,6 +171,8 @@ class Connection:
         self._reached = True
         if resp.status >= 400:
             raise error_for(f"{self.name}: {method} {path}", resp)
+        if raw:
+            return bytes(resp.data or b"")
         return orjson.loads(resp.data) if resp.data else {}
 
     def get_path(self, path: str, *, accept: str = "application/json") -> Any:

@@ -9,6 +9,7 @@ package, registered in STEPS under the name the playbook schema gives it
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -19,6 +20,7 @@ from migrate.errors import MigrateError
 from migrate.pipeline.context import Context
 from migrate.pipeline.events import StepFinished, StepSkipped, StepStarted
 from migrate.pipeline.steps_check import preflight_step, scale_step, verify_step
+from migrate.pipeline.steps_data import unquiesce
 from migrate.pipeline.steps_move import backup_step, restore_step, wait_ready_step, wait_sync_step
 from migrate.playbook import Step
 
@@ -33,6 +35,7 @@ STEPS: dict[str, StepFn] = {
     "verify": verify_step,
     "scale": scale_step,
 }
+log = logging.getLogger(__name__)
 # In --dry-run only these run (they write nothing); the others are reported as skipped.
 DRY_RUN_STEPS = frozenset({"preflight", "restore"})
 INTERRUPTED = 130  # the exit code journaled for a step stopped by Ctrl-C or SIGTERM
@@ -81,6 +84,9 @@ def execute(ctx: Context, steps: Mapping[str, StepFn] = STEPS) -> int:
     journaled; the live snapshot is removed on every way out.  Returns the exit code."""
     with ctx.state.lock():
         try:
+            back = unquiesce(ctx)  # an interrupted attempt left workloads scaled down
+            if back:
+                log.warning("run %s: gave %d workload(s) their replicas back", ctx.run, len(back))
             code = run_steps(ctx, steps)
         finally:
             ctx.close()

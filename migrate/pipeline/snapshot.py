@@ -48,6 +48,7 @@ def check_plan(
     restore: RestoreOptions,
     origin: str,
     parallelism: int = 8,
+    volumes: str = "none",
 ) -> Report:
     """Preflight of backup `restore.backup` in `store` (origin "cluster": a live
     snapshot, "backup": a real one) against `target`, as `restore` would restore it."""
@@ -59,6 +60,7 @@ def check_plan(
         storage_class_mappings=restore.mappings.storage_classes,
         parallelism=parallelism,
         pv_policy=restore.pv_policy,
+        volumes=volumes,
     )
     return run_preflight(facts, target, list(plan.items), options)
 

@@ -11,6 +11,7 @@ from migrate.errors import EXIT_DRIFT, EXIT_PREFLIGHT, NotFound
 from migrate.pipeline.context import Context
 from migrate.pipeline.events import Finding, task
 from migrate.pipeline.snapshot import check_plan, live_snapshot
+from migrate.pipeline.steps_data import check_data, data_result, target_settings
 from migrate.playbook import Step
 from migrate.preflight.render import rows
 from migrate.transform.sanitize import SanitizeOptions
@@ -30,7 +31,7 @@ def preflight_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[s
     restore.backup = name
     if origin == "cluster":
         restore.encryption_key = None  # the live snapshot is a local, plain backup
-    report = check_plan(ctx.cluster("target"), store, restore, origin)
+    report = check_plan(ctx.cluster("target"), store, restore, origin, volumes=ctx.pb.volumes.mode)
     counts = report.counts()
     found = [
         Finding(r["severity"], r["check"], r["objects"], r["message"], r["fix"])
@@ -83,8 +84,20 @@ def verify_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str,
         for r in report.drifted
     ]
     result = {**report.summary(), "drifted": len(drifted), "drift": drifted}
+    data_drift = False
+    if vs.data and ctx.pb.volumes.mode != "none":
+        checks = check_data(
+            ctx.cluster("target"),
+            ctx.store("target"),
+            ctx.backup_name(),
+            ctx.pb.mappings().namespace,
+            target_settings(ctx),
+        )
+        result["data"] = data_result(checks)
+        data_drift = any(not c.ok for c in checks)
     gate = ctx.pb.gates.fail_on("verify") or "drift"
-    return (EXIT_DRIFT if report.drift and gate != "never" else 0), result
+    drift = report.drift or data_drift
+    return (EXIT_DRIFT if drift and gate != "never" else 0), result
 
 
 def scale_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str, Any]]:

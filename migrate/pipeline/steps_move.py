@@ -19,6 +19,7 @@ from migrate.errors import EXIT_PARTIAL, UsageError
 from migrate.pipeline.context import Context
 from migrate.pipeline.events import task
 from migrate.pipeline.snapshot import live_snapshot
+from migrate.pipeline.steps_data import backup_data, data_level, target_settings
 from migrate.playbook import Step
 from migrate.restore.bucket_journal import read_header
 from migrate.restore.graph import to_dot
@@ -76,6 +77,9 @@ def backup_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str,
     result = summary.as_dict()
     result.pop("byNamespace", None)
     code = 0 if summary.phase == "Completed" else EXIT_PARTIAL
+    volumes = backup_data(ctx, name)
+    if volumes is not None:
+        result["volumes"] = volumes
     return code, result
 
 
@@ -122,11 +126,16 @@ def restore_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
             "levels": levels,
             "skipped": sum(1 for it in plan.items if it.skip),
         }
+    level, after = data_level(target, store, opts.backup, plan, target_settings(ctx))
     with task(ctx.sink, f"restore {opts.name}") as progress:
-        summary = run_restore(target, store, opts, progress, planned=(loaded, plan))
+        summary = run_restore(
+            target, store, opts, progress, planned=(loaded, plan), after_level=after
+        )
     ctx.artefacts["plan"] = plan  # waitReady, in the same process, needs no second read
     result = summary.as_dict()
     result["levels"] = levels
+    if level is not None:
+        result["volumes"] = level.results
     result["failedObjects"] = [
         {"kind": r.key[1], "namespace": r.key[2] or "", "name": r.key[3], "message": r.message}
         for r in summary.results

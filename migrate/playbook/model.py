@@ -55,6 +55,16 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
+class VolumeSettings:
+    mode: str  # all | annotated | none (migrate.transform.claims.MODES)
+    mover_image: str | None  # None: $KUBE_MIGRATE_MOVER_IMAGE
+    quiesce: str  # none | scale-down
+    parallelism: int
+    per_node: int
+    timeout: float  # seconds, one mover
+
+
+@dataclass(frozen=True)
 class WaitForSyncSettings:
     timeout: float  # seconds
     interval: float
@@ -75,6 +85,7 @@ class RestoreSettings:
 @dataclass(frozen=True)
 class VerifySettings:
     from_backup: bool
+    data: bool  # also the claims' files (verify --data)
     ignore_fields: str | None
     show_values: bool  # ConfigMap values in diffs (Secret values never)
 
@@ -166,6 +177,18 @@ class Playbook:
         )
 
     @property
+    def volumes(self) -> VolumeSettings:
+        v = self.section("volumes")
+        return VolumeSettings(
+            mode=str(self._opt("volumes", "mode")),
+            mover_image=v.get("moverImage"),
+            quiesce=str(self._opt("volumes", "quiesce")),
+            parallelism=int(self._opt("volumes", "parallelism")),
+            per_node=int(self._opt("volumes", "perNode")),
+            timeout=_seconds(self._opt("volumes", "timeout"), "spec.volumes.timeout"),
+        )
+
+    @property
     def wait_for_sync(self) -> WaitForSyncSettings:
         return WaitForSyncSettings(
             timeout=_seconds(self._opt("waitForSync", "timeout"), "spec.waitForSync.timeout"),
@@ -195,6 +218,7 @@ class Playbook:
         v = self.section("verify")
         return VerifySettings(
             from_backup=bool(self._opt("verify", "fromBackup")),
+            data=bool(self._opt("verify", "data")),
             ignore_fields=v.get("ignoreFields"),
             show_values=bool(self._opt("verify", "showValues")),
         )

@@ -83,6 +83,9 @@ class RunState:
     exit_code: int | None = None
     resumes: int = 0
     claimed: list[str] = field(default_factory=list)  # bucket folders it began writing
+    # workloads of the source it scaled to 0 (--quiesce scale-down) and has not scaled back
+    # yet: {kind, namespace, name, replicas}; a resume gives them their replicas first
+    quiesced: list[dict[str, Any]] = field(default_factory=list)
     # Called with state.json's text after each save (the copy in the bucket, so another
     # machine can resume the run: migrate/cli/run_cmd.py); None: local only.
     mirror: Callable[[bytes], None] | None = field(default=None, repr=False, compare=False)
@@ -155,6 +158,7 @@ class RunState:
                 exit_code=d.get("exitCode"),
                 resumes=d.get("resumes", 0),
                 claimed=list(d.get("claimed") or []),
+                quiesced=list(d.get("quiesced") or []),
             )
         except (ValueError, KeyError, TypeError) as e:
             raise UsageError(
@@ -254,6 +258,11 @@ class RunState:
             self.claimed.append(what)
             self.save()
 
+    def record_quiesced(self, workloads: list[dict[str, Any]]) -> None:
+        """Journal the workloads scaled down now (before the write; [] once all are back)."""
+        self.quiesced = list(workloads)
+        self.save()
+
     def finish(self, exit_code: int) -> None:
         """Close the run with its exit code (0: succeeded, anything else: failed)."""
         self.status = "succeeded" if exit_code == 0 else "failed"
@@ -276,6 +285,7 @@ class RunState:
             "exitCode": self.exit_code,
             "resumes": self.resumes,
             "claimed": self.claimed,
+            "quiesced": self.quiesced,
             "steps": [asdict(s) for s in self.steps],
         }
 

@@ -6,28 +6,13 @@ fit here is necessary, not sufficient.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from migrate.preflight.context import Context
 from migrate.preflight.findings import Collect, Finding
 from migrate.transform.workloads import pod_spec
-
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
-SUFFIXES: dict[str, float] = {
-    "": 1, "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-    "P": 1e15, "E": 1e18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50,
-    "Ei": 2**60,
-}  # fmt: skip
-
-
-def quantity(text: Any) -> float:
-    """A Kubernetes resource quantity ("250m", "1.5Gi", "2e3") as a number; 0 if bad."""
-    m = _QUANTITY.match(str(text).strip())
-    if not m or m.group(2) not in SUFFIXES:
-        return 0.0
-    return float(m.group(1)) * SUFFIXES[m.group(2)]
+from migrate.units import quantity
 
 
 def _spec_int(obj: dict[str, Any], *path: str, default: int = 1) -> int:

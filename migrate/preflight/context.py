@@ -52,6 +52,7 @@ class PreflightOptions:
     storage_class_mappings: dict[str, str] = field(default_factory=dict)
     parallelism: int = 8
     pv_policy: str = DEFAULT_PV_POLICY  # restore's --pv-policy (migrate.transform.volumes)
+    volumes: str = "none"  # whose data the backup copies: all | annotated | none
 
 
 def is_builtin_group(group: str) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 from migrate.preflight.context import Context
 from migrate.preflight.findings import Collect, Finding, obj_ref
 from migrate.preflight.references import DEFAULT_CLASS, REF_TYPES
+from migrate.transform.claims import Claim, plan_claims
 from migrate.transform.volumes import OUTCOMES, PV_POLICIES, REFUSED_HINT, claim_outcome
 
 PVS = "persistentvolumes"
@@ -64,6 +65,7 @@ def check_volumes(ctx: Context) -> list[Finding]:
     pvs = {it.key[3]: it.read_obj() for it in ctx.items if it.kind == "PersistentVolume"}
     on_target = ctx.target.names(PVS) or set()
     provisioners, default = _provisioners(ctx)
+    movers = _movers(ctx, claims)
     for it in claims:
         # the claim as the restore would create it; a refused one was never made desired
         stored, desired = it.read_obj(), it.read_desired()
@@ -82,6 +84,12 @@ def check_volumes(ctx: Context) -> list[Finding]:
         where = f" (StorageClass {cls})" if cls and "provision" in outcome else ""
         message = f"--pv-policy {policy}: {what}{where}"
         ref = obj_ref(it.kind, it.target_ns, it.key[3])
+        mover = movers.get((it.key[2] or "", it.key[3]))
+        if mover is not None and outcome == "reprovisioned-empty":
+            severity, fix = _data_finding(mover)
+            message = f"--pv-policy {policy}: re-provisioned{where}; " + fix
+            c.add(severity, message, "" if mover.moves else FIXES[outcome], ref)
+            continue
         if volume and outcome in ("shared-with-source", "refused", "kept-by-reference"):
             ref += f" -> PersistentVolume {volume}"
         c.add(severity, message, FIXES[outcome], ref)
@@ -89,3 +97,21 @@ def check_volumes(ctx: Context) -> list[Finding]:
     if found:
         found.append(Finding("info", "volume", f"--pv-policy {policy}: {PV_POLICIES[policy]}"))
     return found
+
+
+def _movers(ctx: Context, claims: list[Any]) -> dict[tuple[str, str], Claim]:
+    """(namespace, claim) -> what the backup does with its data (with --volumes)."""
+    if ctx.options.volumes == "none":
+        return {}
+    pods = [it.read_obj() for it in ctx.items if it.kind == "Pod"]
+    planned = plan_claims([it.read_obj() for it in claims], pods, ctx.options.volumes)
+    return {(c.namespace, c.name): c for c in planned}
+
+
+def _data_finding(c: Claim) -> tuple[str, str]:
+    """(severity, sentence) of a re-provisioned claim's data."""
+    facts = f"{c.size or '?'}, {'/'.join(c.access_modes) or '?'}, {c.volume_mode}"
+    if c.moves:
+        where = f"on node {c.node}, next to pod {c.pod}" if c.node else "placed by the scheduler"
+        return "info", f"its data ({facts}) is copied by a mover pod {where}"
+    return "warning", f"its data ({facts}) is not copied: {c.reason}"

@@ -16,6 +16,7 @@ from typing import Any
 
 from migrate.cluster import APIResource, Cluster
 from migrate.errors import AlreadyExists, ClusterError, ClusterUnreachable, NotFound, WaitTimeout
+from migrate.restore.graph import Level
 from migrate.restore.journal import Journal, ObjectResult, ResultTable
 from migrate.restore.plan import Plan, RestoreOptions
 from migrate.restore.ready import (
@@ -41,8 +42,10 @@ class Restorer:
         opts: RestoreOptions,
         journal: Journal,
         progress: Progress | None = None,
+        after_level: Callable[[list[Item]], None] | None = None,
     ) -> None:
         self.target = target
+        self.after_level = after_level  # given the claims each level created (data level)
         self.plan = plan
         self.opts = opts
         self.journal = journal
@@ -90,6 +93,8 @@ class Restorer:
             for level in self.plan.levels:
                 run_all(pool, self._restore, level, self._window)
                 self.journal.sync()  # the bucket's copy, once a level
+                if self.after_level is not None:
+                    self.after_level(self._created_claims(level))
                 if any(it.kind == "CustomResourceDefinition" for it in level):
                     self.target.discovery(refresh=True)
         self._late()
@@ -104,6 +109,12 @@ class Restorer:
                 self.not_ready = exc
                 self.warnings.append(f"workloads not ready: {exc.message}")
         return self.results
+
+    def _created_claims(self, level: Level) -> list[Item]:
+        return [
+            it for it in level
+            if it.kind == "PersistentVolumeClaim" and _created(self.results.get(it.index))
+        ]  # fmt: skip
 
     # -- one object ------------------------------------------------------------------
     def _failed_dependency(self, it: Item) -> str | None:

@@ -59,8 +59,16 @@ def _workload(obj: dict[str, Any], ns: str | None) -> Iterator[Ref]:
     spec = pod_spec(obj)
     for kind, name in references(spec) if spec else ():
         yield _ref(kind, name, ns)
-    if obj.get("kind") == "StatefulSet" and (obj.get("spec") or {}).get("serviceName"):
-        yield _ref("Service", obj["spec"]["serviceName"], ns)
+    if obj.get("kind") == "StatefulSet":
+        sts = obj.get("spec") or {}
+        if sts.get("serviceName"):
+            yield _ref("Service", sts["serviceName"], ns)
+        # its pods' claims `<template>-<set>-<ordinal>`: their data is restored first
+        name = (obj.get("metadata") or {}).get("name", "")
+        for tpl in sts.get("volumeClaimTemplates") or []:
+            tname = (tpl.get("metadata") or {}).get("name", "")
+            for i in range(min(int(sts.get("replicas", 1) or 0), 1000)):
+                yield _ref("PersistentVolumeClaim", f"{tname}-{name}-{i}", ns)
 
 
 def _pvc(obj: dict[str, Any], ns: str | None) -> Iterator[Ref]:

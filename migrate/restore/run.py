@@ -18,7 +18,7 @@ from migrate.restore.execute import Progress, Restorer
 from migrate.restore.journal import Journal, ObjectResult
 from migrate.restore.plan import Plan, RestoreOptions, make_plan
 from migrate.restore.results import location, write_results
-from migrate.restore.source import LoadedBackup, load_backup
+from migrate.restore.source import Item, LoadedBackup, load_backup
 from migrate.runlog import captured
 from migrate.store import Store, layout
 
@@ -79,6 +79,7 @@ def run_restore(
     progress: Progress | None = None,
     planned: tuple[LoadedBackup, Plan] | None = None,
     announce: Callable[[], None] | None = None,
+    after_level: Callable[[list[Item]], None] | None = None,
 ) -> RestoreSummary:
     """Restore; `planned` is plan_restore's result when the caller already has it (the
     backup is then not read from the bucket a second time).  `announce` is called once
@@ -104,7 +105,7 @@ def run_restore(
     summary = RestoreSummary(opts.name, opts.backup, levels=len(plan.levels), run=opts.run)
     summary.results_at = location(store, opts.name)
     with captured() as capture:
-        restorer = Restorer(target, plan, opts, journal, progress)
+        restorer = Restorer(target, plan, opts, journal, progress, after_level)
         try:
             results = restorer.run()
         finally:

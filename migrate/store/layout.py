@@ -103,6 +103,16 @@ class BackupKeys:
         return f"{self.dir}{self.name}-results.gz"
 
     @property
+    def pod_volume_backups(self) -> str:
+        """Velero's record of the volume data copied (PodVolumeBackup objects)."""
+        return f"{self.dir}{self.name}-podvolumebackups.json.gz"
+
+    @property
+    def volumes(self) -> str:
+        """Ours: every claim in scope, whether its data moved and why not."""
+        return f"{self.dir}{self.name}-kube-migrate-volumes.json.gz"
+
+    @property
     def manifest(self) -> str:
         """Our own addition (checksums, source facts); Velero ignores unknown files."""
         return f"{self.dir}{self.name}-kube-migrate.json"

@@ -46,7 +46,8 @@ OUTCOMES: dict[str, tuple[str, str]] = {
     # outcome: (severity, what happens to the data)
     "reprovisioned-empty": (
         "warning",
-        "re-provisioned empty: a new volume from its StorageClass, the source's data does not move",
+        "re-provisioned: a new, empty volume from its StorageClass; the data follows only "
+        "if the backup copies it (--volumes, README 'Volume data')",
     ),
     "pending-no-provisioner": (
         "warning",

@@ -1,0 +1,78 @@
+"""Run a command in a container through the API server (`kubectl exec`), for the
+consistency hooks of a backup (Velero's `pre/post.hook.backup.velero.io/*`).
+
+The exec protocol is a websocket (channel.k8s.io), which the kubernetes package speaks;
+this is the one place outside kubeconfig parsing where it is used.  Output is captured
+up to a bound (a hook's chatter never fills memory) and returned, never logged here:
+the caller decides what of it a user sees.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from migrate.cluster.client import Cluster
+from migrate.errors import ClusterError
+
+OUTPUT_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int  # -1: it did not end within the timeout
+    stdout: str
+    stderr: str
+
+
+def exec_in_pod(
+    cluster: Cluster,
+    namespace: str,
+    pod: str,
+    container: str,
+    command: list[str],
+    timeout: float,
+) -> ExecResult:
+    """Run `command` in the container and wait up to `timeout` seconds for its end."""
+    from kubernetes.client import CoreV1Api
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.stream import stream
+
+    api = CoreV1Api(cluster._api)
+    try:
+        ws: Any = stream(
+            api.connect_get_namespaced_pod_exec,
+            pod,
+            namespace,
+            container=container or None,
+            command=command,
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+            _preload_content=False,
+        )
+    except ApiException as exc:
+        raise ClusterError(
+            f"{cluster.name}: exec in pod {namespace}/{pod}: {exc.status} {exc.reason}",
+            status=exc.status,
+        ) from exc
+    out: list[str] = []
+    err: list[str] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while ws.is_open() and time.monotonic() < deadline:
+            ws.update(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+            if ws.peek_stdout():
+                out.append(ws.read_stdout())
+            if ws.peek_stderr():
+                err.append(ws.read_stderr())
+        code = ws.returncode if not ws.is_open() else -1
+    finally:
+        ws.close()
+    return ExecResult(
+        -1 if code is None else int(code),
+        "".join(out)[-OUTPUT_LIMIT:],
+        "".join(err)[-OUTPUT_LIMIT:],
+    )

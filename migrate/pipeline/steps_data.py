@@ -1,0 +1,191 @@
+"""Where the object steps meet the volume-data step (migrate/volumes): backup copies the
+claims' data after the objects, restore fills each claim between the level that creates
+it and the workloads that use it, verify checks the files.  Steps never import each
+other, so the meeting happens here, for a run and for the single-step commands alike.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from migrate.cluster import Cluster
+from migrate.errors import UsageError
+from migrate.pipeline.context import Context
+from migrate.pipeline.events import task
+from migrate.restore.plan import Plan
+from migrate.restore.source import Item
+from migrate.store import Store
+from migrate.store.crypto import EncryptionKey
+from migrate.store.mover_access import mover_access
+from migrate.transform.scope import Scope
+from migrate.transform.workloads import pod_spec
+from migrate.volumes import records
+from migrate.volumes.backup import VolumeBackupOptions, VolumeBackupSummary, backup_volumes
+from migrate.volumes.mover import MoverSettings
+from migrate.volumes.password import repository_id, repository_password
+from migrate.volumes.quiesce import Record, restore_replicas
+from migrate.volumes.restore import DataLevel, PlannedClaim, check_sizes, placements
+from migrate.volumes.verify import ClaimCheck, verify_data
+
+IMAGE_ENV = "KUBE_MIGRATE_MOVER_IMAGE"
+WORKLOADS = ("Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
+
+
+def mover_settings(
+    store: Store,
+    key: EncryptionKey | None,
+    image: str | None,
+    *,
+    create: bool,
+    timeout: float = 4 * 3600,
+) -> MoverSettings:
+    """How this process's movers reach the bucket and open its repositories."""
+    image = image or os.environ.get(IMAGE_ENV)
+    if not image:
+        raise UsageError(
+            "no mover image for the volume data",
+            hint=f"pass --mover-image (or set {IMAGE_ENV}); `make images` builds it "
+            "(README, 'Volume data'); or move objects only with --volumes none",
+        )
+    access = mover_access(store)
+    repo = repository_id(store, create=create)
+    password = repository_password(repo, key.secret if key else None, create=create)
+    return MoverSettings(image=image, access=access, password=password, timeout=timeout)
+
+
+def backup_data(ctx: Context, name: str) -> dict[str, Any] | None:
+    """A run's volume data, after its objects (None with spec.volumes.mode none)."""
+    vs = ctx.pb.volumes
+    if vs.mode == "none":
+        return None
+    with task(ctx.sink, f"volume data of {name}") as progress:
+        summary = back_up_volumes(
+            ctx.cluster("source"),
+            ctx.store(),
+            ctx.pb.scope(),
+            name,
+            vs.mode,
+            ctx.key(),
+            vs.mover_image,
+            progress,
+            parallelism=vs.parallelism,
+            per_node=vs.per_node,
+            timeout=vs.timeout,
+            quiesce=vs.quiesce,
+            record=ctx.state.record_quiesced,
+        )
+    return summary.as_dict()
+
+
+def back_up_volumes(
+    cluster: Cluster,
+    store: Store,
+    scope: Scope,
+    backup: str,
+    mode: str,
+    key: EncryptionKey | None,
+    image: str | None,
+    progress: Callable[[str, int], None] | None = None,
+    *,
+    parallelism: int = 8,
+    per_node: int = 2,
+    timeout: float = 4 * 3600,
+    quiesce: str = "none",
+    record: Record | None = None,
+) -> VolumeBackupSummary:
+    """The volume data of backup `backup` (its objects are in the bucket already)."""
+    opts = VolumeBackupOptions(
+        backup,
+        mode,
+        lambda: mover_settings(store, key, image, create=True, timeout=timeout),
+        parallelism=parallelism,
+        per_node=per_node,
+        quiesce=quiesce,
+        record=record,
+    )
+    return backup_volumes(cluster, store, scope, opts, progress)
+
+
+def target_settings(ctx: Context) -> Callable[[], MoverSettings]:
+    """The target side's mover settings, made when first needed."""
+    vs = ctx.pb.volumes
+    return lambda: mover_settings(
+        ctx.store("target"), ctx.key("target"), vs.mover_image, create=False, timeout=vs.timeout
+    )
+
+
+def planned_claims(plan: Plan) -> list[PlannedClaim]:
+    return [_planned(it) for it in plan.restorable if it.kind == "PersistentVolumeClaim"]
+
+
+def _planned(it: Item) -> PlannedClaim:
+    spec = it.read_desired().get("spec") or {}
+    request = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "")
+    return PlannedClaim(
+        it.namespace or "", it.name, it.target_ns or "", str(request), spec.get("volumeName") or ""
+    )
+
+
+def data_level(
+    target: Cluster,
+    store: Store,
+    backup: str,
+    plan: Plan,
+    settings: Callable[[], MoverSettings],
+    progress: Callable[[str, int], None] | None = None,
+) -> tuple[DataLevel | None, Callable[[list[Item]], None] | None]:
+    """Restore's data level for this plan, after checking (before any write) that every
+    target claim holds its data; (None, None) when the backup has no volume data."""
+    copies = {(v.namespace, v.claim): v for v in records.read(store, backup) if v.snapshot}
+    claims = planned_claims(plan)
+    if not copies or not any((c.source_ns, c.name) in copies for c in claims):
+        return None, None
+    check_sizes(claims, copies)
+    workloads = []
+    for it in plan.restorable:
+        if it.kind in WORKLOADS:
+            obj = it.read_desired()
+            spec = pod_spec(obj)
+            if spec is not None:
+                workloads.append((it.target_ns or "", obj, spec))
+    level = DataLevel(target, copies, placements(workloads), settings())
+    if progress is not None:
+        level.progress = progress
+
+    def after(created: list[Item]) -> None:
+        level([_planned(it) for it in created])
+
+    return level, after
+
+
+def check_data(
+    target: Cluster,
+    store: Store,
+    backup: str,
+    namespace: Callable[[str | None], str | None],
+    settings: Callable[[], MoverSettings],
+) -> list[ClaimCheck]:
+    """verify --data: every copied claim of the backup against its restored copy."""
+    copies = records.read(store, backup)
+    if not any(v.snapshot for v in copies):
+        return []
+    return verify_data(target, copies, lambda ns: namespace(ns) or ns, settings())
+
+
+def data_result(checks: list[ClaimCheck]) -> dict[str, Any]:
+    return {
+        "claims": len(checks),
+        "drifted": sum(1 for c in checks if not c.ok),
+        "checks": [c.as_dict() for c in checks],
+    }
+
+
+def unquiesce(ctx: Context) -> list[dict[str, Any]]:
+    """Give back the replicas an interrupted attempt of this run took (a resume's first
+    act); returns what was scaled back."""
+    scaled = list(ctx.state.quiesced)
+    if scaled:
+        restore_replicas(ctx.cluster("source"), scaled, ctx.state.record_quiesced)
+    return scaled

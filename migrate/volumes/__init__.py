@@ -1,0 +1,1 @@
+"""Volume data: the files in PersistentVolumeClaims, copied by kopia mover pods."""

@@ -1,0 +1,259 @@
+"""Run one mover pod to completion: kopia (driven by `kmmover`, mover/) copying one
+claim's files between the claim and the bucket, or checking them.
+
+Why a short-lived pod per claim and not Velero's node-agent: the pod mounts the claim
+itself (read-only when it only reads), so it needs no privileged DaemonSet, no hostPath
+of /var/lib/kubelet and no knowledge of the kubelet's directory layout; it lives as long
+as the copy.  The bucket credentials and the repository password travel in a Secret
+owned by the pod (deleted with it, by us or by the garbage collector if we die), never in
+the pod spec, a log or a report.  The pod prints JSON lines (mover/README.md); the last
+one is the result, parsed here, never scraped from human text.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from migrate.cluster import Cluster
+from migrate.errors import (
+    ClusterError,
+    IntegrityError,
+    MigrateError,
+    PartialFailure,
+    UsageError,
+    WaitTimeout,
+)
+from migrate.store.mover_access import MoverAccess
+
+log = logging.getLogger(__name__)
+
+MOVER_LABEL = "kube-migrate.io/mover"  # backup | restore | verify
+MANAGED = {"app.kubernetes.io/managed-by": "kube-migrate"}
+DATA = "/data"
+# Capabilities per verb: reading every file whatever its owner and mode, or also writing
+# them back with their owners and modes.  Never privileged, never a host path.
+CAPS = {
+    "backup": ["DAC_READ_SEARCH"],
+    "verify": ["DAC_READ_SEARCH"],
+    "restore": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"],
+}
+# A waiting container's reasons that will not cure themselves: fail at once.
+STUCK = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError"}
+# kmmover's error reasons -> (error class, hint)
+REASONS: dict[str, tuple[type[MigrateError], str]] = {
+    "wrong-password": (
+        IntegrityError,
+        "the repository password does not open this bucket's kopia repository: use the "
+        "encryption key (or the machine) the backup was taken with",
+    ),
+    "repository-missing": (IntegrityError, "the backup's volume data is not in this bucket"),
+    "snapshot-missing": (IntegrityError, "the backup's volume data is not in this bucket"),
+    "no-space": (PartialFailure, "the target claim is smaller than the data: raise its size"),
+}
+
+
+class MoverFailed(PartialFailure):
+    """A mover pod ended without a result (killed, evicted, OOM): worth one more try."""
+
+    default_hint = "see the mover's log above; rerun with --resume"
+
+
+@dataclass
+class MoverJob:
+    verb: str  # backup | restore | verify
+    namespace: str
+    claim: str
+    args: list[str]
+    node: str = ""  # run on this node (the claim's current user's), "" = scheduler's choice
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    affinity: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    avoid_nodes: list[str] = field(default_factory=list)  # never these (simulated) nodes
+    repository: str = ""  # the source namespace whose repository holds the data ("": namespace)
+
+
+@dataclass(frozen=True)
+class MoverSettings:
+    image: str
+    access: MoverAccess
+    password: str = field(repr=False)
+    timeout: float = 4 * 3600
+    memory_limit: str = "1Gi"
+
+
+def pod_spec(job: MoverJob, name: str, cfg: MoverSettings) -> dict[str, Any]:
+    """The mover pod: the claim at /data (read-only unless restoring), /tmp scratch."""
+    writes = job.verb == "restore"
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": 5,
+        "activeDeadlineSeconds": int(cfg.timeout),
+        "enableServiceLinks": False,
+        "tolerations": job.tolerations,
+        "containers": [
+            {
+                "name": "mover",
+                "image": cfg.image,
+                "imagePullPolicy": "IfNotPresent",
+                "args": [job.verb, "--path", DATA, *job.args],
+                "envFrom": [{"secretRef": {"name": name}}],
+                "securityContext": {
+                    "runAsUser": 0,
+                    "runAsGroup": 0,
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"], "add": CAPS[job.verb]},
+                },
+                "resources": {
+                    "requests": {"cpu": "100m", "memory": "128Mi"},
+                    "limits": {"memory": cfg.memory_limit},
+                },
+                "volumeMounts": [
+                    {"name": "data", "mountPath": DATA, "readOnly": not writes},
+                    {"name": "scratch", "mountPath": "/tmp"},
+                ],
+            }
+        ],
+        "volumes": [
+            {
+                "name": "data",
+                "persistentVolumeClaim": {"claimName": job.claim, "readOnly": not writes},
+            },
+            {"name": "scratch", "emptyDir": {}},
+        ],
+    }
+    if job.node:
+        spec["nodeName"] = job.node
+    if job.node_selector:
+        spec["nodeSelector"] = job.node_selector
+    affinity = _avoiding(job.affinity, job.avoid_nodes) if not job.node else job.affinity
+    if affinity:
+        spec["affinity"] = affinity
+    if cfg.access.loopback:  # the bucket is on the node's own loopback (a local setup)
+        spec["hostNetwork"] = True
+        spec["dnsPolicy"] = "ClusterFirstWithHostNet"
+    labels = {**MANAGED, MOVER_LABEL: job.verb, **job.labels}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": job.namespace, "labels": labels},
+        "spec": spec,
+    }
+
+
+def _avoiding(affinity: dict[str, Any], nodes: list[str]) -> dict[str, Any]:
+    """`affinity` plus a required term keeping the pod off `nodes` (ANDed into each of
+    the required node selector terms, which are ORed)."""
+    if not nodes:
+        return affinity
+    off = {"key": "metadata.name", "operator": "NotIn", "values": sorted(nodes)}
+    out = dict(affinity)
+    node_aff = dict(out.get("nodeAffinity") or {})
+    required = dict(node_aff.get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    terms = [dict(t) for t in required.get("nodeSelectorTerms") or []] or [{}]
+    for t in terms:
+        t["matchFields"] = [*(t.get("matchFields") or []), off]
+    required["nodeSelectorTerms"] = terms
+    node_aff["requiredDuringSchedulingIgnoredDuringExecution"] = required
+    out["nodeAffinity"] = node_aff
+    return out
+
+
+def _pod_name(job: MoverJob) -> str:
+    stem = f"km-{job.verb}-{job.claim}"[:50].rstrip("-.")
+    return f"{stem}-{secrets.token_hex(3)}"
+
+
+def run_mover(cluster: Cluster, job: MoverJob, cfg: MoverSettings) -> dict[str, Any]:
+    """Run the job's pod to the end and return its result line; the pod and its Secret
+    are deleted whatever happens."""
+    disc = cluster.discovery()
+    pods, secrets_res = disc.get("", "pods"), disc.get("", "secrets")
+    assert pods is not None and secrets_res is not None
+    name = _pod_name(job)
+    env = {**cfg.access.env(), "KOPIA_PASSWORD": cfg.password}
+    env["KM_S3_PREFIX"] = cfg.access.repository_prefix(job.repository or job.namespace)
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": job.namespace, "labels": dict(MANAGED)},
+        "type": "Opaque",
+        "stringData": env,
+    }
+    cluster.create(secrets_res, secret, job.namespace)
+    try:
+        pod = cluster.create(pods, pod_spec(job, name, cfg), job.namespace)
+        owner = {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": pod["metadata"]["uid"]}
+        cluster.patch(secrets_res, name, {"metadata": {"ownerReferences": [owner]}}, job.namespace)
+        try:
+            phase = _wait(cluster, pods, job, name, cfg.timeout)
+            return _result(cluster, job, name, phase)
+        finally:
+            cluster.delete(pods, name, job.namespace)
+    finally:
+        cluster.delete(secrets_res, name, job.namespace)
+
+
+def _wait(cluster: Cluster, pods: Any, job: MoverJob, name: str, timeout: float) -> str:
+    deadline, pause = time.monotonic() + timeout, 0.2
+    where = f"mover pod {job.namespace}/{name} ({job.verb} of claim {job.claim})"
+    while True:
+        try:
+            pod = cluster.get(pods, name, job.namespace)
+        except ClusterError as exc:
+            raise MoverFailed(f"{where}: {exc}") from exc
+        status = pod.get("status") or {}
+        phase = str(status.get("phase") or "Pending")
+        if phase in ("Succeeded", "Failed"):
+            return phase
+        for cs in status.get("containerStatuses") or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in STUCK:
+                raise UsageError(
+                    f"{where}: {waiting['reason']}: {waiting.get('message', '')}".rstrip(": "),
+                    hint="push the mover image to a registry the nodes pull from and pass "
+                    "--mover-image (README, 'Volume data')",
+                )
+        if time.monotonic() > deadline:
+            raise WaitTimeout(f"{where}: not done after {timeout:.0f}s (phase {phase})")
+        time.sleep(pause)
+        pause = min(pause * 1.5, 2.0)
+
+
+def _result(cluster: Cluster, job: MoverJob, name: str, phase: str) -> dict[str, Any]:
+    where = f"{job.verb} of claim {job.namespace}/{job.claim}"
+    try:
+        text = cluster.pod_log(job.namespace, name)
+    except ClusterError as exc:
+        raise MoverFailed(f"{where}: the mover's log is unreadable: {exc}") from exc
+    lines = parse_lines(text)
+    last = lines[-1] if lines else {}
+    if last.get("kind") == "result" and phase == "Succeeded":
+        return last
+    if last.get("kind") == "error":
+        reason, message = str(last.get("reason")), str(last.get("message", ""))
+        cls, hint = REASONS.get(reason, (MoverFailed, "see the message; rerun with --resume"))
+        raise cls(f"{where}: {reason}: {message}", hint=hint)
+    raise MoverFailed(f"{where}: the mover pod ended ({phase}) without a result")
+
+
+def parse_lines(text: bytes) -> list[dict[str, Any]]:
+    """kmmover's JSON lines; anything else (a runtime's own message) is skipped."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith(b"{"):
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(doc, dict):
+                out.append(doc)
+    return out

@@ -1,0 +1,256 @@
+// The three kopia-backed commands. backup snapshots the volume and, concurrently, writes its
+// manifest, then snapshots the manifest as a source of its own so verify can fetch it later
+// from any pod; restore and verify only ever connect read-only.
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// ManifestSource is the path of the manifest snapshots' source (user@host:/tmp/manifest),
+// whatever KM_WORK_DIR is, so a volume's manifests form one chain too.
+const ManifestSource = "/tmp/manifest"
+
+// Pin keeps kmmover's snapshots out of kopia's retention (keep-latest 10 and so on):
+// deleting snapshots is the caller's decision.
+const Pin = "kube-migrate"
+
+type backupResult struct {
+	Kind               string  `json:"kind"`
+	SnapshotID         string  `json:"snapshotID"`
+	ManifestSnapshotID string  `json:"manifestSnapshotID"`
+	TotalBytes         int64   `json:"totalBytes"`
+	Files              int64   `json:"files"`
+	Dirs               int64   `json:"dirs"`
+	IncrementalBytes   int64   `json:"incrementalBytes"`
+	Seconds            float64 `json:"seconds"`
+}
+
+func backup(ctx context.Context, args []string, start time.Time) (any, error) {
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	path := fs.String("path", "", "directory to back up")
+	user := fs.String("user", "", "snapshot source user")
+	host := fs.String("host", "", "snapshot source host")
+	create := fs.Bool("create", false, "create the repository if it is missing")
+	if err := parse(fs, args, "path", "user", "host"); err != nil {
+		return nil, err
+	}
+	root, err := absDir(*path)
+	if err != nil {
+		return nil, err
+	}
+	work := workDir()
+	k, err := NewKopia(work)
+	if err != nil {
+		return nil, err
+	}
+	created, err := k.Connect(ctx, *user, *host, *create, false)
+	if err != nil {
+		return nil, err
+	}
+	if created { // a volume copy keeps everything: no cache-dir or .kopiaignore exclusions
+		if err := k.Run(ctx, nil, "policy", "set", "--global", "--ignore-cache-dirs=false",
+			"--remove-dot-ignore=.kopiaignore"); err != nil {
+			return nil, err
+		}
+	}
+	before, err := k.Blobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mdir := filepath.Join(work, "manifest")
+	if err := os.RemoveAll(mdir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(mdir, 0o700); err != nil {
+		return nil, err
+	}
+	var c Counters
+	stop := ticker(func() (int64, int64) { return c.Bytes.Load(), c.Files.Load() })
+	mdone := make(chan error, 1)
+	go func() { mdone <- writeManifestFile(root, filepath.Join(mdir, "manifest.jsonl"), &c) }()
+	var snap SnapshotInfo
+	err = k.JSON(ctx, &snap, "snapshot", "create", root, "--json", "--pin="+Pin,
+		"--tags=kube-migrate:data", "--description=kube-migrate volume data")
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	if err := <-mdone; err != nil {
+		stop()
+		return nil, err
+	}
+	stop()
+	after, err := k.Blobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var added int64
+	for id, n := range after {
+		if _, ok := before[id]; !ok {
+			added += n
+		}
+	}
+	var msnap SnapshotInfo
+	err = k.JSON(ctx, &msnap, "snapshot", "create", mdir, "--json", "--pin="+Pin,
+		"--override-source="+*user+"@"+*host+":"+ManifestSource,
+		"--tags=kube-migrate:manifest", "--tags=data-snapshot:"+snap.ID,
+		"--description=kube-migrate file manifest of snapshot "+snap.ID)
+	if err != nil {
+		return nil, err
+	}
+	// Read both back in a fresh kopia run: a repository created concurrently by another
+	// mover (kopia's create is not atomic on S3) would otherwise lose them silently.
+	for _, id := range []string{snap.ID, msnap.ID} {
+		if _, err := k.Snapshot(ctx, id); err != nil {
+			return nil, fail("kopia-failed", "snapshot %s unreadable after backup (repository "+
+				"created concurrently by another mover?): %v", id, err)
+		}
+	}
+	s := snap.RootEntry.Summary
+	dirs := max(0, s.Dirs-1) // kopia counts the root, the manifest does not
+	return backupResult{"result", snap.ID, msnap.ID, s.Size, s.Files, dirs, added, since(start)}, nil
+}
+
+func writeManifestFile(root, path string, c *Counters) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := WriteManifest(root, f, c); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+type restoreResult struct {
+	Kind    string  `json:"kind"`
+	Bytes   int64   `json:"bytes"`
+	Files   int64   `json:"files"`
+	Seconds float64 `json:"seconds"`
+}
+
+func restore(ctx context.Context, args []string, start time.Time) (any, error) {
+	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
+	path := fs.String("path", "", "directory to restore into")
+	id := fs.String("snapshot", "", "snapshot ID")
+	parallel := fs.Int("parallel", 8, "files restored in parallel")
+	if err := parse(fs, args, "path", "snapshot"); err != nil {
+		return nil, err
+	}
+	k, err := NewKopia(workDir())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := k.Connect(ctx, "kmmover", "restore", false, true); err != nil {
+		return nil, err
+	}
+	snap, err := k.Snapshot(ctx, *id)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(*path, 0o755); err != nil {
+		return nil, err
+	}
+	root, err := absDir(*path)
+	if err != nil {
+		return nil, err
+	}
+	stop := ticker(statfsDelta(root))
+	err = k.Run(ctx, nil, "snapshot", "restore", *id, root, "--parallel="+strconv.Itoa(*parallel))
+	if err == nil {
+		_, err = relinkHardlinks(ctx, k, workDir(), *id, root)
+	}
+	stop()
+	if err != nil {
+		return nil, err
+	}
+	s := snap.RootEntry.Summary
+	return restoreResult{"result", s.Size, s.Files, since(start)}, nil
+}
+
+// statfsDelta samples the bytes and inodes used on root's filesystem since the call: restore
+// progress without walking what kopia is writing.
+func statfsDelta(root string) func() (int64, int64) {
+	used := func() (int64, int64) {
+		var st syscall.Statfs_t
+		if syscall.Statfs(root, &st) != nil {
+			return 0, 0
+		}
+		return int64(st.Blocks-st.Bfree) * st.Bsize, int64(st.Files - st.Ffree)
+	}
+	b0, f0 := used()
+	return func() (int64, int64) {
+		b, f := used()
+		return max(0, b-b0), max(0, f-f0)
+	}
+}
+
+type verifyResult struct {
+	Kind        string  `json:"kind"`
+	Files       int64   `json:"files"`
+	Bytes       int64   `json:"bytes"`
+	Differences int64   `json:"differences"`
+	Diffs       []Diff  `json:"diffs"`
+	Seconds     float64 `json:"seconds"`
+}
+
+func verify(ctx context.Context, args []string, start time.Time) (any, error) {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	path := fs.String("path", "", "directory to verify")
+	id := fs.String("manifest-snapshot", "", "manifest snapshot ID")
+	maxDiffs := fs.Int("max-diffs", 20, "differences listed")
+	if err := parse(fs, args, "path", "manifest-snapshot"); err != nil {
+		return nil, err
+	}
+	root, err := absDir(*path)
+	if err != nil {
+		return nil, err
+	}
+	work := workDir()
+	k, err := NewKopia(work)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := k.Connect(ctx, "kmmover", "verify", false, true); err != nil {
+		return nil, err
+	}
+	if _, err := k.Snapshot(ctx, *id); err != nil {
+		return nil, err
+	}
+	vdir := filepath.Join(work, "verify-manifest")
+	if err := os.RemoveAll(vdir); err != nil {
+		return nil, err
+	}
+	if err := k.Run(ctx, nil, "snapshot", "restore", *id, vdir); err != nil {
+		return nil, err
+	}
+	src, err := os.Open(filepath.Join(vdir, "manifest.jsonl"))
+	if err != nil {
+		return nil, fail("snapshot-missing", "snapshot %s holds no manifest.jsonl", *id)
+	}
+	defer src.Close()
+	var c Counters
+	stop := ticker(func() (int64, int64) { return c.Bytes.Load(), c.Files.Load() })
+	var walkErr error
+	d, err := Compare(src, Walk(root, &c, &walkErr), *maxDiffs)
+	stop()
+	if err == nil {
+		err = walkErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return verifyResult{"result", d.Files, d.Bytes, d.Differences, d.Diffs, since(start)}, nil
+}
+
+func since(t time.Time) float64 {
+	return float64(time.Since(t).Milliseconds()) / 1000
+}

@@ -1,0 +1,3 @@
+module kube-migrate/mover
+
+go 1.26

@@ -1,0 +1,81 @@
+// Hardlinks after a restore: kopia v0.23.1 snapshots a hardlinked file once per name and
+// restores separate copies, so restore looks up the backup's manifest snapshot (tagged with
+// the data snapshot's ID) and links every name whose manifest entry says "hardlink" back to
+// the first name of its inode, as the source volume had it.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// manifestFor finds the manifest snapshot made with data snapshot id; "" if there is none.
+func (k *Kopia) manifestFor(ctx context.Context, id string) (string, error) {
+	var list []struct {
+		ID string `json:"id"`
+	}
+	if err := k.JSON(ctx, &list, "snapshot", "list", "--all", "--json", "--tags=data-snapshot:"+id); err != nil {
+		return "", err
+	}
+	if len(list) == 0 {
+		return "", nil
+	}
+	return list[len(list)-1].ID, nil
+}
+
+// relinkHardlinks restores the hardlinks recorded in the manifest of data snapshot id under
+// root; it returns how many names were linked.
+func relinkHardlinks(ctx context.Context, k *Kopia, work, id, root string) (int, error) {
+	mid, err := k.manifestFor(ctx, id)
+	if err != nil || mid == "" {
+		if mid == "" && err == nil {
+			fmt.Fprintf(os.Stderr, "kmmover: no manifest snapshot for %s: hardlinks not restored\n", id)
+		}
+		return 0, err
+	}
+	dir := filepath.Join(work, "restore-manifest")
+	if err := os.RemoveAll(dir); err != nil {
+		return 0, err
+	}
+	if err := k.Run(ctx, nil, "snapshot", "restore", mid, dir); err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	f, err := os.Open(filepath.Join(dir, "manifest.jsonl"))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	n := 0
+	for {
+		b, err := r.ReadBytes('\n')
+		if len(b) == 0 && err == io.EOF {
+			return n, nil
+		} else if err != nil && err != io.EOF {
+			return n, err
+		}
+		var e Entry
+		if err := json.Unmarshal(b, &e); err != nil {
+			return n, fmt.Errorf("manifest %s: %w", mid, err)
+		}
+		if e.Hardlink == "" || !filepath.IsLocal(e.Path) || !filepath.IsLocal(e.Hardlink) {
+			continue
+		}
+		name := filepath.Join(root, e.Path)
+		tmp := filepath.Join(filepath.Dir(name), ".kmmover-link.tmp")
+		_ = os.Remove(tmp)
+		if err := os.Link(filepath.Join(root, e.Hardlink), tmp); err != nil {
+			return n, err
+		}
+		if err := os.Rename(tmp, name); err != nil {
+			return n, err
+		}
+		n++
+	}
+}

@@ -1,0 +1,231 @@
+"""The volume-data mover (mover/, kmmover driving kopia) run directly on the host against a
+MinIO of its own: backup, unchanged re-backup, restore, verify, a flipped byte, and the error
+reasons the Python side acts on. No cluster: this pins kmmover's JSON-lines contract before
+any pod runs it. Needs `hack/build.sh kopia mover minio` (it fails, not skips, without them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from .helpers import ROOT
+
+if str(ROOT / "hack") not in sys.path:
+    sys.path.insert(0, str(ROOT / "hack"))
+from devenv import images
+
+pytestmark = pytest.mark.s3
+
+BIN = images.CACHE / "bin"
+BUCKET = "mover"
+PASSWORD = "kopia-" + secrets.token_hex(8)
+
+
+def _binary(rel: str) -> Path:
+    path = BIN / rel
+    assert path.is_file(), f"{path} missing: run hack/build.sh kopia mover minio"
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A private MinIO on a free loopback port; the kmmover environment that reaches it."""
+    minio = _binary(f"minio-{images.versions()['MINIO']}/minio")
+    folder = tmp_path_factory.mktemp("mover-minio")
+    port = _free_port()
+    key, secret = "km-mover", secrets.token_hex(16)
+    env = {**os.environ, "MINIO_ROOT_USER": key, "MINIO_ROOT_PASSWORD": secret}
+    env |= {"MINIO_BROWSER": "off", "MINIO_UPDATE": "off"}
+    log = (folder / "minio.log").open("wb")
+    proc = subprocess.Popen(
+        [str(minio), "server", str(folder / "data"), "--address", f"127.0.0.1:{port}",
+         "--console-address", f"127.0.0.1:{_free_port()}", "--quiet"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.create_bucket(Bucket=BUCKET)
+            break
+        except Exception:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise AssertionError((folder / "minio.log").read_text()[-2000:]) from None
+            time.sleep(0.2)
+    yield {
+        "KOPIA_PASSWORD": PASSWORD,
+        "KM_S3_BUCKET": BUCKET,
+        "KM_S3_PREFIX": "volumes/",
+        "KM_S3_ENDPOINT": f"127.0.0.1:{port}",
+        "KM_S3_REGION": "",
+        "KM_S3_DISABLE_TLS": "1",
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+    }
+    proc.terminate()
+    proc.wait(30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def mover(s3: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """kmmover(*args, **env_overrides) -> (exit code, JSON lines of stdout, stderr)."""
+    kmmover = _binary(f"mover-{images.mover_hash()}/kmmover")
+    kopia = _binary(f"kopia-{images.versions()['KOPIA']}/kopia")
+    work = tmp_path_factory.mktemp("mover-work")
+    base = {**os.environ, **s3, "KM_WORK_DIR": str(work)}
+    base["PATH"] = f"{kopia.parent}{os.pathsep}{base['PATH']}"
+
+    def run(*args: str, **env: str) -> tuple[int, list[dict[str, Any]], str]:
+        r = subprocess.run(
+            [str(kmmover), *args], env={**base, **env}, capture_output=True, text=True,
+            timeout=120, check=False,
+        )  # fmt: skip
+        lines = [json.loads(line) for line in r.stdout.splitlines()]
+        for secret in (s3["KOPIA_PASSWORD"], s3["AWS_SECRET_ACCESS_KEY"]):
+            assert secret not in r.stdout and secret not in r.stderr
+        return r.returncode, lines, r.stderr
+
+    return run
+
+
+def _result(out: tuple[int, list[dict[str, Any]], str]) -> dict[str, Any]:
+    code, lines, stderr = out
+    assert code == 0 and lines and lines[-1]["kind"] == "result", (lines, stderr[-3000:])
+    assert all(line["kind"] == "progress" for line in lines[:-1])
+    return lines[-1]
+
+
+def _error(out: tuple[int, list[dict[str, Any]], str], reason: str) -> None:
+    code, lines, stderr = out
+    assert code == 2 and lines[-1]["kind"] == "error", (lines, stderr[-3000:])
+    assert lines[-1]["reason"] == reason, lines[-1]
+
+
+def _tree(root: Path) -> None:
+    """Big random files, many small ones, nested dirs, a symlink, a hardlink, empty file and
+    dir, odd names, odd modes (and odd owners when run as root)."""
+    rnd = random.Random(7)
+    for i in range(2):
+        (root / f"big {i}.bin").write_bytes(os.urandom(8 << 20))
+    for i in range(400):
+        d = root / f"d{i % 8}" / f"sub{i % 3}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}.dat").write_bytes(rnd.randbytes(rnd.randint(0, 4096)))
+    (root / "empty dir").mkdir()
+    (root / "empty").write_bytes(b"")
+    (root / "ünï cödé ✓").write_text("utf-8\n")
+    (root / "new\nline").write_text("newline\n")
+    (root / "a-b").write_text("sorts before a/\n")
+    (root / "a").mkdir()
+    (root / "a" / "target.txt").write_text("hardlinked\n")
+    os.link(root / "a" / "target.txt", root / "zz hardlink")
+    (root / "link").symlink_to("a/target.txt")
+    (root / "private").write_text("secret-ish\n")
+    (root / "private").chmod(0o600)
+    (root / "shared").mkdir(mode=0o755)
+    (root / "shared").chmod(0o2775)
+    if os.geteuid() == 0:
+        os.chown(root / "private", 1234, 5678)
+        os.chown(root / "shared", 4321, 8765)
+
+
+def test_manifest_is_path_sorted_and_complete(mover: Any, tmp_path: Path) -> None:
+    _tree(tmp_path)
+    code, lines, stderr = mover("manifest", "--path", str(tmp_path))
+    assert code == 0, stderr
+    paths = [e["path"] for e in lines]
+    assert paths == sorted(paths, key=lambda p: p.encode())
+    by = {e["path"]: e for e in lines}
+    assert len(by) == len(lines) and "" not in by
+    assert by["a-b"]["type"] == "file" and paths.index("a-b") < paths.index("a/target.txt")
+    assert by["new\nline"]["sha256"] and by["ünï cödé ✓"]["size"] == 6
+    assert by["link"] == by["link"] | {"type": "symlink", "link": "a/target.txt"}
+    assert by["zz hardlink"]["hardlink"] == "a/target.txt"
+    assert "hardlink" not in by["a/target.txt"]
+    assert by["private"]["mode"] == "0600" and by["shared"]["mode"] == "02775"
+    assert by["empty dir"]["type"] == "dir"
+    assert by["empty"]["sha256"] == hashlib.sha256(b"").hexdigest()
+
+
+def test_backup_restore_verify(mover: Any, tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    _tree(src)
+    who = ("--user", "vol-a", "--host", "ns-a")
+    _error(mover("backup", "--path", str(src), *who), "repository-missing")
+
+    first = _result(mover("backup", "--path", str(src), *who, "--create"))
+    assert first["totalBytes"] > 16 << 20 and first["files"] >= 400 and first["dirs"] >= 30
+    assert first["incrementalBytes"] > 16 << 20
+    again = _result(mover("backup", "--path", str(src), *who))
+    assert again["snapshotID"] != first["snapshotID"]
+    assert again["totalBytes"] == first["totalBytes"]
+    assert again["incrementalBytes"] < 256 << 10, again  # metadata only: nothing re-uploaded
+
+    restored = _result(mover("restore", "--path", str(dst), "--snapshot", again["snapshotID"]))
+    assert (restored["bytes"], restored["files"]) == (again["totalBytes"], again["files"])
+    assert (dst / "zz hardlink").stat().st_ino == (dst / "a" / "target.txt").stat().st_ino
+    verify = ("verify", "--path", str(dst), "--manifest-snapshot", again["manifestSnapshotID"])
+    clean = _result(mover(*verify))
+    assert clean["differences"] == 0 and clean["diffs"] == [], clean
+    assert clean["bytes"] == again["totalBytes"]
+
+    victim = dst / "d3" / "sub2" / "f11.dat"
+    data = bytearray(victim.read_bytes() or b"\0")
+    data[0] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    (dst / "empty").write_bytes(b"now not")
+    dirty = _result(mover(*verify, "--max-diffs", "1"))
+    assert dirty["differences"] >= 2 and len(dirty["diffs"]) == 1
+    dirty = _result(mover(*verify))
+    whats = {(d["path"], d["what"]) for d in dirty["diffs"]}
+    assert ("d3/sub2/f11.dat", "sha256") in whats or ("d3/sub2/f11.dat", "size") in whats
+    assert ("empty", "size") in whats
+
+
+def test_error_reasons(mover: Any, tmp_path: Path) -> None:
+    src, nowhere = tmp_path / "src", str(tmp_path / "d")
+    src.mkdir()
+    (src / "f").write_text("x\n")
+    who = ("--user", "vol-b", "--host", "ns-b")
+    errs = {"KM_S3_PREFIX": "errs/"}
+    ok = _result(mover("backup", "--path", str(src), *who, "--create", **errs))
+    bad = mover("backup", "--path", str(src), *who, **errs, KOPIA_PASSWORD="wrong")
+    _error(bad, "wrong-password")
+    _error(mover("restore", "--path", nowhere, "--snapshot", "0" * 32, **errs), "snapshot-missing")
+    missing = ok["manifestSnapshotID"][::-1]
+    _error(
+        mover("verify", "--path", str(src), "--manifest-snapshot", missing, **errs),
+        "snapshot-missing",
+    )
+    nope = {"KM_S3_PREFIX": "nope/"}
+    _error(mover("restore", "--path", nowhere, "--snapshot", "x", **nope), "repository-missing")
