@@ -178,7 +178,8 @@ def migrated(dev_env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     try:
         for obj in app(image):
             m.source.create(m.src, obj)
-        m.source.run("wait", "-n", m.src, "--for=condition=Ready", "pod", "--all", "--timeout=240s")
+        for w in ("statefulset/db", "deployment/files"):  # a StatefulSet starts db-1 after db-0
+            m.source.run("rollout", "status", "-n", m.src, w, "--timeout=170s")
         playbook = tmp_path_factory.mktemp("vd-pb") / "data.yaml"
         playbook.write_text(
             yaml.safe_dump(
@@ -289,6 +290,8 @@ def test_second_backup_of_unchanged_data_uploads_almost_nothing(migrated: Migrat
     out = m.km(
         "backup",
         "create",
+        "--kubeconfig",
+        m.env.source_kubeconfig,
         f"{m.backup}-again",
         "--include-namespaces",
         m.src,
@@ -332,6 +335,8 @@ def test_killed_mover_is_run_again_and_never_counts_a_partial_copy(migrated: Mig
     out = m.km(
         "backup",
         "create",
+        "--kubeconfig",
+        m.env.source_kubeconfig,
         f"{m.backup}-killed",
         "--include-namespaces",
         m.src,
@@ -421,3 +426,53 @@ def test_too_small_target_claim_exits_5_before_writing(migrated: Migrated, tmp_p
     assert "too small" in out.stderr and "1Mi" in out.stderr
     gone = m.target.run("get", "namespace", ns, check=False)
     assert gone == "", gone
+
+
+def replicas(k: Any, ns: str) -> dict[str, int]:
+    out = k.json("get", "deployments,statefulsets", "-n", ns)
+    return {f"{i['kind']}/{i['metadata']['name']}": i["spec"]["replicas"] for i in out["items"]}
+
+
+def test_quiesce_scale_down_survives_a_crash_and_resume_gives_replicas_back(
+    migrated: Migrated, tmp_path: Path
+) -> None:
+    """The run scales the workloads to 0 for the copy; killed meanwhile, it leaves them at
+    0 and the journal says so; `run --resume` gives them back first, then finishes."""
+    m = migrated
+    assert replicas(m.source, m.src) == {"Deployment/files": 1, "StatefulSet/db": 2}
+    playbook = tmp_path / "quiesce.yaml"
+    playbook.write_text(
+        yaml.safe_dump(
+            {"apiVersion": "kube-migrate.io/v1alpha1", "kind": "Playbook",
+             "metadata": {"name": "quiesce"},
+             "spec": {"scope": {"includeNamespaces": [m.src]},
+                      "volumes": {"quiesce": "scale-down", "perNode": 1, "parallelism": 1},
+                      "steps": ["backup"]}}
+        )
+    )  # fmt: skip
+    cmd = [str(Path(sys.executable).parent / "kube-migrate"), "run", str(playbook),
+           "--bucket", m.bucket]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # stopped, and a mover copying
+        movers = m.source.json("get", "pods", "-n", m.src, "-l", "kube-migrate.io/mover=backup")
+        if replicas(m.source, m.src) == {"Deployment/files": 0, "StatefulSet/db": 0} and any(
+            p["status"].get("phase") == "Running" for p in movers["items"]
+        ):
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.3)
+    else:
+        raise AssertionError("never saw the workloads stopped with a mover running")
+    proc.kill()
+    _, err = proc.communicate()
+    assert replicas(m.source, m.src) == {"Deployment/files": 0, "StatefulSet/db": 0}
+    run = next(
+        line.split("run ")[1].split()[0] for line in err.splitlines() if "run quiesce-" in line
+    )
+    out = run_cli("run", "--resume", run, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "gave 2 workload(s) their replicas back" in out.stderr
+    assert replicas(m.source, m.src) == {"Deployment/files": 1, "StatefulSet/db": 2}
+    for w in ("statefulset/db", "deployment/files"):
+        m.source.run("rollout", "status", "-n", m.src, w, "--timeout=170s")

@@ -96,7 +96,7 @@ def test_mover_pod_reads_the_claim_read_only_and_carries_no_secret() -> None:
     assert "hunter2" not in text and "SK" not in text.replace("SKIP", "")
     c = spec["spec"]["containers"][0]
     assert c["envFrom"] == [{"secretRef": {"name": "km-backup-data-abc"}}]
-    assert c["volumeMounts"][0] == {"name": "data", "mountPath": "/data", "readOnly": True}
+    assert c["volumeMounts"][-1] == {"name": "data", "mountPath": "/mnt/data", "readOnly": True}
     assert spec["spec"]["volumes"][0]["persistentVolumeClaim"]["readOnly"] is True
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["DAC_READ_SEARCH"]}
     assert "privileged" not in c["securityContext"]
@@ -118,12 +118,13 @@ def test_restore_mover_writes_and_keeps_off_simulated_nodes() -> None:
     }
     job = MoverJob("restore", "app", "data", [], affinity=aff, avoid_nodes=["k1", "k0"])
     spec = pod_spec(job, "x", settings)["spec"]
-    assert spec["containers"][0]["volumeMounts"][0]["readOnly"] is False
+    assert spec["containers"][0]["volumeMounts"][-1]["readOnly"] is False
     terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     term = terms["nodeSelectorTerms"][0]
     assert term["matchExpressions"] == [{"key": "z", "operator": "In", "values": ["a"]}]
     assert term["matchFields"] == [
-        {"key": "metadata.name", "operator": "NotIn", "values": ["k0", "k1"]}
+        {"key": "metadata.name", "operator": "NotIn", "values": ["k0"]},
+        {"key": "metadata.name", "operator": "NotIn", "values": ["k1"]},
     ]
     assert "requiredDuringScheduling" not in repr(aff["nodeAffinity"]).replace(
         "requiredDuringSchedulingIgnoredDuringExecution", ""

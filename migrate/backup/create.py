@@ -14,7 +14,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -59,6 +59,18 @@ class BackupOptions:
     detect_changes: bool = True  # re-list (metadata only) at the end; report what changed
     warn_plaintext_secrets: bool = True  # say once that Secrets go to the bucket unencrypted
     run: str | None = None  # the playbook run making it (label and manifest: layout.RUN_LABEL)
+    # called once the objects are in, before the files that make the backup visible (the
+    # volume data: pipeline/steps_data.py); notes its errors on the summary and returns
+    # what it adds to the backup
+    add: Callable[[BackupSummary], Addition] | None = None
+
+
+@dataclass
+class Addition:
+    """What another step adds to a backup before it becomes visible."""
+
+    files: dict[str, bytes] = field(default_factory=dict)  # key -> content, in the manifest
+    manifest: dict[str, Any] = field(default_factory=dict)  # extra fields of the manifest
 
 
 def _tasks(
@@ -126,7 +138,8 @@ def create_backup(
         if tracker is not None:
             record_changes(tracker, opts.parallelism, summary)
         files = {keys.tarball: (tw.size, tw.sha256)}
-        _finish(c, store, keys, opts, summary, sink.resource_list, capture, files, version)
+        added = opts.add(summary) if opts.add is not None else Addition()
+        _finish(c, store, keys, opts, summary, sink.resource_list, capture, files, version, added)
     return summary
 
 
@@ -198,6 +211,7 @@ def _finish(
     capture: LogCapture,
     files: dict[str, tuple[int, str]],
     version: Any,
+    added: Addition,
 ) -> None:
     summary.phase = "PartiallyFailed" if summary.error_count() else "Completed"
     summary.completed = datetime.now(UTC)
@@ -206,6 +220,7 @@ def _finish(
         keys.resource_list: resource_list.gzipped(),
         keys.results: layout.gzip_json({"errors": summary.errors, "warnings": summary.warnings}),
         keys.logs: gzip.compress(("\n".join(capture.lines) + "\n").encode(), mtime=0),
+        **added.files,
     }
     metadata = json.dumps(
         layout.backup_object(
@@ -237,6 +252,7 @@ def _finish(
     }
     if summary.grants:
         extra["grants"] = summary.grants
+    extra.update(added.manifest)
     if opts.run:
         extra["run"] = opts.run
     if opts.encryption_key is not None:

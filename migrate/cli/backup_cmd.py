@@ -124,18 +124,22 @@ def create(args: CreateArgs) -> None:
         f"a backup cannot be resumed: rerun the command; the interrupted backup {name} is "
         f"Incomplete: `kube-migrate backup delete {name}` first, or choose another name"
     )
+    volumes = None
+    if args.volumes != "none":
+        from migrate.pipeline.steps_data import VolumeStep, mover_settings
+
+        key, image = opts.encryption_key, args.mover_image
+        volumes = VolumeStep(
+            cluster, store, opts.scope, name, args.volumes,
+            lambda: mover_settings(store, key, image, create=True),
+            open_task=progress_bar,
+        )  # fmt: skip
+        opts.add = volumes
     with progress_bar(f"backup {name}") as progress:
         summary = create_backup(cluster, store, opts, progress)
     doc = summary.as_dict()
-    if args.volumes != "none" and summary.phase == "Completed":
-        from migrate.pipeline.steps_data import back_up_volumes
-
-        with progress_bar(f"volume data of {name}") as progress:
-            volumes = back_up_volumes(
-                cluster, store, opts.scope, name, args.volumes, opts.encryption_key,
-                args.mover_image, progress,
-            )  # fmt: skip
-        doc["volumes"] = volumes.as_dict()
+    if volumes is not None and volumes.summary is not None:
+        doc["volumes"] = volumes.summary.as_dict()
     emit(
         doc,
         args.output,

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
+from migrate.backup.create import Addition
+from migrate.backup.sink import BackupSummary, note
 from migrate.cluster import Cluster
 from migrate.errors import UsageError
 from migrate.pipeline.context import Context
 from migrate.pipeline.events import task
+from migrate.restore.journal import Journal, ObjectResult
 from migrate.restore.plan import Plan
 from migrate.restore.source import Item
 from migrate.store import Store
@@ -55,57 +60,62 @@ def mover_settings(
     return MoverSettings(image=image, access=access, password=password, timeout=timeout)
 
 
-def backup_data(ctx: Context, name: str) -> dict[str, Any] | None:
-    """A run's volume data, after its objects (None with spec.volumes.mode none)."""
+@dataclass
+class VolumeStep:
+    """The volume data of one backup, as BackupOptions.add: it runs once the objects are
+    in, before the files that make the backup visible, so a visible backup holds its data
+    too; failed copies become the backup's errors (PartiallyFailed), and the manifest lists
+    the records and the repository blobs the wait for sync looks for."""
+
+    cluster: Cluster
+    store: Store
+    scope: Scope
+    backup: str
+    mode: str
+    settings: Callable[[], MoverSettings]
+    # opens the progress task of the copies: events.task on a run's sink, a CLI bar
+    open_task: Callable[[str], AbstractContextManager[Callable[[str, int], None]]] | None = None
+    parallelism: int = 8
+    per_node: int = 2
+    quiesce: str = "none"
+    record: Record | None = None
+    summary: VolumeBackupSummary | None = None
+
+    def __call__(self, backup: BackupSummary) -> Addition:
+        opts = VolumeBackupOptions(
+            self.backup, self.mode, self.settings, self.parallelism, self.per_node,
+            quiesce=self.quiesce, record=self.record,
+        )  # fmt: skip
+        title = f"volume data of {self.backup}"
+        with self.open_task(title) if self.open_task else nullcontext(None) as progress:
+            s = backup_volumes(self.cluster, self.store, self.scope, opts, progress)
+        self.summary = s
+        for ns, message in s.failures:
+            note(backup.errors, ns, message)
+        for message in s.warnings:
+            note(backup.warnings, None, message)
+        return Addition(s.files, {"volumeBlobs": s.blobs} if s.blobs else {})
+
+
+def volume_step(ctx: Context, name: str) -> VolumeStep | None:
+    """A run's volume data (None with spec.volumes.mode none)."""
     vs = ctx.pb.volumes
     if vs.mode == "none":
         return None
-    with task(ctx.sink, f"volume data of {name}") as progress:
-        summary = back_up_volumes(
-            ctx.cluster("source"),
-            ctx.store(),
-            ctx.pb.scope(),
-            name,
-            vs.mode,
-            ctx.key(),
-            vs.mover_image,
-            progress,
-            parallelism=vs.parallelism,
-            per_node=vs.per_node,
-            timeout=vs.timeout,
-            quiesce=vs.quiesce,
-            record=ctx.state.record_quiesced,
-        )
-    return summary.as_dict()
-
-
-def back_up_volumes(
-    cluster: Cluster,
-    store: Store,
-    scope: Scope,
-    backup: str,
-    mode: str,
-    key: EncryptionKey | None,
-    image: str | None,
-    progress: Callable[[str, int], None] | None = None,
-    *,
-    parallelism: int = 8,
-    per_node: int = 2,
-    timeout: float = 4 * 3600,
-    quiesce: str = "none",
-    record: Record | None = None,
-) -> VolumeBackupSummary:
-    """The volume data of backup `backup` (its objects are in the bucket already)."""
-    opts = VolumeBackupOptions(
-        backup,
-        mode,
-        lambda: mover_settings(store, key, image, create=True, timeout=timeout),
-        parallelism=parallelism,
-        per_node=per_node,
-        quiesce=quiesce,
-        record=record,
+    store, key = ctx.store(), ctx.key()
+    return VolumeStep(
+        ctx.cluster("source"),
+        store,
+        ctx.pb.scope(),
+        name,
+        vs.mode,
+        lambda: mover_settings(store, key, vs.mover_image, create=True, timeout=vs.timeout),
+        parallelism=vs.parallelism,
+        per_node=vs.per_node,
+        quiesce=vs.quiesce,
+        record=ctx.state.record_quiesced,
+        open_task=lambda title: task(ctx.sink, title),
     )
-    return backup_volumes(cluster, store, scope, opts, progress)
 
 
 def target_settings(ctx: Context) -> Callable[[], MoverSettings]:
@@ -128,6 +138,13 @@ def _planned(it: Item) -> PlannedClaim:
     )
 
 
+DATA_RESOURCE = "volumedata.kube-migrate.io"  # the data level's lines in a restore journal
+
+
+def data_key(c: PlannedClaim) -> tuple[str, str, str | None, str]:
+    return ("kube-migrate.io", "VolumeData", c.target_ns or None, c.name)
+
+
 def data_level(
     target: Cluster,
     store: Store,
@@ -135,7 +152,7 @@ def data_level(
     plan: Plan,
     settings: Callable[[], MoverSettings],
     progress: Callable[[str, int], None] | None = None,
-) -> tuple[DataLevel | None, Callable[[list[Item]], None] | None]:
+) -> tuple[DataLevel | None, Callable[[list[Item], Journal], None] | None]:
     """Restore's data level for this plan, after checking (before any write) that every
     target claim holds its data; (None, None) when the backup has no volume data."""
     copies = {(v.namespace, v.claim): v for v in records.read(store, backup) if v.snapshot}
@@ -154,8 +171,19 @@ def data_level(
     if progress is not None:
         level.progress = progress
 
-    def after(created: list[Item]) -> None:
-        level([_planned(it) for it in created])
+    def done(c: PlannedClaim, row: dict[str, Any]) -> None:
+        message = f"{row['bytes']} bytes, {row['files']} files from snapshot {row['snapshot']}"
+        journal_of[0].record(ObjectResult(data_key(c), DATA_RESOURCE, "created", message))
+
+    journal_of: list[Journal] = []
+    level.on_done = done
+
+    def after(created: list[Item], journal: Journal) -> None:
+        """Fill the claims the level created, but not those a former attempt of this
+        restore filled already (journaled): their workloads may run by now."""
+        journal_of[:] = [journal]
+        todo = [_planned(it) for it in created]
+        level([c for c in todo if journal.done(data_key(c)) is None])
 
     return level, after
 

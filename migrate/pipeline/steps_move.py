@@ -19,7 +19,7 @@ from migrate.errors import EXIT_PARTIAL, UsageError
 from migrate.pipeline.context import Context
 from migrate.pipeline.events import task
 from migrate.pipeline.snapshot import live_snapshot
-from migrate.pipeline.steps_data import backup_data, data_level, target_settings
+from migrate.pipeline.steps_data import data_level, target_settings, volume_step
 from migrate.playbook import Step
 from migrate.restore.bucket_journal import read_header
 from migrate.restore.graph import to_dot
@@ -72,14 +72,15 @@ def backup_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str,
         encryption_key=ctx.key(),
         run=ctx.run,
     )
+    volumes = volume_step(ctx, name)
+    opts.add = volumes
     with task(ctx.sink, f"backup {name}") as progress:
         summary = create_backup(ctx.cluster("source"), store, opts, progress)
     result = summary.as_dict()
     result.pop("byNamespace", None)
     code = 0 if summary.phase == "Completed" else EXIT_PARTIAL
-    volumes = backup_data(ctx, name)
-    if volumes is not None:
-        result["volumes"] = volumes
+    if volumes is not None and volumes.summary is not None:
+        result["volumes"] = volumes.summary.as_dict()
     return code, result
 
 

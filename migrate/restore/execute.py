@@ -42,7 +42,7 @@ class Restorer:
         opts: RestoreOptions,
         journal: Journal,
         progress: Progress | None = None,
-        after_level: Callable[[list[Item]], None] | None = None,
+        after_level: Callable[[list[Item], Journal], None] | None = None,
     ) -> None:
         self.target = target
         self.after_level = after_level  # given the claims each level created (data level)
@@ -94,7 +94,7 @@ class Restorer:
                 run_all(pool, self._restore, level, self._window)
                 self.journal.sync()  # the bucket's copy, once a level
                 if self.after_level is not None:
-                    self.after_level(self._created_claims(level))
+                    self.after_level(self._created_claims(level), self.journal)
                 if any(it.kind == "CustomResourceDefinition" for it in level):
                     self.target.discovery(refresh=True)
         self._late()

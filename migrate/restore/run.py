@@ -79,7 +79,7 @@ def run_restore(
     progress: Progress | None = None,
     planned: tuple[LoadedBackup, Plan] | None = None,
     announce: Callable[[], None] | None = None,
-    after_level: Callable[[list[Item]], None] | None = None,
+    after_level: Callable[[list[Item], Journal], None] | None = None,
 ) -> RestoreSummary:
     """Restore; `planned` is plan_restore's result when the caller already has it (the
     backup is then not read from the bucket a second time).  `announce` is called once

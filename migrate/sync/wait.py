@@ -3,6 +3,7 @@
 "Complete" is stricter than Velero's visibility rule (a terminal phase in
 velero-backup.json and a tarball that exists): for our backups every file the manifest
 lists must be present with the recorded size *and* sha256, velero-backup.json included,
+and every blob of the volume data's kopia repositories it lists with its size,
 because a replica may show the marker before the tarball has finished copying, or a
 tarball of the right size but the wrong bytes.  Hashes that match are cached by (key,
 size, etag, last-modified), so a large tarball is read once, not once per poll; a
@@ -142,6 +143,7 @@ def check(store: Store, name: str, verified: Verified) -> SyncState:
             state.mismatched.append(f"{keys.manifest.removeprefix(keys.dir)}: {exc.message}")
         else:
             _check_files(store, keys, manifest, meta, verified, state)
+            _check_blobs(store, manifest.raw.get("volumeBlobs") or {}, state)
     if state.missing or state.mismatched:
         state.message = state.problems()
     elif info is None:
@@ -189,6 +191,19 @@ def _check_files(
             actual = _sha256(store, obj, sha, verified)
             if actual != sha:
                 state.mismatched.append(_mismatch(rel, "sha256", sha[:12], actual[:12]))
+
+
+def _check_blobs(store: Store, blobs: dict[str, int], state: SyncState) -> None:
+    """The volume data's repository blobs (kopia/<namespace>/...) the manifest lists:
+    present with their sizes (kopia names a blob by its content's hash, so a blob of the
+    right name and size is the right one)."""
+    folders = sorted({key.rsplit("/", 1)[0] + "/" for key in blobs})
+    present = {o.key: o.size for folder in folders for o in store.list(folder)}
+    for key, size in sorted(blobs.items()):
+        if key not in present:
+            state.missing.append(f"(volume data) {key}")
+        elif present[key] != size:
+            state.mismatched.append(_mismatch(f"(volume data) {key}", "size", size, present[key]))
 
 
 def wait_for_sync(

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from migrate.cluster import Cluster
@@ -27,7 +27,14 @@ from migrate.transform.scope import Scope
 from migrate.volumes import records
 from migrate.volumes.hooks import pod_hook, run_hook
 from migrate.volumes.live import claims_and_pods
-from migrate.volumes.mover import MoverFailed, MoverJob, MoverSettings, run_mover
+from migrate.volumes.mover import (
+    BACKUP_LABEL,
+    MoverFailed,
+    MoverJob,
+    MoverSettings,
+    delete_movers,
+    run_mover,
+)
 from migrate.volumes.password import repository_exists
 from migrate.volumes.quiesce import Record, owner_of, restore_replicas, scale_down
 from migrate.volumes.records import VolumeCopy
@@ -53,6 +60,9 @@ class VolumeBackupSummary:
     copies: list[VolumeCopy]
     warnings: list[str]
     seconds: float
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (namespace, message)
+    files: dict[str, bytes] = field(default_factory=dict)  # the records, key -> content
+    blobs: dict[str, int] = field(default_factory=dict)  # repository blob key -> size
 
     def as_dict(self) -> dict[str, Any]:
         moved = [v for v in self.copies if v.snapshot]
@@ -103,8 +113,8 @@ def backup_volumes(
     progress: Progress | None = None,
 ) -> VolumeBackupSummary:
     """Copy every moving claim's data, a pod's claims between its pre and post hooks
-    (or with its workload scaled down); write the records even when some copies failed
-    (those are listed as not copied), then raise PartialFailure naming them."""
+    (or with its workload scaled down).  A failed copy does not stop the others: it is
+    listed as not copied and in `failures`; the records are returned, not written."""
     started = time.monotonic()
     claims, warnings, simulated, pods = source_claims(cluster, scope, opts.mode)
     for c in claims:
@@ -117,16 +127,20 @@ def backup_volumes(
         if c.moves:  # a pod's claims together (its hooks), a claim without a pod alone
             run.groups.setdefault((c.namespace, c.pod or f"claim/{c.name}"), []).append((c, v))
     settings = run.start()
-    records.write(store, opts.backup, copies, settings.access if settings else None)
     for w in warnings:
         log.warning("%s", w)
-    summary = VolumeBackupSummary(copies, warnings, time.monotonic() - started)
-    if run.failures:
-        raise PartialFailure(
-            f"backup {opts.backup}: the data of {len(run.failures)} claim(s) was not copied: "
-            + "; ".join(run.failures)
-        )
-    return summary
+    copied = {v.namespace for v in copies if v.snapshot}
+    return VolumeBackupSummary(
+        copies,
+        warnings,
+        time.monotonic() - started,
+        run.failures,
+        # the records: when data was copied, or every claim's fate was asked for (all)
+        records.files(opts.backup, copies, settings.access if settings else None)
+        if copied or (opts.mode == "all" and copies)
+        else {},
+        records.repository_blobs(store, copied) if copied else {},
+    )
 
 
 Key = tuple[str, str]  # (namespace, pod name), or (namespace, "claim/<name>") alone
@@ -148,7 +162,7 @@ class _Run:
         self.simulated, self.pods, self.warnings = simulated, pods, warnings
         self.groups: dict[Key, list[tuple[Claim, VolumeCopy]]] = {}
         self.stopped: dict[Key, tuple[str, str, str]] = {}
-        self.failures: list[str] = []
+        self.failures: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         self.slots: dict[str, threading.Semaphore] = {}
         self.settings: MoverSettings | None = None
@@ -159,6 +173,8 @@ class _Run:
             return None
         self.settings = self.opts.settings()
         self.tell("total", sum(len(g) for g in self.groups.values()))
+        for ns in sorted({ns for ns, _ in self.groups}):  # an interrupted attempt's movers
+            delete_movers(self.cluster, ns, f"{BACKUP_LABEL}={self.opts.backup}")
         record = self.opts.record or (lambda _w: None)
         if self.opts.quiesce == "scale-down":
             self._owners()
@@ -192,7 +208,7 @@ class _Run:
     def _failed(self, c: Claim, v: VolumeCopy, why: str) -> None:
         v.skip = f"copy failed: {why}"
         with self.lock:
-            self.failures.append(f"{c.key}: {why}")
+            self.failures.append((c.namespace, f"data of claim {c.name} not copied: {why}"))
 
     def _group(self, key: Key) -> None:
         members = self.groups[key]
@@ -235,7 +251,7 @@ def _copy(
         ["--user", c.name, "--host", c.namespace, "--create"],
         node=c.node,
         tolerations=c.tolerations,
-        labels={"kube-migrate.io/backup": opts.backup},
+        labels={BACKUP_LABEL: opts.backup},
         avoid_nodes=simulated,
     )
     v.started = records.now()

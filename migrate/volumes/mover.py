@@ -34,8 +34,11 @@ from migrate.store.mover_access import MoverAccess
 log = logging.getLogger(__name__)
 
 MOVER_LABEL = "kube-migrate.io/mover"  # backup | restore | verify
+BACKUP_LABEL = "kube-migrate.io/backup"  # a backup mover's backup
 MANAGED = {"app.kubernetes.io/managed-by": "kube-migrate"}
-DATA = "/data"
+# The claim's mount point, one level below a writable scratch dir: kopia's restore writes
+# beside the directory it restores (<dir>.kopia-entry), and the root filesystem is read-only.
+DATA = "/mnt/data"
 # Capabilities per verb: reading every file whatever its owner and mode, or also writing
 # them back with their owners and modes.  Never privileged, never a host path.
 CAPS = {
@@ -117,8 +120,9 @@ def pod_spec(job: MoverJob, name: str, cfg: MoverSettings) -> dict[str, Any]:
                     "limits": {"memory": cfg.memory_limit},
                 },
                 "volumeMounts": [
-                    {"name": "data", "mountPath": DATA, "readOnly": not writes},
                     {"name": "scratch", "mountPath": "/tmp"},
+                    {"name": "mnt", "mountPath": "/mnt"},
+                    {"name": "data", "mountPath": DATA, "readOnly": not writes},
                 ],
             }
         ],
@@ -128,6 +132,7 @@ def pod_spec(job: MoverJob, name: str, cfg: MoverSettings) -> dict[str, Any]:
                 "persistentVolumeClaim": {"claimName": job.claim, "readOnly": not writes},
             },
             {"name": "scratch", "emptyDir": {}},
+            {"name": "mnt", "emptyDir": {}},
         ],
     }
     if job.node:
@@ -154,13 +159,14 @@ def _avoiding(affinity: dict[str, Any], nodes: list[str]) -> dict[str, Any]:
     the required node selector terms, which are ORed)."""
     if not nodes:
         return affinity
-    off = {"key": "metadata.name", "operator": "NotIn", "values": sorted(nodes)}
+    # one requirement per node: a node field selector takes exactly one value
+    off = [{"key": "metadata.name", "operator": "NotIn", "values": [n]} for n in sorted(nodes)]
     out = dict(affinity)
     node_aff = dict(out.get("nodeAffinity") or {})
     required = dict(node_aff.get("requiredDuringSchedulingIgnoredDuringExecution") or {})
     terms = [dict(t) for t in required.get("nodeSelectorTerms") or []] or [{}]
     for t in terms:
-        t["matchFields"] = [*(t.get("matchFields") or []), off]
+        t["matchFields"] = [*(t.get("matchFields") or []), *off]
     required["nodeSelectorTerms"] = terms
     node_aff["requiredDuringSchedulingIgnoredDuringExecution"] = required
     out["nodeAffinity"] = node_aff
@@ -243,6 +249,17 @@ def _result(cluster: Cluster, job: MoverJob, name: str, phase: str) -> dict[str,
         cls, hint = REASONS.get(reason, (MoverFailed, "see the message; rerun with --resume"))
         raise cls(f"{where}: {reason}: {message}", hint=hint)
     raise MoverFailed(f"{where}: the mover pod ended ({phase}) without a result")
+
+
+def delete_movers(cluster: Cluster, namespace: str, selector: str) -> int:
+    """Delete the mover pods (and so their Secrets) an interrupted run left behind."""
+    pods = cluster.discovery().get("", "pods")
+    assert pods is not None
+    found = list(cluster.list(pods, namespace, label_selector=f"{MOVER_LABEL},{selector}"))
+    for p in found:
+        log.info("deleting mover pod %s/%s of an interrupted run", namespace, p["metadata"]["name"])
+        cluster.delete(pods, p["metadata"]["name"], namespace)
+    return len(found)
 
 
 def parse_lines(text: bytes) -> list[dict[str, Any]]:

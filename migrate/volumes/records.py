@@ -18,7 +18,7 @@ from typing import Any
 
 from migrate.errors import StoreNotFound
 from migrate.store import Store, layout
-from migrate.store.mover_access import MoverAccess
+from migrate.store.mover_access import KOPIA_DIR, MoverAccess
 from migrate.transform.claims import Claim
 
 ANNOTATION = "kube-migrate.io/"
@@ -116,11 +116,20 @@ def pod_volume_backup(backup: str, v: VolumeCopy, access: MoverAccess | None) ->
     }
 
 
-def write(store: Store, backup: str, copies: list[VolumeCopy], access: MoverAccess | None) -> None:
+def files(backup: str, copies: list[VolumeCopy], access: MoverAccess | None) -> dict[str, bytes]:
+    """The backup's volume records, key -> content (the backup writes them with its own)."""
     keys = layout.BackupKeys(backup)
     pvbs = [pod_volume_backup(backup, v, access) for v in copies if v.snapshot]
-    store.put(keys.pod_volume_backups, layout.gzip_json(pvbs))
-    store.put(keys.volumes, layout.gzip_json([asdict(v) for v in copies]))
+    return {
+        keys.pod_volume_backups: layout.gzip_json(pvbs),
+        keys.volumes: layout.gzip_json([asdict(v) for v in copies]),
+    }
+
+
+def repository_blobs(store: Store, namespaces: set[str]) -> dict[str, int]:
+    """key -> size of every blob of the namespaces' repositories now: what a restore of
+    this backup needs (kopia never rewrites a blob), for the wait for sync to look for."""
+    return {o.key: o.size for ns in sorted(namespaces) for o in store.list(f"{KOPIA_DIR}/{ns}/")}
 
 
 def read(store: Store, backup: str) -> list[VolumeCopy]:

@@ -105,6 +105,7 @@ class DataLevel:
     attempts: int = 2
     progress: Callable[[str, int], None] = lambda _e, _n: None
     results: list[dict[str, Any]] = field(default_factory=list)
+    on_done: Callable[[PlannedClaim, dict[str, Any]], None] = lambda _c, _r: None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, created: list[PlannedClaim]) -> None:
@@ -162,5 +163,6 @@ class DataLevel:
         log.info("claim %s: data restored (%s)", row["claim"], human_bytes(row["bytes"]))
         with self._lock:
             self.results.append(row)
+        self.on_done(c, row)
         self.progress("done", 1)
         return ""
