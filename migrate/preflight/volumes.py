@@ -22,8 +22,9 @@ CLASSES = REF_TYPES["StorageClass"][0]
 
 # outcome -> how to change it (empty: nothing to do)
 FIXES: dict[str, str] = {
-    "reprovisioned-empty": "move the data separately, or --pv-policy retain-as-is for "
-    "storage both clusters reach (Retain volumes only)",
+    "reprovisioned-empty": "copy the data with the backup (--volumes all, or annotate the pods: "
+    "README 'Volume data'), or --pv-policy retain-as-is for storage both clusters reach "
+    "(Retain volumes only)",
     "pending-no-provisioner": "create a PersistentVolume for the claim on the target, or map "
     "the class to a provisioned one (--storage-class-mappings)",
     "kept-by-reference": "",
@@ -85,10 +86,10 @@ def check_volumes(ctx: Context) -> list[Finding]:
         message = f"--pv-policy {policy}: {what}{where}"
         ref = obj_ref(it.kind, it.target_ns, it.key[3])
         mover = movers.get((it.key[2] or "", it.key[3]))
-        if mover is not None and outcome == "reprovisioned-empty":
+        if mover is not None and mover.moves and outcome == "reprovisioned-empty":
             severity, fix = _data_finding(mover)
             message = f"--pv-policy {policy}: re-provisioned{where}; " + fix
-            c.add(severity, message, "" if mover.moves else FIXES[outcome], ref)
+            c.add(severity, message, "", ref)
             continue
         if volume and outcome in ("shared-with-source", "refused", "kept-by-reference"):
             ref += f" -> PersistentVolume {volume}"
@@ -109,9 +110,7 @@ def _movers(ctx: Context, claims: list[Any]) -> dict[tuple[str, str], Claim]:
 
 
 def _data_finding(c: Claim) -> tuple[str, str]:
-    """(severity, sentence) of a re-provisioned claim's data."""
+    """(severity, sentence) of a re-provisioned claim whose data a mover copies."""
     facts = f"{c.size or '?'}, {'/'.join(c.access_modes) or '?'}, {c.volume_mode}"
-    if c.moves:
-        where = f"on node {c.node}, next to pod {c.pod}" if c.node else "placed by the scheduler"
-        return "info", f"its data ({facts}) is copied by a mover pod {where}"
-    return "warning", f"its data ({facts}) is not copied: {c.reason}"
+    where = f"on node {c.node}, next to pod {c.pod}" if c.node else "placed by the scheduler"
+    return "info", f"its data ({facts}) is copied by a mover pod {where}"

@@ -46,8 +46,8 @@ OUTCOMES: dict[str, tuple[str, str]] = {
     # outcome: (severity, what happens to the data)
     "reprovisioned-empty": (
         "warning",
-        "re-provisioned: a new, empty volume from its StorageClass; the data follows only "
-        "if the backup copies it (--volumes, README 'Volume data')",
+        "re-provisioned empty: a new volume from its StorageClass; the source's data follows "
+        "only if the backup copies it (--volumes, README 'Volume data')",
     ),
     "pending-no-provisioner": (
         "warning",
