@@ -197,3 +197,24 @@ def test_hook_annotations_parse_as_velero_writes_them() -> None:
     p["metadata"]["annotations"]["pre.hook.backup.velero.io/on-error"] = "Maybe"
     with pytest.raises(UsageError, match="on-error"):
         pod_hook(p, "pre")
+
+
+def test_a_claim_without_a_running_pod_is_placed_as_its_workload() -> None:
+    from migrate.volumes.backup import place_by_workload
+
+    spec = {"nodeSelector": {"disk": "ssd"}, "tolerations": [{"operator": "Exists"}]}
+    sts = {
+        "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "app"},
+        "spec": {
+            "replicas": 1,
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}}],
+            "template": {"spec": spec},
+        },
+    }
+    claims = plan_claims([claim("data-db-0"), claim("other")], [], "all")
+    place_by_workload(claims, [sts])
+    by = {c.name: c for c in claims}
+    assert by["data-db-0"].node_selector == {"disk": "ssd"}
+    assert by["data-db-0"].tolerations == [{"operator": "Exists"}]
+    assert by["other"].node_selector == {} and by["other"].tolerations == []

@@ -57,6 +57,9 @@ class Claim:
     pod_volume: str = ""  # that pod's volume name for the claim
     node: str = ""  # where that pod runs: the mover runs there too
     tolerations: list[dict[str, Any]] = field(default_factory=list)  # the pod's
+    # with no running pod: the scheduling constraints of the workload that mounts it
+    node_selector: dict[str, str] = field(default_factory=dict)
+    affinity: dict[str, Any] = field(default_factory=dict)
     skip: str = ""  # a NOT_MOVED key, "" when the data moves
 
     @property

@@ -24,9 +24,10 @@ from migrate.errors import PartialFailure
 from migrate.store import Store
 from migrate.transform.claims import Claim, host_path_volumes, plan_claims
 from migrate.transform.scope import Scope
+from migrate.transform.workloads import pod_spec
 from migrate.volumes import records
 from migrate.volumes.hooks import pod_hook, run_hook
-from migrate.volumes.live import claims_and_pods
+from migrate.volumes.live import claims_and_pods, workloads
 from migrate.volumes.mover import (
     BACKUP_LABEL,
     MoverFailed,
@@ -38,6 +39,7 @@ from migrate.volumes.mover import (
 from migrate.volumes.password import repository_exists
 from migrate.volumes.quiesce import Record, owner_of, restore_replicas, scale_down
 from migrate.volumes.records import VolumeCopy
+from migrate.volumes.restore import placements
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int], None]
@@ -102,7 +104,22 @@ def source_claims(
         for where, vol, path in host_path_volumes(live)
     ]
     pods = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in live}
-    return plan_claims(claims, live, mode, set(simulated)), warnings, simulated, pods
+    planned = plan_claims(claims, live, mode, set(simulated))
+    if any(c.moves and not c.node for c in planned):
+        place_by_workload(planned, workloads(cluster, scope.explicit_namespaces()))
+    return planned, warnings, simulated, pods
+
+
+def place_by_workload(claims: list[Claim], objs: list[dict[str, Any]]) -> None:
+    """Claims no running pod mounts get their workload's constraints (else a mover could
+    wait for a node it does not tolerate, or land where the workload never runs)."""
+    found = placements(
+        (o["metadata"]["namespace"], o, spec) for o in objs if (spec := pod_spec(o)) is not None
+    )
+    for c in claims:
+        p = found.get((c.namespace, c.name))
+        if c.moves and not c.node and p is not None:
+            c.node_selector, c.affinity, c.tolerations = p.node_selector, p.affinity, p.tolerations
 
 
 def backup_volumes(
@@ -251,6 +268,8 @@ def _copy(
         ["--user", c.name, "--host", c.namespace, "--create"],
         node=c.node,
         tolerations=c.tolerations,
+        node_selector=c.node_selector,
+        affinity=c.affinity,
         labels={BACKUP_LABEL: opts.backup},
         avoid_nodes=simulated,
     )

@@ -35,6 +35,19 @@ def simulated_nodes(cluster: Cluster) -> list[str]:
         return []
 
 
+def workloads(cluster: Cluster, namespaces: list[str] | None) -> list[dict[str, Any]]:
+    """The Deployments and StatefulSets of the namespaces (their pod templates say where a
+    claim's pods run when none runs now: scaled down, or not started yet)."""
+    out: list[dict[str, Any]] = []
+    for resource in ("deployments", "statefulsets"):
+        res = cluster.discovery().get("apps", resource)
+        if res is None:
+            continue
+        for ns in namespaces if namespaces is not None else [None]:
+            out += cluster.list(res, ns)
+    return out
+
+
 def claims_and_pods(
     cluster: Cluster, namespaces: list[str] | None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:

@@ -46,6 +46,7 @@ CAPS = {
     "verify": ["DAC_READ_SEARCH"],
     "restore": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"],
 }
+UNSCHEDULABLE_SECONDS = 90.0  # a mover the scheduler cannot place fails after this
 # A waiting container's reasons that will not cure themselves: fail at once.
 STUCK = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError"}
 # kmmover's error reasons -> (error class, hint)
@@ -208,8 +209,16 @@ def run_mover(cluster: Cluster, job: MoverJob, cfg: MoverSettings) -> dict[str, 
         cluster.delete(secrets_res, name, job.namespace)
 
 
+def _unschedulable(status: dict[str, Any]) -> str:
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("reason") == "Unschedulable":
+            return str(cond.get("message") or "unschedulable")
+    return ""
+
+
 def _wait(cluster: Cluster, pods: Any, job: MoverJob, name: str, timeout: float) -> str:
-    deadline, pause = time.monotonic() + timeout, 0.2
+    start = time.monotonic()
+    deadline, pause = start + timeout, 0.2
     where = f"mover pod {job.namespace}/{name} ({job.verb} of claim {job.claim})"
     while True:
         try:
@@ -228,6 +237,13 @@ def _wait(cluster: Cluster, pods: Any, job: MoverJob, name: str, timeout: float)
                     hint="push the mover image to a registry the nodes pull from and pass "
                     "--mover-image (README, 'Volume data')",
                 )
+        why = _unschedulable(status)
+        if why and time.monotonic() - start > UNSCHEDULABLE_SECONDS:
+            raise PartialFailure(
+                f"{where}: no node can run it after {UNSCHEDULABLE_SECONDS:.0f}s: {why}",
+                hint="the mover goes where the claim's pod (or its workload) can run; check "
+                "the node's taints and the volume's node affinity",
+            )
         if time.monotonic() > deadline:
             raise WaitTimeout(f"{where}: not done after {timeout:.0f}s (phase {phase})")
         time.sleep(pause)
