@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 VENV_OK := .venv/.installed
 
-.PHONY: demo test lint typecheck unit host-deps binaries images up down status clean venv bench bench-startup
+.PHONY: demo test lint typecheck unit host-deps binaries images up down status clean venv bench bench-startup bench-volumes
 
 $(VENV_OK): pyproject.toml
 	python3 -m venv .venv
@@ -35,6 +35,10 @@ demo: up             ## the main job: migrate the example shop app from source t
 
 bench: up           ## benchmarks vs raw LIST/POST and Velero, one run (bench/README.md)
 	.venv/bin/python bench/run.py
+	.venv/bin/python bench/volume_data.py
+
+bench-volumes: up     ## volume data: the mover next to tar|upload and get|untar on a real node (issue 20)
+	.venv/bin/python bench/volume_data.py
 
 bench-startup: venv  ## the CLI's start-up only (no cluster; also part of `make bench`)
 	.venv/bin/python bench/startup.py

@@ -41,7 +41,7 @@ from memory import (
     peak_rss,
 )  # bench/ is sys.path[0] when run as a script
 from rawhttp import RawClient
-from targets import conclude, ratios, verdicts
+from targets import MAIN, conclude, ratios, verdicts
 from velero_bench import UNTHROTTLED, measure_velero, velero_binary
 from workload import (
     PARALLELISM,
@@ -311,7 +311,7 @@ def main() -> None:
     result = run(
         args.objects, args.namespaces, with_velero, args.fill_workers, counts, args.settle_timeout
     )
-    judged = verdicts(result)
+    judged = verdicts(result, MAIN)
     conclude(result, judged, args.json)
 
 

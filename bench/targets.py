@@ -110,8 +110,10 @@ TARGETS: tuple[Target, ...] = (
 )  # fmt: skip
 # the targets bench/startup.py measures (it needs no cluster)
 STARTUP = tuple(t for t in TARGETS if t.figure.startswith("startup"))
-# ... and bench/volume_data.py
+# ... and bench/volume_data.py (`make bench-volumes`, also run by `make bench`)
 VOLUMES = tuple(t for t in TARGETS if t.figure.startswith(("volume", "mover")))
+# ... and bench/run.py: the others
+MAIN = tuple(t for t in TARGETS if t not in VOLUMES)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,6 +31,7 @@ type backupResult struct {
 	Dirs               int64   `json:"dirs"`
 	IncrementalBytes   int64   `json:"incrementalBytes"`
 	Seconds            float64 `json:"seconds"`
+	PeakRSSBytes       int64   `json:"peakRssBytes"`
 }
 
 func backup(ctx context.Context, args []string, start time.Time) (any, error) {
@@ -60,7 +62,7 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 			return nil, err
 		}
 	}
-	before, err := k.Blobs(ctx)
+	before, err := k.Blobs(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +89,7 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 		return nil, err
 	}
 	stop()
-	after, err := k.Blobs(ctx)
+	after, err := k.Blobs(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +117,7 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 	}
 	s := snap.RootEntry.Summary
 	dirs := max(0, s.Dirs-1) // kopia counts the root, the manifest does not
-	return backupResult{"result", snap.ID, msnap.ID, s.Size, s.Files, dirs, added, since(start)}, nil
+	return backupResult{"result", snap.ID, msnap.ID, s.Size, s.Files, dirs, added, since(start), peakRSS()}, nil
 }
 
 func writeManifestFile(root, path string, c *Counters) error {
@@ -131,10 +133,11 @@ func writeManifestFile(root, path string, c *Counters) error {
 }
 
 type restoreResult struct {
-	Kind    string  `json:"kind"`
-	Bytes   int64   `json:"bytes"`
-	Files   int64   `json:"files"`
-	Seconds float64 `json:"seconds"`
+	Kind         string  `json:"kind"`
+	Bytes        int64   `json:"bytes"`
+	Files        int64   `json:"files"`
+	Seconds      float64 `json:"seconds"`
+	PeakRSSBytes int64   `json:"peakRssBytes"`
 }
 
 func restore(ctx context.Context, args []string, start time.Time) (any, error) {
@@ -164,6 +167,9 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 		return nil, err
 	}
 	stop := ticker(statfsDelta(root))
+	if err := k.prefetchSmallFiles(ctx, *id); err != nil {
+		fmt.Fprintf(os.Stderr, "kmmover: restoring without prefetch: %v\n", err)
+	}
 	err = k.Run(ctx, nil, "snapshot", "restore", *id, root, "--parallel="+strconv.Itoa(*parallel))
 	if err == nil {
 		_, err = relinkHardlinks(ctx, k, workDir(), *id, root)
@@ -173,7 +179,7 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 		return nil, err
 	}
 	s := snap.RootEntry.Summary
-	return restoreResult{"result", s.Size, s.Files, since(start)}, nil
+	return restoreResult{"result", s.Size, s.Files, since(start), peakRSS()}, nil
 }
 
 // statfsDelta samples the bytes and inodes used on root's filesystem since the call: restore
@@ -194,12 +200,13 @@ func statfsDelta(root string) func() (int64, int64) {
 }
 
 type verifyResult struct {
-	Kind        string  `json:"kind"`
-	Files       int64   `json:"files"`
-	Bytes       int64   `json:"bytes"`
-	Differences int64   `json:"differences"`
-	Diffs       []Diff  `json:"diffs"`
-	Seconds     float64 `json:"seconds"`
+	Kind         string  `json:"kind"`
+	Files        int64   `json:"files"`
+	Bytes        int64   `json:"bytes"`
+	Differences  int64   `json:"differences"`
+	Diffs        []Diff  `json:"diffs"`
+	Seconds      float64 `json:"seconds"`
+	PeakRSSBytes int64   `json:"peakRssBytes"`
 }
 
 func verify(ctx context.Context, args []string, start time.Time) (any, error) {
@@ -248,7 +255,16 @@ func verify(ctx context.Context, args []string, start time.Time) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return verifyResult{"result", d.Files, d.Bytes, d.Differences, d.Diffs, since(start)}, nil
+	return verifyResult{"result", d.Files, d.Bytes, d.Differences, d.Diffs, since(start), peakRSS()}, nil
+}
+
+// peakRSS is the larger of kmmover's own peak resident set and that of its largest waited-for
+// child (Linux reports both in KiB).
+func peakRSS() int64 {
+	var self, children syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
+	return max(self.Maxrss, children.Maxrss) * 1024
 }
 
 func since(t time.Time) float64 {

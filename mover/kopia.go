@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -272,13 +273,17 @@ func (k *Kopia) Snapshot(ctx context.Context, id string) (*SnapshotInfo, error) 
 	return &s, nil
 }
 
-// Blobs maps the repository's blob IDs to their sizes.
-func (k *Kopia) Blobs(ctx context.Context) (map[string]int64, error) {
+// Blobs maps the repository's blob IDs that start with prefix to their sizes.
+func (k *Kopia) Blobs(ctx context.Context, prefix string) (map[string]int64, error) {
 	var list []struct {
 		ID     string `json:"id"`
 		Length int64  `json:"length"`
 	}
-	if err := k.JSON(ctx, &list, "blob", "list", "--json"); err != nil {
+	args := []string{"blob", "list", "--json"}
+	if prefix != "" {
+		args = append(args, "--prefix="+prefix)
+	}
+	if err := k.JSON(ctx, &list, args...); err != nil {
 		return nil, err
 	}
 	out := make(map[string]int64, len(list))
@@ -291,9 +296,19 @@ func (k *Kopia) Blobs(ctx context.Context) (map[string]int64, error) {
 // cacheMB caps kopia's content cache (soft and hard limit; kopia's default is 5 GB and a
 // restore caches every content it reads): /tmp in a pod is the node's disk, and a mover reads
 // each content about once. KM_KOPIA_CONTENT_CACHE_MB overrides it; 0 makes kopia v0.23.1 panic.
+// A restore raises it to hold the packs it prefetches (prefetch.go).
 func cacheMB() string {
 	if v := os.Getenv("KM_KOPIA_CONTENT_CACHE_MB"); v != "" {
 		return v
 	}
 	return "256"
+}
+
+// baseCacheMB is cacheMB as a number.
+func baseCacheMB() (int64, error) {
+	n, err := strconv.ParseInt(cacheMB(), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("KM_KOPIA_CONTENT_CACHE_MB=%q is not a positive number", cacheMB())
+	}
+	return n, nil
 }

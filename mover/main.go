@@ -9,7 +9,8 @@
 //	kmmover manifest --path DIR
 //
 // Progress lines ({"kind":"progress","bytes":N,"files":N}, at most one per 2 s), then one
-// {"kind":"result",...} and exit 0, or {"kind":"error","reason":R,"message":M} and exit 2.
+// {"kind":"result",...,"peakRssBytes":N} and exit 0, or {"kind":"error","reason":R,"message":M}
+// and exit 2.
 // kopia's stderr (secrets scrubbed) and kmmover's own diagnostics go to stderr.
 //
 // Configuration comes from the environment: KOPIA_PASSWORD, KM_S3_BUCKET, KM_S3_PREFIX,

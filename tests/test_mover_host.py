@@ -1,7 +1,8 @@
 """The volume-data mover (mover/, kmmover driving kopia) run directly on the host against a
-MinIO of its own: backup, unchanged re-backup, restore, verify, a flipped byte, and the error
-reasons the Python side acts on. No cluster: this pins kmmover's JSON-lines contract before
-any pod runs it. Needs `hack/build.sh kopia mover minio` (it fails, not skips, without them).
+MinIO of its own: backup, unchanged re-backup, restore, verify, a flipped byte, a restore of
+many small files (which kmmover prefetches as whole packs), and the error reasons the Python
+side acts on. No cluster: this pins kmmover's JSON-lines contract before any pod runs it.
+Needs `hack/build.sh kopia mover minio` (it fails, not skips, without them).
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ def test_backup_restore_verify(mover: Any, tmp_path: Path) -> None:
     _error(mover("backup", "--path", str(src), *who), "repository-missing")
 
     first = _result(mover("backup", "--path", str(src), *who, "--create"))
+    assert first["peakRssBytes"] > 0
     assert first["totalBytes"] > 16 << 20 and first["files"] >= 400 and first["dirs"] >= 30
     assert first["incrementalBytes"] > 16 << 20
     again = _result(mover("backup", "--path", str(src), *who))
@@ -197,7 +199,7 @@ def test_backup_restore_verify(mover: Any, tmp_path: Path) -> None:
     verify = ("verify", "--path", str(dst), "--manifest-snapshot", again["manifestSnapshotID"])
     clean = _result(mover(*verify))
     assert clean["differences"] == 0 and clean["diffs"] == [], clean
-    assert clean["bytes"] == again["totalBytes"]
+    assert clean["bytes"] == again["totalBytes"] and clean["peakRssBytes"] > 0
 
     victim = dst / "d3" / "sub2" / "f11.dat"
     data = bytearray(victim.read_bytes() or b"\0")
@@ -210,6 +212,27 @@ def test_backup_restore_verify(mover: Any, tmp_path: Path) -> None:
     whats = {(d["path"], d["what"]) for d in dirty["diffs"]}
     assert ("d3/sub2/f11.dat", "sha256") in whats or ("d3/sub2/f11.dat", "size") in whats
     assert ("empty", "size") in whats
+
+
+def test_small_files_restore_prefetched(mover: Any, tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    rnd = random.Random(11)
+    for i in range(2000):
+        d = src / f"d{i % 40:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}.txt").write_bytes(rnd.randbytes(rnd.randint(200, 400)))
+    (src / "big.bin").write_bytes(os.urandom(4 << 20))
+    who = ("--user", "vol-s", "--host", "ns-s")
+    snap = _result(mover("backup", "--path", str(src), *who, "--create", KM_S3_PREFIX="small/"))
+    out = mover(
+        "restore", "--path", str(dst), "--snapshot", snap["snapshotID"], KM_S3_PREFIX="small/"
+    )
+    restored = _result(out)
+    assert "kmmover: prefetching" in out[2] and "without prefetch" not in out[2], out[2][-3000:]
+    assert restored["files"] == 2001 and restored["peakRssBytes"] > 1 << 20, restored
+    verify = ("verify", "--path", str(dst), "--manifest-snapshot", snap["manifestSnapshotID"])
+    clean = _result(mover(*verify, KM_S3_PREFIX="small/"))
+    assert clean["differences"] == 0 and clean["files"] == 2001, clean
 
 
 def test_error_reasons(mover: Any, tmp_path: Path) -> None:

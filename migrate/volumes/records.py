@@ -136,6 +136,8 @@ def read(store: Store, backup: str) -> list[VolumeCopy]:
     """Every claim of the backup and its data (empty for a backup without volume data,
     e.g. one Velero or an older kube-migrate wrote)."""
     keys = layout.BackupKeys(backup)
+    if not store.exists(keys.volumes):  # a HEAD: most backups have no volume data
+        return []
     try:
         data = store.get(keys.volumes)
     except StoreNotFound:
