@@ -30,9 +30,10 @@ from boto3.s3.transfer import TransferConfig
 from targets import VOLUMES, conclude, verdicts  # bench/ is sys.path[0] as a script
 
 from migrate.cluster import Cluster, ClusterRef
-from migrate.pipeline.steps_data import back_up_volumes, mover_settings
+from migrate.pipeline.steps_data import mover_settings
 from migrate.store import open_store
 from migrate.transform.scope import Scope
+from migrate.volumes.backup import VolumeBackupOptions, backup_volumes
 from migrate.volumes.mover import MoverJob, run_mover
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +42,7 @@ TOLERATE = [{"key": "kube-migrate.dev/real-node", "operator": "Exists", "effect"
 FILL = (
     "set -e; cd /data; mkdir -p big small; i=0; "
     "while [ $i -lt 15 ]; do head -c 67108864 /dev/urandom > big/f$i; i=$((i+1)); done; "
-    "head -c 67108864 /dev/urandom > /tmp/s; cd small; split -b 4096 -a 4 /tmp/s x"
+    "cd small; i=0; while [ $i -lt 16384 ]; do head -c 4096 /dev/urandom > x$i; i=$((i+1)); done"
 )
 CHANGED = 10 * 2**20  # ~1% of the 1 GiB, overwritten in one file
 
@@ -127,7 +128,8 @@ def backup_once(c: Cluster, bucket: str, ns: str, name: str) -> tuple[float, flo
     """(mover seconds, wall seconds, snapshot id) of one volume backup of namespace ns."""
     store = open_store(bucket)
     start = time.monotonic()
-    s = back_up_volumes(c, store, Scope(include_namespaces=(ns,)), name, "all", None, None)
+    opts = VolumeBackupOptions(name, "all", lambda: mover_settings(store, None, None, create=True))
+    s = backup_volumes(c, store, Scope(include_namespaces=(ns,)), opts)
     wall = time.monotonic() - start
     (copy,) = [v for v in s.copies if v.snapshot]
     return copy.seconds, wall, copy.snapshot
@@ -174,7 +176,8 @@ def main() -> None:
         out["volumeRestoreSeconds"] = float(result["seconds"])
     finally:
         c.delete(nss, ns)
-        open_store(bucket).delete_prefix("")
+        for prefix in ("kopia/", "backups/"):
+            open_store(bucket).delete_prefix(prefix)
     out = {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
     conclude(out, verdicts(out, VOLUMES), str(ROOT / "bench" / "results" / "volume_data.json"))
 
