@@ -42,7 +42,8 @@ TOLERATE = [{"key": "kube-migrate.dev/real-node", "operator": "Exists", "effect"
 FILL = (
     "set -e; cd /data; mkdir -p big small; i=0; "
     "while [ $i -lt 15 ]; do head -c 67108864 /dev/urandom > big/f$i; i=$((i+1)); done; "
-    "cd small; i=0; while [ $i -lt 16384 ]; do head -c 4096 /dev/urandom > x$i; i=$((i+1)); done"
+    "cd small; i=0; while [ $i -lt 16384 ]; do head -c 4096 /dev/urandom > x$i; i=$((i+1)); done; "
+    "touch /tmp/done; exec sleep 3600"
 )
 CHANGED = 10 * 2**20  # ~1% of the 1 GiB, overwritten in one file
 
@@ -61,20 +62,26 @@ def claim(name: str) -> dict[str, Any]:
 
 def filler(image: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fill"},
-            "spec": {"restartPolicy": "Never", "nodeSelector": NODE, "tolerations": TOLERATE,
+            "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                     "nodeSelector": NODE, "tolerations": TOLERATE,
                      "containers": [{"name": "fill", "image": image, "command": ["sh", "-c", FILL],
                                      "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
                      "volumes": [{"name": "d",
                                   "persistentVolumeClaim": {"claimName": "data"}}]}}  # fmt: skip
 
 
-def wait_pod(c: Cluster, ns: str, name: str, timeout: float = 600) -> None:
+def wait_filled(c: Cluster, ns: str, name: str, timeout: float = 600) -> None:
+    """Until the filler (it stays running: the mover goes next to it) has written it all."""
     pods = c.discovery().resolve("pods")
     deadline = time.monotonic() + timeout
-    while (phase := c.get(pods, name, ns)["status"].get("phase")) != "Succeeded":
+    while True:
+        pod = c.get(pods, name, ns)
+        phase = pod["status"].get("phase")
+        if phase == "Running" and sum(1 for _ in host_dir(c, ns, "data").glob("small/*")) >= 16384:
+            return
         if phase == "Failed" or time.monotonic() > deadline:
             raise SystemExit(f"bench: pod {ns}/{name} {phase}")
-        time.sleep(1)
+        time.sleep(2)
 
 
 def host_dir(c: Cluster, ns: str, pvc: str) -> Path:
@@ -146,7 +153,7 @@ def main() -> None:
     try:
         c.create(c.discovery().resolve("persistentvolumeclaims"), claim("data"), ns)
         c.create(c.discovery().resolve("pods"), filler(os.environ["KUBE_MIGRATE_TEST_IMAGE"]), ns)
-        wait_pod(c, ns, "fill")
+        wait_filled(c, ns, "fill")
         path = host_dir(c, ns, "data")
         out["dataBytes"] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         key = f"{s3()[2]}/bench-raw-{ns}.tar".lstrip("/")
