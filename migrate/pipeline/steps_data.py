@@ -151,7 +151,6 @@ def data_level(
     backup: str,
     plan: Plan,
     settings: Callable[[], MoverSettings],
-    progress: Callable[[str, int], None] | None = None,
 ) -> tuple[DataLevel | None, Callable[[list[Item], Journal], None] | None]:
     """Restore's data level for this plan, after checking (before any write) that every
     target claim holds its data; (None, None) when the backup has no volume data."""
@@ -168,20 +167,16 @@ def data_level(
             if spec is not None:
                 workloads.append((it.target_ns or "", obj, spec))
     level = DataLevel(target, copies, placements(workloads), settings())
-    if progress is not None:
-        level.progress = progress
-
-    def done(c: PlannedClaim, row: dict[str, Any]) -> None:
-        message = f"{row['bytes']} bytes, {row['files']} files from snapshot {row['snapshot']}"
-        journal_of[0].record(ObjectResult(data_key(c), DATA_RESOURCE, "created", message))
-
-    journal_of: list[Journal] = []
-    level.on_done = done
 
     def after(created: list[Item], journal: Journal) -> None:
         """Fill the claims the level created, but not those a former attempt of this
         restore filled already (journaled): their workloads may run by now."""
-        journal_of[:] = [journal]
+
+        def done(c: PlannedClaim, row: dict[str, Any]) -> None:
+            message = f"{row['bytes']} bytes, {row['files']} files from snapshot {row['snapshot']}"
+            journal.record(ObjectResult(data_key(c), DATA_RESOURCE, "created", message))
+
+        level.on_done = done
         todo = [_planned(it) for it in created]
         level([c for c in todo if journal.done(data_key(c)) is None])
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from migrate.errors import UsageError
 from migrate.restore.source import Item, ItemTable
-from migrate.transform.workloads import pod_spec, references
+from migrate.transform.workloads import pod_spec, references, template_claims
 
 if TYPE_CHECKING:  # networkx (~0.1 s) is imported when a plan is made, not at start-up
     import networkx as nx
@@ -59,16 +59,11 @@ def _workload(obj: dict[str, Any], ns: str | None) -> Iterator[Ref]:
     spec = pod_spec(obj)
     for kind, name in references(spec) if spec else ():
         yield _ref(kind, name, ns)
-    if obj.get("kind") == "StatefulSet":
-        sts = obj.get("spec") or {}
-        if sts.get("serviceName"):
-            yield _ref("Service", sts["serviceName"], ns)
-        # its pods' claims `<template>-<set>-<ordinal>`: their data is restored first
-        name = (obj.get("metadata") or {}).get("name", "")
-        for tpl in sts.get("volumeClaimTemplates") or []:
-            tname = (tpl.get("metadata") or {}).get("name", "")
-            for i in range(min(int(sts.get("replicas", 1) or 0), 1000)):
-                yield _ref("PersistentVolumeClaim", f"{tname}-{name}-{i}", ns)
+    if obj.get("kind") == "StatefulSet" and (obj.get("spec") or {}).get("serviceName"):
+        yield _ref("Service", obj["spec"]["serviceName"], ns)
+    # a StatefulSet's template claims: created (and their data restored) before it
+    for claim in template_claims(obj, limit=1000):
+        yield _ref("PersistentVolumeClaim", claim, ns)
 
 
 def _pvc(obj: dict[str, Any], ns: str | None) -> Iterator[Ref]:

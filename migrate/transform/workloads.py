@@ -73,3 +73,17 @@ def references(spec: dict[str, Any]) -> Iterator[tuple[str, str]]:
                 yield "Secret", src["secretRef"]["name"]
             if (src.get("configMapRef") or {}).get("name"):
                 yield "ConfigMap", src["configMapRef"]["name"]
+
+
+def template_claims(obj: dict[str, Any], limit: int | None = None) -> Iterator[str]:
+    """The claims a StatefulSet's pods get from its templates, `<template>-<set>-<ordinal>`
+    for each ordinal below its replicas (at most `limit` a template); none for other kinds."""
+    if obj.get("kind") != "StatefulSet":
+        return
+    spec = obj.get("spec") or {}
+    name = (obj.get("metadata") or {}).get("name", "")
+    replicas = int(spec.get("replicas", 1) or 0)
+    for tpl in spec.get("volumeClaimTemplates") or []:
+        tname = (tpl.get("metadata") or {}).get("name", "")
+        for i in range(replicas if limit is None else min(replicas, limit)):
+            yield f"{tname}-{name}-{i}"

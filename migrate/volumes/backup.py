@@ -30,7 +30,6 @@ from migrate.volumes.hooks import pod_hook, run_hook
 from migrate.volumes.live import claims_and_pods, workloads
 from migrate.volumes.mover import (
     BACKUP_LABEL,
-    MoverFailed,
     MoverJob,
     MoverSettings,
     delete_movers,
@@ -274,15 +273,7 @@ def _copy(
         avoid_nodes=simulated,
     )
     v.started = records.now()
-    for attempt in range(1, opts.attempts + 1):
-        try:
-            result = run_mover(cluster, job, settings)
-            break
-        except MoverFailed as exc:
-            if attempt == opts.attempts:
-                raise
-            log.warning("claim %s: %s; trying again", c.key, exc.message)
-    v.record(result)
+    v.record(run_mover(cluster, job, settings, opts.attempts))
     v.completed = records.now()
     log.info(
         "claim %s: %d bytes, %d files, %d uploaded, %.1fs",

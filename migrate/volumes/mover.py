@@ -179,9 +179,24 @@ def _pod_name(job: MoverJob) -> str:
     return f"{stem}-{secrets.token_hex(3)}"
 
 
-def run_mover(cluster: Cluster, job: MoverJob, cfg: MoverSettings) -> dict[str, Any]:
-    """Run the job's pod to the end and return its result line; the pod and its Secret
-    are deleted whatever happens."""
+def run_mover(
+    cluster: Cluster, job: MoverJob, cfg: MoverSettings, attempts: int = 1
+) -> dict[str, Any]:
+    """Run the job's pod to the end and return its result line; a pod that ends without
+    one (MoverFailed: killed, evicted) is run again, up to `attempts` pods in all."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _run_once(cluster, job, cfg)
+        except MoverFailed as exc:
+            if attempt == attempts:
+                raise
+            log.warning("claim %s/%s: %s; trying again", job.namespace, job.claim, exc.message)
+    raise AssertionError("attempts < 1")
+
+
+def _run_once(cluster: Cluster, job: MoverJob, cfg: MoverSettings) -> dict[str, Any]:
+    """One mover pod, to its result line; the pod and its Secret are deleted whatever
+    happens."""
     disc = cluster.discovery()
     pods, secrets_res = disc.get("", "pods"), disc.get("", "secrets")
     assert pods is not None and secrets_res is not None

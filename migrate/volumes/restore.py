@@ -20,6 +20,7 @@ from typing import Any
 
 from migrate.cluster import Cluster
 from migrate.errors import PartialFailure
+from migrate.transform.workloads import template_claims
 from migrate.units import human_bytes, quantity
 from migrate.volumes.mover import MoverFailed, MoverJob, MoverSettings, run_mover
 from migrate.volumes.records import VolumeCopy
@@ -64,12 +65,8 @@ def placements(
             claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
             if claim:
                 out.setdefault((ns, claim), p)
-        if obj.get("kind") == "StatefulSet":
-            sts = obj.get("spec") or {}
-            name = obj["metadata"]["name"]
-            for tpl in sts.get("volumeClaimTemplates") or []:
-                for i in range(int(sts.get("replicas", 1) or 0)):
-                    out.setdefault((ns, f"{tpl['metadata']['name']}-{name}-{i}"), p)
+        for claim in template_claims(obj):
+            out.setdefault((ns, claim), p)
     return out
 
 
@@ -145,14 +142,10 @@ class DataLevel:
             affinity=p.affinity,
             repository=c.source_ns,
         )
-        for attempt in range(1, self.attempts + 1):
-            try:
-                result = run_mover(self.cluster, job, self.settings)
-                break
-            except MoverFailed as exc:
-                if attempt == self.attempts:
-                    return f"{c.target_ns}/{c.name}: {exc.message}"
-                log.warning("claim %s/%s: %s; trying again", c.target_ns, c.name, exc.message)
+        try:
+            result = run_mover(self.cluster, job, self.settings, self.attempts)
+        except MoverFailed as exc:
+            return f"{c.target_ns}/{c.name}: {exc.message}"
         row: dict[str, Any] = {
             "claim": f"{c.target_ns}/{c.name}",
             "snapshot": v.snapshot,
