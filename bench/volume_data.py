@@ -34,7 +34,8 @@ from migrate.pipeline.steps_data import mover_settings
 from migrate.store import open_store
 from migrate.transform.scope import Scope
 from migrate.volumes.backup import VolumeBackupOptions, backup_volumes
-from migrate.volumes.mover import MoverJob, run_mover
+from migrate.volumes.mover import run_mover
+from migrate.volumes.mover_pod import MoverJob
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE = {"kube-migrate.dev/node": "real"}

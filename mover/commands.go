@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -74,7 +75,9 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 		return nil, err
 	}
 	var c Counters
-	stop := ticker(func() (int64, int64) { return c.Bytes.Load(), c.Files.Load() })
+	var total atomic.Int64
+	go func() { total.Store(treeBytes(root)) }()
+	stop := ticker(func() (int64, int64) { return c.Bytes.Load(), c.Files.Load() }, total.Load)
 	mdone := make(chan error, 1)
 	go func() { mdone <- writeManifestFile(root, filepath.Join(mdir, "manifest.jsonl"), &c) }()
 	var snap SnapshotInfo
@@ -166,7 +169,7 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	stop := ticker(statfsDelta(root))
+	stop := ticker(statfsDelta(root), func() int64 { return snap.RootEntry.Summary.Size })
 	if err := k.prefetchSmallFiles(ctx, *id); err != nil {
 		fmt.Fprintf(os.Stderr, "kmmover: restoring without prefetch: %v\n", err)
 	}
@@ -245,7 +248,8 @@ func verify(ctx context.Context, args []string, start time.Time) (any, error) {
 	}
 	defer src.Close()
 	var c Counters
-	stop := ticker(func() (int64, int64) { return c.Bytes.Load(), c.Files.Load() })
+	stop := ticker(func() (int64, int64) { return c.Bytes.Load(), c.Files.Load() },
+		func() int64 { return 0 })
 	var walkErr error
 	d, err := Compare(src, Walk(root, &c, &walkErr), *maxDiffs)
 	stop()

@@ -27,6 +27,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -58,14 +59,15 @@ type errorLine struct {
 }
 
 type progress struct {
-	Kind  string `json:"kind"`
-	Bytes int64  `json:"bytes"`
-	Files int64  `json:"files"`
+	Kind       string `json:"kind"`
+	Bytes      int64  `json:"bytes"`
+	Files      int64  `json:"files"`
+	TotalBytes int64  `json:"totalBytes,omitempty"` // once known: the ETA's denominator
 }
 
-// ticker emits a progress line from sample() every 2 s until the returned stop is called;
-// after stop returns no further line is written.
-func ticker(sample func() (bytes, files int64)) (stop func()) {
+// ticker emits a progress line from sample() and total() (0 while unknown) every 2 s until
+// the returned stop is called; after stop returns no further line is written.
+func ticker(sample func() (bytes, files int64), total func() int64) (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -77,11 +79,26 @@ func ticker(sample func() (bytes, files int64)) (stop func()) {
 				return
 			case <-t.C:
 				b, f := sample()
-				emit(progress{"progress", b, f})
+				emit(progress{"progress", b, f, total()})
 			}
 		}
 	}()
 	return func() { close(quit); <-done }
+}
+
+// treeBytes is the size of the regular files under root: a stat-only walk, far ahead of the
+// hashing one, so progress has a total early. Errors only make it smaller.
+func treeBytes(root string) int64 {
+	var n int64
+	_ = filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, ierr := d.Info(); ierr == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 func workDir() string {

@@ -462,6 +462,8 @@ PLAYBOOKS: list[tuple[str, str | None, tuple[str, ...], tuple[str, ...]]] = [
      ("spec.restore.namespaceMappings.shop", "'Shop_Test'"), ()),
     ("sc-mapping-value", pb("  restore: {storageClassMappings: {fast: Fast Disk}}\n"),
      ("spec.restore.storageClassMappings.fast",), ()),
+    ("pvc-size-mapping-value", pb("  restore: {pvcSizeMappings: {data: big}}\n"),
+     ("spec.restore.pvcSizeMappings.data", "'big'"), ()),
     ("registry-mapping-value", pb("  restore: {imageRegistryMappings: {docker.io: a=b}}\n"),
      ("spec.restore.imageRegistryMappings",), ()),
     ("ns-mapping-two-onto-one", pb("  restore: {namespaceMappings: {a: x, b: x}}\n"),

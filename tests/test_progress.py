@@ -18,6 +18,7 @@ import pytest
 from migrate.cli import progress
 from migrate.cli.progress import Counts, progress_lines
 from migrate.cluster import Cluster
+from migrate.volumes.progress import ClaimBytes
 from tests.conftest import Env
 from tests.helpers import BIN
 
@@ -46,6 +47,36 @@ def test_line_for_resources_listed_and_objects(monkeypatch: pytest.MonkeyPatch) 
     counts.update("items", 3000)
     clock[0] += 2.0
     assert counts.line() == "backup b: 10/40 listed, 3000 objects, 1500/s, ETA 6s"
+
+
+def test_line_for_volume_data_counts_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [50.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    counts = Counts("volume data of b")
+    counts.update("total", 3)
+    counts.update("bytes-total", 2**30)
+    counts.update("bytes-total", 2**30)
+    counts.update("bytes", 512 * 2**20)
+    counts.update("done", 1)
+    clock[0] += 4.0
+    assert counts.line() == "volume data of b: 1/3 volumes, 512.0MiB of 2.0GiB, 128.0MiB/s, ETA 12s"
+
+
+def test_claim_bytes_tells_deltas_once_per_claim() -> None:
+    told: list[tuple[str, int]] = []
+    cb = ClaimBytes(lambda e, n: told.append((e, n)))
+    cb.expect(("a", "x"), 1000)
+    watch = cb.watcher(("a", "x"))
+    watch({"kind": "progress", "bytes": 300, "totalBytes": 1000})
+    watch({"kind": "progress", "bytes": 250})  # a retried mover starts again: no step back
+    watch({"kind": "progress", "bytes": 5000})  # a restore's disk figure counts other writers
+    cb.watcher(("a", "y"))({"kind": "progress", "bytes": 40})  # total not known yet
+    cb.watcher(("a", "y"))({"kind": "progress", "bytes": 60, "totalBytes": 90})
+    cb.finish(("a", "y"), 90)
+    assert told == [("bytes-total", 1000), ("bytes", 300), ("bytes", 700), ("bytes", 40),
+                    ("bytes-total", 90), ("bytes", 20), ("bytes", 30)]  # fmt: skip
+    cb.finish(("a", "z"), 0)  # an empty claim: nothing to tell
+    assert len(told) == 7
 
 
 def test_lines_come_every_interval_while_the_block_runs(caplog: pytest.LogCaptureFixture) -> None:

@@ -498,3 +498,32 @@ def test_label_restored_creates_metadata_and_labels() -> None:
 def test_label_names_are_velero_s() -> None:
     assert BACKUP_LABEL == "velero.io/backup-name"
     assert RESTORE_LABEL == "velero.io/restore-name"
+
+
+def test_claim_sizes_match_source_namespace_and_glob_first_entry_wins() -> None:
+    m = Mappings(
+        namespaces={"shop": "shop-test"},
+        claim_sizes={"shop/data-*": "5Gi", "cache": "100Mi", "*/data-*": "1Gi"},
+    )
+    claim = _obj("PersistentVolumeClaim", "data-db-0", "shop",
+                 spec={"resources": {"requests": {"storage": "100Gi"}}})  # fmt: skip
+    assert apply_mappings(claim, m)["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert claim["metadata"]["namespace"] == "shop-test"
+    other = apply_mappings(_obj("PersistentVolumeClaim", "data-x", "blog", spec={}), m)
+    assert other["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    untouched = _obj("PersistentVolumeClaim", "logs", "shop",
+                     spec={"resources": {"requests": {"storage": "3Gi"}}})  # fmt: skip
+    assert apply_mappings(untouched, m)["spec"]["resources"]["requests"]["storage"] == "3Gi"
+    sts = _obj("StatefulSet", "db", "shop", spec={"volumeClaimTemplates": [
+        {"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": "9Gi"}}}},
+        {"metadata": {"name": "logs"}, "spec": {"resources": {"requests": {"storage": "9Gi"}}}},
+    ]})  # fmt: skip
+    tpls = apply_mappings(sts, m)["spec"]["volumeClaimTemplates"]
+    assert [t["spec"]["resources"]["requests"]["storage"] for t in tpls] == ["5Gi", "9Gi"]
+
+
+@pytest.mark.parametrize("text", ["a/b/c:1Gi", "data:big", "data:0", "/:1Gi"])
+def test_bad_claim_size_entries_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError) as err:
+        Mappings(claim_sizes=parse_mapping(text, "--pvc-size-mappings"))
+    assert err.value.exit_code == EXIT_USAGE and "--pvc-size-mappings" in err.value.message

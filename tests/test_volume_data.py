@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -24,10 +25,12 @@ from typing import Any
 import pytest
 import yaml
 
+from migrate.cli.progress import INTERVAL_ENV
 from migrate.store import open_store
 from migrate.volumes.password import ID_KEY
+from migrate.volumes.quiesce import ANNOTATION as QUIESCED
 from tests.conftest import Env
-from tests.helpers import run_cli
+from tests.helpers import run_cli, wait_for
 from tests.test_real_nodes import NODE_SELECTOR, TOLERATION, kube_for
 
 BIG_MB = 35  # two files per pod: 210 MB of random data over the three claims
@@ -156,6 +159,7 @@ class Migrated:
         self.source, self.target = kube_for(env, "source"), kube_for(env, "target")
         self.backup = ""
         self.report: dict[str, Any] = {}
+        self.run_stderr = ""
 
     def km(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, "--bucket", self.bucket, timeout=900)
@@ -196,7 +200,12 @@ def migrated(dev_env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                 }
             )
         )
-        out = m.km("run", str(playbook), "--report-dir", str(m.reports))
+        os.environ[INTERVAL_ENV] = "1"  # progress lines: stderr is a pipe here
+        try:
+            out = m.km("run", str(playbook), "--report-dir", str(m.reports))
+        finally:
+            os.environ.pop(INTERVAL_ENV)
+        m.run_stderr = out.stderr
         m.report = json.loads((m.reports / "report.json").read_text())
         assert out.returncode == 0, out.stderr[-4000:]
         m.backup = next(s for s in m.report["steps"] if s["step"] == "backup")["result"]["name"]
@@ -204,6 +213,13 @@ def migrated(dev_env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     finally:
         m.source.run("delete", "namespace", m.src, "--wait=false", check=False)
         m.target.run("delete", "namespace", m.dst, "--wait=false", check=False)
+
+
+SIZE = r"([\d.]+)(B|KiB|MiB|GiB)"  # as units.human_bytes writes it
+
+
+def size(number: str, unit: str) -> float:
+    return float(number) * 1024 ** ["B", "KiB", "MiB", "GiB"].index(unit)
 
 
 def step(m: Migrated, name: str) -> dict[str, Any]:
@@ -219,6 +235,10 @@ def test_run_moves_every_claims_data_and_verifies_it(migrated: Migrated) -> None
     assert set(restored) == {f"{m.dst}/data-db-0", f"{m.dst}/data-db-1", f"{m.dst}/files"}
     data = step(m, "verify")["data"]
     assert data["claims"] == 3 and data["drifted"] == 0, data
+    # the copies' progress in bytes, from the movers' own counts, both ways
+    for what in (f"volume data of {m.backup}: \\d/3", r"volume data of \d claim\(s\): \d/\d"):
+        shown = re.findall(rf"{what} volumes, {SIZE} of {SIZE}, {SIZE}/s, ETA", m.run_stderr)
+        assert any(0 < size(a, u) < size(b, v) for a, u, b, v, _, _ in shown), (what, shown)
     # the workload on the target reads the restored files, owners and links intact
     ls = m.target.run(
         "exec",
@@ -433,6 +453,30 @@ def test_too_small_target_claim_exits_5_before_writing(migrated: Migrated, tmp_p
     assert gone == "", gone
 
 
+def test_pvc_size_mappings_checked_by_preflight_and_refused_by_restore(migrated: Migrated) -> None:
+    m = migrated
+    ns = f"{m.dst}-sized"
+    flags = ["--from-backup", m.backup, "--namespace-mappings", f"{m.src}:{ns}",
+             "--pvc-size-mappings", f"{m.src}/data-db-*:1Mi,files:5Gi"]  # fmt: skip
+    out = m.km("preflight", "--target-kubeconfig", m.env.target_kubeconfig, *flags, "-o", "json")
+    assert out.returncode == 3, out.stderr[-3000:]
+    found = [f for f in json.loads(out.stdout)["findings"] if f["check"] == "volume"]
+    small = {o: f for f in found if f["severity"] == "error" for o in f["objects"]}
+    assert set(small) == {f"PersistentVolumeClaim {ns}/data-db-{i}" for i in (0, 1)}, found
+    for f in small.values():
+        assert "asking 1Mi" in f["message"] and "too small" in f["message"], f
+        assert f"--pvc-size-mappings {m.src}/data-db-" in f["fix"], f
+    files = next(f for f in found if f"PersistentVolumeClaim {ns}/files" in f["objects"])
+    assert files["severity"] == "info" and "asking 5Gi" in files["message"], files
+    assert "restored by a mover pod first" in files["message"]
+    out = m.km("restore", "create", "sized", *flags)
+    assert out.returncode == 5, out.stderr[-3000:]
+    assert "too small" in out.stderr and f"{ns}/data-db-0 asks for 1Mi" in out.stderr
+    assert f"{ns}/files" not in out.stderr.split("too small")[1].split("\n")[0]
+    gone = m.target.run("get", "namespace", ns, check=False)
+    assert gone == "", gone
+
+
 def replicas(k: Any, ns: str) -> dict[str, int]:
     out = k.json("get", "deployments,statefulsets", "-n", ns)
     return {f"{i['kind']}/{i['metadata']['name']}": i["spec"]["replicas"] for i in out["items"]}
@@ -479,5 +523,46 @@ def test_quiesce_scale_down_survives_a_crash_and_resume_gives_replicas_back(
     assert out.returncode == 0, out.stderr[-3000:]
     assert "gave 2 workload(s) their replicas back" in out.stderr
     assert replicas(m.source, m.src) == {"Deployment/files": 1, "StatefulSet/db": 2}
+    for w in ("statefulset/db", "deployment/files"):
+        m.source.run("rollout", "status", "-n", m.src, w, "--timeout=170s")
+
+
+def test_backup_create_quiesce_is_recorded_on_the_workloads_and_healed_by_the_next(
+    migrated: Migrated,
+) -> None:
+    """`backup create --quiesce scale-down` has no run journal: killed while the workloads
+    are at 0, it leaves their replicas in an annotation on them, and the next backup of
+    that scope gives them back before anything else."""
+    m = migrated
+    assert replicas(m.source, m.src) == {"Deployment/files": 1, "StatefulSet/db": 2}
+    scope = ["--kubeconfig", m.env.source_kubeconfig, "--include-namespaces", m.src]
+    cmd = [str(Path(sys.executable).parent / "kube-migrate"), "backup", "create", "q1",
+           "--bucket", m.bucket, *scope, "--volumes", "all", "--quiesce", "scale-down"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(
+            "the workloads stopped with a mover running",
+            lambda: replicas(m.source, m.src) == {"Deployment/files": 0, "StatefulSet/db": 0}
+            and any(p["status"].get("phase") == "Running" for p in m.source.json(
+                "get", "pods", "-n", m.src, "-l", "kube-migrate.io/mover=backup")["items"]),
+            timeout=240,
+        )  # fmt: skip
+    finally:
+        proc.kill()
+        proc.communicate()
+    marks = m.source.json("get", "deployments,statefulsets", "-n", m.src)["items"]
+    assert {i["metadata"]["name"]: i["metadata"]["annotations"][QUIESCED] for i in marks} == {
+        "files": "1",
+        "db": "2",
+    }
+    out = m.km(
+        "backup", "create", "q2", *scope, "--volumes", "annotated", "--quiesce", "scale-down"
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "gave 2 workload(s) their replicas back: an interrupted backup" in out.stderr
+    assert replicas(m.source, m.src) == {"Deployment/files": 1, "StatefulSet/db": 2}
+    marks = m.source.json("get", "deployments,statefulsets", "-n", m.src)["items"]
+    assert all(QUIESCED not in (i["metadata"].get("annotations") or {}) for i in marks)
+    m.source.run("delete", "pods", "-n", m.src, "-l", "kube-migrate.io/mover", "--wait=false")
     for w in ("statefulset/db", "deployment/files"):
         m.source.run("rollout", "status", "-n", m.src, w, "--timeout=170s")

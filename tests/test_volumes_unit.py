@@ -13,7 +13,8 @@ from migrate.errors import PartialFailure, UsageError
 from migrate.store.mover_access import MoverAccess
 from migrate.transform.claims import OPT_IN, OPT_OUT, plan_claims
 from migrate.volumes.hooks import Hook, pod_hook
-from migrate.volumes.mover import MoverJob, MoverSettings, parse_lines, pod_spec
+from migrate.volumes.mover import parse_lines
+from migrate.volumes.mover_pod import MoverJob, MoverSettings, pod_spec
 from migrate.volumes.password import repository_password
 from migrate.volumes.records import VolumeCopy
 from migrate.volumes.restore import PlannedClaim, check_sizes, placements

@@ -60,6 +60,7 @@ class CreateArgs(Command):
     parallelism: int
     detect_changes: bool
     volumes: str
+    quiesce: str
     mover_image: str | None
     key: KeyFlags
     output: str
@@ -68,6 +69,12 @@ class CreateArgs(Command):
         self.scope.validate()
         parse_duration(self.ttl, "--ttl")
         parse_labels(self.labels)
+        if self.quiesce != "none" and self.volumes == "none":
+            raise UsageError(
+                "--quiesce scale-down stops workloads for their data's copy, and --volumes "
+                "none copies none",
+                hint="drop --quiesce, or copy data: --volumes all",
+            )
 
 
 @backup.command("create")
@@ -99,6 +106,14 @@ class CreateArgs(Command):
     help="Whose PersistentVolumeClaim data to copy: every bound claim, those a pod lists "
     "in backup.velero.io/backup-volumes (Velero's opt-in), or none.",
 )
+@click.option(
+    "--quiesce",
+    type=click.Choice(["none", "scale-down"]),
+    default="none",
+    show_default=True,
+    help="scale-down: scale the Deployments/StatefulSets whose claims are copied to 0 for "
+    "the copy, then back (recorded on them: an interrupted backup's next run heals them).",
+)
 @mover_image_option
 @encryption_key_option(writing=True)
 @output_option()
@@ -126,13 +141,14 @@ def create(args: CreateArgs) -> None:
     )
     volumes = None
     if args.volumes != "none":
-        from migrate.pipeline.steps_data import VolumeStep, mover_settings
+        from migrate.pipeline.steps_data import VolumeStep, annotation_record, mover_settings
 
         key, image = opts.encryption_key, args.mover_image
         volumes = VolumeStep(
             cluster, store, opts.scope, name, args.volumes,
             lambda: mover_settings(store, key, image, create=True),
-            open_task=progress_bar,
+            open_task=progress_bar, quiesce=args.quiesce,
+            record=annotation_record(cluster, opts.scope) if args.quiesce != "none" else None,
         )  # fmt: skip
         opts.add = volumes
     with progress_bar(f"backup {name}") as progress:

@@ -139,6 +139,13 @@ def mapping_options(f: F) -> F:
                 help="Claims of class OLD use class NEW.",
             ),
             click.option(
+                "--pvc-size-mappings",
+                default="",
+                metavar="[NS/]CLAIM:SIZE,...",
+                help="Restored claims ask for SIZE (globs; NS is the source namespace), "
+                "e.g. 'shop/data-*:5Gi'. Smaller than the data: refused before writing.",
+            ),
+            click.option(
                 "--image-registry-mappings",
                 default="",
                 metavar="OLD=NEW,...",
@@ -162,6 +169,7 @@ class MappingFlags(Flags):
     namespace_mappings: str
     storage_class_mappings: str
     image_registry_mappings: str = ""
+    pvc_size_mappings: str = ""
     replicas: int | None = None
     suspend_cronjobs: bool = False
 
@@ -170,6 +178,7 @@ class MappingFlags(Flags):
         return Mappings(
             namespaces=parse_mapping(self.namespace_mappings, "--namespace-mappings"),
             storage_classes=parse_mapping(self.storage_class_mappings, "--storage-class-mappings"),
+            claim_sizes=parse_mapping(self.pvc_size_mappings, "--pvc-size-mappings"),
             registries=parse_mapping(
                 self.image_registry_mappings, "--image-registry-mappings", "="
             ),

@@ -100,6 +100,12 @@ class PreflightArgs(Command):
 @click.option("--namespace-mappings", default="", metavar="SRC:DST,...")
 @click.option("--storage-class-mappings", default="", metavar="OLD:NEW,...")
 @click.option(
+    "--pvc-size-mappings",
+    default="",
+    metavar="[NS/]CLAIM:SIZE,...",
+    help="The sizes restored claims would ask for (as restore create).",
+)
+@click.option(
     "--existing-resource-policy",
     type=click.Choice(EXISTING_POLICIES),
     default="none",

@@ -225,6 +225,7 @@ def create(args: CreateArgs) -> None:
             backup,
             planned[1],
             lambda: mover_settings(store, key, image, create=False),
+            progress_bar,
         )
     with progress_bar(f"restore {name}") as progress:
         summary = run_restore(

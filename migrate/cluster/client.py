@@ -169,10 +169,14 @@ class Cluster(Connection):
         created: dict[str, Any] = self.request("POST", res.path(namespace), query=query, body=obj)
         return created
 
-    def pod_log(self, namespace: str, pod: str, container: str = "") -> bytes:
-        """A pod's container log as bytes (the kubelet's, through the API server)."""
+    def pod_log(
+        self, namespace: str, pod: str, container: str = "", tail_lines: int | None = None
+    ) -> bytes:
+        """A pod's container log as bytes (the kubelet's, through the API server); its last
+        `tail_lines` lines only when given."""
         path = f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(pod)}/log"
-        query = {"container": container or None}
+        tail = None if tail_lines is None else str(tail_lines)
+        query = {"container": container or None, "tailLines": tail}
         out: bytes = self.request("GET", path, query=query, accept="*/*", raw=True)
         return out
 

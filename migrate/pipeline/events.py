@@ -26,8 +26,12 @@ from typing import Any, Literal, Protocol
 #   listed  one more unit listed (its objects are counted by "items")
 #   done    one more unit done (restore: an object)
 #   items   objects seen, for the rate (backup and verify: units are lists of objects)
-ProgressKind = Literal["total", "listed", "done", "items"]
-KINDS: dict[str, ProgressKind] = {k: k for k in ("total", "listed", "done", "items")}
+#   bytes-total  more bytes to move (volume data: a claim's size, once known)
+#   bytes   bytes moved (volume data: the rate and the ETA are in bytes)
+ProgressKind = Literal["total", "listed", "done", "items", "bytes-total", "bytes"]
+KINDS: dict[str, ProgressKind] = {
+    k: k for k in ("total", "listed", "done", "items", "bytes-total", "bytes")
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from migrate.restore.run import plan_restore
 from migrate.store import Store
 from migrate.store.scratch import ScratchStore
 from migrate.transform.scope import Scope
+from migrate.volumes import records
 
 SNAPSHOT = "preflight"  # name of the throw-away backup of a live source
 
@@ -61,8 +62,16 @@ def check_plan(
         parallelism=parallelism,
         pv_policy=restore.pv_policy,
         volumes=volumes,
+        data_bytes=_recorded(store, restore.backup) if origin == "backup" else None,
     )
     return run_preflight(facts, target, list(plan.items), options)
+
+
+def _recorded(store: Store, backup: str) -> dict[tuple[str, str], int]:
+    """(namespace, claim) -> bytes of every claim whose data the backup holds."""
+    return {
+        (v.namespace, v.claim): v.total_bytes for v in records.read(store, backup) if v.snapshot
+    }
 
 
 def live_snapshot(ctx: Context) -> tuple[Store, str]:

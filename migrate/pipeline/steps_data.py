@@ -6,6 +6,7 @@ other, so the meeting happens here, for a run and for the single-step commands a
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -28,12 +29,13 @@ from migrate.transform.scope import Scope
 from migrate.transform.workloads import pod_spec
 from migrate.volumes import records
 from migrate.volumes.backup import VolumeBackupOptions, VolumeBackupSummary, backup_volumes
-from migrate.volumes.mover import MoverSettings
+from migrate.volumes.mover_pod import MoverSettings
 from migrate.volumes.password import repository_id, repository_password
-from migrate.volumes.quiesce import Record, restore_replicas
+from migrate.volumes.quiesce import AnnotationRecord, Record, left_scaled, restore_replicas
 from migrate.volumes.restore import DataLevel, PlannedClaim, check_sizes, placements
 from migrate.volumes.verify import ClaimCheck, verify_data
 
+log = logging.getLogger(__name__)
 IMAGE_ENV = "KUBE_MIGRATE_MOVER_IMAGE"
 WORKLOADS = ("Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
 
@@ -151,6 +153,7 @@ def data_level(
     backup: str,
     plan: Plan,
     settings: Callable[[], MoverSettings],
+    open_task: Callable[[str], AbstractContextManager[Callable[[str, int], None]]] | None = None,
 ) -> tuple[DataLevel | None, Callable[[list[Item], Journal], None] | None]:
     """Restore's data level for this plan, after checking (before any write) that every
     target claim holds its data; (None, None) when the backup has no volume data."""
@@ -166,7 +169,7 @@ def data_level(
             spec = pod_spec(obj)
             if spec is not None:
                 workloads.append((it.target_ns or "", obj, spec))
-    level = DataLevel(target, copies, placements(workloads), settings())
+    level = DataLevel(target, copies, placements(workloads), settings(), open_task=open_task)
 
     def after(created: list[Item], journal: Journal) -> None:
         """Fill the claims the level created, but not those a former attempt of this
@@ -203,6 +206,18 @@ def data_result(checks: list[ClaimCheck]) -> dict[str, Any]:
         "drifted": sum(1 for c in checks if not c.ok),
         "checks": [c.as_dict() for c in checks],
     }
+
+
+def annotation_record(cluster: Cluster, scope: Scope) -> Record:
+    """`backup create --quiesce scale-down`'s record (annotations on the workloads), after
+    giving back the replicas an interrupted earlier backup of the scope took."""
+    left = left_scaled(cluster, scope.explicit_namespaces())
+    record = AnnotationRecord(cluster, left)
+    if left:
+        restore_replicas(cluster, left, record)
+        log.warning("gave %d workload(s) their replicas back: an interrupted backup had "
+                    "scaled them down", len(left))  # fmt: skip
+    return record
 
 
 def unquiesce(ctx: Context) -> list[dict[str, Any]]:

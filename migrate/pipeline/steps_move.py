@@ -127,7 +127,9 @@ def restore_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
             "levels": levels,
             "skipped": sum(1 for it in plan.items if it.skip),
         }
-    level, after = data_level(target, store, opts.backup, plan, target_settings(ctx))
+    level, after = data_level(
+        target, store, opts.backup, plan, target_settings(ctx), lambda t: task(ctx.sink, t)
+    )
     with task(ctx.sink, f"restore {opts.name}") as progress:
         summary = run_restore(
             target, store, opts, progress, planned=(loaded, plan), after_level=after

@@ -159,6 +159,7 @@ class Playbook:
         return Mappings(
             namespaces=dict(r.get("namespaceMappings") or {}),
             storage_classes=dict(r.get("storageClassMappings") or {}),
+            claim_sizes={k: str(v) for k, v in (r.get("pvcSizeMappings") or {}).items()},
             registries=dict(r.get("imageRegistryMappings") or {}),
             replicas=r.get("replicas"),
             suspend_cronjobs=bool(r.get("suspendCronJobs", False)),

@@ -53,6 +53,9 @@ class PreflightOptions:
     parallelism: int = 8
     pv_policy: str = DEFAULT_PV_POLICY  # restore's --pv-policy (migrate.transform.volumes)
     volumes: str = "none"  # whose data the backup copies: all | annotated | none
+    # from a backup: (source namespace, claim) -> bytes of its recorded data copy; None
+    # for a live source (then `volumes` says what a backup would copy)
+    data_bytes: dict[tuple[str, str], int] | None = None
 
 
 def is_builtin_group(group: str) -> bool:

@@ -4,21 +4,28 @@ production disk is the one mistake a migration tool must never make quietly.
 
 The decisions are migrate.transform.volumes' (the restore's own), applied to the claims
 of the backup in scope; this module only looks up what the target has (PVs of the same
-name, StorageClasses and their provisioners) and words the findings.
+name, StorageClasses and their provisioners, CSIStorageCapacity where a driver publishes
+it) and words the findings.  A re-provisioned claim's finding says whether its data
+moves: from a backup, by its recorded copy (and whether the target claim, after
+--pvc-size-mappings, holds it: the restore refuses one that does not); from a live
+source, by what the backup's movers would do (transform.claims, --volumes).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from migrate.preflight.context import Context
 from migrate.preflight.findings import Collect, Finding, obj_ref
 from migrate.preflight.references import DEFAULT_CLASS, REF_TYPES
-from migrate.transform.claims import Claim, plan_claims
+from migrate.transform.claims import NOT_MOVED, Claim, plan_claims
 from migrate.transform.volumes import OUTCOMES, PV_POLICIES, REFUSED_HINT, claim_outcome
+from migrate.units import human_bytes, quantity
 
 PVS = "persistentvolumes"
 CLASSES = REF_TYPES["StorageClass"][0]
+CAPACITIES = "csistoragecapacities.storage.k8s.io"
 
 # outcome -> how to change it (empty: nothing to do)
 FIXES: dict[str, str] = {
@@ -35,6 +42,26 @@ FIXES: dict[str, str] = {
     "unbound": "",
 }
 assert set(FIXES) == set(OUTCOMES)
+
+# A re-provisioned claim whose data the backup would not copy: NOT_MOVED key ->
+# (severity, how to make it move; "" when nothing should)
+NOT_MOVED_FIXES: dict[str, tuple[str, str]] = {
+    "none": ("warning", "copy the data: --volumes all (or annotated)"),
+    "not-annotated": (
+        "warning",
+        "list the volume in the pod's backup.velero.io/backup-volumes, or --volumes all",
+    ),
+    "excluded": ("info", ""),  # the user's own choice
+    "unbound": ("info", ""),
+    "block": ("warning", "copy it with the application's own tools (or a CSI snapshot)"),
+    "rwop-in-use": (
+        "warning",
+        "stop its pod during the backup (scale its workload to 0), so a mover may mount the claim",
+    ),
+    "terminating": ("info", ""),
+    "simulated-node": ("info", ""),
+}
+assert set(NOT_MOVED_FIXES) == set(NOT_MOVED)
 
 
 def _provisioners(ctx: Context) -> tuple[dict[str, str], str | None]:
@@ -67,6 +94,7 @@ def check_volumes(ctx: Context) -> list[Finding]:
     on_target = ctx.target.names(PVS) or set()
     provisioners, default = _provisioners(ctx)
     movers = _movers(ctx, claims)
+    free = _largest_free(ctx)
     for it in claims:
         # the claim as the restore would create it; a refused one was never made desired
         stored, desired = it.read_obj(), it.read_desired()
@@ -85,11 +113,19 @@ def check_volumes(ctx: Context) -> list[Finding]:
         where = f" (StorageClass {cls})" if cls and "provision" in outcome else ""
         message = f"--pv-policy {policy}: {what}{where}"
         ref = obj_ref(it.kind, it.target_ns, it.key[3])
-        mover = movers.get((it.key[2] or "", it.key[3]))
-        if mover is not None and mover.moves and outcome == "reprovisioned-empty":
-            severity, fix = _data_finding(mover)
-            message = f"--pv-policy {policy}: re-provisioned{where}; " + fix
-            c.add(severity, message, "", ref)
+        request = str(((desired.get("spec") or {}).get("resources") or {})
+                      .get("requests", {}).get("storage") or "")  # fmt: skip
+        room = free.get(cls or "")
+        if outcome == "reprovisioned-empty" and room is not None and quantity(request) > room:
+            c.add("warning", f"asks {request}, more than any topology segment of StorageClass "
+                  f"{cls} has free ({human_bytes(room)}, CSIStorageCapacity)",
+                  "free capacity, or map the class", ref)  # fmt: skip
+        data = _data(ctx, (it.key[2] or "", it.key[3]), movers, request)
+        if data is not None and outcome == "reprovisioned-empty":
+            severity, sentence, fix = data
+            asks = f", asking {request}" if request else ""
+            message = f"--pv-policy {policy}: re-provisioned{where}{asks}; {sentence}"
+            c.add(severity, message, fix, ref)
             continue
         if volume and outcome in ("shared-with-source", "refused", "kept-by-reference"):
             ref += f" -> PersistentVolume {volume}"
@@ -109,8 +145,40 @@ def _movers(ctx: Context, claims: list[Any]) -> dict[tuple[str, str], Claim]:
     return {(c.namespace, c.name): c for c in planned}
 
 
-def _data_finding(c: Claim) -> tuple[str, str]:
-    """(severity, sentence) of a re-provisioned claim whose data a mover copies."""
+def _data(
+    ctx: Context, key: tuple[str, str], movers: dict[tuple[str, str], Claim], request: str
+) -> tuple[str, str, str] | None:
+    """(severity, sentence, fix) about a re-provisioned claim's data; None: nothing is
+    known of it (no copy recorded or planned: the outcome's own finding stands)."""
+    recorded = ctx.options.data_bytes
+    if recorded is not None:  # a backup: what it holds
+        if key not in recorded:
+            return None
+        size = recorded[key]
+        if request and quantity(request) < size:
+            fit = f"{math.ceil(size * 1.1 / 2**20)}Mi"
+            return ("error", f"too small: its data is {human_bytes(size)}; the restore refuses "
+                    "it before writing anything",
+                    f"--pvc-size-mappings {key[0]}/{key[1]}:{fit} (or larger)")  # fmt: skip
+        return "info", f"its data ({human_bytes(size)}) is restored by a mover pod first", ""
+    c = movers.get(key)
+    if c is None:
+        return None
+    if not c.moves:
+        severity, fix = NOT_MOVED_FIXES[c.skip]
+        return severity, f"its data does not move: {c.reason}", fix
     facts = f"{c.size or '?'}, {'/'.join(c.access_modes) or '?'}, {c.volume_mode}"
     where = f"on node {c.node}, next to pod {c.pod}" if c.node else "placed by the scheduler"
-    return "info", f"its data ({facts}) is copied by a mover pod {where}"
+    return "info", f"its data ({facts}) is copied by a mover pod {where}", ""
+
+
+def _largest_free(ctx: Context) -> dict[str, float]:
+    """StorageClass -> the most any one topology segment has free, for the classes whose
+    CSI driver publishes CSIStorageCapacity (most do not: then nothing is known)."""
+    out: dict[str, float] = {}
+    for cap in ctx.target.objects(CAPACITIES) or []:
+        cls = str(cap.get("storageClassName") or "")
+        free = quantity(cap.get("maximumVolumeSize") or cap.get("capacity") or 0)
+        if cls:
+            out[cls] = max(out.get(cls, 0.0), free)
+    return out

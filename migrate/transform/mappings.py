@@ -1,5 +1,5 @@
-"""Rewrites for clones and moves: namespace, storage-class and image-registry mappings,
-replica overrides, suspended CronJobs, and the restore's own labels.
+"""Rewrites for clones and moves: namespace, storage-class, claim-size and image-registry
+mappings, replica overrides, suspended CronJobs, and the restore's own labels.
 
 Restore applies them on the way in; verify applies the very same ones to the source
 side before comparing, so an intended change is never reported as drift.
@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 from migrate.errors import UsageError
 from migrate.transform.workloads import containers, pod_spec
+from migrate.units import quantity
 
 # Kinds whose spec.replicas --replicas overrides.
 SCALABLE_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"})
@@ -41,6 +43,21 @@ def check_namespace_mappings(mapping: dict[str, str], flag: str = "--namespace-m
         owner[dst] = src
 
 
+def check_claim_sizes(mapping: dict[str, str], flag: str = "--pvc-size-mappings") -> None:
+    """Keys are [NAMESPACE/]CLAIM patterns (shell globs), values Kubernetes sizes."""
+    for pattern, size in mapping.items():
+        if pattern.count("/") > 1 or not pattern.strip("/"):
+            raise UsageError(
+                f"invalid {flag} entry {pattern + ':' + size!r}: {pattern!r} is not a claim",
+                hint="name claims as [NAMESPACE/]CLAIM, globs allowed, e.g. shop/data-*:20Gi",
+            )
+        if quantity(size) <= 0:
+            raise UsageError(
+                f"invalid {flag} entry {pattern + ':' + size!r}: {size!r} is not a size",
+                hint="sizes are Kubernetes quantities, e.g. 500Mi or 20Gi",
+            )
+
+
 def parse_mapping(text: str | None, flag: str, sep: str = ":") -> dict[str, str]:
     """ "a:b,c:d" -> {"a": "b", "c": "d"}; a one-line error names the bad pair."""
     out: dict[str, str] = {}
@@ -62,12 +79,24 @@ def parse_mapping(text: str | None, flag: str, sep: str = ":") -> dict[str, str]
 class Mappings:
     namespaces: dict[str, str] = field(default_factory=dict)
     storage_classes: dict[str, str] = field(default_factory=dict)
+    # [source namespace/]claim glob -> the size its restored claim asks for
+    claim_sizes: dict[str, str] = field(default_factory=dict)
     registries: dict[str, str] = field(default_factory=dict)  # "old.io/org" -> "new.io/org"
     replicas: int | None = None
     suspend_cronjobs: bool = False
 
     def __post_init__(self) -> None:
         check_namespace_mappings(self.namespaces)
+        check_claim_sizes(self.claim_sizes)
+
+    def claim_size(self, ns: str | None, claim: str) -> str | None:
+        """The size a claim of the source namespace ns is restored with, if mapped; the
+        first matching entry wins (a namespace-less one matches in every namespace)."""
+        for pattern, size in self.claim_sizes.items():
+            want_ns, _, want = pattern.rpartition("/")
+            if fnmatchcase(claim, want) and (not want_ns or fnmatchcase(ns or "", want_ns)):
+                return size
+        return None
 
     def namespace(self, ns: str | None) -> str | None:
         return self.namespaces.get(ns, ns) if ns else ns
@@ -118,6 +147,8 @@ def apply_mappings(obj: dict[str, Any], m: Mappings) -> dict[str, Any]:
     """Rewrite obj in place (and return it)."""
     meta = obj.setdefault("metadata", {})
     kind = obj.get("kind", "")
+    if m.claim_sizes:  # before the namespace mapping: patterns name source namespaces
+        _resize_claims(obj, m)
     if m.namespaces:
         if meta.get("namespace"):
             meta["namespace"] = m.namespace(meta["namespace"])
@@ -148,6 +179,32 @@ def apply_mappings(obj: dict[str, Any], m: Mappings) -> dict[str, Any]:
     if m.suspend_cronjobs and kind == "CronJob":
         spec["suspend"] = True
     return obj
+
+
+def _resize_claims(obj: dict[str, Any], m: Mappings) -> None:
+    """A claim's request, or a StatefulSet's claim template's (matched as the claim of its
+    first replica, <template>-<set>-0), as --pvc-size-mappings says."""
+    meta, kind = obj.get("metadata") or {}, obj.get("kind")
+    if kind not in ("PersistentVolumeClaim", "StatefulSet"):
+        return
+    if not isinstance(obj.get("spec"), dict):
+        obj["spec"] = {}
+    spec, ns = obj["spec"], meta.get("namespace")
+    if kind == "PersistentVolumeClaim":
+        specs = [(spec, str(meta.get("name") or ""))]
+    else:
+        specs = [
+            (
+                tpl.setdefault("spec", {}),
+                f"{(tpl.get('metadata') or {}).get('name')}-{meta.get('name')}-0",
+            )
+            for tpl in spec.get("volumeClaimTemplates") or []
+        ]
+    for claim_spec, name in specs:
+        size = m.claim_size(ns, name)
+        if size is not None:
+            requests = claim_spec.setdefault("resources", {}).setdefault("requests", {})
+            requests["storage"] = size
 
 
 def label_restored(obj: dict[str, Any], backup: str, restore: str) -> dict[str, Any]:

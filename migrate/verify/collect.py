@@ -101,7 +101,11 @@ class Collector:
         # normalization put off (Raw) only where the source side's transforms can change
         # nothing but metadata.namespace: no modifiers, no mapping but of namespaces
         self._lazy_any = not t.modifiers and not (
-            m.storage_classes or m.registries or m.replicas is not None or m.suspend_cronjobs
+            m.storage_classes
+            or m.claim_sizes
+            or m.registries
+            or m.replicas is not None
+            or m.suspend_cronjobs
         )
         self._lazy_ns = not m.namespaces  # else: kinds whose references get mapped too
         self._volumes_restored = t.sanitize.pv_policy != "reprovision"

@@ -28,14 +28,10 @@ from migrate.transform.workloads import pod_spec
 from migrate.volumes import records
 from migrate.volumes.hooks import pod_hook, run_hook
 from migrate.volumes.live import claims_and_pods, workloads
-from migrate.volumes.mover import (
-    BACKUP_LABEL,
-    MoverJob,
-    MoverSettings,
-    delete_movers,
-    run_mover,
-)
+from migrate.volumes.mover import delete_movers, run_mover
+from migrate.volumes.mover_pod import BACKUP_LABEL, MoverJob, MoverSettings
 from migrate.volumes.password import repository_exists
+from migrate.volumes.progress import ClaimBytes
 from migrate.volumes.quiesce import Record, owner_of, restore_replicas, scale_down
 from migrate.volumes.records import VolumeCopy
 from migrate.volumes.restore import placements
@@ -183,6 +179,7 @@ class _Run:
         self.slots: dict[str, threading.Semaphore] = {}
         self.settings: MoverSettings | None = None
         self.has_repository: Callable[[str], bool] = lambda _ns: False
+        self.bytes = ClaimBytes(tell)
 
     def start(self) -> MoverSettings | None:
         if not self.groups:
@@ -241,7 +238,10 @@ class _Run:
                 else:
                     try:
                         assert self.settings is not None
-                        _copy(self.cluster, c, v, self.opts, self.settings, self.simulated)
+                        _copy(
+                            self.cluster, c, v, self.opts, self.settings, self.simulated, self.bytes
+                        )
+                        self.bytes.finish((c.namespace, c.name), v.total_bytes)
                     except PartialFailure as exc:
                         self._failed(c, v, exc.message)
                 self.tell("done", 1)
@@ -259,6 +259,7 @@ def _copy(
     opts: VolumeBackupOptions,
     settings: MoverSettings,
     simulated: list[str],
+    watch: ClaimBytes,
 ) -> None:
     job = MoverJob(
         "backup",
@@ -271,6 +272,7 @@ def _copy(
         affinity=c.affinity,
         labels={BACKUP_LABEL: opts.backup},
         avoid_nodes=simulated,
+        watch=watch.watcher((c.namespace, c.name)),
     )
     v.started = records.now()
     v.record(run_mover(cluster, job, settings, opts.attempts))

@@ -13,9 +13,7 @@ one is the result, parsed here, never scraped from human text.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -29,24 +27,19 @@ from migrate.errors import (
     UsageError,
     WaitTimeout,
 )
-from migrate.store.mover_access import MoverAccess
+from migrate.volumes.mover_pod import (
+    MANAGED,
+    MOVER_LABEL,
+    MoverJob,
+    MoverSettings,
+    pod_name,
+    pod_spec,
+)
 
 log = logging.getLogger(__name__)
 
-MOVER_LABEL = "kube-migrate.io/mover"  # backup | restore | verify
-BACKUP_LABEL = "kube-migrate.io/backup"  # a backup mover's backup
-MANAGED = {"app.kubernetes.io/managed-by": "kube-migrate"}
-# The claim's mount point, one level below a writable scratch dir: kopia's restore writes
-# beside the directory it restores (<dir>.kopia-entry), and the root filesystem is read-only.
-DATA = "/mnt/data"
-# Capabilities per verb: reading every file whatever its owner and mode, or also writing
-# them back with their owners and modes.  Never privileged, never a host path.
-CAPS = {
-    "backup": ["DAC_READ_SEARCH"],
-    "verify": ["DAC_READ_SEARCH"],
-    "restore": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"],
-}
 UNSCHEDULABLE_SECONDS = 90.0  # a mover the scheduler cannot place fails after this
+WATCH_SECONDS = 2.0  # a running mover's log tail is read this often for its progress
 # A waiting container's reasons that will not cure themselves: fail at once.
 STUCK = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError"}
 # kmmover's error reasons -> (error class, hint)
@@ -66,117 +59,6 @@ class MoverFailed(PartialFailure):
     """A mover pod ended without a result (killed, evicted, OOM): worth one more try."""
 
     default_hint = "see the mover's log above; rerun with --resume"
-
-
-@dataclass
-class MoverJob:
-    verb: str  # backup | restore | verify
-    namespace: str
-    claim: str
-    args: list[str]
-    node: str = ""  # run on this node (the claim's current user's), "" = scheduler's choice
-    tolerations: list[dict[str, Any]] = field(default_factory=list)
-    node_selector: dict[str, str] = field(default_factory=dict)
-    affinity: dict[str, Any] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-    avoid_nodes: list[str] = field(default_factory=list)  # never these (simulated) nodes
-    repository: str = ""  # the source namespace whose repository holds the data ("": namespace)
-
-
-@dataclass(frozen=True)
-class MoverSettings:
-    image: str
-    access: MoverAccess
-    password: str = field(repr=False)
-    timeout: float = 4 * 3600
-    memory_limit: str = "1Gi"
-
-
-def pod_spec(job: MoverJob, name: str, cfg: MoverSettings) -> dict[str, Any]:
-    """The mover pod: the claim at /data (read-only unless restoring), /tmp scratch."""
-    writes = job.verb == "restore"
-    spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "terminationGracePeriodSeconds": 5,
-        "activeDeadlineSeconds": int(cfg.timeout),
-        "enableServiceLinks": False,
-        "tolerations": job.tolerations,
-        "containers": [
-            {
-                "name": "mover",
-                "image": cfg.image,
-                "imagePullPolicy": "IfNotPresent",
-                "args": [job.verb, "--path", DATA, *job.args],
-                "envFrom": [{"secretRef": {"name": name}}],
-                "securityContext": {
-                    "runAsUser": 0,
-                    "runAsGroup": 0,
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "capabilities": {"drop": ["ALL"], "add": CAPS[job.verb]},
-                },
-                "resources": {
-                    "requests": {"cpu": "100m", "memory": "128Mi"},
-                    "limits": {"memory": cfg.memory_limit},
-                },
-                "volumeMounts": [
-                    {"name": "scratch", "mountPath": "/tmp"},
-                    {"name": "mnt", "mountPath": "/mnt"},
-                    {"name": "data", "mountPath": DATA, "readOnly": not writes},
-                ],
-            }
-        ],
-        "volumes": [
-            {
-                "name": "data",
-                "persistentVolumeClaim": {"claimName": job.claim, "readOnly": not writes},
-            },
-            {"name": "scratch", "emptyDir": {}},
-            {"name": "mnt", "emptyDir": {}},
-        ],
-    }
-    if job.node:
-        spec["nodeName"] = job.node
-    if job.node_selector:
-        spec["nodeSelector"] = job.node_selector
-    affinity = _avoiding(job.affinity, job.avoid_nodes) if not job.node else job.affinity
-    if affinity:
-        spec["affinity"] = affinity
-    if cfg.access.loopback:  # the bucket is on the node's own loopback (a local setup)
-        spec["hostNetwork"] = True
-        spec["dnsPolicy"] = "ClusterFirstWithHostNet"
-    labels = {**MANAGED, MOVER_LABEL: job.verb, **job.labels}
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": job.namespace, "labels": labels},
-        "spec": spec,
-    }
-
-
-def _avoiding(affinity: dict[str, Any], nodes: list[str]) -> dict[str, Any]:
-    """`affinity` plus a required term keeping the pod off `nodes` (ANDed into each of
-    the required node selector terms, which are ORed)."""
-    if not nodes:
-        return affinity
-    # one requirement per node: a node field selector takes exactly one value
-    off = [{"key": "metadata.name", "operator": "NotIn", "values": [n]} for n in sorted(nodes)]
-    out = dict(affinity)
-    node_aff = dict(out.get("nodeAffinity") or {})
-    required = dict(node_aff.get("requiredDuringSchedulingIgnoredDuringExecution") or {})
-    terms = [dict(t) for t in required.get("nodeSelectorTerms") or []] or [{}]
-    for t in terms:
-        t["matchFields"] = [*(t.get("matchFields") or []), *off]
-    required["nodeSelectorTerms"] = terms
-    node_aff["requiredDuringSchedulingIgnoredDuringExecution"] = required
-    out["nodeAffinity"] = node_aff
-    return out
-
-
-def _pod_name(job: MoverJob) -> str:
-    stem = f"km-{job.verb}-{job.claim}"[:50].rstrip("-.")
-    return f"{stem}-{secrets.token_hex(3)}"
 
 
 def run_mover(
@@ -200,7 +82,7 @@ def _run_once(cluster: Cluster, job: MoverJob, cfg: MoverSettings) -> dict[str, 
     disc = cluster.discovery()
     pods, secrets_res = disc.get("", "pods"), disc.get("", "secrets")
     assert pods is not None and secrets_res is not None
-    name = _pod_name(job)
+    name = pod_name(job)
     env = {**cfg.access.env(), "KOPIA_PASSWORD": cfg.password}
     env["KM_S3_PREFIX"] = cfg.access.repository_prefix(job.repository or job.namespace)
     secret = {
@@ -233,7 +115,7 @@ def _unschedulable(status: dict[str, Any]) -> str:
 
 def _wait(cluster: Cluster, pods: Any, job: MoverJob, name: str, timeout: float) -> str:
     start = time.monotonic()
-    deadline, pause = start + timeout, 0.2
+    deadline, pause, watched = start + timeout, 0.2, start
     where = f"mover pod {job.namespace}/{name} ({job.verb} of claim {job.claim})"
     while True:
         try:
@@ -244,6 +126,9 @@ def _wait(cluster: Cluster, pods: Any, job: MoverJob, name: str, timeout: float)
         phase = str(status.get("phase") or "Pending")
         if phase in ("Succeeded", "Failed"):
             return phase
+        if phase == "Running" and job.watch and time.monotonic() - watched >= WATCH_SECONDS:
+            watched = time.monotonic()
+            _watch(cluster, job, name)
         for cs in status.get("containerStatuses") or []:
             waiting = (cs.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in STUCK:
@@ -263,6 +148,18 @@ def _wait(cluster: Cluster, pods: Any, job: MoverJob, name: str, timeout: float)
             raise WaitTimeout(f"{where}: not done after {timeout:.0f}s (phase {phase})")
         time.sleep(pause)
         pause = min(pause * 1.5, 2.0)
+
+
+def _watch(cluster: Cluster, job: MoverJob, name: str) -> None:
+    """Hand the mover's latest progress line to job.watch (nothing when unreadable)."""
+    assert job.watch is not None
+    try:
+        tail = parse_lines(cluster.pod_log(job.namespace, name, tail_lines=3))
+    except ClusterError:
+        return
+    lines = [doc for doc in tail if doc.get("kind") == "progress"]
+    if lines:
+        job.watch(lines[-1])
 
 
 def _result(cluster: Cluster, job: MoverJob, name: str, phase: str) -> dict[str, Any]:

@@ -4,7 +4,10 @@ then give them their replicas back; a copy of a stopped app is consistent withou
 Every scale-down is recorded (`record`, the run journal) before it happens and cleared
 only after the workload has its replicas back, so a crash between the two never leaves the
 source stopped without a trace: `kube-migrate run --resume` scales the recorded workloads
-back first (`restore_replicas`).  Only Deployments and StatefulSets (the owners of the
+back first (`restore_replicas`).  `backup create`, which has no run journal, records on
+the workloads themselves (`AnnotationRecord`: an annotation holding the replicas to give
+back, so any machine's next `backup create --quiesce scale-down` finds and heals it).
+Only Deployments and StatefulSets (the owners of the
 pods, through their ReplicaSet for a Deployment) are scaled; a bare pod is copied live.
 """
 
@@ -21,6 +24,7 @@ from migrate.errors import NotFound, WaitTimeout
 log = logging.getLogger(__name__)
 Record = Callable[[list[dict[str, Any]]], None]  # the workloads scaled down and not yet up
 SCALED_KINDS = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
+ANNOTATION = "kube-migrate.io/quiesced-replicas"  # on a workload kube-migrate scaled to 0
 
 
 def owner_of(cluster: Cluster, pod: dict[str, Any]) -> tuple[str, str, str] | None:
@@ -93,3 +97,52 @@ def restore_replicas(cluster: Cluster, scaled: list[dict[str, Any]], record: Rec
             "quiesce: %s %s/%s back to %s", w["kind"], w["namespace"], w["name"], w["replicas"]
         )
     record([])
+
+
+class AnnotationRecord:
+    """A Record kept on the workloads: each workload in the list carries ANNOTATION (its
+    replicas to give back) from before its scale-down until it has them again."""
+
+    def __init__(self, cluster: Cluster, marked: Iterable[dict[str, Any]] = ()) -> None:
+        self.cluster = cluster
+        self.marked = {_key(w): w for w in marked}
+
+    def __call__(self, scaled: list[dict[str, Any]]) -> None:
+        now = {_key(w): w for w in scaled}
+        for key, w in now.items():
+            if key not in self.marked:
+                self._annotate(w, str(w["replicas"]))
+        for key, w in self.marked.items():
+            if key not in now:
+                self._annotate(w, None)
+        self.marked = now
+
+    def _annotate(self, w: dict[str, Any], value: str | None) -> None:
+        res = self.cluster.discovery().get("apps", SCALED_KINDS[w["kind"]])
+        assert res is not None
+        body = {"metadata": {"annotations": {ANNOTATION: value}}}
+        try:
+            self.cluster.patch(res, w["name"], body, w["namespace"])
+        except NotFound:
+            log.warning("quiesce: %s %s/%s is gone", w["kind"], w["namespace"], w["name"])
+
+
+def left_scaled(cluster: Cluster, namespaces: list[str] | None) -> list[dict[str, Any]]:
+    """The workloads of `namespaces` (None: all) an interrupted `backup create` left
+    scaled down."""
+    out = []
+    for kind, plural in SCALED_KINDS.items():
+        res = cluster.discovery().get("apps", plural)
+        assert res is not None
+        for ns in [None] if namespaces is None else namespaces:
+            for obj in cluster.list(res, ns):
+                meta = obj["metadata"]
+                value = (meta.get("annotations") or {}).get(ANNOTATION)
+                if value is not None and value.isdigit():
+                    out.append({"kind": kind, "namespace": meta["namespace"],
+                                "name": meta["name"], "replicas": int(value)})  # fmt: skip
+    return out
+
+
+def _key(w: dict[str, Any]) -> tuple[str, str, str]:
+    return (w["kind"], w["namespace"], w["name"])

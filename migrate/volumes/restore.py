@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,9 @@ from migrate.cluster import Cluster
 from migrate.errors import PartialFailure
 from migrate.transform.workloads import template_claims
 from migrate.units import human_bytes, quantity
-from migrate.volumes.mover import MoverFailed, MoverJob, MoverSettings, run_mover
+from migrate.volumes.mover import MoverFailed, run_mover
+from migrate.volumes.mover_pod import MoverJob, MoverSettings
+from migrate.volumes.progress import ClaimBytes
 from migrate.volumes.records import VolumeCopy
 
 log = logging.getLogger(__name__)
@@ -85,7 +88,7 @@ def check_sizes(claims: Iterable[PlannedClaim], copies: dict[tuple[str, str], Vo
     if small:
         raise PartialFailure(
             "target claims too small for their data: " + "; ".join(small),
-            hint="raise the sizes (a resource modifier on spec.resources.requests.storage); "
+            hint="raise the sizes (--pvc-size-mappings NS/CLAIM:SIZE, or a resource modifier); "
             "nothing was written",
         )
 
@@ -100,10 +103,13 @@ class DataLevel:
     settings: MoverSettings
     parallelism: int = 8
     attempts: int = 2
-    progress: Callable[[str, int], None] = lambda _e, _n: None
+    # opens the data's own progress task (bytes): events.task on a run's sink, a CLI bar
+    open_task: Callable[[str], AbstractContextManager[Callable[[str, int], None]]] | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
     on_done: Callable[[PlannedClaim, dict[str, Any]], None] = lambda _c, _r: None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _tell: Callable[[str, int], None] = lambda _e, _n: None
+    _bytes: ClaimBytes = field(default_factory=lambda: ClaimBytes(lambda _e, _n: None))
 
     def __call__(self, created: list[PlannedClaim]) -> None:
         todo = []
@@ -120,9 +126,16 @@ class DataLevel:
             todo.append(c)
         if not todo:
             return
-        self.progress("total", len(todo))
-        with ThreadPoolExecutor(max_workers=max(1, self.parallelism)) as pool:
-            errors = [e for e in pool.map(self._one, todo) if e]
+        title = f"volume data of {len(todo)} claim(s)"
+        with self.open_task(title) if self.open_task else nullcontext(None) as task:
+            self._tell = task or self._tell
+            self._bytes = ClaimBytes(self._tell)
+            self._tell("total", len(todo))
+            for c in todo:
+                total = self.copies[(c.source_ns, c.name)].total_bytes
+                self._bytes.expect((c.target_ns, c.name), total)
+            with ThreadPoolExecutor(max_workers=max(1, self.parallelism)) as pool:
+                errors = [e for e in pool.map(self._one, todo) if e]
         if errors:
             raise PartialFailure(
                 f"the data of {len(errors)} claim(s) was not restored: " + "; ".join(errors),
@@ -141,6 +154,7 @@ class DataLevel:
             node_selector=p.node_selector,
             affinity=p.affinity,
             repository=c.source_ns,
+            watch=self._bytes.watcher((c.target_ns, c.name)),
         )
         try:
             result = run_mover(self.cluster, job, self.settings, self.attempts)
@@ -157,5 +171,6 @@ class DataLevel:
         with self._lock:
             self.results.append(row)
         self.on_done(c, row)
-        self.progress("done", 1)
+        self._bytes.finish((c.target_ns, c.name), v.total_bytes)
+        self._tell("done", 1)
         return ""

@@ -18,7 +18,8 @@ from typing import Any
 from migrate.cluster import Cluster
 from migrate.transform.claims import plan_claims
 from migrate.volumes.live import claims_and_pods
-from migrate.volumes.mover import MoverJob, MoverSettings, run_mover
+from migrate.volumes.mover import run_mover
+from migrate.volumes.mover_pod import MoverJob, MoverSettings
 from migrate.volumes.records import VolumeCopy
 
 
