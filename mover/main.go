@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -65,13 +66,18 @@ type progress struct {
 	TotalBytes int64  `json:"totalBytes,omitempty"` // once known: the ETA's denominator
 }
 
-// ticker emits a progress line from sample() and total() (0 while unknown) every 2 s until
-// the returned stop is called; after stop returns no further line is written.
+// ticker emits a progress line from sample() and total() (0 while unknown) every 2 s
+// (KM_PROGRESS_SECONDS overrides it) until the returned stop is called; after stop returns no
+// further line is written.
 func ticker(sample func() (bytes, files int64), total func() int64) (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(2 * time.Second)
+		every := 2 * time.Second
+		if v, err := strconv.ParseFloat(os.Getenv("KM_PROGRESS_SECONDS"), 64); err == nil && v > 0 {
+			every = time.Duration(v * float64(time.Second))
+		}
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

@@ -184,7 +184,12 @@ def test_backup_restore_verify(mover: Any, tmp_path: Path) -> None:
     who = ("--user", "vol-a", "--host", "ns-a")
     _error(mover("backup", "--path", str(src), *who), "repository-missing")
 
-    first = _result(mover("backup", "--path", str(src), *who, "--create"))
+    out = mover("backup", "--path", str(src), *who, "--create", KM_PROGRESS_SECONDS="0.01")
+    first = _result(out)
+    ticks = [line for line in out[1] if line["kind"] == "progress"]  # the ETA's figures
+    assert ticks and [t["bytes"] for t in ticks] == sorted(t["bytes"] for t in ticks)
+    totals = {t["totalBytes"] for t in ticks if "totalBytes" in t}
+    assert len(totals) == 1 and abs(totals.pop() - first["totalBytes"]) < first["totalBytes"] / 100
     assert first["peakRssBytes"] > 0
     assert first["totalBytes"] > 16 << 20 and first["files"] >= 400 and first["dirs"] >= 30
     assert first["incrementalBytes"] > 16 << 20
@@ -193,7 +198,11 @@ def test_backup_restore_verify(mover: Any, tmp_path: Path) -> None:
     assert again["totalBytes"] == first["totalBytes"]
     assert again["incrementalBytes"] < 256 << 10, again  # metadata only: nothing re-uploaded
 
-    restored = _result(mover("restore", "--path", str(dst), "--snapshot", again["snapshotID"]))
+    out = mover("restore", "--path", str(dst), "--snapshot", again["snapshotID"],
+                KM_PROGRESS_SECONDS="0.01")  # fmt: skip
+    restored = _result(out)
+    ticks = [line for line in out[1] if line["kind"] == "progress"]
+    assert ticks and all(t["totalBytes"] == again["totalBytes"] for t in ticks), ticks[:3]
     assert (restored["bytes"], restored["files"]) == (again["totalBytes"], again["files"])
     assert (dst / "zz hardlink").stat().st_ino == (dst / "a" / "target.txt").stat().st_ino
     verify = ("verify", "--path", str(dst), "--manifest-snapshot", again["manifestSnapshotID"])

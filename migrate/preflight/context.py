@@ -26,6 +26,8 @@ class Planned(Protocol):
 
     gr: str
     skip: str | None  # why restore leaves it out
+    namespace: str | None  # in the backup (before mapping)
+    name: str  # in the backup
 
     def read_obj(self) -> dict[str, Any]:
         """As in the backup (a fresh copy each call)."""

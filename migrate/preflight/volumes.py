@@ -120,7 +120,7 @@ def check_volumes(ctx: Context) -> list[Finding]:
             c.add("warning", f"asks {request}, more than any topology segment of StorageClass "
                   f"{cls} has free ({human_bytes(room)}, CSIStorageCapacity)",
                   "free capacity, or map the class", ref)  # fmt: skip
-        data = _data(ctx, (it.key[2] or "", it.key[3]), movers, request)
+        data = _data(ctx, (it.namespace or "", it.name), movers, request)
         if data is not None and outcome == "reprovisioned-empty":
             severity, sentence, fix = data
             asks = f", asking {request}" if request else ""
