@@ -176,7 +176,7 @@ def main() -> None:
         out["rawDownloadUntarSeconds"] = raw_restore(key)
         c.create(c.discovery().resolve("persistentvolumeclaims"), claim("restored"), ns)
         settings = mover_settings(open_store(bucket), None, None, create=False)
-        job = MoverJob("restore", ns, "restored", ["--snapshot", snap, "--parallel", "8"],
+        job = MoverJob("restore", ns, "restored", ["--snapshot", snap],
                        tolerations=TOLERATE, node_selector=NODE)  # fmt: skip
         start = time.monotonic()
         result = run_mover(c, job, settings)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -147,7 +148,7 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	path := fs.String("path", "", "directory to restore into")
 	id := fs.String("snapshot", "", "snapshot ID")
-	parallel := fs.Int("parallel", 8, "files restored in parallel")
+	parallel := fs.Int("parallel", defaultParallel(), "files restored in parallel")
 	if err := parse(fs, args, "path", "snapshot"); err != nil {
 		return nil, err
 	}
@@ -170,7 +171,7 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 		return nil, err
 	}
 	stop := ticker(statfsDelta(root), func() int64 { return snap.RootEntry.Summary.Size })
-	if err := k.prefetchSmallFiles(ctx, *id); err != nil {
+	if err := k.prefetchSmallFiles(ctx, *id, snap.RootEntry.Summary.Size, workDir()); err != nil {
 		fmt.Fprintf(os.Stderr, "kmmover: restoring without prefetch: %v\n", err)
 	}
 	err = k.Run(ctx, nil, "snapshot", "restore", *id, root, "--parallel="+strconv.Itoa(*parallel))
@@ -183,6 +184,12 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 	}
 	s := snap.RootEntry.Summary
 	return restoreResult{"result", s.Size, s.Files, since(start), peakRSS()}, nil
+}
+
+// defaultParallel is kopia restore's parallelism: two files per CPU, 4 to 16 (1 GiB mixed on
+// 2 CPUs: 12.6 s at 1, 8.6 s at 4, 10.7 s at 8).
+func defaultParallel() int {
+	return min(16, max(4, 2*runtime.NumCPU()))
 }
 
 // statfsDelta samples the bytes and inodes used on root's filesystem since the call: restore

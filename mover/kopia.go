@@ -218,7 +218,7 @@ func (k *Kopia) Connect(ctx context.Context, user, host string, create, readonly
 	if !create || !errors.As(err, &f) || f.Reason != "repository-missing" {
 		return false, err
 	}
-	createArgs := append(append([]string{"repository", "create"}, st...), who...)
+	createArgs := append(append(append([]string{"repository", "create"}, st...), who...), Format...)
 	if err = k.Run(ctx, nil, createArgs...); err == nil {
 		return true, nil
 	}
@@ -231,6 +231,12 @@ func (k *Kopia) Connect(ctx context.Context, user, host string, create, readonly
 	}
 	return false, err
 }
+
+// Format is a new repository's: BLAKE3 hashes (kopia's benchmark here: 2.5 GB/s, BLAKE2B's
+// default 0.8 GB/s; it was a third of a backup's CPU) and 2 MiB average chunks (as fast to
+// find as 4 MiB ones, and a change in place re-uploads about half as much around it).
+// Encryption stays kopia's and Velero's AES256-GCM-HMAC-SHA256.
+var Format = []string{"--block-hash=BLAKE3-256-128", "--object-splitter=DYNAMIC-2M-BUZHASH"}
 
 // SnapshotInfo is the part of a kopia snapshot manifest kmmover reads.
 type SnapshotInfo struct {

@@ -40,8 +40,20 @@ log = logging.getLogger(__name__)
 
 UNSCHEDULABLE_SECONDS = 90.0  # a mover the scheduler cannot place fails after this
 WATCH_SECONDS = 2.0  # a running mover's log tail is read this often for its progress
-# A waiting container's reasons that will not cure themselves: fail at once.
-STUCK = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError"}
+# A waiting container's reasons that do not cure themselves -> (seconds they may last, hint).
+# A kubelet under load reports CreateContainerConfigError ("failed to sync secret cache")
+# for a Secret made just before the pod: that one gets time.
+IMAGE_HINT = ("push the mover image to a registry the nodes pull from and pass --mover-image "
+              "(README, 'Volume data')")  # fmt: skip
+STUCK: dict[str, tuple[float, str]] = {
+    "ErrImagePull": (0.0, IMAGE_HINT),
+    "ImagePullBackOff": (0.0, IMAGE_HINT),
+    "InvalidImageName": (0.0, IMAGE_HINT),
+    "CreateContainerConfigError": (
+        60.0,
+        "the mover's Secret did not reach the node: see `kubectl describe pod` of the mover",
+    ),
+}
 # kmmover's error reasons -> (error class, hint)
 REASONS: dict[str, tuple[type[MigrateError], str]] = {
     "wrong-password": (
@@ -116,6 +128,7 @@ def _unschedulable(status: dict[str, Any]) -> str:
 def _wait(cluster: Cluster, pods: Any, job: MoverJob, name: str, timeout: float) -> str:
     start = time.monotonic()
     deadline, pause, watched = start + timeout, 0.2, start
+    since: dict[str, float] = {}  # a waiting reason of STUCK -> when first seen
     where = f"mover pod {job.namespace}/{name} ({job.verb} of claim {job.claim})"
     while True:
         try:
@@ -131,12 +144,12 @@ def _wait(cluster: Cluster, pods: Any, job: MoverJob, name: str, timeout: float)
             _watch(cluster, job, name)
         for cs in status.get("containerStatuses") or []:
             waiting = (cs.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in STUCK:
-                raise UsageError(
-                    f"{where}: {waiting['reason']}: {waiting.get('message', '')}".rstrip(": "),
-                    hint="push the mover image to a registry the nodes pull from and pass "
-                    "--mover-image (README, 'Volume data')",
-                )
+            reason = str(waiting.get("reason") or "")
+            if reason in STUCK:
+                grace, hint = STUCK[reason]
+                if time.monotonic() - since.setdefault(reason, time.monotonic()) >= grace:
+                    message = f"{where}: {reason}: {waiting.get('message', '')}".rstrip(": ")
+                    raise UsageError(message, hint=hint)
         why = _unschedulable(status)
         if why and time.monotonic() - start > UNSCHEDULABLE_SECONDS:
             raise PartialFailure(

@@ -149,7 +149,7 @@ class DataLevel:
             "restore",
             c.target_ns,
             c.name,
-            ["--snapshot", v.snapshot, "--parallel", "8"],
+            ["--snapshot", v.snapshot],
             tolerations=p.tolerations,
             node_selector=p.node_selector,
             affinity=p.affinity,
