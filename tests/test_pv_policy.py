@@ -223,8 +223,10 @@ def _volume_findings(dev_env: Env, ns: str, *flags: str) -> tuple[int, list[dict
 def test_preflight_says_what_happens_to_each_claims_data(dev_env: Env, volumes: Volumes) -> None:
     code, found = _volume_findings(dev_env, volumes.ns)
     assert code == 0
-    empty = [f for f in found if "re-provisioned empty" in f["message"]]
+    empty = [f for f in found if "starts empty" in f["message"]]
     assert len(empty) == 1 and empty[0]["severity"] == "warning"
+    assert "backup.velero.io/backup-volumes" in empty[0]["message"]  # why: no pod lists it
+    assert "--volumes all" in empty[0]["fix"]
     assert {o.split()[1] for o in empty[0]["objects"]} == {
         f"{volumes.ns}/keep",
         f"{volumes.ns}/drop",

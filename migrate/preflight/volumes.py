@@ -166,7 +166,7 @@ def _data(
         return None
     if not c.moves:
         severity, fix = NOT_MOVED_FIXES[c.skip]
-        return severity, f"its data does not move: {c.reason}", fix
+        return severity, f"it starts empty, its data does not move: {c.reason}", fix
     facts = f"{c.size or '?'}, {'/'.join(c.access_modes) or '?'}, {c.volume_mode}"
     where = f"on node {c.node}, next to pod {c.pod}" if c.node else "placed by the scheduler"
     return "info", f"its data ({facts}) is copied by a mover pod {where}", ""
