@@ -8,14 +8,18 @@ random, 16,384 x 4 KiB) in a claim on the source plane's real node.
 - a second backup of the unchanged claim (uploaded bytes measured in the bucket), and one
   after overwriting 1% of the bytes in one file;
 - raw restore: download of that tarball piped into `tar -x`; ours: the mover restoring into
-  a fresh claim.
+  a fresh claim;
+- the mover's peak RSS (kmmover's plus its largest kopia's) backing up a claim of many small
+  files (1,000,000 by default, 1,000 a directory, written from this host into the node's
+  volume directory).
 Prints a table, writes bench/results/volume_data.json, exits 3 on a missed target.
 
-    .venv/bin/python bench/volume_data.py
+    .venv/bin/python bench/volume_data.py [--small-files N]   # 0: no RSS phase
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -47,6 +51,7 @@ FILL = (
     "touch /tmp/done; exec sleep 3600"
 )
 CHANGED = 10 * 2**20  # ~1% of the 1 GiB, overwritten in one file
+HOLD = "touch /tmp/done; exec sleep 3600"  # a pod that binds a claim on the real node
 
 
 def env_file() -> None:
@@ -61,24 +66,26 @@ def claim(name: str) -> dict[str, Any]:
                      "resources": {"requests": {"storage": "2Gi"}}}}  # fmt: skip
 
 
-def filler(image: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fill"},
+def filler(image: str, name: str = "fill", pvc: str = "data", cmd: str = FILL) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
                      "nodeSelector": NODE, "tolerations": TOLERATE,
-                     "containers": [{"name": "fill", "image": image, "command": ["sh", "-c", FILL],
+                     "containers": [{"name": "fill", "image": image, "command": ["sh", "-c", cmd],
                                      "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
                      "volumes": [{"name": "d",
-                                  "persistentVolumeClaim": {"claimName": "data"}}]}}  # fmt: skip
+                                  "persistentVolumeClaim": {"claimName": pvc}}]}}  # fmt: skip
 
 
-def wait_filled(c: Cluster, ns: str, name: str, timeout: float = 600) -> None:
+def wait_filled(
+    c: Cluster, ns: str, name: str, pvc: str = "data", files: int = 16384, timeout: float = 600
+) -> None:
     """Until the filler (it stays running: the mover goes next to it) has written it all."""
     pods = c.discovery().resolve("pods")
     deadline = time.monotonic() + timeout
     while True:
         pod = c.get(pods, name, ns)
         phase = pod["status"].get("phase")
-        if phase == "Running" and sum(1 for _ in host_dir(c, ns, "data").glob("small/*")) >= 16384:
+        if phase == "Running" and sum(1 for _ in host_dir(c, ns, pvc).glob("small/*")) >= files:
             return
         if phase == "Failed" or time.monotonic() > deadline:
             raise SystemExit(f"bench: pod {ns}/{name} {phase}")
@@ -143,7 +150,41 @@ def backup_once(c: Cluster, bucket: str, ns: str, name: str) -> tuple[float, flo
     return copy.seconds, wall, copy.snapshot
 
 
+def small_files(root: Path, n: int, per_dir: int = 1000) -> None:
+    """n files of 16-80 distinct bytes each (kopia stores every one: the index grows with
+    them), per_dir to a directory; written here, the node being this host."""
+    for i in range(n):
+        d = root / f"d{i // per_dir:05d}"
+        if i % per_dir == 0:
+            d.mkdir(parents=True)
+        fd = os.open(d / f"f{i % per_dir:04d}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, f"{i:x}".encode() * (4 + i % 17))
+        os.close(fd)
+
+
+def peak_rss(c: Cluster, ns: str, bucket: str, image: str, files: int) -> dict[str, Any]:
+    """The mover backing up a claim of `files` small files: its peak RSS and seconds."""
+    c.create(c.discovery().resolve("persistentvolumeclaims"), claim("many"), ns)
+    c.create(c.discovery().resolve("pods"), filler(image, "hold", "many", HOLD), ns)
+    wait_filled(c, ns, "hold", "many", files=0)
+    start = time.monotonic()
+    small_files(host_dir(c, ns, "many") / "small", files)
+    out: dict[str, Any] = {"smallFiles": files, "smallFilesWriteSeconds": time.monotonic() - start}
+    settings = mover_settings(open_store(bucket), None, None, create=True)
+    job = MoverJob("backup", ns, "many", ["--user", "many", "--host", ns, "--create"],
+                   tolerations=TOLERATE, node_selector=NODE)  # fmt: skip
+    result = run_mover(c, job, settings)
+    if int(result["files"]) != files:
+        raise SystemExit(f"bench: the mover saw {result['files']} files of {files}")
+    out["smallFilesBackupSeconds"] = float(result["seconds"])
+    out["moverPeakRssMiB"] = int(result["peakRssBytes"]) / 2**20
+    return out
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--small-files", type=int, default=1_000_000, metavar="N")
+    args = ap.parse_args()
     env_file()
     c = Cluster(ClusterRef(os.environ["KUBE_MIGRATE_SOURCE_KUBECONFIG"]), name="source")
     ns, bucket = f"vb-{uuid.uuid4().hex[:6]}", os.environ["KUBE_MIGRATE_BUCKET"]
@@ -182,6 +223,9 @@ def main() -> None:
         result = run_mover(c, job, settings)
         out["volumeRestoreWallSeconds"] = time.monotonic() - start
         out["volumeRestoreSeconds"] = float(result["seconds"])
+        if args.small_files:
+            image = os.environ["KUBE_MIGRATE_TEST_IMAGE"]
+            out.update(peak_rss(c, ns, bucket, image, args.small_files))
     finally:
         c.delete(nss, ns)
         for prefix in ("kopia/", "backups/"):

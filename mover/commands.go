@@ -271,11 +271,13 @@ func verify(ctx context.Context, args []string, start time.Time) (any, error) {
 
 // peakRSS is the larger of kmmover's own peak resident set and that of its largest waited-for
 // child (Linux reports both in KiB).
+// peakRSS bounds the mover's memory from above: kmmover's own peak plus that of its largest
+// kopia run (they overlap in time; the kopia runs themselves do not).
 func peakRSS() int64 {
 	var self, children syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
 	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
-	return max(self.Maxrss, children.Maxrss) * 1024
+	return (self.Maxrss + children.Maxrss) * 1024
 }
 
 func since(t time.Time) float64 {
