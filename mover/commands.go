@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,6 +20,16 @@ import (
 // ManifestSource is the path of the manifest snapshots' source (user@host:/tmp/manifest),
 // whatever KM_WORK_DIR is, so a volume's manifests form one chain too.
 const ManifestSource = "/tmp/manifest"
+
+// Checkpoint is how often a snapshot flushes its content index: kopia keeps the index of
+// what it has written in memory until then (its default, 45 min, held 1 GB for a volume of
+// 1,000,000 small files: 785 MB at 15 s, 326 MB at 10 s with the memory limit below).
+const Checkpoint = "10s"
+
+// UploadParallel is how many files a backup reads at once: kopia writes a full pack from the
+// goroutine that filled it, so more readers than CPUs keep the CPUs hashing while packs
+// upload (1 GiB mixed on 2 CPUs: 7.9 s at kopia's default, 5.6 s at 8).
+const UploadParallel = 8
 
 // Pin keeps kmmover's snapshots out of kopia's retention (keep-latest 10 and so on):
 // deleting snapshots is the caller's decision.
@@ -82,7 +93,7 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 	mdone := make(chan error, 1)
 	go func() { mdone <- writeManifestFile(root, filepath.Join(mdir, "manifest.jsonl"), &c) }()
 	var snap SnapshotInfo
-	err = k.JSON(ctx, &snap, "snapshot", "create", root, "--json", "--pin="+Pin,
+	err = k.JSON(ctx, &snap, "snapshot", "create", root, "--json", "--pin="+Pin, "--checkpoint-interval="+Checkpoint, "--parallel="+strconv.Itoa(UploadParallel),
 		"--tags=kube-migrate:data", "--description=kube-migrate volume data")
 	if err != nil {
 		stop()
@@ -113,11 +124,9 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 	}
 	// Read both back in a fresh kopia run: a repository created concurrently by another
 	// mover (kopia's create is not atomic on S3) would otherwise lose them silently.
-	for _, id := range []string{snap.ID, msnap.ID} {
-		if _, err := k.Snapshot(ctx, id); err != nil {
-			return nil, fail("kopia-failed", "snapshot %s unreadable after backup (repository "+
-				"created concurrently by another mover?): %v", id, err)
-		}
+	if err := k.Run(ctx, io.Discard, "manifest", "show", snap.ID, msnap.ID); err != nil {
+		return nil, fail("kopia-failed", "snapshots %s and %s unreadable after backup "+
+			"(repository created concurrently by another mover?): %v", snap.ID, msnap.ID, err)
 	}
 	s := snap.RootEntry.Summary
 	dirs := max(0, s.Dirs-1) // kopia counts the root, the manifest does not
@@ -174,9 +183,19 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 	if err := k.prefetchSmallFiles(ctx, *id, snap.RootEntry.Summary.Size, workDir()); err != nil {
 		fmt.Fprintf(os.Stderr, "kmmover: restoring without prefetch: %v\n", err)
 	}
+	type found struct {
+		id  string
+		err error
+	}
+	manifest := make(chan found, 1) // looked up while the data restores
+	go func() {
+		mid, err := k.manifestFor(ctx, *id)
+		manifest <- found{mid, err}
+	}()
 	err = k.Run(ctx, nil, "snapshot", "restore", *id, root, "--parallel="+strconv.Itoa(*parallel))
+	m := <-manifest
 	if err == nil {
-		_, err = relinkHardlinks(ctx, k, workDir(), *id, root)
+		_, err = relinkHardlinks(ctx, k, workDir(), *id, m.id, m.err, root)
 	}
 	stop()
 	if err != nil {

@@ -28,10 +28,9 @@ func (k *Kopia) manifestFor(ctx context.Context, id string) (string, error) {
 	return list[len(list)-1].ID, nil
 }
 
-// relinkHardlinks restores the hardlinks recorded in the manifest of data snapshot id under
-// root; it returns how many names were linked.
-func relinkHardlinks(ctx context.Context, k *Kopia, work, id, root string) (int, error) {
-	mid, err := k.manifestFor(ctx, id)
+// relinkHardlinks restores the hardlinks recorded in manifest snapshot mid (found by
+// manifestFor(id), err its error) under root; it returns how many names were linked.
+func relinkHardlinks(ctx context.Context, k *Kopia, work, id, mid string, err error, root string) (int, error) {
 	if err != nil || mid == "" {
 		if mid == "" && err == nil {
 			fmt.Fprintf(os.Stderr, "kmmover: no manifest snapshot for %s: hardlinks not restored\n", id)

@@ -9,6 +9,9 @@
 // only as big as the prefetched packs evicts them for the big files' contents while the
 // small files still need them (1 GiB mixed: 28 s at --parallel 8 with a pack-sized cache,
 // 9 s with room for all; measured on the host with bench/volume_data.py's tree).
+// When the whole snapshot fits in the cache (half the work directory's free space), the packs
+// of its big files are prefetched as well: whole packs, five at a time, instead of a ranged
+// GET per content during the restore (1 GiB mixed: 9-10 s -> 7.5 s on the host).
 // This is an optimisation only: restore logs a failure and goes on without it.
 package main
 
@@ -34,6 +37,7 @@ const (
 	cacheMaxMB     = 2048    // the prefetched packs take at most half of this
 	cacheCapMB     = 32768   // the content cache is raised to at most this for a restore
 	prefetchChunk  = 4096    // object IDs per `kopia cache prefetch` (argv far below ARG_MAX)
+	maxBigFiles    = 65536   // more big files than this: only the small files are prefetched
 )
 
 // contentKey is a data content ID's first 16 bytes: enough to tell contents apart, and a
@@ -59,14 +63,29 @@ type packUse struct {
 // prefetchSmallFiles downloads the packs holding snapshot id's small files into the content
 // cache, raising the cache's limits to hold them.
 func (k *Kopia) prefetchSmallFiles(ctx context.Context, id string, snapshotBytes int64, work string) error {
-	small, files, err := k.smallContents(ctx, id)
+	type blobs struct {
+		sizes map[string]int64
+		err   error
+	}
+	packSizes := make(chan blobs, 1) // listed while the snapshot is
+	go func() {
+		sizes, err := k.Blobs(ctx, "p")
+		packSizes <- blobs{sizes, err}
+	}()
+	small, files, big, err := k.smallContents(ctx, id)
+	sizes := <-packSizes
+	if err == nil {
+		err = sizes.err
+	}
 	if err != nil {
 		return err
 	}
-	if files < minSmallFiles {
+	room := min(freeBytes(work)/2, cacheCapMB*1_000_000)
+	whole := snapshotBytes*105/100 < room && len(big) < maxBigFiles
+	if files < minSmallFiles && !whole {
 		return nil
 	}
-	packs, err := k.packsOf(ctx, small)
+	packs, err := k.packsOf(ctx, small, sizes.sizes)
 	if err != nil {
 		return err
 	}
@@ -91,14 +110,18 @@ func (k *Kopia) prefetchSmallFiles(ctx context.Context, id string, snapshotBytes
 		covered += p.small
 		oids = append(oids, p.sample)
 	}
+	bigs := 0
+	if whole { // the big files' packs too, whole and 5 at a time, instead of a ranged GET each
+		oids, bigs = append(oids, big...), len(big)
+	}
 	if len(oids) == 0 {
 		return nil
 	}
-	want := min(2*total+snapshotBytes*105/100, freeBytes(work)/2, cacheCapMB*1_000_000)
+	want := min(2*total+snapshotBytes*105/100, room)
 	mb := max(base, (want+999_999)/1_000_000)
 	fmt.Fprintf(os.Stderr, "kmmover: prefetching %d pack(s), %d MB, holding %d of %d small "+
-		"content(s) (%d small files); content cache %d MB\n",
-		len(oids), total/1_000_000, covered, len(small), files, mb)
+		"content(s) (%d small files), and the packs of %d big file(s); content cache %d MB\n",
+		len(oids)-bigs, total/1_000_000, covered, len(small), files, bigs, mb)
 	if mb != base {
 		m := strconv.FormatInt(mb, 10)
 		if err := k.Run(ctx, nil, "cache", "set", "--content-cache-size-mb="+m,
@@ -130,9 +153,10 @@ func freeBytes(dir string) int64 {
 // the content ID, with "Z" in front if compressed. A name with a newline may split a line;
 // the fragment is skipped unless it parses, and a parsed fragment costs at most a useless
 // lookup.
-func (k *Kopia) smallContents(ctx context.Context, id string) (map[contentKey]struct{}, int64, error) {
+func (k *Kopia) smallContents(ctx context.Context, id string) (map[contentKey]struct{}, int64, []string, error) {
 	small := make(map[contentKey]struct{})
 	var files int64
+	var big []string
 	err := k.stream(ctx, func(r io.Reader) error {
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -142,7 +166,13 @@ func (k *Kopia) smallContents(ctx context.Context, id string) (map[contentKey]st
 				continue
 			}
 			size, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil || size <= 0 || size >= smallFileBytes {
+			if err != nil || size <= 0 {
+				continue
+			}
+			if size >= smallFileBytes {
+				if len(big) < maxBigFiles {
+					big = append(big, f[5])
+				}
 				continue
 			}
 			key, ok := keyOf(strings.TrimPrefix(f[5], "Z"))
@@ -156,12 +186,12 @@ func (k *Kopia) smallContents(ctx context.Context, id string) (map[contentKey]st
 		}
 		return sc.Err()
 	}, "ls", "-r", "-l", "--timezone=utc", id)
-	return small, files, err
+	return small, files, big, err
 }
 
 // packsOf reads the repository's index (`kopia content list --json`, decoded as it streams)
 // and the pack blobs' sizes, and returns the packs holding any of the contents in small.
-func (k *Kopia) packsOf(ctx context.Context, small map[contentKey]struct{}) ([]*packUse, error) {
+func (k *Kopia) packsOf(ctx context.Context, small map[contentKey]struct{}, sizes map[string]int64) ([]*packUse, error) {
 	byID := map[string]*packUse{}
 	err := k.stream(ctx, func(r io.Reader) error {
 		dec := json.NewDecoder(bufio.NewReaderSize(r, 256<<10))
@@ -194,10 +224,6 @@ func (k *Kopia) packsOf(ctx context.Context, small map[contentKey]struct{}) ([]*
 		_, err := dec.Token()
 		return err
 	}, "content", "list", "--json")
-	if err != nil {
-		return nil, err
-	}
-	sizes, err := k.Blobs(ctx, "p")
 	if err != nil {
 		return nil, err
 	}

@@ -10,13 +10,15 @@ from typing import Any
 import pytest
 
 from migrate.errors import PartialFailure, UsageError
+from migrate.store import open_store
+from migrate.store.layout import BackupKeys
 from migrate.store.mover_access import MoverAccess
 from migrate.transform.claims import OPT_IN, OPT_OUT, plan_claims
 from migrate.volumes.hooks import Hook, pod_hook
 from migrate.volumes.mover import parse_lines
 from migrate.volumes.mover_pod import MoverJob, MoverSettings, pod_spec
 from migrate.volumes.password import repository_password
-from migrate.volumes.records import VolumeCopy
+from migrate.volumes.records import VolumeCopy, velero_only
 from migrate.volumes.restore import PlannedClaim, check_sizes, placements
 
 
@@ -219,3 +221,15 @@ def test_a_claim_without_a_running_pod_is_placed_as_its_workload() -> None:
     assert by["data-db-0"].node_selector == {"disk": "ssd"}
     assert by["data-db-0"].tolerations == [{"operator": "Exists"}]
     assert by["other"].node_selector == {} and by["other"].tolerations == []
+
+
+def test_velero_volume_data_is_named_not_silently_dropped(tmp_path: Path) -> None:
+    store = open_store(f"file://{tmp_path}")
+    keys = BackupKeys("nightly")
+    assert velero_only(store, "nightly") is None  # no volume data at all
+    store.put(keys.pod_volume_backups, b"\x1f\x8b")  # Velero's record, none of ours
+    warning = velero_only(store, "nightly")
+    assert warning is not None
+    assert "Velero" in warning and "arrive empty" in warning and "velero restore" in warning
+    store.put(keys.volumes, b"\x1f\x8b")  # ours beside it: our movers restore the data
+    assert velero_only(store, "nightly") is None

@@ -158,6 +158,9 @@ def data_level(
     """Restore's data level for this plan, after checking (before any write) that every
     target claim holds its data; (None, None) when the backup has no volume data."""
     copies = {(v.namespace, v.claim): v for v in records.read(store, backup) if v.snapshot}
+    foreign = records.velero_only(store, backup)
+    if foreign:
+        log.warning("%s", foreign)
     claims = planned_claims(plan)
     if not copies or not any((c.source_ns, c.name) in copies for c in claims):
         return None, None

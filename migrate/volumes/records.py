@@ -148,3 +148,17 @@ def read(store: Store, backup: str) -> list[VolumeCopy]:
         d["access_modes"] = tuple(d.get("access_modes") or ())
         out.append(VolumeCopy(**{k: v for k, v in d.items() if k in VolumeCopy.__annotations__}))
     return out
+
+
+def velero_only(store: Store, backup: str) -> str | None:
+    """A warning when the backup's volume data is Velero's (PodVolumeBackups, none of ours):
+    kube-migrate cannot read that repository (Velero's own password) and does not restore
+    it, so its claims arrive empty; None otherwise."""
+    keys = layout.BackupKeys(backup)
+    if store.exists(keys.volumes) or not store.exists(keys.pod_volume_backups):
+        return None
+    return (
+        f"backup {backup}: its volume data was copied by Velero (PodVolumeBackups); "
+        "kube-migrate restores the objects only, the claims arrive empty "
+        "(restore the data with `velero restore create --from-backup`)"
+    )
