@@ -26,11 +26,6 @@ const ManifestSource = "/tmp/manifest"
 // 1,000,000 small files: 785 MB at 15 s, 326 MB at 10 s with the memory limit below).
 const Checkpoint = "10s"
 
-// UploadParallel is how many files a backup reads at once: kopia writes a full pack from the
-// goroutine that filled it, so more readers than CPUs keep the CPUs hashing while packs
-// upload (1 GiB mixed on 2 CPUs: 7.9 s at kopia's default, 5.6 s at 8).
-const UploadParallel = 8
-
 // Pin keeps kmmover's snapshots out of kopia's retention (keep-latest 10 and so on):
 // deleting snapshots is the caller's decision.
 const Pin = "kube-migrate"
@@ -93,7 +88,7 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 	mdone := make(chan error, 1)
 	go func() { mdone <- writeManifestFile(root, filepath.Join(mdir, "manifest.jsonl"), &c) }()
 	var snap SnapshotInfo
-	err = k.JSON(ctx, &snap, "snapshot", "create", root, "--json", "--pin="+Pin, "--checkpoint-interval="+Checkpoint, "--parallel="+strconv.Itoa(UploadParallel),
+	err = k.JSON(ctx, &snap, "snapshot", "create", root, "--json", "--pin="+Pin, "--checkpoint-interval="+Checkpoint,
 		"--tags=kube-migrate:data", "--description=kube-migrate volume data")
 	if err != nil {
 		stop()

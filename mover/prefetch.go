@@ -11,7 +11,8 @@
 // 9 s with room for all; measured on the host with bench/volume_data.py's tree).
 // When the whole snapshot fits in the cache (half the work directory's free space), the packs
 // of its big files are prefetched as well: whole packs, five at a time, instead of a ranged
-// GET per content during the restore (1 GiB mixed: 9-10 s -> 7.5 s on the host).
+// GET per content during the restore (1 GiB mixed in a pod, fixed 1 MiB chunks: 12.7 s ->
+// 8.8 s; noisy, about 20% from run to run).
 // This is an optimisation only: restore logs a failure and goes on without it.
 package main
 
