@@ -44,14 +44,14 @@ from migrate.volumes.mover_pod import MoverJob
 ROOT = Path(__file__).resolve().parent.parent
 NODE = {"kube-migrate.dev/node": "real"}
 TOLERATE = [{"key": "kube-migrate.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}]
+HOLD = "touch /tmp/done; exec sleep 3600"  # a pod that binds a claim on the real node
 FILL = (
     "set -e; cd /data; mkdir -p big small; i=0; "
     "while [ $i -lt 15 ]; do head -c 67108864 /dev/urandom > big/f$i; i=$((i+1)); done; "
     "cd small; i=0; while [ $i -lt 16384 ]; do head -c 4096 /dev/urandom > x$i; i=$((i+1)); done; "
-    "touch /tmp/done; exec sleep 3600"
+    + HOLD
 )
 CHANGED = 10 * 2**20  # ~1% of the 1 GiB, overwritten in one file
-HOLD = "touch /tmp/done; exec sleep 3600"  # a pod that binds a claim on the real node
 
 
 def env_file() -> None:

@@ -175,7 +175,7 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 		return nil, err
 	}
 	stop := ticker(statfsDelta(root), func() int64 { return snap.RootEntry.Summary.Size })
-	if err := k.prefetchSmallFiles(ctx, *id, snap.RootEntry.Summary.Size, workDir()); err != nil {
+	if err := k.prefetch(ctx, *id, snap.RootEntry.Summary.Size, workDir()); err != nil {
 		fmt.Fprintf(os.Stderr, "kmmover: restoring without prefetch: %v\n", err)
 	}
 	type found struct {
@@ -190,7 +190,10 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 	err = k.Run(ctx, nil, "snapshot", "restore", *id, root, "--parallel="+strconv.Itoa(*parallel))
 	m := <-manifest
 	if err == nil {
-		_, err = relinkHardlinks(ctx, k, workDir(), *id, m.id, m.err, root)
+		err = m.err
+	}
+	if err == nil {
+		_, err = relinkHardlinks(ctx, k, workDir(), *id, m.id, root)
 	}
 	stop()
 	if err != nil {
@@ -283,10 +286,8 @@ func verify(ctx context.Context, args []string, start time.Time) (any, error) {
 	return verifyResult{"result", d.Files, d.Bytes, d.Differences, d.Diffs, since(start), peakRSS()}, nil
 }
 
-// peakRSS is the larger of kmmover's own peak resident set and that of its largest waited-for
-// child (Linux reports both in KiB).
 // peakRSS bounds the mover's memory from above: kmmover's own peak plus that of its largest
-// kopia run (they overlap in time; the kopia runs themselves do not).
+// kopia run (they overlap in time; the kopia runs themselves do not). Linux reports both in KiB.
 func peakRSS() int64 {
 	var self, children syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)

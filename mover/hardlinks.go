@@ -28,14 +28,12 @@ func (k *Kopia) manifestFor(ctx context.Context, id string) (string, error) {
 	return list[len(list)-1].ID, nil
 }
 
-// relinkHardlinks restores the hardlinks recorded in manifest snapshot mid (found by
-// manifestFor(id), err its error) under root; it returns how many names were linked.
-func relinkHardlinks(ctx context.Context, k *Kopia, work, id, mid string, err error, root string) (int, error) {
-	if err != nil || mid == "" {
-		if mid == "" && err == nil {
-			fmt.Fprintf(os.Stderr, "kmmover: no manifest snapshot for %s: hardlinks not restored\n", id)
-		}
-		return 0, err
+// relinkHardlinks restores the hardlinks recorded in manifest snapshot mid (manifestFor(id),
+// "" if there is none) under root; it returns how many names were linked.
+func relinkHardlinks(ctx context.Context, k *Kopia, work, id, mid, root string) (int, error) {
+	if mid == "" {
+		fmt.Fprintf(os.Stderr, "kmmover: no manifest snapshot for %s: hardlinks not restored\n", id)
+		return 0, nil
 	}
 	dir := filepath.Join(work, "restore-manifest")
 	if err := os.RemoveAll(dir); err != nil {

@@ -61,9 +61,9 @@ type packUse struct {
 	bytes  int64
 }
 
-// prefetchSmallFiles downloads the packs holding snapshot id's small files into the content
-// cache, raising the cache's limits to hold them.
-func (k *Kopia) prefetchSmallFiles(ctx context.Context, id string, snapshotBytes int64, work string) error {
+// prefetch downloads the packs holding snapshot id's small files (and, when the snapshot fits
+// the cache, its big files') into the content cache, raising the cache's limits to hold them.
+func (k *Kopia) prefetch(ctx context.Context, id string, snapshotBytes int64, work string) error {
 	type blobs struct {
 		sizes map[string]int64
 		err   error

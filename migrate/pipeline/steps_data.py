@@ -158,7 +158,7 @@ def data_level(
     """Restore's data level for this plan, after checking (before any write) that every
     target claim holds its data; (None, None) when the backup has no volume data."""
     copies = {(v.namespace, v.claim): v for v in records.read(store, backup) if v.snapshot}
-    foreign = records.velero_only(store, backup)
+    foreign = None if copies else records.velero_only(store, backup)
     if foreign:
         log.warning("%s", foreign)
     claims = planned_claims(plan)
