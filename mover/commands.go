@@ -48,6 +48,8 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 	user := fs.String("user", "", "snapshot source user")
 	host := fs.String("host", "", "snapshot source host")
 	create := fs.Bool("create", false, "create the repository if it is missing")
+	manifestOnly := fs.Bool("manifest-only", false,
+		"snapshot the file manifest only (the data stays in a kept CSI snapshot)")
 	if err := parse(fs, args, "path", "user", "host"); err != nil {
 		return nil, err
 	}
@@ -88,8 +90,12 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 	mdone := make(chan error, 1)
 	go func() { mdone <- writeManifestFile(root, filepath.Join(mdir, "manifest.jsonl"), &c) }()
 	var snap SnapshotInfo
-	err = k.JSON(ctx, &snap, "snapshot", "create", root, "--json", "--pin="+Pin, "--checkpoint-interval="+Checkpoint,
-		"--tags=kube-migrate:data", "--description=kube-migrate volume data")
+	if *manifestOnly {
+		snap.ID = "none"
+	} else {
+		err = k.JSON(ctx, &snap, "snapshot", "create", root, "--json", "--pin="+Pin, "--checkpoint-interval="+Checkpoint,
+			"--tags=kube-migrate:data", "--description=kube-migrate volume data")
+	}
 	if err != nil {
 		stop()
 		return nil, err
@@ -116,6 +122,13 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 		"--description=kube-migrate file manifest of snapshot "+snap.ID)
 	if err != nil {
 		return nil, err
+	}
+	if *manifestOnly {
+		if err := k.Run(ctx, io.Discard, "manifest", "show", msnap.ID); err != nil {
+			return nil, fail("kopia-failed", "snapshot %s unreadable after backup: %v", msnap.ID, err)
+		}
+		return backupResult{"result", "", msnap.ID, c.Bytes.Load(), c.Files.Load(), c.Dirs.Load(),
+			added, since(start), peakRSS()}, nil
 	}
 	// Read both back in a fresh kopia run: a repository created concurrently by another
 	// mover (kopia's create is not atomic on S3) would otherwise lose them silently.

@@ -3,7 +3,7 @@
 // a file manifest of its own, so a restore can be verified without trusting the tool that
 // made it. It speaks JSON lines on stdout, which is all the Python side reads:
 //
-//	kmmover backup   --path DIR --user U --host H [--create]
+//	kmmover backup   --path DIR --user U --host H [--create] [--manifest-only]
 //	kmmover restore  --path DIR --snapshot ID [--parallel N]
 //	kmmover verify   --path DIR --manifest-snapshot ID [--max-diffs N]
 //	kmmover manifest --path DIR

@@ -189,8 +189,8 @@ def delete(store: Store, name: str) -> int:
     return count
 
 
-def gc(store: Store, now: datetime | None = None) -> list[str]:
-    """Delete every backup whose expiration has passed; return their names.
+def expired(store: Store, now: datetime | None = None) -> list[BackupRow]:
+    """The backups whose expiration has passed and that may be deleted.
 
     Like Velero's deletion controller, a backup still being written (a non-terminal
     phase) is left alone even when expired.
@@ -198,13 +198,21 @@ def gc(store: Store, now: datetime | None = None) -> list[str]:
     if store.read_only:
         raise StoreReadOnly(f"cannot garbage-collect {store.url}: the store is read-only")
     now = now or datetime.now(UTC)
-    deleted = []
+    out = []
     for row in list_backups(store, now):
         if not row.expired:
             continue
         if row.phase not in layout.TERMINAL_PHASES:
             log.warning("backup %s expired but is %s; not deleting it", row.name, row.phase)
             continue
+        out.append(row)
+    return out
+
+
+def gc(store: Store, now: datetime | None = None) -> list[str]:
+    """Delete every expired backup (`expired`); return their names."""
+    deleted = []
+    for row in expired(store, now):
         delete(store, row.name)
         deleted.append(row.name)
     return sorted(deleted)

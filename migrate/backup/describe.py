@@ -87,10 +87,24 @@ def _volumes(store: Store, folder: _Folder) -> list[dict[str, Any]] | None:
             "uploadedBytes": d.get("incremental_bytes", 0),
             "seconds": d.get("seconds", 0),
             **({"notCopied": d["skip"]} if d.get("skip") else {"snapshot": d.get("snapshot")}),
+            **_method(d),
         }
         for d in docs
         if isinstance(d, dict)
     ]
+
+
+def _method(d: dict[str, Any]) -> dict[str, Any]:
+    """How a copied claim was read (Velero's backupMethod words) and how long its app
+    was held by hooks; a kept VolumeSnapshot."""
+    if d.get("skip") or not d.get("method"):
+        return {}
+    out: dict[str, Any] = {"method": d["method"], "frozenSeconds": d.get("frozen_seconds", 0)}
+    if d.get("live_reason") and d["method"] != "CSISnapshot":
+        out["whyLive"] = d["live_reason"]
+    if d.get("kept_snapshot"):
+        out["keptSnapshot"] = d["kept_snapshot"]
+    return out
 
 
 def describe(

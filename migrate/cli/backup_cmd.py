@@ -61,6 +61,9 @@ class CreateArgs(Command):
     detect_changes: bool
     volumes: str
     quiesce: str
+    snapshot_volumes: str
+    keep_snapshots: bool
+    snapshot_move_data: bool
     mover_image: str | None
     key: KeyFlags
     output: str
@@ -74,6 +77,14 @@ class CreateArgs(Command):
                 "--quiesce scale-down stops workloads for their data's copy, and --volumes "
                 "none copies none",
                 hint="drop --quiesce, or copy data: --volumes all",
+            )
+        if (
+            self.keep_snapshots or not self.snapshot_move_data
+        ) and self.snapshot_volumes == "never":
+            raise UsageError(
+                "--keep-snapshots and --no-snapshot-move-data keep the claims' VolumeSnapshots, "
+                "and --snapshot-volumes never takes none",
+                hint="drop them, or --snapshot-volumes auto",
             )
 
 
@@ -114,6 +125,29 @@ class CreateArgs(Command):
     help="scale-down: scale the Deployments/StatefulSets whose claims are copied to 0 for "
     "the copy, then back (recorded on them: an interrupted backup's next run heals them).",
 )
+@click.option(
+    "--snapshot-volumes",
+    type=click.Choice(["always", "auto", "never"]),
+    default="auto",
+    show_default=True,
+    help="Copy each claim from a CSI VolumeSnapshot (hooks hold the app for the snapshot's "
+    "cut only): auto where its driver has a VolumeSnapshotClass, always (a claim without "
+    "one fails), or never (copy the live claim).",
+)
+@click.option(
+    "--keep-snapshots",
+    is_flag=True,
+    help="Keep each claim's VolumeSnapshot in the source cluster as a fast local restore "
+    "point (removed by `backup delete --kubeconfig`).",
+)
+@click.option(
+    "--snapshot-move-data/--no-snapshot-move-data",
+    default=True,
+    show_default=True,
+    help="Copy snapshotted claims' data into the bucket.  --no-snapshot-move-data keeps "
+    "the VolumeSnapshots instead (implies --keep-snapshots): a restore into this same "
+    "cluster clones them; into another cluster their claims start empty.",
+)
 @mover_image_option
 @encryption_key_option(writing=True)
 @output_option()
@@ -148,6 +182,9 @@ def create(args: CreateArgs) -> None:
             cluster, store, opts.scope, name, args.volumes,
             lambda: mover_settings(store, key, image, create=True),
             open_task=progress_bar, quiesce=args.quiesce,
+            snapshot_volumes=args.snapshot_volumes,
+            keep_snapshots=args.keep_snapshots or not args.snapshot_move_data,
+            move_data=args.snapshot_move_data,
             record=annotation_record(cluster, opts.scope) if args.quiesce != "none" else None,
         )  # fmt: skip
         opts.add = volumes

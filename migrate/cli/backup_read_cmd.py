@@ -153,6 +153,7 @@ class DeleteArgs(Command):
     name: str
     confirm: bool
     bucket: BucketFlags
+    cluster: ClusterFlags
 
     def validate(self) -> None:
         if not self.confirm:
@@ -167,29 +168,43 @@ class DeleteArgs(Command):
 @click.argument("name")
 @click.option("--confirm", is_flag=True, help="Really delete (there is no undo).")
 @bucket_options
+@cluster_options
 @bind(DeleteArgs)
 def delete(args: DeleteArgs) -> None:
-    """Delete backup NAME (its whole folder) from the bucket."""
-    count = catalog.delete(args.bucket.open(), args.name)
-    click.echo(f'backup "{args.name}" deleted ({count} objects)')
+    """Delete backup NAME (its whole folder) from the bucket, and the VolumeSnapshots it
+    kept in its source cluster (--kubeconfig/--context: that cluster; needed only then)."""
+    from migrate.pipeline.backup_delete import delete_backup
+
+    done = delete_backup(args.bucket.open(), args.name, args.cluster.connect, args.cluster.given)
+    for snap in done.snapshots:
+        log.info("deleted VolumeSnapshot %s kept by backup %s", snap, args.name)
+    click.echo(f'backup "{args.name}" deleted ({done.objects} objects)')
 
 
 @dataclass(frozen=True)
 class GcArgs(Command):
     bucket: BucketFlags
+    cluster: ClusterFlags
 
 
 @_register
 @click.command("gc")
 @bucket_options
+@cluster_options
 @bind(GcArgs)
 def gc(args: GcArgs) -> None:
-    """Delete every backup whose expiration has passed; print their names."""
+    """Delete every backup whose expiration has passed, with the VolumeSnapshots it kept;
+    print their names.  With --kubeconfig/--context (the source cluster), also the
+    temporary snapshots and claims interrupted backups left there."""
+    from migrate.pipeline.backup_delete import gc as collect
+
     store = args.bucket.open()
-    deleted = catalog.gc(store)
-    if not deleted:
+    done = collect(store, args.cluster.connect, args.cluster.given)
+    if done.leftovers:
+        log.info("deleted %d temporary snapshots and claims of interrupted backups", done.leftovers)
+    if not done.backups:
         log.info("no expired backups in %s", store.url)
-    for name in deleted:
+    for name in done.backups:
         click.echo(name)
 
 

@@ -55,6 +55,7 @@ class PreflightArgs(Command):
     existing_resource_policy: str
     pv_policy: str
     volumes: str
+    snapshot_volumes: str
     fail_on: str
     parallelism: int
     output: str
@@ -121,6 +122,13 @@ class PreflightArgs(Command):
     help="Whose claim data the backup would copy (as `backup create --volumes`).",
 )
 @click.option(
+    "--snapshot-volumes",
+    type=click.Choice(["always", "auto", "never"]),
+    default="auto",
+    show_default=True,
+    help="Which claims the backup would read from CSI snapshots (as `backup create`).",
+)
+@click.option(
     "--fail-on",
     type=click.Choice(["error", "warning"]),
     default="error",
@@ -154,8 +162,9 @@ def preflight(args: PreflightArgs) -> None:
         snapshot = take_snapshot(source, scope, args.parallelism, "kube-migrate-preflight-")
         try:
             report = check_plan(
-                target, snapshot.store, restore, "cluster", args.parallelism, args.volumes
-            )
+                target, snapshot.store, restore, "cluster", args.parallelism, args.volumes,
+                source=source, snapshot_volumes=args.snapshot_volumes,
+            )  # fmt: skip
         finally:
             snapshot.cleanup()
         report.source["name"] = f"{source.name} ({source.host})"

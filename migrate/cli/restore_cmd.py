@@ -99,6 +99,7 @@ class CreateArgs(Command):
     resume: bool
     fail_on: str
     restore_volumes: bool
+    clone_volumes: bool
     mover_image: str | None
     dry_run: str | None
     key: KeyFlags
@@ -157,6 +158,13 @@ class CreateArgs(Command):
     show_default=True,
     help="Write the backup's volume data into the restored claims (before the workloads).",
 )
+@click.option(
+    "--clone-volumes/--no-clone-volumes",
+    default=True,
+    show_default=True,
+    help="Into the cluster the backup came from: make each claim whose VolumeSnapshot the "
+    "backup kept (--keep-snapshots) from that snapshot, no data through the bucket.",
+)
 @mover_image_option
 @dry_run_option
 @encryption_key_option()
@@ -213,20 +221,18 @@ def create(args: CreateArgs) -> None:
             ", resumed" if opts.resume else "",
         )  # fmt: skip
 
-    after_level, planned = None, None
+    data, planned = None, None
     if args.restore_volumes:
-        from migrate.pipeline.steps_data import data_level, mover_settings
+        from migrate.pipeline.restore_data import data_level
+        from migrate.pipeline.steps_data import mover_settings
 
         planned = plan_restore(target, store, opts)
         key, image = opts.encryption_key, args.mover_image
-        _, after_level = data_level(
-            target,
-            store,
-            backup,
-            planned[1],
+        data = data_level(
+            target, store, backup, planned,
             lambda: mover_settings(store, key, image, create=False),
-            progress_bar,
-        )
+            progress_bar, clone=args.clone_volumes, restore=name,
+        )  # fmt: skip
     with progress_bar(f"restore {name}") as progress:
         summary = run_restore(
             target,
@@ -235,8 +241,13 @@ def create(args: CreateArgs) -> None:
             progress,
             announce=announce,
             planned=planned,
-            after_level=after_level,
+            after_level=data.after if data else None,
+            before_level=data.before if data else None,
         )
+    if data is not None and data.clones:
+        for ns, claim in sorted(data.clones):
+            log.info("claim %s/%s made from the backup's kept VolumeSnapshot", ns, claim)
+        summary.warnings += data.finish()
     fmt = "json" if output == "dot" else output
     if fmt == "table":
         columns = ["name", "backup", "phase", "created", "updated", "skipped", "failed"]

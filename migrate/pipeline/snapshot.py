@@ -18,7 +18,7 @@ from migrate.restore.run import plan_restore
 from migrate.store import Store
 from migrate.store.scratch import ScratchStore
 from migrate.transform.scope import Scope
-from migrate.volumes import records
+from migrate.volumes import records, snapshots
 
 SNAPSHOT = "preflight"  # name of the throw-away backup of a live source
 
@@ -50,9 +50,12 @@ def check_plan(
     origin: str,
     parallelism: int = 8,
     volumes: str = "none",
+    source: Cluster | None = None,
+    snapshot_volumes: str = "auto",
 ) -> Report:
     """Preflight of backup `restore.backup` in `store` (origin "cluster": a live
-    snapshot, "backup": a real one) against `target`, as `restore` would restore it."""
+    snapshot, "backup": a real one) against `target`, as `restore` would restore it.
+    `source` (the live source) says which claims a backup would read from snapshots."""
     facts = read_source_facts(store, restore.backup, origin)
     _, plan = plan_restore(target, store, restore)
     options = PreflightOptions(
@@ -63,6 +66,10 @@ def check_plan(
         pv_policy=restore.pv_policy,
         volumes=volumes,
         data_bytes=_recorded(store, restore.backup) if origin == "backup" else None,
+        snapshot_volumes=snapshot_volumes,
+        snapshot_support=snapshots.support(source)
+        if source is not None and volumes != "none" and snapshot_volumes != "never"
+        else None,
     )
     return run_preflight(facts, target, list(plan.items), options)
 

@@ -31,7 +31,16 @@ def preflight_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[s
     restore.backup = name
     if origin == "cluster":
         restore.encryption_key = None  # the live snapshot is a local, plain backup
-    report = check_plan(ctx.cluster("target"), store, restore, origin, volumes=ctx.pb.volumes.mode)
+    vs = ctx.pb.volumes
+    report = check_plan(
+        ctx.cluster("target"),
+        store,
+        restore,
+        origin,
+        volumes=vs.mode,
+        source=ctx.cluster("source") if origin == "cluster" else None,
+        snapshot_volumes=vs.snapshot_volumes,
+    )
     counts = report.counts()
     found = [
         Finding(r["severity"], r["check"], r["objects"], r["message"], r["fix"])

@@ -16,23 +16,19 @@ from typing import Any
 from migrate.backup.create import Addition
 from migrate.backup.sink import BackupSummary, note
 from migrate.cluster import Cluster
+from migrate.cluster.identity import cluster_id
 from migrate.errors import UsageError
 from migrate.pipeline.context import Context
 from migrate.pipeline.events import task
-from migrate.restore.journal import Journal, ObjectResult
-from migrate.restore.plan import Plan
-from migrate.restore.source import Item
 from migrate.store import Store
 from migrate.store.crypto import EncryptionKey
 from migrate.store.mover_access import mover_access
 from migrate.transform.scope import Scope
-from migrate.transform.workloads import pod_spec
 from migrate.volumes import records
 from migrate.volumes.backup import VolumeBackupOptions, VolumeBackupSummary, backup_volumes
 from migrate.volumes.mover_pod import MoverSettings
 from migrate.volumes.password import repository_id, repository_password
 from migrate.volumes.quiesce import AnnotationRecord, Record, left_scaled, restore_replicas
-from migrate.volumes.restore import DataLevel, PlannedClaim, check_sizes, placements
 from migrate.volumes.verify import ClaimCheck, verify_data
 
 log = logging.getLogger(__name__)
@@ -80,6 +76,9 @@ class VolumeStep:
     parallelism: int = 8
     per_node: int = 2
     quiesce: str = "none"
+    snapshot_volumes: str = "auto"
+    keep_snapshots: bool = False
+    move_data: bool = True
     record: Record | None = None
     summary: VolumeBackupSummary | None = None
 
@@ -87,6 +86,8 @@ class VolumeStep:
         opts = VolumeBackupOptions(
             self.backup, self.mode, self.settings, self.parallelism, self.per_node,
             quiesce=self.quiesce, record=self.record,
+            snapshot_volumes=self.snapshot_volumes, keep_snapshots=self.keep_snapshots,
+            move_data=self.move_data,
         )  # fmt: skip
         title = f"volume data of {self.backup}"
         with self.open_task(title) if self.open_task else nullcontext(None) as progress:
@@ -105,6 +106,10 @@ def volume_step(ctx: Context, name: str) -> VolumeStep | None:
     if vs.mode == "none":
         return None
     store, key = ctx.store(), ctx.key()
+    clone = _clones_in_cluster(ctx) and vs.snapshot_volumes != "never"
+    if clone:
+        log.info("source and target are one cluster: snapshotted claims are kept as "
+                 "VolumeSnapshots and cloned, not copied through the bucket")  # fmt: skip
     return VolumeStep(
         ctx.cluster("source"),
         store,
@@ -115,9 +120,20 @@ def volume_step(ctx: Context, name: str) -> VolumeStep | None:
         parallelism=vs.parallelism,
         per_node=vs.per_node,
         quiesce=vs.quiesce,
+        snapshot_volumes=vs.snapshot_volumes,
+        keep_snapshots=vs.keep_snapshots or clone,
+        move_data=not clone,
         record=ctx.state.record_quiesced,
         open_task=lambda title: task(ctx.sink, title),
     )
+
+
+def _clones_in_cluster(ctx: Context) -> bool:
+    """The run restores into the cluster it backs up, with restore.cloneVolumes."""
+    if not (ctx.pb.has_step("restore") and ctx.pb.restore.clone_volumes):
+        return False
+    source = cluster_id(ctx.cluster("source"))
+    return source is not None and source == cluster_id(ctx.cluster("target"))
 
 
 def target_settings(ctx: Context) -> Callable[[], MoverSettings]:
@@ -126,67 +142,6 @@ def target_settings(ctx: Context) -> Callable[[], MoverSettings]:
     return lambda: mover_settings(
         ctx.store("target"), ctx.key("target"), vs.mover_image, create=False, timeout=vs.timeout
     )
-
-
-def planned_claims(plan: Plan) -> list[PlannedClaim]:
-    return [_planned(it) for it in plan.restorable if it.kind == "PersistentVolumeClaim"]
-
-
-def _planned(it: Item) -> PlannedClaim:
-    spec = it.read_desired().get("spec") or {}
-    request = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "")
-    return PlannedClaim(
-        it.namespace or "", it.name, it.target_ns or "", str(request), spec.get("volumeName") or ""
-    )
-
-
-DATA_RESOURCE = "volumedata.kube-migrate.io"  # the data level's lines in a restore journal
-
-
-def data_key(c: PlannedClaim) -> tuple[str, str, str | None, str]:
-    return ("kube-migrate.io", "VolumeData", c.target_ns or None, c.name)
-
-
-def data_level(
-    target: Cluster,
-    store: Store,
-    backup: str,
-    plan: Plan,
-    settings: Callable[[], MoverSettings],
-    open_task: Callable[[str], AbstractContextManager[Callable[[str, int], None]]] | None = None,
-) -> tuple[DataLevel | None, Callable[[list[Item], Journal], None] | None]:
-    """Restore's data level for this plan, after checking (before any write) that every
-    target claim holds its data; (None, None) when the backup has no volume data."""
-    copies = {(v.namespace, v.claim): v for v in records.read(store, backup) if v.snapshot}
-    foreign = None if copies else records.velero_only(store, backup)
-    if foreign:
-        log.warning("%s", foreign)
-    claims = planned_claims(plan)
-    if not copies or not any((c.source_ns, c.name) in copies for c in claims):
-        return None, None
-    check_sizes(claims, copies)
-    workloads = []
-    for it in plan.restorable:
-        if it.kind in WORKLOADS:
-            obj = it.read_desired()
-            spec = pod_spec(obj)
-            if spec is not None:
-                workloads.append((it.target_ns or "", obj, spec))
-    level = DataLevel(target, copies, placements(workloads), settings(), open_task=open_task)
-
-    def after(created: list[Item], journal: Journal) -> None:
-        """Fill the claims the level created, but not those a former attempt of this
-        restore filled already (journaled): their workloads may run by now."""
-
-        def done(c: PlannedClaim, row: dict[str, Any]) -> None:
-            message = f"{row['bytes']} bytes, {row['files']} files from snapshot {row['snapshot']}"
-            journal.record(ObjectResult(data_key(c), DATA_RESOURCE, "created", message))
-
-        level.on_done = done
-        todo = [_planned(it) for it in created]
-        level([c for c in todo if journal.done(data_key(c)) is None])
-
-    return level, after
 
 
 def check_data(
@@ -198,7 +153,7 @@ def check_data(
 ) -> list[ClaimCheck]:
     """verify --data: every copied claim of the backup against its restored copy."""
     copies = records.read(store, backup)
-    if not any(v.snapshot for v in copies):
+    if not any(v.manifest_snapshot for v in copies):
         return []
     return verify_data(target, copies, lambda ns: namespace(ns) or ns, settings())
 

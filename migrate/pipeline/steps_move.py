@@ -18,8 +18,9 @@ from migrate.backup.create import BackupOptions, create_backup
 from migrate.errors import EXIT_PARTIAL, UsageError
 from migrate.pipeline.context import Context
 from migrate.pipeline.events import task
+from migrate.pipeline.restore_data import data_level
 from migrate.pipeline.snapshot import live_snapshot
-from migrate.pipeline.steps_data import data_level, target_settings, volume_step
+from migrate.pipeline.steps_data import target_settings, volume_step
 from migrate.playbook import Step
 from migrate.restore.bucket_journal import read_header
 from migrate.restore.graph import to_dot
@@ -127,18 +128,23 @@ def restore_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
             "levels": levels,
             "skipped": sum(1 for it in plan.items if it.skip),
         }
-    level, after = data_level(
-        target, store, opts.backup, plan, target_settings(ctx), lambda t: task(ctx.sink, t)
-    )
+    data = data_level(
+        target, store, opts.backup, (loaded, plan), target_settings(ctx),
+        lambda t: task(ctx.sink, t), clone=ctx.pb.restore.clone_volumes, restore=opts.name,
+    )  # fmt: skip
     with task(ctx.sink, f"restore {opts.name}") as progress:
         summary = run_restore(
-            target, store, opts, progress, planned=(loaded, plan), after_level=after
-        )
+            target, store, opts, progress, planned=(loaded, plan),
+            after_level=data.after, before_level=data.before,
+        )  # fmt: skip
     ctx.artefacts["plan"] = plan  # waitReady, in the same process, needs no second read
     result = summary.as_dict()
     result["levels"] = levels
-    if level is not None:
-        result["volumes"] = level.results
+    if data.level is not None:
+        result["volumes"] = data.level.results
+    if data.clones:
+        result["clonedClaims"] = sorted(f"{ns}/{claim}" for ns, claim in data.clones)
+        result["warnings"] = [*result.get("warnings", []), *data.finish()]
     result["failedObjects"] = [
         {"kind": r.key[1], "namespace": r.key[2] or "", "name": r.key[3], "message": r.message}
         for r in summary.results

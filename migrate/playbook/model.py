@@ -59,6 +59,8 @@ class VolumeSettings:
     mode: str  # all | annotated | none (migrate.transform.claims.MODES)
     mover_image: str | None  # None: $KUBE_MIGRATE_MOVER_IMAGE
     quiesce: str  # none | scale-down
+    snapshot_volumes: str  # always | auto | never (migrate.transform.snapshot_method.MODES)
+    keep_snapshots: bool
     parallelism: int
     per_node: int
     timeout: float  # seconds, one mover
@@ -80,6 +82,9 @@ class RestoreSettings:
     preserve_node_ports: bool
     pv_policy: str  # reprovision | retain-as-is (migrate.transform.volumes)
     parallelism: int
+    # into the backup's own cluster: claims made from the snapshots the backup kept (and
+    # the run's backup keeps them instead of copying their data through the bucket)
+    clone_volumes: bool
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,8 @@ class Playbook:
             mode=str(self._opt("volumes", "mode")),
             mover_image=v.get("moverImage"),
             quiesce=str(self._opt("volumes", "quiesce")),
+            snapshot_volumes=str(self._opt("volumes", "snapshotVolumes")),
+            keep_snapshots=bool(self._opt("volumes", "keepSnapshots")),
             parallelism=int(self._opt("volumes", "parallelism")),
             per_node=int(self._opt("volumes", "perNode")),
             timeout=_seconds(self._opt("volumes", "timeout"), "spec.volumes.timeout"),
@@ -206,6 +213,7 @@ class Playbook:
             existing_resource_policy=str(self._opt("restore", "existingResourcePolicy")),
             restore_status=bool(self._opt("restore", "restoreStatus")),
             preserve_node_ports=bool(self._opt("restore", "preserveNodePorts")),
+            clone_volumes=bool(self._opt("restore", "cloneVolumes")),
             pv_policy=str(self._opt("restore", "pvPolicy")),
             parallelism=int(self._opt("restore", "parallelism")),
         )

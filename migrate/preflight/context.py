@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from migrate.preflight.facts import SourceFacts
 from migrate.preflight.findings import obj_ref
 from migrate.preflight.target import TargetView
+from migrate.transform.snapshot_method import SnapshotSupport
 from migrate.transform.volumes import DEFAULT_PV_POLICY
 
 BUILTIN_SUFFIXES = (".k8s.io", ".kubernetes.io")
@@ -58,6 +59,9 @@ class PreflightOptions:
     # from a backup: (source namespace, claim) -> bytes of its recorded data copy; None
     # for a live source (then `volumes` says what a backup would copy)
     data_bytes: dict[tuple[str, str], int] | None = None
+    # a live source's snapshot support (None: unknown, or not asked) and --snapshot-volumes
+    snapshot_support: SnapshotSupport | None = None
+    snapshot_volumes: str = "auto"
 
 
 def is_builtin_group(group: str) -> bool:

@@ -20,6 +20,7 @@ from migrate.preflight.context import Context
 from migrate.preflight.findings import Collect, Finding, obj_ref
 from migrate.preflight.references import DEFAULT_CLASS, REF_TYPES
 from migrate.transform.claims import NOT_MOVED, Claim, plan_claims
+from migrate.transform.snapshot_method import LIVE, method
 from migrate.transform.volumes import OUTCOMES, PV_POLICIES, REFUSED_HINT, claim_outcome
 from migrate.units import human_bytes, quantity
 
@@ -62,6 +63,17 @@ NOT_MOVED_FIXES: dict[str, tuple[str, str]] = {
     "simulated-node": ("info", ""),
 }
 assert set(NOT_MOVED_FIXES) == set(NOT_MOVED)
+
+# A claim copied live although snapshots were asked for: LIVE key -> how to snapshot it
+LIVE_FIXES: dict[str, str] = {
+    "never": "",  # the user's own choice
+    "no-api": "install the snapshot CRDs and snapshot-controller (external-snapshotter) for "
+    "point-in-time copies; the live copy is as consistent as the pod's hooks",
+    "no-class": "",
+    "no-snapshot-class": "create a VolumeSnapshotClass for the driver if it supports snapshots; "
+    "the live copy is as consistent as the pod's hooks",
+}
+assert set(LIVE_FIXES) == set(LIVE)
 
 
 def _provisioners(ctx: Context) -> tuple[dict[str, str], str | None]:
@@ -169,7 +181,21 @@ def _data(
         return severity, f"it starts empty, its data does not move: {c.reason}", fix
     facts = f"{c.size or '?'}, {'/'.join(c.access_modes) or '?'}, {c.volume_mode}"
     where = f"on node {c.node}, next to pod {c.pod}" if c.node else "placed by the scheduler"
-    return "info", f"its data ({facts}) is copied by a mover pod {where}", ""
+    return _how(ctx, c, f"its data ({facts}) is copied by a mover pod {where}")
+
+
+def _how(ctx: Context, c: Claim, copied: str) -> tuple[str, str, str]:
+    """A moving claim's finding with how its data is read (from a CSI snapshot or live)."""
+    support, mode = ctx.options.snapshot_support, ctx.options.snapshot_volumes
+    if support is None:
+        return "info", copied, ""
+    m = method(c.storage_class, support, mode)
+    if m.snapshot:
+        return "info", f"{copied} from a CSI snapshot (VolumeSnapshotClass {m.snapshot_class})", ""
+    if mode == "always":
+        return ("error", f"its data cannot be copied: --snapshot-volumes always, and {m.reason}",
+                LIVE_FIXES[m.live] or "--snapshot-volumes auto copies it live")  # fmt: skip
+    return "info", f"{copied} live (not from a snapshot: {m.reason})", LIVE_FIXES[m.live]
 
 
 def _largest_free(ctx: Context) -> dict[str, float]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -43,9 +43,11 @@ class Restorer:
         journal: Journal,
         progress: Progress | None = None,
         after_level: Callable[[list[Item], Journal], None] | None = None,
+        before_level: Callable[[Iterable[Item]], None] | None = None,
     ) -> None:
         self.target = target
         self.after_level = after_level  # given the claims each level created (data level)
+        self.before_level = before_level  # given each level before it is created (clones)
         self.plan = plan
         self.opts = opts
         self.journal = journal
@@ -91,6 +93,8 @@ class Restorer:
                 self.results.put(it.index, ObjectResult(it.key, it.gr, "skipped", it.skip))
         with ThreadPoolExecutor(max_workers=max(1, self.opts.parallelism)) as pool:
             for level in self.plan.levels:
+                if self.before_level is not None:
+                    self.before_level(level)
                 run_all(pool, self._restore, level, self._window)
                 self.journal.sync()  # the bucket's copy, once a level
                 if self.after_level is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -80,6 +80,7 @@ def run_restore(
     planned: tuple[LoadedBackup, Plan] | None = None,
     announce: Callable[[], None] | None = None,
     after_level: Callable[[list[Item], Journal], None] | None = None,
+    before_level: Callable[[Iterable[Item]], None] | None = None,
 ) -> RestoreSummary:
     """Restore; `planned` is plan_restore's result when the caller already has it (the
     backup is then not read from the bucket a second time).  `announce` is called once
@@ -105,7 +106,7 @@ def run_restore(
     summary = RestoreSummary(opts.name, opts.backup, levels=len(plan.levels), run=opts.run)
     summary.results_at = location(store, opts.name)
     with captured() as capture:
-        restorer = Restorer(target, plan, opts, journal, progress, after_level)
+        restorer = Restorer(target, plan, opts, journal, progress, after_level, before_level)
         try:
             results = restorer.run()
         finally:

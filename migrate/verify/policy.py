@@ -78,6 +78,11 @@ DEFAULTED_FIELDS: tuple[DefaultedField, ...] = (
                    "allocated by the target's API server (dual-stack, v1.20+)"),
     DefaultedField("PersistentVolumeClaim", ("spec", "volumeMode"), "Filesystem",
                    "defaulted since v1.13"),
+    DefaultedField("PersistentVolumeClaim", ("spec", "dataSource"), ANY,
+                   "a same-cluster clone is made from the backup's kept VolumeSnapshot "
+                   "(volumes/clone.py): where its data came from is not drift"),
+    DefaultedField("PersistentVolumeClaim", ("spec", "dataSourceRef"), ANY,
+                   "the API server mirrors dataSource into it (AnyVolumeDataSource)"),
 )  # fmt: skip
 
 # Objects the target's controllers recreate (restore skips them): compared as counts per

@@ -1,38 +1,36 @@
 """Back up the data of the claims in a backup's scope: one mover pod per claim, on the
-node of the pod that uses it, the claim mounted read-only, kopia writing straight into
-the bucket's per-namespace repository.
+node of the pod that uses it, the claim (or a temporary claim made from its CSI
+snapshot) mounted read-only, kopia writing straight into the bucket's per-namespace
+repository.
 
-Parallel across claims, bounded per node (a node's disk and network are shared by its
-movers).  Each claim's snapshots form one incremental chain (source `<claim>@<namespace>`,
-whatever pod or node ran the mover), so a second backup of unchanged data uploads almost
-nothing.  A mover that ends without a result (killed, evicted) is run once more; kopia
-writes a snapshot's manifest only after its content, so a killed copy never counts.
+Which claims are read from a snapshot is transform.snapshot_method's decision, how the
+copies run is copies.py's.  Each claim's snapshots form one incremental chain (source
+`<claim>@<namespace>`, whatever pod or node ran the mover), so a second backup of
+unchanged data uploads almost nothing.  A mover that ends without a result (killed,
+evicted) is run once more; kopia writes a snapshot's manifest only after its content, so
+a killed copy never counts.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from migrate.cluster import Cluster
-from migrate.errors import PartialFailure
 from migrate.store import Store
 from migrate.transform.claims import Claim, host_path_volumes, plan_claims
 from migrate.transform.scope import Scope
+from migrate.transform.snapshot_method import Method, SnapshotSupport, method
 from migrate.transform.workloads import pod_spec
-from migrate.volumes import records
-from migrate.volumes.hooks import pod_hook, run_hook
+from migrate.volumes import records, snapshots
+from migrate.volumes.copies import Copies
 from migrate.volumes.live import claims_and_pods, workloads
-from migrate.volumes.mover import delete_movers, run_mover
-from migrate.volumes.mover_pod import BACKUP_LABEL, MoverJob, MoverSettings
+from migrate.volumes.mover_pod import MoverSettings
 from migrate.volumes.password import repository_exists
-from migrate.volumes.progress import ClaimBytes
-from migrate.volumes.quiesce import Record, owner_of, restore_replicas, scale_down
+from migrate.volumes.quiesce import Record
 from migrate.volumes.records import VolumeCopy
 from migrate.volumes.restore import placements
 
@@ -50,6 +48,11 @@ class VolumeBackupOptions:
     attempts: int = 2  # a mover that ends without a result is run again once
     quiesce: str = "none"  # none | scale-down (quiesce.py)
     record: Record | None = None  # where scale-downs are journaled (the run's state)
+    snapshot_volumes: str = "auto"  # always | auto | never (snapshot_method.MODES)
+    keep_snapshots: bool = False  # keep each VolumeSnapshot in the source as a restore point
+    # False: a snapshotted claim's data is not copied into the bucket: the kept snapshot
+    # is its copy (a same-cluster clone's source; Velero's --snapshot-move-data=false)
+    move_data: bool = True
 
 
 @dataclass
@@ -66,6 +69,7 @@ class VolumeBackupSummary:
         return {
             "claims": len(self.copies),
             "copied": len(moved),
+            "keptOnly": sum(1 for v in self.copies if v.kept_snapshot and not v.snapshot),
             "notCopied": [
                 {"claim": f"{v.namespace}/{v.claim}", "reason": v.skip}
                 for v in self.copies
@@ -75,6 +79,8 @@ class VolumeBackupSummary:
             "uploadedBytes": sum(v.incremental_bytes for v in moved),
             "files": sum(v.files for v in moved),
             "seconds": round(self.seconds, 2),
+            "fromSnapshots": sum(1 for v in moved if v.method == "CSISnapshot"),
+            "frozenSeconds": max((v.frozen_seconds for v in self.copies), default=0.0),
             "warnings": self.warnings,
         }
 
@@ -129,19 +135,25 @@ def backup_volumes(
     listed as not copied and in `failures`; the records are returned, not written."""
     started = time.monotonic()
     claims, warnings, simulated, pods = source_claims(cluster, scope, opts.mode)
+    methods = _methods(cluster, claims, opts.snapshot_volumes)
     for c in claims:
         if c.skip and c.skip not in ("none", "not-annotated", "excluded", "unbound"):
             warnings.append(f"claim {c.key}: data not copied: {c.reason}")
     copies = [VolumeCopy.of(c) for c in claims]
-    run = _Run(cluster, opts, progress or (lambda _e, _n: None), simulated, pods, warnings)
+    run = Copies(cluster, opts, progress or (lambda _e, _n: None), simulated, pods, warnings)
     run.has_repository = lambda ns: repository_exists(store, ns)
     for c, v in zip(claims, copies, strict=True):
-        if c.moves:  # a pod's claims together (its hooks), a claim without a pod alone
-            run.groups.setdefault((c.namespace, c.pod or f"claim/{c.name}"), []).append((c, v))
+        m = methods[c.key]
+        if c.moves and opts.snapshot_volumes == "always" and not m.snapshot:
+            v.skip = f"--snapshot-volumes always, and {m.reason}"
+            run.failures.append((c.namespace, f"data of claim {c.name} not copied: {v.skip}"))
+        elif c.moves:  # a pod's claims together (its hooks), a claim without a pod alone
+            run.groups.setdefault((c.namespace, c.pod or f"claim/{c.name}"), []).append((c, v, m))
     settings = run.start()
     for w in warnings:
         log.warning("%s", w)
-    copied = {v.namespace for v in copies if v.snapshot}
+    copied = {v.namespace for v in copies if v.snapshot or v.manifest_snapshot}
+    kept = any(v.kept_snapshot for v in copies)
     return VolumeBackupSummary(
         copies,
         warnings,
@@ -149,135 +161,19 @@ def backup_volumes(
         run.failures,
         # the records: when data was copied, or every claim's fate was asked for (all)
         records.files(opts.backup, copies, settings.access if settings else None)
-        if copied or (opts.mode == "all" and copies)
+        if copied or kept or (opts.mode == "all" and copies)
         else {},
         records.repository_blobs(store, copied) if copied else {},
     )
 
 
-Key = tuple[str, str]  # (namespace, pod name), or (namespace, "claim/<name>") alone
-
-
-class _Run:
-    """One backup's copies: groups in parallel, a group's claims one after another."""
-
-    def __init__(
-        self,
-        cluster: Cluster,
-        opts: VolumeBackupOptions,
-        tell: Progress,
-        simulated: list[str],
-        pods: dict[Key, dict[str, Any]],
-        warnings: list[str],
-    ) -> None:
-        self.cluster, self.opts, self.tell = cluster, opts, tell
-        self.simulated, self.pods, self.warnings = simulated, pods, warnings
-        self.groups: dict[Key, list[tuple[Claim, VolumeCopy]]] = {}
-        self.stopped: dict[Key, tuple[str, str, str]] = {}
-        self.failures: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
-        self.slots: dict[str, threading.Semaphore] = {}
-        self.settings: MoverSettings | None = None
-        self.has_repository: Callable[[str], bool] = lambda _ns: False
-        self.bytes = ClaimBytes(tell)
-
-    def start(self) -> MoverSettings | None:
-        if not self.groups:
-            return None
-        self.settings = self.opts.settings()
-        self.tell("total", sum(len(g) for g in self.groups.values()))
-        for ns in sorted({ns for ns, _ in self.groups}):  # an interrupted attempt's movers
-            delete_movers(self.cluster, ns, f"{BACKUP_LABEL}={self.opts.backup}")
-        record = self.opts.record or (lambda _w: None)
-        if self.opts.quiesce == "scale-down":
-            self._owners()
-        stopped = self.stopped
-        scaled = scale_down(self.cluster, stopped.values(), stopped, record) if stopped else []
-        # kopia loses snapshots when movers create one repository at once: in a
-        # namespace without a repository yet, one group runs first, the rest after it
-        fresh = {ns for ns, _ in self.groups if not self.has_repository(ns)}
-        first = [next(k for k in self.groups if k[0] == ns) for ns in sorted(fresh)]
-        rest = [k for k in self.groups if k not in first]
-        try:
-            with ThreadPoolExecutor(max_workers=max(1, self.opts.parallelism)) as pool:
-                list(pool.map(self._group, first))
-                list(pool.map(self._group, rest))
-        finally:
-            if scaled:
-                restore_replicas(self.cluster, scaled, record)
-        return self.settings
-
-    def _owners(self) -> None:
-        for key in self.groups:
-            if key not in self.pods:
-                continue
-            owner = owner_of(self.cluster, self.pods[key])
-            if owner is None:
-                self.warnings.append(f"pod {key[0]}/{key[1]}: no Deployment or StatefulSet to "
-                                     "scale down: copied live")  # fmt: skip
-            else:
-                self.stopped[key] = owner
-
-    def _failed(self, c: Claim, v: VolumeCopy, why: str) -> None:
-        v.skip = f"copy failed: {why}"
-        with self.lock:
-            self.failures.append((c.namespace, f"data of claim {c.name} not copied: {why}"))
-
-    def _group(self, key: Key) -> None:
-        members = self.groups[key]
-        pod = self.pods.get(key) if key not in self.stopped else None  # stopped: no hooks
-        with self.lock:
-            node = members[0][0].node
-            slot = self.slots.setdefault(node, threading.Semaphore(self.opts.per_node))
-        with slot:
-            pre, post = (pod_hook(pod, "pre"), pod_hook(pod, "post")) if pod else (None, None)
-            problem = run_hook(self.cluster, key[0], key[1], pre) if pre else ""
-            for c, v in members:
-                if problem:
-                    self._failed(c, v, problem)
-                else:
-                    try:
-                        assert self.settings is not None
-                        _copy(
-                            self.cluster, c, v, self.opts, self.settings, self.simulated, self.bytes
-                        )
-                        self.bytes.finish((c.namespace, c.name), v.total_bytes)
-                    except PartialFailure as exc:
-                        self._failed(c, v, exc.message)
-                self.tell("done", 1)
-            if post and not problem:
-                after = run_hook(self.cluster, key[0], key[1], post)
-                if after:
-                    with self.lock:
-                        self.warnings.append(after)
-
-
-def _copy(
-    cluster: Cluster,
-    c: Claim,
-    v: VolumeCopy,
-    opts: VolumeBackupOptions,
-    settings: MoverSettings,
-    simulated: list[str],
-    watch: ClaimBytes,
-) -> None:
-    job = MoverJob(
-        "backup",
-        c.namespace,
-        c.name,
-        ["--user", c.name, "--host", c.namespace, "--create"],
-        node=c.node,
-        tolerations=c.tolerations,
-        node_selector=c.node_selector,
-        affinity=c.affinity,
-        labels={BACKUP_LABEL: opts.backup},
-        avoid_nodes=simulated,
-        watch=watch.watcher((c.namespace, c.name)),
-    )
-    v.started = records.now()
-    v.record(run_mover(cluster, job, settings, opts.attempts))
-    v.completed = records.now()
-    log.info(
-        "claim %s: %d bytes, %d files, %d uploaded, %.1fs",
-        c.key, v.total_bytes, v.files, v.incremental_bytes, v.seconds,
-    )  # fmt: skip
+def _methods(cluster: Cluster, claims: list[Claim], mode: str) -> dict[str, Method]:
+    """claim key -> how its data is read.  A ReadWriteOncePod claim in use moves when it
+    is snapshotted: the mover mounts the snapshot's temporary claim, not the claim."""
+    wanted = mode != "never" and any(c.moves or c.skip == "rwop-in-use" for c in claims)
+    support = snapshots.support(cluster) if wanted else SnapshotSupport()
+    out = {c.key: method(c.storage_class, support, mode) for c in claims}
+    for c in claims:
+        if c.skip == "rwop-in-use" and out[c.key].snapshot:
+            c.skip = ""
+    return out

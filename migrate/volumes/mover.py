@@ -159,6 +159,8 @@ def _wait(cluster: Cluster, pods: Any, job: MoverJob, name: str, timeout: float)
             )
         if time.monotonic() > deadline:
             raise WaitTimeout(f"{where}: not done after {timeout:.0f}s (phase {phase})")
+        if job.stop is not None and job.stop.is_set():
+            raise PartialFailure(f"{where}: interrupted")
         time.sleep(pause)
         pause = min(pause * 1.5, 2.0)
 

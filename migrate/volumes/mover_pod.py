@@ -10,6 +10,7 @@ Secret named like the pod (mover.py creates it, owned by the pod).
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,8 @@ class MoverJob:
     repository: str = ""  # the source namespace whose repository holds the data ("": namespace)
     # takes the mover's latest progress line while it runs (volumes/progress.py)
     watch: Callable[[dict[str, Any]], None] | None = None
+    mount: str = ""  # the claim the pod mounts, when not `claim` (a snapshot's temporary one)
+    stop: threading.Event | None = None  # set: the pod is stopped and the job fails
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,10 @@ def pod_spec(job: MoverJob, name: str, cfg: MoverSettings) -> dict[str, Any]:
         "volumes": [
             {
                 "name": "data",
-                "persistentVolumeClaim": {"claimName": job.claim, "readOnly": not writes},
+                "persistentVolumeClaim": {
+                    "claimName": job.mount or job.claim,
+                    "readOnly": not writes,
+                },
             },
             {"name": "scratch", "emptyDir": {}},
             {"name": "mnt", "emptyDir": {}},

@@ -46,6 +46,18 @@ class VolumeCopy:
     seconds: float = 0.0
     started: str = ""
     completed: str = ""
+    # Velero's volumeinfo vocabulary: PodVolumeBackup (a file copy of the live claim) or
+    # CSISnapshot (a file copy of a VolumeSnapshot of it; snapshotDataMoved)
+    method: str = ""
+    live_reason: str = ""  # why a copied claim was read live, not from a snapshot
+    snapshot_class: str = ""  # the VolumeSnapshotClass of its snapshot
+    snapshot_content: str = ""  # its VolumeSnapshotContent
+    snapshot_handle: str = ""  # the CSI driver's id of the snapshot
+    driver: str = ""  # the CSI driver
+    kept_snapshot: str = ""  # the VolumeSnapshot kept in the source (--keep-snapshots)
+    # seconds from the pre hook's start to the post hook's end: how long its app was frozen
+    # (0 without hooks)
+    frozen_seconds: float = 0.0
 
     @classmethod
     def of(cls, c: Claim) -> VolumeCopy:
@@ -87,6 +99,7 @@ def pod_volume_backup(backup: str, v: VolumeCopy, access: MoverAccess | None) ->
                 f"{ANNOTATION}manifest-snapshot": v.manifest_snapshot,
                 f"{ANNOTATION}files": str(v.files),
                 f"{ANNOTATION}seconds": str(v.seconds),
+                f"{ANNOTATION}method": v.method,
             },
         },
         "spec": {

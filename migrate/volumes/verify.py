@@ -58,7 +58,7 @@ def verify_data(
 ) -> list[ClaimCheck]:
     """One check per copied claim, in claim order; `namespace` maps a source namespace to
     the target's."""
-    todo = [v for v in copies if v.snapshot and v.manifest_snapshot]
+    todo = [v for v in copies if v.manifest_snapshot and not v.skip]
     claims, pods, simulated = claims_and_pods(
         cluster, sorted({namespace(v.namespace) for v in todo})
     )
