@@ -107,13 +107,24 @@ TARGETS: tuple[Target, ...] = (
     Target("volumeChangedUploadOverChanged", "<=", 2.0, "1% changed: up/changed", "x"),
     # the mover's peak RSS (kmmover + kopia, its cgroup's) backing up many small files
     Target("moverPeakRssMiB", "<", 512, "mover RSS, small files", "MiB"),
+    # CSI snapshots (bench/csi_snapshots.py, issue 21), the hostpath driver, 1 GiB mixed:
+    # how long the pod's hooks hold the app when the copy reads a snapshot (next to: the
+    # whole live copy's hold)
+    Target("snapshotFrozenSeconds", "<", 1.0, "hooks hold, snapshot", "s",
+           "snapshotFrozenSeconds", "liveFrozenSeconds"),
+    # a mover restoring the claim from the bucket / a same-cluster clone from the kept
+    # snapshot, each until a pod has read the claim ("orders of magnitude" expected)
+    Target("cloneSpeedup", ">=", 10.0, "mover restore / clone", "x",
+           "moverRestoreWallSeconds", "cloneSeconds"),
 )  # fmt: skip
 # the targets bench/startup.py measures (it needs no cluster)
 STARTUP = tuple(t for t in TARGETS if t.figure.startswith("startup"))
 # ... and bench/volume_data.py (`make bench-volumes`, also run by `make bench`)
 VOLUMES = tuple(t for t in TARGETS if t.figure.startswith(("volume", "mover")))
+# ... and bench/csi_snapshots.py (`make bench-snapshots`, also run by `make bench`)
+SNAPSHOTS = tuple(t for t in TARGETS if t.figure in ("snapshotFrozenSeconds", "cloneSpeedup"))
 # ... and bench/run.py: the others
-MAIN = tuple(t for t in TARGETS if t not in VOLUMES)
+MAIN = tuple(t for t in TARGETS if t not in VOLUMES and t not in SNAPSHOTS)
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,7 @@ def figures(o: dict[str, Any]) -> dict[str, float]:
             o, "volumeRestoreSeconds", "rawDownloadUntarSeconds"
         ),
         "volumeChangedUploadOverChanged": _ratio(o, "volumeChangedUploadBytes", "changedBytes"),
+        "cloneSpeedup": _ratio(o, "moverRestoreWallSeconds", "cloneSeconds"),
     }
     mem: list[dict[str, Any]] = o.get("memory") or []
     for what in ("backup", "restore") if mem else ():

@@ -78,6 +78,10 @@ GOOD: dict[str, Any] = {
     "volumeChangedUploadBytes": 12e6,
     "changedBytes": 10.7e6,
     "moverPeakRssMiB": 300.0,
+    "snapshotFrozenSeconds": 0.6,
+    "liveFrozenSeconds": 14.0,
+    "cloneSeconds": 1.5,
+    "moverRestoreWallSeconds": 20.0,
 }
 
 
@@ -354,3 +358,14 @@ def test_volume_targets_judge_the_data_path() -> None:
     assert [v.target.figure for v in T.missed(slow)] == ["volumeBackupOverRawUpload"]
     chatty = T.verdicts(GOOD | {"volumeChangedUploadBytes": 22e6}, T.VOLUMES)
     assert [v.target.figure for v in T.missed(chatty)] == ["volumeChangedUploadOverChanged"]
+
+
+def test_snapshot_targets_judge_the_hold_and_the_clone() -> None:
+    vs = {v.target.figure: v for v in T.verdicts(GOOD, T.SNAPSHOTS)}
+    assert set(vs) == {"snapshotFrozenSeconds", "cloneSpeedup"}
+    assert all(v.met for v in vs.values())
+    assert vs["cloneSpeedup"].value == 20.0 / 1.5
+    held = T.verdicts(GOOD | {"snapshotFrozenSeconds": 1.2}, T.SNAPSHOTS)
+    assert [v.target.figure for v in T.missed(held)] == ["snapshotFrozenSeconds"]
+    slow = T.verdicts(GOOD | {"cloneSeconds": 4.0}, T.SNAPSHOTS)
+    assert [v.target.figure for v in T.missed(slow)] == ["cloneSpeedup"]

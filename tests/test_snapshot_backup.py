@@ -5,9 +5,11 @@ busy claim without hooks is not one point in time.  The snapshot and its tempora
 are removed on success, on a mover failure and, after SIGKILL, by `run --resume`; a kept
 snapshot is removed by `backup delete`.
 
-The app appends numbered lines to z/log and then writes the same number to a/counter,
-checking a pause flag between iterations (what a database's FLUSH ... WITH READ LOCK
-does for its files); 60 MB of random data in m/ between the two keeps a live copy busy.
+The app keeps a ledger: each iteration appends its number as the last line and then
+writes it, in place, into the first line, checking a pause flag between iterations (what
+a database's FLUSH ... WITH READ LOCK does for its files).  40 MB of padding between the
+two lines make any reader that does not hold the writer see two different numbers: it
+reads the first line long before it reaches the end.
 """
 
 from __future__ import annotations
@@ -33,17 +35,21 @@ CLASS = "csi-hostpath-sc"
 TEMPORARY = "kube-migrate.io/temporary=true"
 WRITER = """
 set -e
-mkdir -p /data/a /data/m /data/z
-[ -e /data/m/big.bin ] || head -c 60000000 /dev/urandom > /data/m/big.bin
-PAD=$(head -c 150 /dev/zero | tr '\\0' x)
-i=0
+L=/data/ledger
+if [ ! -e $L ]; then
+  printf '%010d\\n' 0 > $L
+  head -c 40000000 /dev/zero | tr '\\0' x >> $L
+  echo >> $L
+fi
+i=$(tail -n 1 $L | grep -E '^[0-9]+$' || echo 0)
 touch /tmp/ready
 while true; do
-  while [ -e /tmp/pause ]; do touch /tmp/paused; sleep 0.02; done
-  rm -f /tmp/paused
+  if [ -e /tmp/pause ]; then
+    touch /tmp/paused; while [ -e /tmp/pause ]; do sleep 0.02; done; rm -f /tmp/paused
+  fi
   i=$((i+1))
-  printf '%d %s\\n' "$i" "$PAD" >> /data/z/log
-  echo "$i" > /data/a/counter
+  echo "$i" >> $L
+  printf '%010d\\n' "$i" 1<> $L
 done
 """
 # Velero's hook annotations: the pre hook holds the writer between two iterations
@@ -53,7 +59,7 @@ HOOKS = {
     ),
     "post.hook.backup.velero.io/command": '["/bin/sh", "-c", "rm -f /tmp/pause"]',
 }
-READER = "cat /data/a/counter; tail -n 1 /data/z/log | cut -d' ' -f1; ls /data/m"
+READER = "head -n 1 /data/ledger; tail -n 1 /data/ledger; ls /data"
 
 
 class App:
@@ -80,13 +86,15 @@ class App:
         line of the log, m/'s listing) from it."""
         out = self.km("restore", "create", f"r-{ns}", "--from-backup", backup,
                       "--kubeconfig", self.env.target_kubeconfig,
-                      "--include-resources", "persistentvolumeclaims",
+                      "--include-resources", "persistentvolumeclaims,deployments",
+                      "--replicas", "0",  # the writer's placement, not the writer
                       "--namespace-mappings", f"{self.ns}:{ns}", timeout=600)  # fmt: skip
         assert out.returncode == 0, out.stderr[-3000:]
         return self.read_claim(ns)
 
     def read_claim(self, ns: str, source_side: bool = False) -> tuple[int, int, str]:
-        """(counter, last line of the log, m/'s listing) of claim `data` in `ns`."""
+        """(the ledger's first line, its last line, the claim's listing) of claim `data`
+        in `ns`."""
         k = self.source if source_side else self.target
         reader = pod_on("reader", self.image, READER, claim="data", read_only=True)
         reader["spec"]["restartPolicy"] = "Never"
@@ -94,6 +102,11 @@ class App:
         k.wait_pod(ns, "reader", ("Succeeded",))
         counter, last, listing = k.run("logs", "-n", ns, "reader").split("\n", 2)
         return int(counter), int(last), listing.strip()
+
+    def writer(self) -> str:
+        pods = self.source.json("get", "pods", "-n", self.ns, "-l", "app=writer")["items"]
+        return str(next(p["metadata"]["name"] for p in pods
+                        if not p["metadata"].get("deletionTimestamp")))  # fmt: skip
 
     def temporaries(self) -> list[str]:
         found = self.source.json("get", "volumesnapshots,pvc", "-n", self.ns, "-l", TEMPORARY)
@@ -159,8 +172,16 @@ def app(dev_env: Env) -> Iterator[App]:
             },
         }
         a.source.create(a.ns, claim)
-        a.source.create(a.ns, pod_on("writer", image, WRITER, "data"))
-        a.source.run("wait", "--for=condition=Ready", "-n", a.ns, "pod/writer", "--timeout=170s")
+        pod = pod_on("writer", image, WRITER, "data")
+        a.source.create(a.ns, {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "writer"},
+            "spec": {"replicas": 1, "strategy": {"type": "Recreate"},
+                     "selector": {"matchLabels": {"app": "writer"}},
+                     "template": {"metadata": {"labels": {"app": "writer"},
+                                               "annotations": HOOKS},
+                                  "spec": pod["spec"]}},
+        })  # fmt: skip
+        a.source.run("rollout", "status", "-n", a.ns, "deploy/writer", "--timeout=170s")
         yield a
     finally:
         for side, ns in ((a.source, a.ns), (a.target, f"{a.ns}-s"), (a.target, f"{a.ns}-l")):
@@ -184,7 +205,7 @@ def test_snapshot_copy_is_one_point_in_time_and_a_live_one_is_not(app: App) -> N
     assert srow["method"] == "CSISnapshot" and srow["frozenSeconds"] == frozen
 
     counter, last, listing = app.read_back(f"{app.ns}-s", f"{app.ns}-s")
-    assert listing == "big.bin"
+    assert listing == "ledger"
     assert counter == last > 0, "the snapshot copy is not one point in time"
     # the hooks held the writer for the snapshot's cut, not for a whole copy's time
     live_copy = live["volumes"]["seconds"]
@@ -193,7 +214,7 @@ def test_snapshot_copy_is_one_point_in_time_and_a_live_one_is_not(app: App) -> N
 
     # the live copy held nothing (the same hooks ran around it, too: they hold the writer
     # for its whole length, so its data would be consistent only at that price)
-    app.source.run("annotate", "pod", "-n", app.ns, "writer",
+    app.source.run("annotate", "pod", "-n", app.ns, app.writer(),
                    *[f"{k}-" for k in HOOKS])  # fmt: skip
     out, nohooks = app.backup(f"{app.ns}-n", "--snapshot-volumes", "never")
     assert out.returncode == 0, out.stderr[-3000:]
@@ -201,7 +222,7 @@ def test_snapshot_copy_is_one_point_in_time_and_a_live_one_is_not(app: App) -> N
     counter, last, _ = app.read_back(f"{app.ns}-n", f"{app.ns}-l")
     assert counter != last, "a live copy of a busy claim happened to be consistent"
     print(f"live copy without hooks: counter {counter}, log's last line {last}")
-    app.source.run("annotate", "pod", "-n", app.ns, "writer",
+    app.source.run("annotate", "pod", "-n", app.ns, app.writer(),
                    *[f"{k}={v}" for k, v in HOOKS.items()])  # fmt: skip
 
 
@@ -209,7 +230,9 @@ def test_a_failed_mover_leaves_no_snapshot_behind(app: App) -> None:
     out, doc = app.backup(f"{app.ns}-f", "--mover-image", "km-no-such-image:0")
     assert out.returncode != 0
     assert doc is not None and doc["volumes"]["copied"] == 0, out.stderr[-2000:]
-    assert "ErrImagePull" in out.stderr or "image" in out.stderr
+    assert "ErrImagePull" in out.stderr, out.stderr[-2000:]
+    (why,) = doc["volumes"]["notCopied"]
+    assert "ErrImagePull" in why["reason"]
     assert app.temporaries() == []
     wait_for("the snapshot's content deleted", lambda: app.contents() == [], timeout=60)
 
@@ -245,7 +268,9 @@ def test_sigkill_leaves_labelled_leftovers_that_resume_removes(app: App, tmp_pat
     assert app.temporaries() == []
     wait_for("the snapshots' contents deleted", lambda: app.contents() == [], timeout=60)
     # the writer was thawed by the resumed backup's own post hook
-    assert app.source.run("exec", "-n", app.ns, "writer", "--", "ls", "/tmp").count("pause") == 0
+    assert (
+        app.source.run("exec", "-n", app.ns, app.writer(), "--", "ls", "/tmp").count("pause") == 0
+    )
 
 
 def test_kept_snapshot_is_described_and_deleted_with_the_backup(app: App) -> None:
@@ -278,8 +303,8 @@ def test_same_cluster_clone_moves_no_data_through_the_bucket(app: App, tmp_path:
             {"apiVersion": "kube-migrate.io/v1alpha1", "kind": "Playbook",
              "metadata": {"name": "snapclone"},
              "spec": {"scope": {"includeNamespaces": [app.ns],
-                                "includeResources": ["persistentvolumeclaims"]},
-                      "restore": {"namespaceMappings": {app.ns: clone_ns}},
+                                "includeResources": ["persistentvolumeclaims", "deployments"]},
+                      "restore": {"namespaceMappings": {app.ns: clone_ns}, "replicas": 0},
                       "verify": {"data": True, "fromBackup": True},
                       "steps": ["backup", "restore", "verify"]}}
         )
@@ -300,7 +325,7 @@ def test_same_cluster_clone_moves_no_data_through_the_bucket(app: App, tmp_path:
         assert grown < 2_000_000, f"{grown} bytes went through the bucket for a clone"
         assert steps["verify"]["data"]["drifted"] == 0 and steps["verify"]["data"]["claims"] == 1
         counter, last, listing = app.read_claim(clone_ns, source_side=True)
-        assert counter == last > 0 and listing == "big.bin"
+        assert counter == last > 0 and listing == "ledger"
         # the objects binding the snapshot in the clone's namespace are gone; the kept
         # snapshot stays the backup's
         made = app.source.json("get", "volumesnapshots", "-n", clone_ns)["items"]

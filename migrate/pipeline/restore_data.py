@@ -148,11 +148,6 @@ def _clones(
         c = found.get((it.target_ns or "", it.name))
         if c is None:
             continue
-        desired = it.read_desired()
-        spec = desired.setdefault("spec", {})
-        spec.pop("volumeName", None)
-        spec["dataSource"] = c.data_source
-        spec.pop("dataSourceRef", None)
-        plan.items.decide(it, desired)
+        plan.items.decide(it, c.claim_patch(it.read_desired()))
         out[(c.target_ns, c.claim)] = (it.namespace or "", c)
     return out

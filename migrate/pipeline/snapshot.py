@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from migrate.backup.create import BackupOptions, create_backup
 from migrate.cluster import Cluster
+from migrate.cluster.identity import cluster_id
 from migrate.pipeline.context import Context
 from migrate.preflight import PreflightOptions, Report, read_source_facts, run_preflight
+from migrate.restore.guard import backup_cluster_id
 from migrate.restore.plan import RestoreOptions
 from migrate.restore.run import plan_restore
 from migrate.store import Store
@@ -52,12 +54,16 @@ def check_plan(
     volumes: str = "none",
     source: Cluster | None = None,
     snapshot_volumes: str = "auto",
+    same_cluster: bool = False,
 ) -> Report:
     """Preflight of backup `restore.backup` in `store` (origin "cluster": a live
     snapshot, "backup": a real one) against `target`, as `restore` would restore it.
     `source` (the live source) says which claims a backup would read from snapshots."""
     facts = read_source_facts(store, restore.backup, origin)
-    _, plan = plan_restore(target, store, restore)
+    loaded, plan = plan_restore(target, store, restore)
+    if origin == "backup":  # its kept snapshots are clones only in the cluster they are in
+        source_id = backup_cluster_id(loaded)
+        same_cluster = source_id is not None and source_id == cluster_id(target)
     options = PreflightOptions(
         existing_policy=restore.existing_policy,
         namespace_mappings=restore.mappings.namespaces,
@@ -66,6 +72,8 @@ def check_plan(
         pv_policy=restore.pv_policy,
         volumes=volumes,
         data_bytes=_recorded(store, restore.backup) if origin == "backup" else None,
+        kept=_kept(store, restore.backup) if origin == "backup" else {},
+        same_cluster=same_cluster,
         snapshot_volumes=snapshot_volumes,
         snapshot_support=snapshots.support(source)
         if source is not None and volumes != "none" and snapshot_volumes != "never"
@@ -78,6 +86,15 @@ def _recorded(store: Store, backup: str) -> dict[tuple[str, str], int]:
     """(namespace, claim) -> bytes of every claim whose data the backup holds."""
     return {
         (v.namespace, v.claim): v.total_bytes for v in records.read(store, backup) if v.snapshot
+    }
+
+
+def _kept(store: Store, backup: str) -> dict[tuple[str, str], str]:
+    """(namespace, claim) -> the VolumeSnapshot kept instead of a data copy."""
+    return {
+        (v.namespace, v.claim): v.kept_snapshot
+        for v in records.read(store, backup)
+        if v.kept_snapshot and not v.snapshot
     }
 
 

@@ -11,7 +11,12 @@ from migrate.errors import EXIT_DRIFT, EXIT_PREFLIGHT, NotFound
 from migrate.pipeline.context import Context
 from migrate.pipeline.events import Finding, task
 from migrate.pipeline.snapshot import check_plan, live_snapshot
-from migrate.pipeline.steps_data import check_data, data_result, target_settings
+from migrate.pipeline.steps_data import (
+    check_data,
+    clones_in_cluster,
+    data_result,
+    target_settings,
+)
 from migrate.playbook import Step
 from migrate.preflight.render import rows
 from migrate.transform.sanitize import SanitizeOptions
@@ -40,6 +45,7 @@ def preflight_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[s
         volumes=vs.mode,
         source=ctx.cluster("source") if origin == "cluster" else None,
         snapshot_volumes=vs.snapshot_volumes,
+        same_cluster=clones_in_cluster(ctx),
     )
     counts = report.counts()
     found = [

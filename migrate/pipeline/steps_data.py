@@ -106,7 +106,7 @@ def volume_step(ctx: Context, name: str) -> VolumeStep | None:
     if vs.mode == "none":
         return None
     store, key = ctx.store(), ctx.key()
-    clone = _clones_in_cluster(ctx) and vs.snapshot_volumes != "never"
+    clone = clones_in_cluster(ctx) and vs.snapshot_volumes != "never"
     if clone:
         log.info("source and target are one cluster: snapshotted claims are kept as "
                  "VolumeSnapshots and cloned, not copied through the bucket")  # fmt: skip
@@ -128,7 +128,7 @@ def volume_step(ctx: Context, name: str) -> VolumeStep | None:
     )
 
 
-def _clones_in_cluster(ctx: Context) -> bool:
+def clones_in_cluster(ctx: Context) -> bool:
     """The run restores into the cluster it backs up, with restore.cloneVolumes."""
     if not (ctx.pb.has_step("restore") and ctx.pb.restore.clone_volumes):
         return False

@@ -9,6 +9,7 @@ restore journal names its run.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 from typing import Any
@@ -29,6 +30,8 @@ from migrate.restore.ready import WORKLOAD_KINDS, wait_ready
 from migrate.restore.run import plan_restore, run_restore
 from migrate.store import layout
 from migrate.sync.wait import wait_for_sync
+
+log = logging.getLogger(__name__)
 
 
 def _clash(name: str, row: catalog.BackupRow, run: str) -> str:
@@ -144,7 +147,11 @@ def restore_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
         result["volumes"] = data.level.results
     if data.clones:
         result["clonedClaims"] = sorted(f"{ns}/{claim}" for ns, claim in data.clones)
-        result["warnings"] = [*result.get("warnings", []), *data.finish()]
+        unbound = data.finish()
+        for message in unbound:
+            log.warning("%s", message)
+        if unbound:
+            result["cloneWarnings"] = unbound
     result["failedObjects"] = [
         {"kind": r.key[1], "namespace": r.key[2] or "", "name": r.key[3], "message": r.message}
         for r in summary.results

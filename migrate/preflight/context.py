@@ -62,6 +62,11 @@ class PreflightOptions:
     # a live source's snapshot support (None: unknown, or not asked) and --snapshot-volumes
     snapshot_support: SnapshotSupport | None = None
     snapshot_volumes: str = "auto"
+    # the target is the source cluster: snapshotted claims can be cloned (a live source),
+    # or (a backup) claims whose snapshot the backup kept are made from it
+    same_cluster: bool = False
+    # from a backup: (source namespace, claim) -> the VolumeSnapshot it kept (no data copy)
+    kept: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def is_builtin_group(group: str) -> bool:

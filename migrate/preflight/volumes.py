@@ -164,6 +164,13 @@ def _data(
     known of it (no copy recorded or planned: the outcome's own finding stands)."""
     recorded = ctx.options.data_bytes
     if recorded is not None:  # a backup: what it holds
+        snap = ctx.options.kept.get(key)
+        if key not in recorded and snap and ctx.options.same_cluster:
+            return "info", f"made from the backup's kept VolumeSnapshot {snap} (a clone)", ""
+        if key not in recorded and snap:
+            sentence = (f"it starts empty: its data is only in the VolumeSnapshot {snap} the "
+                        "backup kept in its source cluster, which is not this one")  # fmt: skip
+            return "warning", sentence, "restore into that cluster, or back up moving the data"
         if key not in recorded:
             return None
         size = recorded[key]
@@ -190,6 +197,10 @@ def _how(ctx: Context, c: Claim, copied: str) -> tuple[str, str, str]:
     if support is None:
         return "info", copied, ""
     m = method(c.storage_class, support, mode)
+    if m.snapshot and ctx.options.same_cluster:
+        return ("info", f"made from a CSI snapshot of the source claim (VolumeSnapshotClass "
+                f"{m.snapshot_class}), a clone in this same cluster: no data through the bucket",
+                "")  # fmt: skip
     if m.snapshot:
         return "info", f"{copied} from a CSI snapshot (VolumeSnapshotClass {m.snapshot_class})", ""
     if mode == "always":

@@ -8,11 +8,15 @@ verify to decide what to list on both sides.  Naming a type in `--include-resour
 
 Lives in migrate.transform, below both steps, like the skip table (skip_policy.py), which
 says the same per object: which objects restore leaves alone.  What only one step knows
-stays in that step's own policy module (backup/policy.py: the exclude label;
-verify/policy.py: fields to normalize).
+stays in that step's own policy module (verify/policy.py: fields to normalize).
 """
 
 from __future__ import annotations
+
+# Label that keeps an object out of any backup (Velero's), and its data too: the volume
+# step copies no claim carrying it.  kube-migrate puts it on what it makes itself in a
+# cluster (snapshots and temporary claims of a copy, kept snapshots, clones' bindings).
+EXCLUDE_LABEL = "velero.io/exclude-from-backup"
 
 # `resource.group` -> reason.  Follows Velero's non-restorable list and adds resources
 # that are node, network or runtime state the target cluster makes for itself.

@@ -22,6 +22,7 @@ from typing import Any
 from migrate.cluster import Cluster
 from migrate.store import Store
 from migrate.transform.claims import Claim, host_path_volumes, plan_claims
+from migrate.transform.exclusions import EXCLUDE_LABEL
 from migrate.transform.scope import Scope
 from migrate.transform.snapshot_method import Method, SnapshotSupport, method
 from migrate.transform.workloads import pod_spec
@@ -97,7 +98,11 @@ def source_claims(
         return scope.namespace_included(meta.get("namespace", ""))
 
     claims = [
-        c for c in claims if wanted(c) and scope.selector.matches(c["metadata"].get("labels"))
+        c
+        for c in claims
+        if wanted(c)
+        and scope.selector.matches(c["metadata"].get("labels"))
+        and (c["metadata"].get("labels") or {}).get(EXCLUDE_LABEL) != "true"
     ]
     live = [p for p in live if wanted(p)]
     warnings = [

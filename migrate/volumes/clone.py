@@ -22,9 +22,11 @@ from typing import Any
 
 from migrate.cluster import Cluster
 from migrate.errors import AlreadyExists, NotFound
+from migrate.transform.exclusions import EXCLUDE_LABEL
 from migrate.transform.snapshot_method import GROUP
 from migrate.volumes.mover_pod import MANAGED
 from migrate.volumes.records import VolumeCopy
+from migrate.volumes.snapshots import SELECTED_NODE
 
 log = logging.getLogger(__name__)
 CLONE_OF = "kube-migrate.io/clone-of"  # on the objects made for a clone: the restore's name
@@ -43,6 +45,20 @@ class Clone:
     driver: str
     snapshot_class: str
     restore: str
+    node: str = ""  # where the snapshot lives: the clone is provisioned there at once
+
+    def claim_patch(self, desired: dict[str, Any]) -> dict[str, Any]:
+        """The restored claim made from the clone's snapshot: its dataSource, no volume
+        name, and (what the scheduler would set) the node to provision it on now, so it
+        is bound without waiting for its first pod."""
+        spec = desired.setdefault("spec", {})
+        spec.pop("volumeName", None)
+        spec.pop("dataSourceRef", None)
+        spec["dataSource"] = self.data_source
+        if self.node:
+            notes = desired.setdefault("metadata", {}).setdefault("annotations", {})
+            notes[SELECTED_NODE] = self.node
+        return desired
 
     @property
     def data_source(self) -> dict[str, str]:
@@ -64,7 +80,7 @@ def plan_clones(
         stem = f"km-clone-{name}"[:50].rstrip("-.")
         out[(dst_ns, name)] = Clone(
             dst_ns, name, f"{stem}-{digest}", f"{stem}-{digest}", v.snapshot_handle,
-            v.driver, v.snapshot_class, restore,
+            v.driver, v.snapshot_class, restore, v.node,
         )  # fmt: skip
     return out
 
@@ -78,7 +94,7 @@ def _res(cluster: Cluster, resource: str) -> Any:
 def prepare(cluster: Cluster, c: Clone) -> None:
     """Bind the kept snapshot in the target namespace (both objects; existing ones, from
     an interrupted attempt, are kept)."""
-    labels = {**MANAGED, CLONE_OF: c.restore}
+    labels = {**MANAGED, CLONE_OF: c.restore, EXCLUDE_LABEL: "true"}
     content = {
         "apiVersion": f"{GROUP}/v1",
         "kind": "VolumeSnapshotContent",

@@ -107,6 +107,7 @@ class Copies:
                 self.stopped[key] = owner
 
     def _failed(self, c: Claim, v: VolumeCopy, why: str) -> None:
+        log.warning("claim %s: data not copied: %s", c.key, why)
         v.skip = f"copy failed: {why}"
         with self.lock:
             self.failures.append((c.namespace, f"data of claim {c.name} not copied: {why}"))
@@ -178,6 +179,7 @@ class Copies:
                 v.snapshot_content, v.snapshot_handle, v.driver = snapshots.content(
                     self.cluster, status
                 )
+                v.node = v.node or snapshots.node_of(self.cluster, c)  # where it lives
                 temp = snapshots.temporary_claim(
                     self.cluster, c, snapshot, status, self.opts.backup
                 )

@@ -24,6 +24,7 @@ from typing import Any
 from migrate.cluster import Cluster
 from migrate.errors import ClusterError, Forbidden, NotFound, PartialFailure, WaitTimeout
 from migrate.transform.claims import Claim
+from migrate.transform.exclusions import EXCLUDE_LABEL
 from migrate.transform.snapshot_method import GROUP, SnapshotSupport
 from migrate.units import quantity
 from migrate.volumes.mover_pod import BACKUP_LABEL, MANAGED
@@ -60,7 +61,10 @@ def _res(cluster: Cluster, group: str, resource: str) -> Any:
 
 
 def _labels(backup: str, claim: str) -> dict[str, str]:
-    return {**MANAGED, BACKUP_LABEL: backup, TEMPORARY: "true", SNAPSHOT_OF: claim}
+    """Ours, and out of every backup (ours and Velero's): a leftover of a crash must not
+    be copied as if it were the user's."""
+    return {**MANAGED, BACKUP_LABEL: backup, TEMPORARY: "true", SNAPSHOT_OF: claim,
+            EXCLUDE_LABEL: "true"}  # fmt: skip
 
 
 def take(cluster: Cluster, c: Claim, vsclass: str, backup: str) -> str:

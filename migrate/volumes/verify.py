@@ -17,10 +17,12 @@ from typing import Any
 
 from migrate.cluster import Cluster
 from migrate.transform.claims import plan_claims
-from migrate.volumes.live import claims_and_pods
+from migrate.transform.workloads import pod_spec
+from migrate.volumes.live import claims_and_pods, workloads
 from migrate.volumes.mover import run_mover
 from migrate.volumes.mover_pod import MoverJob, MoverSettings
 from migrate.volumes.records import VolumeCopy
+from migrate.volumes.restore import placements
 
 
 @dataclass
@@ -63,6 +65,12 @@ def verify_data(
         cluster, sorted({namespace(v.namespace) for v in todo})
     )
     users = {c.key: c for c in plan_claims(claims, pods, "all")}
+    spaces = sorted({namespace(v.namespace) for v in todo})
+    placed = placements(
+        (o["metadata"]["namespace"], o, spec)
+        for o in workloads(cluster, spaces)
+        if (spec := pod_spec(o)) is not None
+    )
 
     def one(v: VolumeCopy) -> ClaimCheck:
         ns = namespace(v.namespace)
@@ -76,8 +84,14 @@ def verify_data(
             avoid_nodes=simulated,
         )
         user = users.get(check.claim)
-        if user is not None:  # next to the pod that mounts it (a ReadWriteOnce claim)
+        if user is not None and user.node:  # next to the pod that mounts it (ReadWriteOnce)
             job.node, job.tolerations = user.node, user.tolerations
+        elif (p := placed.get((ns, v.claim))) is not None:  # where its workload would run
+            job.node_selector, job.affinity, job.tolerations = (
+                p.node_selector,
+                p.affinity,
+                p.tolerations,
+            )
         result = run_mover(cluster, job, settings)
         check.files = int(result.get("files") or 0)
         check.bytes = int(result.get("bytes") or 0)
