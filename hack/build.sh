@@ -6,7 +6,10 @@
 # hack/go/k8s-*, the real nodes' kubelet through hack/go/kubelet-* (the same wrapper plus
 # kubelet's extra requirements, so the k8s stamps stay valid), etcd through hack/go/etcd,
 # local-path-provisioner through hack/go/local-path-provisioner, kopia through hack/go/kopia,
-# kwok/kwokctl and MinIO by `go install`, kmmover (the volume-data mover) from mover/.
+# kwok/kwokctl and MinIO by `go install`, kmmover (the volume-data mover) from mover/; the CSI
+# snapshot parts of the real nodes: external-snapshotter and external-provisioner through
+# hack/go/external-*, the hostpath driver and node-driver-registrar from the proxy if it serves
+# them, else from the upstream tags' source archives in $THIRD_PARTY (see csi_source).
 # Idempotent: a component whose stamp (version + wrapper go.mod hash, or mover/'s source hash)
 # matches is skipped, so a warm run costs a second.  Versions are pinned in hack/versions.env.
 #
@@ -18,6 +21,7 @@ source "$HERE/versions.env"
 CACHE=${KUBE_MIGRATE_CACHE:-$HOME/.cache/kube-migrate}
 BIN=$CACHE/bin
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+THIRD_PARTY=${KUBE_MIGRATE_THIRD_PARTY:-$HERE/../../shared/third_party} # ../shared/third_party
 mkdir -p "$BIN" "$CACHE/src"
 
 log() { printf '[build] %s\n' "$*" >&2; }
@@ -177,8 +181,76 @@ build_minio() {
   echo "$MINIO" >"$out/.stamp"
 }
 
+# --- CSI snapshots (hack/devenv/csi.py) ---------------------------------------------------
+# Both sidecar repositories carry replace directives (`go install ...@v` refuses them, and a
+# dependency's replaces are ignored), so their wrappers repeat upstream's replaces.
+build_external_snapshotter() { # csi-snapshotter, snapshot-controller and the v1 snapshot CRDs
+  local v=$EXTERNAL_SNAPSHOTTER out=$BIN/external-snapshotter-$EXTERNAL_SNAPSHOTTER dir key crd
+  local m=github.com/kubernetes-csi/external-snapshotter
+  key="$v $(sha256sum "$HERE/go/external-snapshotter/go.mod" | cut -c1-16)"
+  if stamp_ok "$out" "$key"; then log "external-snapshotter $v: cached"; return; fi
+  dir=$(wrapper_src external-snapshotter)
+  (cd "$dir" && go get "$m/v8/cmd/csi-snapshotter@$v" "$m/v8/cmd/snapshot-controller@$v" "$m/client/v8@$v")
+  mkdir -p "$out/crd"
+  (cd "$dir" && go build -trimpath -ldflags "-s -w -X main.version=$v" -o "$out/" \
+    "$m/v8/cmd/csi-snapshotter" "$m/v8/cmd/snapshot-controller")
+  # the CRDs live in the client module (upstream's ./client), not in the v8 module's zip
+  crd=$(cd "$dir" && go mod download -json "$m/client/v8@$v" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')/config/crd
+  install -m 0644 "$crd"/snapshot.storage.k8s.io_*.yaml "$out/crd/"
+  "$out/csi-snapshotter" --version >&2
+  echo "$key" >"$out/.stamp"
+}
+
+build_external_provisioner() {
+  local v=$EXTERNAL_PROVISIONER out=$BIN/external-provisioner-$EXTERNAL_PROVISIONER dir key
+  local m=github.com/kubernetes-csi/external-provisioner/v5
+  key="$v $(sha256sum "$HERE/go/external-provisioner/go.mod" | cut -c1-16)"
+  if stamp_ok "$out" "$key"; then log "external-provisioner $v: cached"; return; fi
+  dir=$(wrapper_src external-provisioner)
+  (cd "$dir" && go get "$m/cmd/csi-provisioner@$v")
+  mkdir -p "$out"
+  (cd "$dir" && go build -trimpath -ldflags "-s -w -X main.version=$v" -o "$out/" "$m/cmd/csi-provisioner")
+  "$out/csi-provisioner" --version >&2
+  echo "$key" >"$out/.stamp"
+}
+
+csi_source() { # name module version -> a writable copy of that tag's source tree (with vendor/)
+  local name=$1 mod=$2 v=$3 dst=$CACHE/src/$1-$3 dir sums tgz
+  rm -rf "$dst"
+  if dir=$(cd "$CACHE/src" && GOFLAGS= go mod download -json "$mod@$v" 2>/dev/null |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])' 2>/dev/null); then
+    cp -r "$dir" "$dst" && chmod -R u+w "$dst" || return 1
+    log "$name $v: source from the module proxy"
+  else
+    tgz=$THIRD_PARTY/$name-$v.tar.gz sums=$THIRD_PARTY/SHA256SUMS
+    if [[ ! -f $tgz || ! -f $sums ]]; then
+      log "$name $v: the module proxy refuses it and $tgz (or $sums) is missing" \
+        "(set KUBE_MIGRATE_THIRD_PARTY to the folder holding it)"
+      return 1
+    fi
+    (cd "$THIRD_PARTY" && grep -E "^[0-9a-f]{64}  $name-$v\.tar\.gz$" SHA256SUMS | sha256sum -c --quiet -) >&2 ||
+      { log "$name $v: $tgz does not match $sums"; return 1; }
+    mkdir -p "$dst" && tar xzf "$tgz" -C "$dst" --strip-components=1 || return 1
+    log "$name $v: the module proxy refuses it; source from $tgz (sha256 checked)"
+  fi
+  echo "$dst"
+}
+
+build_csi_vendored() { # name module version ./cmd/<binary>: built from the tag's own vendor/
+  local name=$1 mod=$2 v=$3 cmd=$4 out=$BIN/$1-$3 dir flags=(GOFLAGS=-mod=vendor GOPROXY=off)
+  if stamp_ok "$out" "$v"; then log "$name $v: cached"; return; fi
+  dir=$(csi_source "$name" "$mod" "$v")
+  [[ -f $dir/vendor/modules.txt ]] || flags=(GOFLAGS=-mod=mod)
+  mkdir -p "$out"
+  (cd "$dir" && env "${flags[@]}" go build -trimpath -ldflags "-s -w -X main.version=$v" -o "$out/" "$cmd")
+  "$out/$(basename "$cmd")" --version >&2
+  echo "$v" >"$out/.stamp"
+}
+
 components=("$@")
-all=(etcd kwok k8s-older k8s-primary kubelet-older kubelet-primary local-path-provisioner minio velero kopia mover)
+all=(etcd kwok k8s-older k8s-primary kubelet-older kubelet-primary local-path-provisioner minio velero kopia mover
+  external-snapshotter external-provisioner csi-driver-host-path node-driver-registrar)
 [[ ${#components[@]} -gt 0 ]] || components=("${all[@]}")
 for c in "${components[@]}"; do
   case $c in
@@ -193,6 +265,16 @@ for c in "${components[@]}"; do
   velero) timed "velero-$VELERO" build_velero ;;
   kopia) timed "kopia-$KOPIA" build_kopia ;;
   mover) timed "mover" build_mover ;;
+  external-snapshotter) timed "external-snapshotter-$EXTERNAL_SNAPSHOTTER" build_external_snapshotter ;;
+  external-provisioner) timed "external-provisioner-$EXTERNAL_PROVISIONER" build_external_provisioner ;;
+  csi-driver-host-path)
+    timed "csi-driver-host-path-$CSI_HOSTPATH" build_csi_vendored csi-driver-host-path \
+      github.com/kubernetes-csi/csi-driver-host-path "$CSI_HOSTPATH" ./cmd/hostpathplugin
+    ;;
+  node-driver-registrar)
+    timed "node-driver-registrar-$CSI_NODE_DRIVER_REGISTRAR" build_csi_vendored node-driver-registrar \
+      github.com/kubernetes-csi/node-driver-registrar "$CSI_NODE_DRIVER_REGISTRAR" ./cmd/csi-node-driver-registrar
+    ;;
   *) echo "hack/build.sh: unknown component '$c' (${all[*]})" >&2; exit 2 ;;
   esac
 done

@@ -292,10 +292,26 @@ def test_dev_env_down_leaves_nothing_even_after_sigkill(tmp_path: Path) -> None:
         )
         ns = f"t-leave-{uuid.uuid4().hex[:6]}"
         k.run("create", "namespace", ns)
-        k.create(ns, pod("p", env["KUBE_MIGRATE_TEST_IMAGE"], "exec sleep 3600"))
+        claim = {  # a CSI volume too (hack/devenv/csi.py): the driver's bind mount must go
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "c"},
+            "spec": {
+                "storageClassName": "csi-hostpath-sc",
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Mi"}},
+            },
+        }
+        k.create(ns, claim)
+        volume = {
+            "volumes": [{"name": "c", "persistentVolumeClaim": {"claimName": "c"}}],
+            "container": {"volumeMounts": [{"name": "c", "mountPath": "/c"}]},
+        }
+        k.create(ns, pod("p", env["KUBE_MIGRATE_TEST_IMAGE"], "exec sleep 3600", **volume))
         k.wait_pod(ns, "p", ("Running",))
         running = _traces(state)
         assert running["mounts"] and running["cgroups"] and len(running["interfaces"]) == 2
+        assert any("kubernetes.io~csi" in m for m in running["mounts"]), running["mounts"]
 
         recorded = json.loads((state / "state.json").read_text())["processes"]
         for p in recorded:

@@ -2,7 +2,8 @@
 `target` on the primary one) and one MinIO with a bucket, all on 127.0.0.1.
 
 Each cluster has 3 kwok nodes and one real node (a kubelet on its own containerd, see
-devenv/node.py) that only pods tolerating its taint use.
+devenv/node.py, with a CSI driver and snapshots, devenv/csi.py) that only pods tolerating
+its taint use.
 
 `up` writes .dev-env/{source,target}.kubeconfig and .dev-env/env (shell-sourceable);
 it is a no-op when everything is already up.  `down` stops exactly the processes

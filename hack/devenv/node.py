@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devenv import images, pki, procs, storage
+from devenv import csi, images, pki, procs, storage
 from devenv.node_host import (
     LABEL,
     TAINT,
@@ -54,6 +54,7 @@ class Node:
         self.version = version
         self.minor = int(version.split(".")[1])
         self.kubelet_bin = bindir / f"kubelet-{version}" / "kubelet"
+        self.csi = csi.Driver(self.lay, bindir)
         self.ip = ""
         self.images: dict[str, str] = {}  # busybox, pause, provisioner -> image reference
         self._import: threading.Thread | None = None
@@ -232,14 +233,21 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         p = start("kubelet", argv, {"PATH": KUBELET_PATH})
         self.kubelet_log = p["log"]
 
+    def start_csi(self, start: Start, api: Callable[..., Any], pki_dir: Path, port: int) -> None:
+        """The CSI driver and snapshots (csi.py); serve() waits for them."""
+        kubeconfig = pki.kubeconfig(f"https://127.0.0.1:{port}", pki_dir, self.lay.plane, "csi")
+        self.csi.begin(start, api, kubeconfig)
+
     def serve(self, api: Callable[..., Any], port: int) -> None:
-        """Deploy the local-path provisioner, wait until the node is Ready and it runs."""
+        """Deploy the local-path provisioner; wait until the node is Ready, it runs and
+        the CSI driver is registered."""
         objs = storage.objects(
             self.name, self.lay.data, port, self.images["provisioner"], self.images["busybox"]
         )
         storage.deploy(api, objs)
         self.wait_ready(api)
         storage.wait_running(api, self.lay.plane)
+        self.csi.finish(api)
 
     def wait_ready(self, api: Callable[..., Any], timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

@@ -28,6 +28,14 @@ NET = ipaddress.ip_network("198.18.0.0/15")  # RFC 2544 benchmarking range: neve
 CONTAINER_LOGS = Path("/var/log/containers")  # kubelet's hard-coded symlink dir
 CNI_CACHE = Path("/var/lib/cni/results")  # libcni's hard-coded result cache
 SHIM_SOCKETS = Path("/run/containerd/s")  # containerd 1.6's hard-coded shim socket dir
+# csi.py's processes: each names the node's paths (a socket, or the kubeconfig in its dir)
+CSI_EXES = (
+    "hostpathplugin",
+    "csi-node-driver-registrar",
+    "csi-provisioner",
+    "csi-snapshotter",
+    "snapshot-controller",
+)
 _pick = threading.Lock()
 
 
@@ -228,7 +236,7 @@ def _stop_processes(lay: Layout) -> list[str]:
     """The daemons first (so nothing restarts a container), then every process in the
     node's cgroups, then the shims (after their children, which they reap)."""
     done: list[str] = []
-    daemons = _our_processes(lay, {"kubelet", "containerd", "ctr"})
+    daemons = _our_processes(lay, {"kubelet", "containerd", "ctr", *CSI_EXES})
     _kill(daemons)
     _wait_gone(daemons, 10)
     if daemons:

@@ -109,6 +109,7 @@ def write_pki(d: Path, node: tuple[str, str] | None = None) -> None:
     if node:
         name, addr = node
         issue("kubelet", f"system:node:{name}", ("system:nodes",), server=False)
+        issue("csi", "kube-migrate-csi", ("system:masters",), server=False)  # csi.py's
         issue("kubelet-server", name, (), server=True, sans=(name, addr))
     sa = _key()
     _write_key(d / "sa.key", sa)

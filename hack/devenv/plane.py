@@ -1,6 +1,7 @@
 """One local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler and kwok (3 fake nodes whose pods kwok reports Running), on 127.0.0.1,
-and one real node (node.py) with a local-path provisioner for the default StorageClass."""
+and one real node (node.py) with a local-path provisioner for the default StorageClass
+and a CSI driver with snapshots (csi.py)."""
 
 from __future__ import annotations
 
@@ -206,6 +207,7 @@ class Plane:
         )
         if self.node:
             self.node.start_kubelet(self._start, pk, self.port)
+            self.node.start_csi(self._start, self.api, pk, self.port)
         self._nodes()
         self._storage_class()
         if self.node:
