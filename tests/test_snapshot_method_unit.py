@@ -86,3 +86,17 @@ def test_clones_come_from_kept_snapshots_with_a_handle_under_stable_names() -> N
                              "name": c.snapshot}  # fmt: skip
     assert plan_clones([kept], claims, "r1") == first  # a resumed restore finds its own
     assert plan_clones([kept], claims, "r2")[("shop-test", "data")].snapshot != c.snapshot
+
+
+def test_a_pvs_node_affinity_is_matched_against_node_labels_whatever_the_key() -> None:
+    from migrate.volumes.snapshots import _matches
+
+    hostpath = {"matchExpressions": [{"key": "topology.hostpath.csi/node", "operator": "In",
+                                      "values": ["real-node"]}]}  # fmt: skip
+    assert _matches({"topology.hostpath.csi/node": "real-node"}, hostpath)
+    assert not _matches({"topology.hostpath.csi/node": "other"}, hostpath)
+    assert not _matches({}, hostpath)
+    both = {"matchExpressions": [*hostpath["matchExpressions"],
+                                 {"key": "kwok", "operator": "DoesNotExist"}]}  # fmt: skip
+    assert not _matches({"topology.hostpath.csi/node": "real-node", "kwok": "x"}, both)
+    assert not _matches({"a": "b"}, {"matchExpressions": []})

@@ -34,7 +34,6 @@ TEMPORARY = "kube-migrate.io/temporary"  # made for one copy, removed after it
 KEPT = "kube-migrate.io/kept-snapshot"  # a snapshot kept as a restore point
 SNAPSHOT_OF = "kube-migrate.io/snapshot-of"  # the claim a snapshot or temporary claim copies
 SELECTED_NODE = "volume.kubernetes.io/selected-node"  # what the scheduler sets on a claim
-HOSTNAME = "kubernetes.io/hostname"
 CUT_TIMEOUT = 300.0  # a snapshot not cut after this fails its claim's copy
 READY_TIMEOUT = 3600.0  # a cut snapshot not usable after this fails its claim's copy
 
@@ -121,22 +120,38 @@ def content(cluster: Cluster, status: dict[str, Any]) -> tuple[str, str, str]:
 
 def node_of(cluster: Cluster, c: Claim) -> str:
     """The node the claim's volume lives on when its PV is pinned to one (node-local
-    drivers: hostpath, local): the temporary claim must be made there."""
+    drivers: hostpath, local; their topology keys differ): the first node whose labels
+    satisfy the PV's node affinity, when exactly one does; "" otherwise."""
     if c.node:
         return c.node
     try:
         pv = cluster.get(_res(cluster, "", "persistentvolumes"), c.volume)
+        required = ((pv.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {}
+        terms = required.get("nodeSelectorTerms") or []
+        nodes = list(cluster.list(_res(cluster, "", "nodes"))) if terms else []
     except (NotFound, Forbidden):
         return ""
-    terms = (((pv.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {}).get(
-        "nodeSelectorTerms"
-    ) or []
-    for term in terms:
-        for expr in term.get("matchExpressions") or []:
-            values = expr.get("values") or []
-            if expr.get("key") == HOSTNAME and expr.get("operator") == "In" and len(values) == 1:
-                return str(values[0])
-    return ""
+    fits = [
+        n["metadata"]["name"]
+        for n in nodes
+        if any(_matches(n["metadata"].get("labels") or {}, t) for t in terms)
+    ]
+    return fits[0] if len(fits) == 1 else ""
+
+
+def _matches(labels: dict[str, str], term: dict[str, Any]) -> bool:
+    """A node selector term's matchExpressions (In, NotIn, Exists, DoesNotExist)."""
+    for e in term.get("matchExpressions") or []:
+        key, op, values = e.get("key", ""), e.get("operator"), e.get("values") or []
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }.get(str(op), False)
+        if not ok:
+            return False
+    return bool(term.get("matchExpressions"))
 
 
 def temporary_claim(
