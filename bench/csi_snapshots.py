@@ -3,7 +3,8 @@ the CSI hostpath driver: 1 GiB of mixed files (15 x 64 MiB random, 16,384 x 4 Ki
 claim of class csi-hostpath-sc, its pod carrying Velero pre/post hook annotations.
 
 - how long the hooks hold the app: a copy of the live claim (the hooks span the whole
-  copy) next to a copy from a snapshot (they span the snapshot's cut);
+  copy) next to a copy from a snapshot (they span the snapshot's cut, which is the
+  driver's: judged is what the hold adds to it);
 - a same-cluster clone of the claim into another namespace from the snapshot a backup
   kept, until a pod reads it, next to a mover restoring the same data from the bucket
   into a fresh claim, until a pod reads it.
@@ -109,6 +110,7 @@ def main() -> None:
         out["liveFrozenSeconds"], out["liveCopySeconds"] = live.frozen_seconds, live.seconds
         snap = backup(c, bucket, ns, "snap", snapshot_volumes="always")
         out["snapshotFrozenSeconds"] = snap.frozen_seconds
+        out["snapshotCutSeconds"] = snap.cut_seconds
         out["snapshotCopySeconds"] = snap.seconds
         kept = backup(c, bucket, ns, "kept", snapshot_volumes="always", move_data=False)
         out["dataBytes"] = kept.total_bytes

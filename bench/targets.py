@@ -108,9 +108,11 @@ TARGETS: tuple[Target, ...] = (
     # the mover's peak RSS (kmmover + kopia, its cgroup's) backing up many small files
     Target("moverPeakRssMiB", "<", 512, "mover RSS, small files", "MiB"),
     # CSI snapshots (bench/csi_snapshots.py, issue 21), the hostpath driver, 1 GiB mixed:
-    # how long the pod's hooks hold the app when the copy reads a snapshot (next to: the
-    # whole live copy's hold)
-    Target("snapshotFrozenSeconds", "<", 1.0, "hooks hold, snapshot", "s",
+    # how long the pod's hooks hold the app around a snapshot beyond the snapshot's own
+    # cut (the driver and the snapshot controllers: hostpath's cut is a `tar czf` of the
+    # whole volume, a copy-on-write driver's takes milliseconds): the hooks' exec and
+    # seeing the cut.  The whole hold and the live copy's hold are in the JSON and table.
+    Target("snapshotHoldBeyondCutSeconds", "<", 1.0, "hooks hold beyond the cut", "s",
            "snapshotFrozenSeconds", "liveFrozenSeconds"),
     # a mover restoring the claim from the bucket / a same-cluster clone from the kept
     # snapshot, each until a pod has read the claim ("orders of magnitude" expected)
@@ -122,7 +124,9 @@ STARTUP = tuple(t for t in TARGETS if t.figure.startswith("startup"))
 # ... and bench/volume_data.py (`make bench-volumes`, also run by `make bench`)
 VOLUMES = tuple(t for t in TARGETS if t.figure.startswith(("volume", "mover")))
 # ... and bench/csi_snapshots.py (`make bench-snapshots`, also run by `make bench`)
-SNAPSHOTS = tuple(t for t in TARGETS if t.figure in ("snapshotFrozenSeconds", "cloneSpeedup"))
+SNAPSHOTS = tuple(
+    t for t in TARGETS if t.figure in ("snapshotHoldBeyondCutSeconds", "cloneSpeedup")
+)
 # ... and bench/run.py: the others
 MAIN = tuple(t for t in TARGETS if t not in VOLUMES and t not in SNAPSHOTS)
 
@@ -173,6 +177,11 @@ def figures(o: dict[str, Any]) -> dict[str, float]:
         ),
         "volumeChangedUploadOverChanged": _ratio(o, "volumeChangedUploadBytes", "changedBytes"),
         "cloneSpeedup": _ratio(o, "moverRestoreWallSeconds", "cloneSeconds"),
+        "snapshotHoldBeyondCutSeconds": (
+            float(o["snapshotFrozenSeconds"]) - float(o["snapshotCutSeconds"])
+            if "snapshotFrozenSeconds" in o and "snapshotCutSeconds" in o
+            else None
+        ),
     }
     mem: list[dict[str, Any]] = o.get("memory") or []
     for what in ("backup", "restore") if mem else ():

@@ -78,7 +78,8 @@ GOOD: dict[str, Any] = {
     "volumeChangedUploadBytes": 12e6,
     "changedBytes": 10.7e6,
     "moverPeakRssMiB": 300.0,
-    "snapshotFrozenSeconds": 0.6,
+    "snapshotFrozenSeconds": 2.6,
+    "snapshotCutSeconds": 2.0,
     "liveFrozenSeconds": 14.0,
     "cloneSeconds": 1.5,
     "moverRestoreWallSeconds": 20.0,
@@ -362,10 +363,11 @@ def test_volume_targets_judge_the_data_path() -> None:
 
 def test_snapshot_targets_judge_the_hold_and_the_clone() -> None:
     vs = {v.target.figure: v for v in T.verdicts(GOOD, T.SNAPSHOTS)}
-    assert set(vs) == {"snapshotFrozenSeconds", "cloneSpeedup"}
+    assert set(vs) == {"snapshotHoldBeyondCutSeconds", "cloneSpeedup"}
     assert all(v.met for v in vs.values())
     assert vs["cloneSpeedup"].value == 20.0 / 1.5
-    held = T.verdicts(GOOD | {"snapshotFrozenSeconds": 1.2}, T.SNAPSHOTS)
-    assert [v.target.figure for v in T.missed(held)] == ["snapshotFrozenSeconds"]
+    assert vs["snapshotHoldBeyondCutSeconds"].value == 2.6 - 2.0
+    held = T.verdicts(GOOD | {"snapshotFrozenSeconds": 3.2}, T.SNAPSHOTS)
+    assert [v.target.figure for v in T.missed(held)] == ["snapshotHoldBeyondCutSeconds"]
     slow = T.verdicts(GOOD | {"cloneSeconds": 4.0}, T.SNAPSHOTS)
     assert [v.target.figure for v in T.missed(slow)] == ["cloneSpeedup"]

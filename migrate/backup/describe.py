@@ -100,6 +100,8 @@ def _method(d: dict[str, Any]) -> dict[str, Any]:
     if d.get("skip") or not d.get("method"):
         return {}
     out: dict[str, Any] = {"method": d["method"], "frozenSeconds": d.get("frozen_seconds", 0)}
+    if d.get("cut_seconds"):
+        out["snapshotCutSeconds"] = d["cut_seconds"]
     if d.get("live_reason") and d["method"] != "CSISnapshot":
         out["whyLive"] = d["live_reason"]
     if d.get("kept_snapshot"):

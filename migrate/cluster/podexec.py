@@ -26,6 +26,13 @@ class ExecResult:
     stderr: str
 
 
+def warm_up() -> None:
+    """Import the exec machinery now (~0.8 s), not inside the first hook: a backup calls
+    this before its first pre hook, so the app is not held while Python imports."""
+    from kubernetes.client import CoreV1Api  # noqa: F401
+    from kubernetes.stream import stream  # noqa: F401
+
+
 def exec_in_pod(
     cluster: Cluster,
     namespace: str,

@@ -82,6 +82,7 @@ class VolumeBackupSummary:
             "seconds": round(self.seconds, 2),
             "fromSnapshots": sum(1 for v in moved if v.method == "CSISnapshot"),
             "frozenSeconds": max((v.frozen_seconds for v in self.copies), default=0.0),
+            "snapshotCutSeconds": max((v.cut_seconds for v in self.copies), default=0.0),
             "warnings": self.warnings,
         }
 

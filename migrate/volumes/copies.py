@@ -18,11 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from migrate.cluster import Cluster
+from migrate.cluster.podexec import warm_up
 from migrate.errors import ClusterError, MigrateError, PartialFailure
 from migrate.transform.claims import Claim
 from migrate.transform.snapshot_method import Method
 from migrate.volumes import records, snapshots
-from migrate.volumes.hooks import pod_hook, run_hook
+from migrate.volumes.hooks import has_hooks, pod_hook, run_hook
 from migrate.volumes.mover import delete_movers, run_mover
 from migrate.volumes.mover_pod import BACKUP_LABEL, MoverJob, MoverSettings
 from migrate.volumes.progress import ClaimBytes
@@ -71,6 +72,8 @@ class Copies:
             delete_movers(self.cluster, ns, f"{BACKUP_LABEL}={self.opts.backup}")
         if any(m.snapshot for g in self.groups.values() for _c, _v, m in g):
             snapshots.leftovers(self.cluster, self.opts.backup, namespaces)
+        if any(has_hooks(p) for p in self.pods.values()):
+            warm_up()  # the hooks' exec imported before any app is held
         record = self.opts.record or (lambda _w: None)
         if self.opts.quiesce == "scale-down":
             self._owners()
@@ -156,8 +159,10 @@ class Copies:
         snapshot is removed and the claim listed as not copied)."""
         name = ""
         try:
+            start = time.monotonic()
             name = snapshots.take(self.cluster, c, m.snapshot_class, self.opts.backup)
             snapshots.wait(self.cluster, c.namespace, name, ready=False)
+            v.cut_seconds = round(time.monotonic() - start, 3)
             return name
         except (MigrateError, ClusterError) as exc:
             if name:

@@ -32,6 +32,12 @@ class Hook:
     timeout: float
 
 
+def has_hooks(pod: dict[str, Any]) -> bool:
+    """The pod names a pre or post hook command (well-formed or not)."""
+    notes = (pod.get("metadata") or {}).get("annotations") or {}
+    return any(p + "command" in notes for p in PREFIX.values())
+
+
 def pod_hook(pod: dict[str, Any], phase: str) -> Hook | None:
     """The pod's hook of `phase` from its annotations, or None; UsageError when malformed."""
     notes = (pod.get("metadata") or {}).get("annotations") or {}

@@ -58,6 +58,9 @@ class VolumeCopy:
     # seconds from the pre hook's start to the post hook's end: how long its app was frozen
     # (0 without hooks)
     frozen_seconds: float = 0.0
+    # of which the snapshot's cut: from its creation to the driver's reported cut (the
+    # driver's own time, plus the snapshot controllers' hand-offs)
+    cut_seconds: float = 0.0
 
     @classmethod
     def of(cls, c: Claim) -> VolumeCopy:

@@ -36,6 +36,7 @@ SNAPSHOT_OF = "kube-migrate.io/snapshot-of"  # the claim a snapshot or temporary
 SELECTED_NODE = "volume.kubernetes.io/selected-node"  # what the scheduler sets on a claim
 CUT_TIMEOUT = 300.0  # a snapshot not cut after this fails its claim's copy
 READY_TIMEOUT = 3600.0  # a cut snapshot not usable after this fails its claim's copy
+FAST_POLL_SECONDS = 60.0  # a snapshot's status is read every 50 ms this long, then every 1 s
 
 
 def support(cluster: Cluster) -> SnapshotSupport:
@@ -86,8 +87,8 @@ def wait(cluster: Cluster, namespace: str, name: str, ready: bool) -> dict[str, 
     """The snapshot's status once it is cut (`ready`: once usable); PartialFailure with the
     driver's message when it reports an error, WaitTimeout when it takes too long."""
     res = _res(cluster, GROUP, "volumesnapshots")
-    deadline = time.monotonic() + (READY_TIMEOUT if ready else CUT_TIMEOUT)
-    pause = 0.05
+    start = time.monotonic()
+    deadline = start + (READY_TIMEOUT if ready else CUT_TIMEOUT)
     while True:
         status = cluster.get(res, name, namespace).get("status") or {}
         error = (status.get("error") or {}).get("message")
@@ -100,8 +101,8 @@ def wait(cluster: Cluster, namespace: str, name: str, ready: bool) -> dict[str, 
             raise WaitTimeout(f"VolumeSnapshot {namespace}/{name} not {what} in time",
                               hint="see `kubectl describe volumesnapshot` and the CSI "
                               "driver's csi-snapshotter log")  # fmt: skip
-        time.sleep(pause)
-        pause = min(pause * 1.5, 1.0)
+        # the app is held until the cut is seen: look often while that is likely soon
+        time.sleep(0.05 if time.monotonic() - start < FAST_POLL_SECONDS else 1.0)
 
 
 def content(cluster: Cluster, status: dict[str, Any]) -> tuple[str, str, str]:
