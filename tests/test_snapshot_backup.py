@@ -273,6 +273,27 @@ def test_sigkill_leaves_labelled_leftovers_that_resume_removes(app: App, tmp_pat
     )
 
 
+def test_ctrl_c_removes_the_snapshot_and_its_claim_before_exiting(app: App) -> None:
+    cmd = [str(Path(sys.executable).parent / "kube-migrate"), "backup", "create",
+           f"{app.ns}-i", "--kubeconfig", app.env.source_kubeconfig, "--bucket", app.bucket,
+           "--include-namespaces", app.ns, "--volumes", "all",
+           "--snapshot-volumes", "always"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for("a temporary claim", lambda: proc.poll() is not None or any(
+            t.startswith("PersistentVolumeClaim/") for t in app.temporaries()
+        ), timeout=180)  # fmt: skip
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert app.temporaries() == [], err[-2000:]  # gone before the command ended
+    wait_for("the snapshot's content deleted", lambda: app.contents() == [], timeout=60)
+
+
 def test_kept_snapshot_is_described_and_deleted_with_the_backup(app: App) -> None:
     name = f"{app.ns}-k"
     out, _ = app.backup(name, "--keep-snapshots")

@@ -27,6 +27,7 @@ from migrate.volumes.records import VolumeCopy
 from migrate.volumes.restore import DataLevel, PlannedClaim, check_sizes, placements
 
 log = logging.getLogger(__name__)
+DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 WORKLOADS = ("Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
 
 
@@ -129,6 +130,18 @@ class RestoreData:
         return finish(self.cluster, [c for _ns, c in self.clones.values()]) if self.clones else []
 
 
+def provisioners(target: Cluster) -> dict[str, str]:
+    """StorageClass -> provisioner on the target; "" -> the default class's name."""
+    res = target.discovery().get("storage.k8s.io", "storageclasses")
+    out: dict[str, str] = {}
+    for sc in target.list(res) if res is not None else []:
+        meta = sc["metadata"]
+        out[meta["name"]] = str(sc.get("provisioner") or "")
+        if (meta.get("annotations") or {}).get(DEFAULT_CLASS) == "true":
+            out[""] = meta["name"]
+    return out
+
+
 def _clones(
     target: Cluster, loaded: LoadedBackup, plan: Plan, kept: list[VolumeCopy], restore: str
 ) -> dict[tuple[str, str], tuple[str, Clone]]:
@@ -143,11 +156,19 @@ def _clones(
     items = [it for it in plan.restorable if it.kind == "PersistentVolumeClaim"]
     wanted = [(it.namespace or "", it.name, it.target_ns or "") for it in items]
     found = plan_clones(kept, wanted, restore)
+    drivers = provisioners(target) if found else {}
     out = {}
     for it in items:
         c = found.get((it.target_ns or "", it.name))
         if c is None:
             continue
-        plan.items.decide(it, c.claim_patch(it.read_desired()))
+        desired = it.read_desired()
+        cls = (desired.get("spec") or {}).get("storageClassName") or drivers.get("", "")
+        if drivers.get(cls) != c.driver:  # a mapped class: its driver cannot use the snapshot
+            log.warning("claim %s/%s: StorageClass %r is not of driver %s: not cloned from "
+                        "its kept snapshot (a mover fills it if the backup copied its data; "
+                        "else it starts empty)", c.target_ns, c.claim, cls, c.driver)  # fmt: skip
+            continue
+        plan.items.decide(it, c.claim_patch(desired))
         out[(c.target_ns, c.claim)] = (it.namespace or "", c)
     return out
