@@ -226,6 +226,25 @@ def test_snapshot_copy_is_one_point_in_time_and_a_live_one_is_not(app: App) -> N
                    *[f"{k}={v}" for k, v in HOOKS.items()])  # fmt: skip
 
 
+def test_preflight_says_which_claims_are_read_from_a_snapshot_and_why_not(app: App) -> None:
+    def finding(*flags: str) -> tuple[int, dict[str, Any]]:
+        out = run_cli("preflight", "--source-kubeconfig", app.env.source_kubeconfig,
+                      "--target-kubeconfig", app.env.target_kubeconfig,
+                      "--include-namespaces", app.ns, "--volumes", "all", "-o", "json",
+                      *flags)  # fmt: skip
+        assert out.stdout, out.stderr[-2000:]
+        found = [f for f in json.loads(out.stdout)["findings"] if f["check"] == "volume"
+                 and any(o.endswith(f"{app.ns}/data") for o in f["objects"])]  # fmt: skip
+        assert len(found) == 1, found
+        return out.returncode, found[0]
+
+    _, snap = finding()
+    assert "from a CSI snapshot (VolumeSnapshotClass csi-hostpath-snapclass)" in snap["message"]
+    _, live = finding("--snapshot-volumes", "never")
+    assert "live (not from a snapshot: --snapshot-volumes never)" in live["message"]
+    assert snap["severity"] == live["severity"] == "info"
+
+
 def test_a_failed_mover_leaves_no_snapshot_behind(app: App) -> None:
     out, doc = app.backup(f"{app.ns}-f", "--mover-image", "km-no-such-image:0")
     assert out.returncode != 0
