@@ -20,6 +20,7 @@ from migrate.restore.run import plan_restore
 from migrate.store import Store
 from migrate.store.scratch import ScratchStore
 from migrate.transform.scope import Scope
+from migrate.transform.snapshot_method import SnapshotSupport
 from migrate.volumes import records, snapshots
 
 SNAPSHOT = "preflight"  # name of the throw-away backup of a live source
@@ -75,9 +76,7 @@ def check_plan(
         kept=_kept(store, restore.backup) if origin == "backup" else {},
         same_cluster=same_cluster,
         snapshot_volumes=snapshot_volumes,
-        snapshot_support=snapshots.support(source)
-        if source is not None and volumes != "none" and snapshot_volumes != "never"
-        else None,
+        snapshot_support=_support(source, volumes, snapshot_volumes),
     )
     return run_preflight(facts, target, list(plan.items), options)
 
@@ -87,6 +86,14 @@ def _recorded(store: Store, backup: str) -> dict[tuple[str, str], int]:
     return {
         (v.namespace, v.claim): v.total_bytes for v in records.read(store, backup) if v.snapshot
     }
+
+
+def _support(source: Cluster | None, volumes: str, mode: str) -> SnapshotSupport | None:
+    """What the live source offers for snapshots (not read with --snapshot-volumes never:
+    then every claim says it is copied live by request); None: no live source."""
+    if source is None or volumes == "none":
+        return None
+    return SnapshotSupport() if mode == "never" else snapshots.support(source)
 
 
 def _kept(store: Store, backup: str) -> dict[tuple[str, str], str]:

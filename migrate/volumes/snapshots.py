@@ -16,12 +16,13 @@ finds it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
 from typing import Any
 
-from migrate.cluster import Cluster
+from migrate.cluster import APIResource, Cluster
 from migrate.errors import ClusterError, Forbidden, NotFound, PartialFailure, WaitTimeout
 from migrate.transform.claims import Claim
 from migrate.transform.exclusions import EXCLUDE_LABEL
@@ -36,6 +37,8 @@ SNAPSHOT_OF = "kube-migrate.io/snapshot-of"  # the claim a snapshot or temporary
 SELECTED_NODE = "volume.kubernetes.io/selected-node"  # what the scheduler sets on a claim
 CUT_TIMEOUT = 300.0  # a snapshot not cut after this fails its claim's copy
 READY_TIMEOUT = 3600.0  # a cut snapshot not usable after this fails its claim's copy
+GONE_SECONDS = 60.0  # a deleted temporary claim or snapshot should be gone by then
+NUDGE = "kube-migrate.io/deleting"  # touched on a snapshot whose deletion waits on the controller
 FAST_POLL_SECONDS = 60.0  # a snapshot's status is read every 50 ms this long, then every 1 s
 
 
@@ -190,9 +193,16 @@ def temporary_claim(
 
 def remove(cluster: Cluster, namespace: str, snapshot: str = "", claim: str = "") -> None:
     """Delete a temporary claim and snapshot (their volume and content go with them, the
-    class's deletion policy permitting: a Retain content is switched to Delete first)."""
+    class's deletion policy permitting: a Retain content is switched to Delete first).
+
+    The claim goes first, and the snapshot only once it is gone: the snapshot-controller
+    keeps a snapshot a pending claim is being made from, and does not look again when
+    that claim goes (external-snapshotter v8), so the snapshot is nudged (an annotation:
+    an update it handles) until it is gone too."""
     if claim:
-        cluster.delete(_res(cluster, "", "persistentvolumeclaims"), claim, namespace)
+        pvcs = _res(cluster, "", "persistentvolumeclaims")
+        cluster.delete(pvcs, claim, namespace)
+        _gone(cluster, pvcs, claim, namespace)
     if snapshot:
         vs_res = _res(cluster, GROUP, "volumesnapshots")
         try:
@@ -203,6 +213,28 @@ def remove(cluster: Cluster, namespace: str, snapshot: str = "", claim: str = ""
         if content:
             _delete_policy(cluster, content)
         cluster.delete(vs_res, snapshot, namespace)
+        _gone(cluster, vs_res, snapshot, namespace, nudge=True)
+
+
+def _gone(
+    cluster: Cluster, res: APIResource, name: str, namespace: str, nudge: bool = False
+) -> None:
+    """Wait (up to GONE_SECONDS) until the object is deleted; a warning if it is not."""
+    deadline = time.monotonic() + GONE_SECONDS
+    nudged = time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            cluster.get(res, name, namespace)
+        except NotFound:
+            return
+        if nudge and time.monotonic() - nudged > 2.0:
+            nudged = time.monotonic()
+            with contextlib.suppress(NotFound):
+                patch = {"metadata": {"annotations": {NUDGE: str(int(time.time()))}}}
+                cluster.patch(res, name, patch, namespace)
+        time.sleep(0.2)
+    log.warning("%s %s/%s still being deleted after %.0fs (its label lets `backup gc` "
+                "find it)", res.kind, namespace, name, GONE_SECONDS)  # fmt: skip
 
 
 def _delete_policy(cluster: Cluster, content: str) -> None:
