@@ -124,3 +124,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if REAL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture
+def image(dev_env: Env) -> str:
+    """The busybox image the dev-env imported into its real nodes."""
+    img = os.environ.get("KUBE_MIGRATE_TEST_IMAGE")
+    if not img:
+        pytest.skip("KUBE_MIGRATE_TEST_IMAGE not set: these clusters have no real node image")
+    return img

@@ -9,7 +9,6 @@ VolumeSnapshotClass and a real node as test_real_nodes.py describes; else they s
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from typing import Any
@@ -23,14 +22,6 @@ STORAGE_CLASS = "csi-hostpath-sc"
 SNAPSHOT_CLASS = "csi-hostpath-snapclass"
 DRIVER = "hostpath.csi.k8s.io"
 WAIT = 90.0
-
-
-@pytest.fixture
-def image(dev_env: Env) -> str:
-    img = os.environ.get("KUBE_MIGRATE_TEST_IMAGE")
-    if not img:
-        pytest.skip("KUBE_MIGRATE_TEST_IMAGE not set: these clusters have no real node image")
-    return img
 
 
 def claim(name: str, source: dict[str, str] | None = None) -> dict[str, Any]:

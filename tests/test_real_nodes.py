@@ -111,14 +111,6 @@ def pod(name: str, image: str, script: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def image(dev_env: Env) -> str:
-    img = os.environ.get("KUBE_MIGRATE_TEST_IMAGE")
-    if not img:
-        pytest.skip("KUBE_MIGRATE_TEST_IMAGE not set: these clusters have no real node image")
-    return img
-
-
 def kube_for(dev_env: Env, side: str) -> Kube:
     return Kube(
         getattr(dev_env, f"{side}_kubeconfig"), getattr(dev_env, f"{side}_version"), STATE, side

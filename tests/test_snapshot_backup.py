@@ -103,6 +103,20 @@ class App:
         counter, last, listing = k.run("logs", "-n", ns, "reader").split("\n", 2)
         return int(counter), int(last), listing.strip()
 
+    def start_until_temporary_claim(self, cmd: list[str]) -> subprocess.Popen[str]:
+        """Start `cmd` and return it once a temporary claim of a snapshot copy exists (it
+        is killed if that never happens, or it ended first)."""
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for("a temporary claim", lambda: proc.poll() is not None or any(
+                t.startswith("PersistentVolumeClaim/") for t in self.temporaries()
+            ), timeout=180)  # fmt: skip
+            assert proc.poll() is None, proc.communicate()
+        except BaseException:
+            proc.kill()
+            raise
+        return proc
+
     def writer(self) -> str:
         pods = self.source.json("get", "pods", "-n", self.ns, "-l", "app=writer")["items"]
         return str(next(p["metadata"]["name"] for p in pods
@@ -269,14 +283,8 @@ def test_sigkill_leaves_labelled_leftovers_that_resume_removes(app: App, tmp_pat
     )  # fmt: skip
     cmd = [str(Path(sys.executable).parent / "kube-migrate"), "run", str(playbook),
            "--bucket", app.bucket, "--source-kubeconfig", app.env.source_kubeconfig]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for("a temporary claim", lambda: proc.poll() is not None or any(
-            t.startswith("PersistentVolumeClaim/") for t in app.temporaries()
-        ), timeout=180)  # fmt: skip
-        assert proc.poll() is None, proc.communicate()
-    finally:
-        proc.send_signal(signal.SIGKILL)
+    proc = app.start_until_temporary_claim(cmd)
+    proc.send_signal(signal.SIGKILL)
     _, err = proc.communicate()
     left = app.temporaries()
     assert any(t.startswith("VolumeSnapshot/") for t in left), left
@@ -297,12 +305,8 @@ def test_ctrl_c_removes_the_snapshot_and_its_claim_before_exiting(app: App) -> N
            f"{app.ns}-i", "--kubeconfig", app.env.source_kubeconfig, "--bucket", app.bucket,
            "--include-namespaces", app.ns, "--volumes", "all",
            "--snapshot-volumes", "always"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = app.start_until_temporary_claim(cmd)
     try:
-        wait_for("a temporary claim", lambda: proc.poll() is not None or any(
-            t.startswith("PersistentVolumeClaim/") for t in app.temporaries()
-        ), timeout=180)  # fmt: skip
-        assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:

@@ -120,6 +120,8 @@ class RestoreData:
         return {(src_ns, c.claim) for src_ns, c in self.clones.values()}
 
     def before(self, level: Iterable[Item]) -> None:
+        if not self.clones:  # the usual restore: no level is read again
+            return
         for it in level:
             hit = self.clones.get((it.target_ns or "", it.name))
             if it.kind == "PersistentVolumeClaim" and hit is not None:
