@@ -166,6 +166,8 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 	path := fs.String("path", "", "directory to restore into")
 	id := fs.String("snapshot", "", "snapshot ID")
 	parallel := fs.Int("parallel", defaultParallel(), "files restored in parallel")
+	sinceManifest := fs.String("since-manifest", "",
+		"manifest snapshot of what the directory holds now: write only what changed")
 	if err := parse(fs, args, "path", "snapshot"); err != nil {
 		return nil, err
 	}
@@ -186,6 +188,17 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 	root, err := absDir(*path)
 	if err != nil {
 		return nil, err
+	}
+	if *sinceManifest != "" {
+		d, mid, err := restoreDelta(ctx, k, *id, *sinceManifest, root, *parallel)
+		if err == nil {
+			_, err = relinkHardlinks(ctx, k, workDir(), *id, mid, root)
+		}
+		if err != nil {
+			return nil, err
+		}
+		d.Seconds, d.PeakRSSBytes = since(start), peakRSS()
+		return d, nil
 	}
 	stop := ticker(statfsDelta(root), func() int64 { return snap.RootEntry.Summary.Size })
 	if err := k.prefetch(ctx, *id, snap.RootEntry.Summary.Size, workDir()); err != nil {

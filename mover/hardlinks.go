@@ -65,6 +65,9 @@ func relinkHardlinks(ctx context.Context, k *Kopia, work, id, mid, root string) 
 			continue
 		}
 		name := filepath.Join(root, e.Path)
+		if same(name, filepath.Join(root, e.Hardlink)) {
+			continue // linked already (a delta restore kept both names)
+		}
 		tmp := filepath.Join(filepath.Dir(name), ".kmmover-link.tmp")
 		_ = os.Remove(tmp)
 		if err := os.Link(filepath.Join(root, e.Hardlink), tmp); err != nil {
@@ -75,4 +78,11 @@ func relinkHardlinks(ctx context.Context, k *Kopia, work, id, mid, root string) 
 		}
 		n++
 	}
+}
+
+// same reports whether a and b name one inode (rename(2) between two such names does nothing).
+func same(a, b string) bool {
+	x, errA := os.Lstat(a)
+	y, errB := os.Lstat(b)
+	return errA == nil && errB == nil && os.SameFile(x, y)
 }

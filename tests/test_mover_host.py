@@ -261,3 +261,48 @@ def test_error_reasons(mover: Any, tmp_path: Path) -> None:
     )
     nope = {"KM_S3_PREFIX": "nope/"}
     _error(mover("restore", "--path", nowhere, "--snapshot", "x", **nope), "repository-missing")
+
+
+def test_delta_restore_writes_only_what_changed(mover: Any, tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    _tree(src)
+    who = ("--user", "vol-d", "--host", "ns-d")
+    env = {"KM_S3_PREFIX": "delta/"}
+    first = _result(mover("backup", "--path", str(src), *who, "--create", **env))
+    _result(mover("restore", "--path", str(dst), "--snapshot", first["snapshotID"], **env))
+    kept = dst / "big 0.bin"
+    before = kept.stat()
+
+    (src / "big 1.bin").write_bytes(os.urandom(1 << 20))  # changed (and smaller)
+    (src / "d1" / "sub1" / "f1.dat").write_bytes(b"changed")
+    (src / "d2" / "new.dat").write_bytes(b"new file")
+    (src / "brand new dir").mkdir()
+    (src / "brand new dir" / "x").write_bytes(b"x" * 1000)
+    (src / "empty").unlink()
+    for f in (src / "d7").rglob("*"):
+        if f.is_file():
+            f.unlink()
+    for d in sorted((src / "d7").rglob("*"), reverse=True):
+        d.rmdir()
+    (src / "d7").rmdir()
+    (src / "link").unlink()
+    (src / "link").symlink_to("a-b")
+    (src / "private").chmod(0o640)
+    (src / "shared").chmod(0o755)
+    second = _result(mover("backup", "--path", str(src), *who, **env))
+
+    out = mover("restore", "--path", str(dst), "--snapshot", second["snapshotID"],
+                "--since-manifest", first["manifestSnapshotID"], **env)  # fmt: skip
+    delta = _result(out)
+    assert "prefetching" not in out[2]
+    # written: big 1, f1, new.dat, x, private (mode); removed: empty and d7's 50 files
+    assert delta["files"] == 5, delta
+    assert delta["bytes"] == (1 << 20) + 7 + 8 + 1000 + len("secret-ish\n"), delta
+    assert delta["removed"] == 1 + 50, delta  # empty, and d7's files
+    after = kept.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # untouched
+    verify = ("verify", "--path", str(dst), "--manifest-snapshot", second["manifestSnapshotID"])
+    clean = _result(mover(*verify, **env))
+    assert clean["differences"] == 0, clean["diffs"]
+    assert (dst / "zz hardlink").stat().st_ino == (dst / "a" / "target.txt").stat().st_ino

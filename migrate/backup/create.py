@@ -23,6 +23,7 @@ from typing import Any
 from migrate import __version__
 from migrate.backup.access import check_can_list
 from migrate.backup.changes import ChangeTracker, included_in, record_changes
+from migrate.backup.delta import list_delta, start_from
 from migrate.backup.deps import Collector, fetch_dependencies
 from migrate.backup.scope import ResolvedResources, resolve_resources
 from migrate.backup.sink import BackupSummary, Progress, Sink, note
@@ -34,6 +35,7 @@ from migrate.store import Store, layout
 from migrate.store.archive import TarballWriter
 from migrate.store.crypto import Encryption, EncryptionKey
 from migrate.store.gzlists import GzipLists
+from migrate.store.positions import Positions
 from migrate.transform.scope import Scope
 from migrate.units import format_duration
 
@@ -59,6 +61,7 @@ class BackupOptions:
     detect_changes: bool = True  # re-list (metadata only) at the end; report what changed
     warn_plaintext_secrets: bool = True  # say once that Secrets go to the bucket unencrypted
     run: str | None = None  # the playbook run making it (label and manifest: layout.RUN_LABEL)
+    parent: str | None = None  # incremental: only what changed since this backup (delta.py)
     # called once the objects are in, before the files that make the backup visible (the
     # volume data: pipeline/steps_data.py); notes its errors on the summary and returns
     # what it adds to the backup
@@ -94,19 +97,18 @@ def create_backup(
     """Run a backup and return its summary (phase PartiallyFailed when some resources
     could not be listed; their errors are in the results)."""
     emit: Progress = progress or (lambda _e, _n: None)
-    keys = layout.BackupKeys(layout.check_backup_name(opts.name))
-    if store.read_only:
-        store.put(keys.metadata, b"")  # raises StoreReadOnly before anything is written
-    if next(iter(store.list(keys.dir)), None) is not None:
-        raise UsageError(
-            f"backup {opts.name!r} already exists in {store.url}",
-            hint=f"choose another name, or `kube-migrate backup delete {opts.name}` first",
-        )
+    keys = _new_keys(store, opts.name)
     version = c.version()
     disc = c.discovery(refresh=True)  # what is served now (CRDs come and go)
     resolved = resolve_resources(disc, opts.scope)  # bad filters fail here, nothing written
     check_can_list(c, opts.scope, resolved)  # credentials that may list nothing: stop
-    summary = BackupSummary(opts.name, source_version=str(version))
+    spec = opts.scope.velero_spec(format_duration(opts.ttl))
+    positions = (
+        start_from(store, opts.parent, opts.name, c, spec)
+        if opts.parent
+        else Positions(chain=[opts.name])
+    )
+    summary = BackupSummary(opts.name, source_version=str(version), parent=opts.parent)
     summary.skipped_resources = resolved.skipped
     summary.expiration = summary.started + opts.ttl
     with captured() as capture:
@@ -114,19 +116,15 @@ def create_backup(
         tasks = list(_tasks(c, opts.scope, resolved))
         emit("total", len(tasks))
         tracker = None
-        if opts.detect_changes:
+        if opts.detect_changes and not opts.parent:  # a delta reads up to a bookmark
             selector = str(opts.scope.selector) or None
             tracker = ChangeTracker(c, selector, included_in(opts.scope), tasks)
         try:
             with TarballWriter(store, keys.tarball, opts.encryption_key) as tw:
                 tw.add(layout.VERSION_FILE, f"{layout.FORMAT_VERSION}\n".encode())
                 sink = Sink(tw, summary, emit)
-                collector = Collector()
-                _list_all(c, opts, tasks, sink, collector, summary, emit, tracker)
-                if tracker is not None:
-                    tracker.all_listed()
-                if opts.scope.cluster_mode != "all":
-                    fetch_dependencies(c, opts.scope, sink, collector, summary, opts.parallelism)
+                sink.positions = positions
+                _objects(c, opts, tasks, sink, summary, emit, tracker)
         except BaseException:
             if tracker is not None:
                 tracker.close()  # no watch outlives a failed backup
@@ -139,20 +137,63 @@ def create_backup(
             record_changes(tracker, opts.parallelism, summary)
         files = {keys.tarball: (tw.size, tw.sha256)}
         added = opts.add(summary) if opts.add is not None else Addition()
+        added.files[keys.positions] = positions.to_bytes()
+        if opts.parent:
+            added.manifest["incremental"] = {"chain": positions.chain, **summary.incremental}
         _finish(c, store, keys, opts, summary, sink.resource_list, capture, files, version, added)
     return summary
 
 
-def _list_all(
+def _new_keys(store: Store, name: str) -> layout.BackupKeys:
+    """The keys of a backup about to be written: the name is free and the store writable."""
+    keys = layout.BackupKeys(layout.check_backup_name(name))
+    if store.read_only:
+        store.put(keys.metadata, b"")  # raises StoreReadOnly before anything is written
+    if next(iter(store.list(keys.dir)), None) is not None:
+        raise UsageError(
+            f"backup {name!r} already exists in {store.url}",
+            hint=f"choose another name, or `kube-migrate backup delete {name}` first",
+        )
+    return keys
+
+
+def _objects(
     c: Cluster,
     opts: BackupOptions,
     tasks: list[tuple[APIResource, str | None]],
+    sink: Sink,
+    summary: BackupSummary,
+    emit: Progress,
+    tracker: ChangeTracker | None,
+) -> None:
+    """Every object in scope (or, incremental, what changed since the parent) into the
+    sink, then the cluster-scoped objects they need."""
+    collector = Collector()
+    lister = _lister(c, opts, sink, collector, summary, emit, tracker)
+    if opts.parent:
+        selector = str(opts.scope.selector) or None
+        stats = list_delta(
+            c, selector, opts.scope, tasks, sink, collector, summary, emit, lister, opts.parallelism
+        )
+        summary.incremental = stats.as_dict()
+    else:
+        _list_all(lister, tasks, opts.parallelism)
+    if tracker is not None:
+        tracker.all_listed()
+    if opts.scope.cluster_mode != "all":
+        fetch_dependencies(c, opts.scope, sink, collector, summary, opts.parallelism)
+
+
+def _lister(
+    c: Cluster,
+    opts: BackupOptions,
     sink: Sink,
     collector: Collector,
     summary: BackupSummary,
     emit: Progress,
     tracker: ChangeTracker | None,
-) -> None:
+) -> Callable[[tuple[APIResource, str | None]], None]:
+    """The full LIST of one (resource, namespace) into the backup."""
     scope = opts.scope
     selector = str(scope.selector) or None
 
@@ -187,10 +228,20 @@ def _list_all(
         else:
             if tracker is not None:
                 tracker.listed(task, snapshot)
+            if sink.positions is not None:
+                sink.positions.listed(res.full_name, ns, str(snapshot.get("resourceVersion", "")))
         sink.resource_list.end_part(ns)
         emit("listed", 1)
 
-    with ThreadPoolExecutor(max_workers=max(1, opts.parallelism)) as pool:
+    return run
+
+
+def _list_all(
+    run: Callable[[tuple[APIResource, str | None]], None],
+    tasks: list[tuple[APIResource, str | None]],
+    parallelism: int,
+) -> None:
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         futures = [pool.submit(run, t) for t in tasks]
         try:
             for fut in futures:
@@ -237,7 +288,7 @@ def _finish(
             git_version=str(version),
             major=version.major,
             minor=version.minor,
-            labels={**opts.labels, layout.RUN_LABEL: opts.run} if opts.run else opts.labels,
+            labels=_labels(opts),
         ),
         indent=2,
     ).encode()
@@ -263,6 +314,15 @@ def _finish(
     )
     store.put_all(blobs)
     store.put(keys.metadata, metadata)  # last, once the others are in: the completion marker
+
+
+def _labels(opts: BackupOptions) -> dict[str, str]:
+    labels = dict(opts.labels)
+    if opts.run:
+        labels[layout.RUN_LABEL] = opts.run
+    if opts.parent:
+        labels[layout.PARENT_LABEL] = opts.parent
+    return labels
 
 
 def _source_facts(c: Cluster, version: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from migrate.cluster import APIResource
 from migrate.store import layout
 from migrate.store.archive import TarballWriter
 from migrate.store.gzlists import GzipLists
+from migrate.store.positions import Positions
 
 Progress = Callable[[str, int], None]  # (event, amount): "total", "listed", "items"
 
@@ -41,6 +42,8 @@ class BackupSummary:
     source_version: str = ""
     # resource.group -> {"modified"|"created"|"deleted": n}: changed while the backup ran
     changed: dict[str, dict[str, int]] = field(default_factory=dict)
+    parent: str | None = None  # an incremental backup's parent
+    incremental: dict[str, Any] = field(default_factory=dict)  # how its delta was read
 
     def error_count(self, which: str = "errors") -> int:
         res = getattr(self, which)
@@ -62,6 +65,7 @@ class BackupSummary:
             "byNamespace": dict(sorted(self.by_namespace.items())),
             "changed": sum(sum(c.values()) for c in self.changed.values()),
             "changedByResource": dict(sorted(self.changed.items())),
+            **({"parent": self.parent, "incremental": self.incremental} if self.parent else {}),
         }
 
 
@@ -86,6 +90,7 @@ class Sink:
         # namespaced object is listed exactly once, so it needs no memory here: flat RSS)
         self.written: set[tuple[str, str]] = set()
         self._names: dict[str, tuple[str, str]] = {}  # by full_name: see _names_of
+        self.positions: Positions | None = None  # each object's resourceVersion, recorded
 
     def add(self, res: APIResource, obj: dict[str, Any], part: str | None = None) -> bool:
         """Write one object (unless excluded or already written); `part`: the namespace
@@ -96,6 +101,10 @@ class Sink:
         if labels and labels.get(EXCLUDE_LABEL) == "true":
             return False
         ns, name = meta.get("namespace") or None, meta["name"]
+        if self.positions is not None and not self.positions.written(
+            res.full_name, ns, name, str(meta.get("resourceVersion") or "")
+        ):
+            return False  # an incremental backup's parent holds it as it is
         data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)  # compact, keys sorted: as Go
         gr, key = self._names.get(res.full_name) or self._names_of(res)
         api_version, kind = obj.get("apiVersion"), obj.get("kind")

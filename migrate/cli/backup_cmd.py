@@ -65,6 +65,7 @@ class CreateArgs(Command):
     keep_snapshots: bool
     snapshot_move_data: bool
     mover_image: str | None
+    incremental_from: str | None
     key: KeyFlags
     output: str
 
@@ -149,6 +150,14 @@ class CreateArgs(Command):
     "cluster clones them; into another cluster their claims start empty.",
 )
 @mover_image_option
+@click.option(
+    "--incremental-from",
+    metavar="PARENT",
+    default=None,
+    help="Hold only the objects created or changed since backup PARENT (of the same "
+    "cluster and scope) and the list of those deleted; `restore create` applies it to a "
+    "target already holding PARENT.",
+)
 @encryption_key_option(writing=True)
 @output_option()
 @bind(CreateArgs)
@@ -167,6 +176,7 @@ def create(args: CreateArgs) -> None:
         parallelism=args.parallelism,
         detect_changes=args.detect_changes,
         encryption_key=args.key.load(),
+        parent=args.incremental_from,
     )
     cluster = args.cluster.connect(pool_size=opts.parallelism + 4)
     interrupt.set_hint(

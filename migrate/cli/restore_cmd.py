@@ -93,6 +93,7 @@ class CreateArgs(Command):
     preserve_node_ports: bool
     pv_policy: str
     yes: bool
+    hold_workloads: bool
     parallelism: int
     wait_ready: bool
     ready_timeout: str
@@ -131,6 +132,13 @@ class CreateArgs(Command):
 @click.option("--restore-status", is_flag=True, help="Also restore .status where allowed.")
 @click.option("--preserve-node-ports", is_flag=True, help="Keep Services' nodePorts.")
 @pv_policy_option
+@click.option(
+    "--hold-workloads",
+    is_flag=True,
+    help="Restore Deployments/StatefulSets at 0 replicas and CronJobs suspended, their "
+    "values kept in the kube-migrate.io/held annotation; `kube-migrate cluster release` "
+    "starts them.",
+)
 @click.option(
     "--yes",
     is_flag=True,
@@ -196,6 +204,7 @@ def create(args: CreateArgs) -> None:
         resume=args.resume,
         encryption_key=args.key.load(),
         fail_on=args.fail_on,
+        hold_workloads=args.hold_workloads,
     )
     target = _target_from_env(args.cluster).connect(pool_size=opts.parallelism + 4)
     if args.dry_run == "server":

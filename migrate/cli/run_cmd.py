@@ -36,7 +36,7 @@ from migrate.errors import MigrateError, UsageError
 from migrate.pipeline.context import Context
 from migrate.pipeline.resume import mirror_run, new_run, resume_run
 from migrate.pipeline.run import execute, run_document
-from migrate.playbook import BucketEndpoint
+from migrate.playbook import STEP_NAMES, BucketEndpoint
 from migrate.report.write import write_report
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class RunArgs(Command):
     overrides: tuple[str, ...]
     resume: str | None
     dry_run: bool
+    stop_before: str | None
     report_dir: str | None
     clusters: SourceTargetFlags
     bucket: BucketFlags
@@ -143,6 +144,13 @@ def on_command_line(ctx: click.Context) -> frozenset[str]:
     help="Override a playbook value, e.g. --set restore.replicas=1 (repeatable).",
 )
 @click.option("--resume", "resume", metavar="RUN", help="Continue run RUN where it stopped.")
+@click.option(
+    "--stop-before",
+    type=click.Choice(STEP_NAMES),
+    default=None,
+    help="Pause the run before this step (e.g. cutover: pre-copy now, cut over in the "
+    "maintenance window with --resume RUN).",
+)
 @click.option("--dry-run", is_flag=True, help="Preflight and the restore plan only; write nothing.")
 @click.option(
     "--report-dir",
@@ -177,6 +185,7 @@ def run(args: RunArgs) -> None:
         dry_run=args.dry_run,
         qps=client.qps,
         burst=client.burst,
+        stop_before=args.stop_before,
     )
     started = datetime.now(UTC)
     log.log(NOTICE, "run %s (%s)", state.run, pb.path)
@@ -188,6 +197,9 @@ def run(args: RunArgs) -> None:
     paths = write_report(directory, doc, ctx.artefacts.get("graph"), ctx.artefacts.get("junit"))
     _print_summary(doc, directory, args.output)
     log.info("report files: %s", ", ".join(str(p) for p in paths))
+    if ctx.paused and not code:
+        log.log(NOTICE, "run %s paused before %s; continue it with `kube-migrate run --resume "
+                "%s`", state.run, ctx.paused, state.run)  # fmt: skip
     if code:
         failed = next((s for s in doc["steps"] if s["status"] == "failed"), {"step": "?"})
         raise RunFailed(

@@ -45,6 +45,8 @@ class Context:
     # the live source backed up into a private local folder (snapshot.py), once a run
     snapshot: tuple[ScratchStore, str] | None = None
     artefacts: dict[str, Any] = field(default_factory=dict)  # graph DOT, junit XML, ...
+    stop_before: str | None = None  # `run --stop-before STEP`: pause the run there
+    paused: str | None = None  # the step the run paused before
 
     def cluster(self, side: str) -> Cluster:
         if side not in self.clusters:
@@ -126,6 +128,7 @@ class Context:
             encryption_key=self.key("target"),
             run=self.run,
             fail_on="warning" if self.pb.gates.restore == "warning" else "error",
+            hold_workloads=rs.hold_workloads,
         )
 
     def close(self) -> None:

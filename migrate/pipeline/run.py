@@ -19,6 +19,7 @@ from migrate import __version__
 from migrate.errors import MigrateError
 from migrate.pipeline.context import Context
 from migrate.pipeline.events import StepFinished, StepSkipped, StepStarted
+from migrate.pipeline.live import cutover_step, precopy_step
 from migrate.pipeline.steps_check import preflight_step, scale_step, verify_step
 from migrate.pipeline.steps_data import unquiesce
 from migrate.pipeline.steps_move import backup_step, restore_step, wait_ready_step, wait_sync_step
@@ -31,6 +32,8 @@ STEPS: dict[str, StepFn] = {
     "backup": backup_step,
     "waitForSync": wait_sync_step,
     "restore": restore_step,
+    "precopy": precopy_step,
+    "cutover": cutover_step,
     "waitReady": wait_ready_step,
     "verify": verify_step,
     "scale": scale_step,
@@ -49,6 +52,9 @@ def run_steps(ctx: Context, steps: Mapping[str, StepFn] = STEPS) -> int:
         if st.status in ("succeeded", "skipped"):
             continue
         step = ctx.pb.steps[st.index]
+        if step.name == ctx.stop_before:  # `run --stop-before`: the rest waits for --resume
+            ctx.paused = step.label
+            break
         if ctx.dry_run and step.name not in DRY_RUN_STEPS:
             note = "--dry-run writes nothing"
             ctx.state.finish_step(st.index, "skipped", {"note": note})
@@ -90,7 +96,10 @@ def execute(ctx: Context, steps: Mapping[str, StepFn] = STEPS) -> int:
             code = run_steps(ctx, steps)
         finally:
             ctx.close()
-        ctx.state.finish(code)
+        if ctx.paused and code == 0:
+            ctx.state.pause()
+        else:
+            ctx.state.finish(code)
     return code
 
 

@@ -101,6 +101,8 @@ def needs(pb: Playbook) -> dict[str, list[str]]:
             "backup": ("source", "bucket"),
             "waitForSync": ("bucket",),
             "restore": ("target", "bucket"),
+            "precopy": ("source", "target", "bucket"),
+            "cutover": ("source", "target", "bucket"),
             "waitReady": ("target",),
             "verify": ("target", "bucket") if from_backup else ("source", "target"),
             "scale": (str(step.options.get("side")),),

@@ -85,6 +85,28 @@ class RestoreSettings:
     # into the backup's own cluster: claims made from the snapshots the backup kept (and
     # the run's backup keeps them instead of copying their data through the bucket)
     clone_volumes: bool
+    hold_workloads: bool = False  # restored at 0 replicas / suspended (transform.hold)
+
+
+@dataclass(frozen=True)
+class PrecopySettings:
+    passes: int  # increments after the first copy, while the source runs
+    until_bytes: int | None  # stop early once an increment is smaller
+
+
+@dataclass(frozen=True)
+class CutoverHook:
+    name: str
+    command: tuple[str, ...]
+    timeout: float  # seconds
+
+
+@dataclass(frozen=True)
+class CutoverSettings:
+    stop_timeout: float  # seconds for the source's pods to be gone
+    ready_timeout: float  # seconds for the target's workloads to be ready
+    verify_data: bool
+    hooks: tuple[CutoverHook, ...]
 
 
 @dataclass(frozen=True)
@@ -216,6 +238,34 @@ class Playbook:
             clone_volumes=bool(self._opt("restore", "cloneVolumes")),
             pv_policy=str(self._opt("restore", "pvPolicy")),
             parallelism=int(self._opt("restore", "parallelism")),
+            hold_workloads=bool(self._opt("restore", "holdWorkloads")),
+        )
+
+    @property
+    def precopy(self) -> PrecopySettings:
+        until = self.section("precopy").get("untilBytes")
+        return PrecopySettings(
+            passes=int(self._opt("precopy", "passes")),
+            until_bytes=int(until) if until is not None else None,
+        )
+
+    @property
+    def cutover(self) -> CutoverSettings:
+        hooks = tuple(
+            CutoverHook(
+                name=str(h.get("name") or h["command"][0]),
+                command=tuple(h["command"]),
+                timeout=_seconds(str(h.get("timeout", "1m")), "spec.cutover.hooks[].timeout"),
+            )
+            for h in self.section("cutover").get("hooks") or []
+        )
+        return CutoverSettings(
+            stop_timeout=_seconds(self._opt("cutover", "stopTimeout"), "spec.cutover.stopTimeout"),
+            ready_timeout=_seconds(
+                self._opt("cutover", "readyTimeout"), "spec.cutover.readyTimeout"
+            ),
+            verify_data=bool(self._opt("cutover", "verifyData")),
+            hooks=hooks,
         )
 
     @property

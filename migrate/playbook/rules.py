@@ -22,7 +22,9 @@ from migrate.cluster.selectors import Selector
 from migrate.errors import UsageError
 from migrate.playbook.source import Locator, Path_, dotted
 
-STEP_ORDER = ("preflight", "backup", "waitForSync", "restore", "waitReady", "verify")
+STEP_ORDER = (
+    "preflight", "backup", "waitForSync", "restore", "precopy", "cutover", "waitReady", "verify",
+)  # fmt: skip
 STEP_NAMES = (*STEP_ORDER, "scale")
 REPEATABLE = frozenset({"scale"})
 
@@ -77,6 +79,8 @@ def check_steps(spec: dict[str, Any], loc: Locator) -> None:
                 hint="put the backup step before it, or name an existing backup with "
                 "spec.backup.name or spec.backup.fromSchedule",
             )
+        if name in ("precopy", "cutover"):
+            _check_live(spec, name, seen, path, loc)
         if name == "waitReady" and "restore" not in seen:
             raise loc.error(
                 path,
@@ -84,6 +88,24 @@ def check_steps(spec: dict[str, Any], loc: Locator) -> None:
                 hint="add the restore step before waitReady, or drop waitReady",
             )
         seen.setdefault(name, i)
+
+
+def _check_live(
+    spec: dict[str, Any], name: str, seen: dict[str, int], path: Path_, loc: Locator
+) -> None:
+    """precopy and cutover continue this run's own held restore of its own backup."""
+    if "backup" not in seen or "restore" not in seen:
+        raise loc.error(
+            path,
+            f"{name} continues this run's backup and restore, and one of them is missing",
+            hint="list backup, waitForSync and restore before it (playbooks/live-migrate.yaml)",
+        )
+    if not (spec.get("restore") or {}).get("holdWorkloads"):
+        raise loc.error(
+            path,
+            f"{name} needs the target's workloads held until the cut-over",
+            hint="set spec.restore.holdWorkloads: true",
+        )
 
 
 def check_scope(spec: dict[str, Any], loc: Locator) -> None:

@@ -263,6 +263,12 @@ class RunState:
         self.quiesced = list(workloads)
         self.save()
 
+    def pause(self) -> None:
+        """Leave the run unfinished with its pending steps (`run --stop-before`): `--resume`
+        runs them."""
+        self.status, self.exit_code, self.finished = "paused", 0, None
+        self.save()
+
     def finish(self, exit_code: int) -> None:
         """Close the run with its exit code (0: succeeded, anything else: failed)."""
         self.status = "succeeded" if exit_code == 0 else "failed"

@@ -16,6 +16,7 @@ from migrate.restore.source import Item, ItemTable, LoadedBackup, Selection
 from migrate.restore.spool import Spool
 from migrate.store.crypto import EncryptionKey
 from migrate.transform.bindings import split_binding
+from migrate.transform.hold import hold
 from migrate.transform.mappings import Mappings, apply_mappings, label_restored
 from migrate.transform.modifiers import Modifiers
 from migrate.transform.sanitize import SanitizeOptions, sanitize
@@ -47,6 +48,7 @@ class RestoreOptions:
     yes: bool = False  # confirmed: retain-as-is into the cluster the backup came from
     run: str | None = None  # the playbook run this restore belongs to (journal, results)
     fail_on: str = "error"  # warning: a PartiallyFailed backup is refused, not just warned of
+    hold_workloads: bool = False  # workloads restored running nothing (transform.hold)
 
 
 @dataclass
@@ -178,6 +180,20 @@ def _clone_copies(
     return split.copies
 
 
+def _transformed(
+    it: Item, obj: dict[str, Any], opts: RestoreOptions, sopts: SanitizeOptions
+) -> dict[str, Any]:
+    """The object to create from obj (a fresh decoded copy, changed in place): sanitized,
+    modified, mapped, held if asked, labelled as restored."""
+    desired = sanitize(obj, sopts, in_place=True)
+    if opts.modifiers:
+        desired = opts.modifiers.apply(it.gr, desired, it.namespace)
+    apply_mappings(desired, opts.mappings)
+    if opts.hold_workloads:
+        hold(desired)
+    return label_restored(desired, opts.backup, opts.name)
+
+
 def make_plan(loaded: LoadedBackup, opts: RestoreOptions, target: Discovery) -> Plan:
     """Streams over the objects (each read and decided in turn): the heap holds sets of
     namespaces and names, not the objects."""
@@ -217,11 +233,7 @@ def make_plan(loaded: LoadedBackup, opts: RestoreOptions, target: Discovery) -> 
             stub = {"apiVersion": obj.get("apiVersion"), "kind": it.kind, "metadata": meta}
             items.decide(it, stub, skip, refused)
             continue
-        desired = sanitize(obj, sopts, in_place=True)  # obj: a fresh decoded copy
-        if opts.modifiers:
-            desired = opts.modifiers.apply(it.gr, desired, it.namespace)
-        apply_mappings(desired, opts.mappings)
-        desired = label_restored(desired, opts.backup, opts.name)
+        desired = _transformed(it, obj, opts, sopts)
         planned = items.decide(it, desired)
         copies += [(it, dup) for dup in _clone_copies(items, planned, desired, opts.mappings)]
         if it.kind == "Namespace":

@@ -14,6 +14,7 @@ from typing import Any
 from migrate.cluster import Cluster
 from migrate.errors import WaitTimeout
 from migrate.restore import guard
+from migrate.restore.delta import apply_deletions, check_parent_restored, delta_of
 from migrate.restore.execute import Progress, Restorer
 from migrate.restore.journal import Journal, ObjectResult
 from migrate.restore.plan import Plan, RestoreOptions, make_plan
@@ -52,6 +53,7 @@ class RestoreSummary:
             "updated": self.counts["updated"],
             "skipped": self.counts["skipped"],
             "failed": self.counts["failed"],
+            **({"deleted": self.counts["deleted"]} if self.counts["deleted"] else {}),
             "warnings": len(self.warnings),
             "results": self.results_at,
         }
@@ -86,6 +88,12 @@ def run_restore(
     backup is then not read from the bucket a second time).  `announce` is called once
     every check has passed, just before the first write (the journal)."""
     loaded, plan = planned or plan_restore(target, store, opts)
+    delta = delta_of(store, loaded, opts.scope)
+    if delta is not None:  # an increment: its objects replace the parent's restore's
+        opts.existing_policy = "update"
+        namespaces = {it.target_ns for it in plan.restorable if it.target_ns}
+        namespaces |= {opts.mappings.namespace(d.namespace) or "" for d in delta.deleted}
+        check_parent_restored(target, delta, sorted(n for n in namespaces if n))
     guard.before_writing(target, store, plan, opts)  # bad input fails here, nothing written
     guard.check_same_cluster(target, loaded, plan, opts)
     if loaded.info.source_version:
@@ -109,6 +117,10 @@ def run_restore(
         restorer = Restorer(target, plan, opts, journal, progress, after_level, before_level)
         try:
             results = restorer.run()
+            if delta is not None:
+                gone = apply_deletions(target, delta, opts.mappings, opts.parallelism)
+                for i, r in enumerate(gone):
+                    results.put(len(plan.items) + i, r)
         finally:
             journal.close()
         summary.results = results
@@ -116,7 +128,7 @@ def run_restore(
         summary.warnings = warnings + restorer.warnings
         failed, done = (
             summary.counts["failed"],
-            summary.counts["created"] + summary.counts["updated"],
+            summary.counts["created"] + summary.counts["updated"] + summary.counts["deleted"],
         )
         summary.phase = "Completed" if not failed else ("PartiallyFailed" if done else "Failed")
         summary.completed = datetime.now(UTC)

@@ -59,6 +59,8 @@ VELERO_TOP_DIRS = ("backups", "restores", "restic", "metadata", "plugins", "kopi
 # The label (on velero-backup.json) and manifest field naming the playbook run that made
 # a backup: a run reuses or deletes only its own (migrate/pipeline/steps_move.py).
 RUN_LABEL = "kube-migrate.io/run"
+# The label (on velero-backup.json) naming an incremental backup's parent.
+PARENT_LABEL = "kube-migrate.io/parent-backup"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
@@ -111,6 +113,12 @@ class BackupKeys:
     def volumes(self) -> str:
         """Ours: every claim in scope, whether its data moved and why not."""
         return f"{self.dir}{self.name}-kube-migrate-volumes.json.gz"
+
+    @property
+    def positions(self) -> str:
+        """Ours: where each listed resource stood, each object's resourceVersion, and (in
+        an incremental backup) its parent and what was deleted since."""
+        return f"{self.dir}{self.name}-kube-migrate-positions.json.gz"
 
     @property
     def manifest(self) -> str:

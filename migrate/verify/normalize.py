@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrate.transform.bindings import split_binding
+from migrate.transform.hold import as_intended
 from migrate.transform.mappings import Mappings, apply_mappings
 from migrate.transform.modifiers import Modifiers
 from migrate.transform.sanitize import STRIP_METADATA, SanitizeOptions, sanitize
@@ -104,6 +105,7 @@ class Normalizer:
 
     def _common(self, obj: dict[str, Any]) -> dict[str, Any]:
         paths.drop_nulls(obj)
+        as_intended(obj)  # a held or stopped workload: as it is meant to run
         kind = str(obj.get("kind", ""))
         ignored = self._ignored.get(kind)
         if ignored is None:

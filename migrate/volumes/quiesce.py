@@ -20,11 +20,12 @@ from typing import Any
 
 from migrate.cluster import Cluster
 from migrate.errors import NotFound, WaitTimeout
+from migrate.transform.hold import QUIESCED
 
 log = logging.getLogger(__name__)
 Record = Callable[[list[dict[str, Any]]], None]  # the workloads scaled down and not yet up
 SCALED_KINDS = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
-ANNOTATION = "kube-migrate.io/quiesced-replicas"  # on a workload kube-migrate scaled to 0
+ANNOTATION = QUIESCED  # on a workload kube-migrate scaled to 0 for a copy
 
 
 def owner_of(cluster: Cluster, pod: dict[str, Any]) -> tuple[str, str, str] | None:

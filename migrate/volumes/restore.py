@@ -107,6 +107,9 @@ class DataLevel:
     open_task: Callable[[str], AbstractContextManager[Callable[[str, int], None]]] | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
     on_done: Callable[[PlannedClaim, dict[str, Any]], None] = lambda _c, _r: None
+    # (source namespace, claim) -> the manifest snapshot of what the (existing) claim holds:
+    # the mover writes only what changed since (an increment of a live migration)
+    since: dict[tuple[str, str], str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _tell: Callable[[str, int], None] = lambda _e, _n: None
     _bytes: ClaimBytes = field(default_factory=lambda: ClaimBytes(lambda _e, _n: None))
@@ -145,11 +148,12 @@ class DataLevel:
     def _one(self, c: PlannedClaim) -> str:
         v = self.copies[(c.source_ns, c.name)]
         p = self.where.get((c.target_ns, c.name), Placement())
+        since = self.since.get((c.source_ns, c.name))
         job = MoverJob(
             "restore",
             c.target_ns,
             c.name,
-            ["--snapshot", v.snapshot],
+            ["--snapshot", v.snapshot, *(["--since-manifest", since] if since else [])],
             tolerations=p.tolerations,
             node_selector=p.node_selector,
             affinity=p.affinity,
@@ -166,6 +170,7 @@ class DataLevel:
             "bytes": int(result.get("bytes") or 0),
             "files": int(result.get("files") or 0),
             "seconds": round(float(result.get("seconds") or 0), 2),
+            **({"since": since, "removed": int(result.get("removed") or 0)} if since else {}),
         }
         log.info("claim %s: data restored (%s)", row["claim"], human_bytes(row["bytes"]))
         with self._lock:

@@ -1,0 +1,185 @@
+"""A live migration's last two steps: pre-copy passes while the source keeps serving,
+then the cut-over, whose downtime is measured and reported.
+
+Cut-over: hold the source's workloads (0 replicas, the real value in an annotation) and
+wait until their pods are gone; take, sync and restore the final increment; check the
+target's claims against it (verifyData, before anything writes to them); release the
+target's workloads and wait until they are ready — the downtime window ends there —
+then verify the objects and run the user's hooks.  Any failure (or Ctrl-C) in it rolls back: the
+target is held again and the source released, and the step fails saying so.  After a
+crash, `run --resume` runs the cut-over again from the top: every part of it is
+idempotent, so it completes, or fails and rolls back; it never leaves both sides down.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from typing import Any
+
+from migrate.errors import DriftFound, MigrateError, PartialFailure
+from migrate.pipeline.context import Context
+from migrate.pipeline.increments import Increment, child_name, take_increment
+from migrate.pipeline.steps_data import check_data, data_result, target_settings
+from migrate.playbook import Step
+from migrate.restore.held import held, hold_all, release_all, wait_started, wait_stopped
+from migrate.transform.sanitize import SanitizeOptions
+from migrate.verify import Transforms, VerifyOptions, run_verify
+
+log = logging.getLogger(__name__)
+
+
+def _namespaces(ctx: Context) -> tuple[list[str], list[str]]:
+    """The scope's namespaces on the source and (mapped) on the target."""
+    source = list(ctx.pb.scope().explicit_namespaces() or [])
+    m = ctx.pb.mappings()
+    return source, [m.namespace(ns) or ns for ns in source]
+
+
+def precopy_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str, Any]]:
+    """`precopy.passes` increments (fewer once one is below `precopy.untilBytes`)."""
+    pc = ctx.pb.precopy
+    passes: list[dict[str, Any]] = []
+    for n in range(1, pc.passes + 1):
+        inc = take_increment(ctx, child_name(ctx.backup_name(), f"p{n}"))
+        passes.append(inc.as_dict())
+        log.info("pre-copy pass %d: %d objects, %d deleted, %d bytes", n, inc.objects,
+                 inc.deleted, inc.bytes)  # fmt: skip
+        if pc.until_bytes is not None and inc.bytes < pc.until_bytes:
+            break
+    return 0, {"passes": passes}
+
+
+class Clock:
+    """Wall-clock marks of a cut-over (monotonic seconds), and its phases."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.phases: dict[str, float] = {}
+
+    def mark(self, phase: str, since: float) -> float:
+        now = time.monotonic()
+        self.phases[phase] = round(now - since, 2)
+        return now
+
+
+def cutover_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str, Any]]:
+    co = ctx.pb.cutover
+    source, target = ctx.cluster("source"), ctx.cluster("target")
+    src_ns, tgt_ns = _namespaces(ctx)
+    clock = Clock()
+    result: dict[str, Any] = {"attempt": attempts}
+    try:
+        stopping = time.monotonic()  # the downtime starts with the first hold
+        hold_all(source, src_ns)
+        stopped = held(source, src_ns)
+        result["stoppedOnSource"] = [w.label() for w in stopped]
+        wait_stopped(source, stopped, co.stop_timeout)
+        t = clock.mark("quiesce", stopping)
+        inc = take_increment(ctx, child_name(ctx.backup_name(), f"c{attempts}"))
+        clock.phases.update({k: round(v, 2) for k, v in inc.phases.items()})
+        if co.verify_data and ctx.pb.volumes.mode != "none":  # before the app writes again
+            t = time.monotonic()
+            _verify_data(ctx, inc.backup, result)
+            clock.mark("verifyData", t)
+        t = time.monotonic()
+        released = release_all(target, tgt_ns)
+        ready = wait_started(target, released, co.ready_timeout)
+        clock.mark("start", t)
+        result.update(_downtime(clock, stopping, ready, inc))
+        result["releasedOnTarget"] = [w.label() for w in released]
+        _verify_objects(ctx, result)
+        _hooks(ctx, result)
+    except (MigrateError, KeyboardInterrupt) as exc:
+        result["rolledBack"] = _roll_back(ctx, src_ns, tgt_ns)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        result["error"] = exc.message
+        result["hint"] = (
+            "the source runs again and the target is held; fix the cause and "
+            "`kube-migrate run --resume` cuts over again"
+        )
+        return exc.exit_code, result
+    return 0, result
+
+
+def _downtime(clock: Clock, stopped: float, ready: float, inc: Increment) -> dict[str, Any]:
+    return {
+        "backup": inc.backup,
+        "parent": inc.parent,
+        "objects": inc.objects,
+        "deleted": inc.deleted,
+        "bytes": inc.bytes,
+        "downtimeSeconds": round(ready - stopped, 2),
+        "phases": clock.phases,
+    }
+
+
+def _verify_objects(ctx: Context, result: dict[str, Any]) -> None:
+    """The source (stopped) against the target; drift is a failure (and a roll-back)."""
+    rs = ctx.pb.restore
+    transforms = Transforms(
+        mappings=ctx.pb.mappings(),
+        modifiers=ctx.restore_options(resume=False).modifiers,
+        sanitize=SanitizeOptions(
+            preserve_node_ports=rs.preserve_node_ports, pv_policy=rs.pv_policy
+        ),
+    )
+    report = run_verify(
+        ctx.cluster("source"), ctx.cluster("target"), VerifyOptions(ctx.pb.scope(), transforms)
+    )
+    result["verify"] = {**report.summary(), "drifted": len(report.drifted)}
+    drifted = [f"{r.kind} {r.namespace or ''}/{r.name}" for r in report.drifted]
+    if drifted:
+        raise DriftFound(f"verify after cut-over: {len(drifted)} drifted: {', '.join(drifted[:5])}")
+
+
+def _verify_data(ctx: Context, backup: str, result: dict[str, Any]) -> None:
+    """The target's claims against the final increment's file manifests, while the
+    target is still held (once it runs, the app's own writes differ)."""
+    checks = check_data(
+        ctx.cluster("target"), ctx.store("target"), backup,
+        ctx.pb.mappings().namespace, target_settings(ctx),
+    )  # fmt: skip
+    result["data"] = data_result(checks)
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        raise DriftFound(f"verify --data before the target starts: {len(bad)} claim(s) differ")
+
+
+def _hooks(ctx: Context, result: dict[str, Any]) -> None:
+    """The user's cut-over commands, in order, once the target is ready."""
+    ran = []
+    for hook in ctx.pb.cutover.hooks:
+        start = time.monotonic()
+        try:
+            proc = subprocess.run(
+                list(hook.command), capture_output=True, text=True, timeout=hook.timeout,
+                check=False, env=None,
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PartialFailure(f"cut-over hook {hook.name}: {exc}") from None
+        ran.append({"hook": hook.name, "exitCode": proc.returncode,
+                    "seconds": round(time.monotonic() - start, 2)})  # fmt: skip
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+            raise PartialFailure(
+                f"cut-over hook {hook.name} exited {proc.returncode}: {tail[0][:200]}"
+            )
+    result["hooks"] = ran
+
+
+def _roll_back(ctx: Context, src_ns: list[str], tgt_ns: list[str]) -> dict[str, Any]:
+    """Hold the target again, then release the source: never both down for longer."""
+    done: dict[str, Any] = {}
+    try:
+        done["heldOnTarget"] = [w.label() for w in hold_all(ctx.cluster("target"), tgt_ns)]
+    except MigrateError as exc:  # the target may be the reason: the source comes back anyway
+        done["targetError"] = exc.message
+        log.warning("roll-back: the target could not be held: %s", exc.message)
+    released = release_all(ctx.cluster("source"), src_ns)
+    done["releasedOnSource"] = [w.label() for w in released]
+    log.warning("cut-over rolled back: %d workload(s) of the source released",
+                len(released))  # fmt: skip
+    return done

@@ -1,0 +1,223 @@
+// Delta restore: a claim already holding one snapshot's files is brought to a newer one by
+// writing only what changed. The two snapshots' manifests are merged in path order (memory
+// flat in the number of files): a path only the older one has is removed, a file or symlink
+// that differs is removed and then written again, a directory that differs gets its mode and
+// owner; kopia then restores the new snapshot without overwriting what exists, so only the
+// removed and the new paths are read from the repository.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// deltaPlan is what the merge found: paths to remove first, and what kopia will write.
+type deltaPlan struct {
+	Remove       []string
+	Dirs         []*Entry // directories whose mode or owner changed
+	WriteFiles   int64
+	WriteBytes   int64
+	Unchanged    int64
+	RemovedFiles int64
+}
+
+// entries reads a manifest (JSON lines, sorted by path) one entry at a time.
+func entries(r io.Reader) func() (*Entry, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	line := 0
+	return func() (*Entry, error) {
+		b, err := br.ReadBytes('\n')
+		if len(b) == 0 && err == io.EOF {
+			return nil, nil
+		} else if err != nil && err != io.EOF {
+			return nil, err
+		}
+		line++
+		var e Entry
+		if err := json.Unmarshal(b, &e); err != nil {
+			return nil, fmt.Errorf("manifest line %d: %w", line, err)
+		}
+		return &e, nil
+	}
+}
+
+// planDelta merges the manifest of the new snapshot with that of the one the claim holds.
+func planDelta(newer, older io.Reader) (*deltaPlan, error) {
+	nextNew, nextOld := entries(newer), entries(older)
+	p := &deltaPlan{}
+	n, err := nextNew()
+	if err != nil {
+		return nil, err
+	}
+	o, err := nextOld()
+	if err != nil {
+		return nil, err
+	}
+	for n != nil || o != nil {
+		switch {
+		case o == nil || (n != nil && n.Path < o.Path): // new: kopia writes it
+			p.write(n)
+			if n, err = nextNew(); err != nil {
+				return nil, err
+			}
+		case n == nil || o.Path < n.Path: // gone: removed
+			p.Remove = append(p.Remove, o.Path)
+			if o.Type != "dir" {
+				p.RemovedFiles++
+			}
+			if o, err = nextOld(); err != nil {
+				return nil, err
+			}
+		default:
+			var c Comparison
+			compareEntry(&c, 0, n, o)
+			switch {
+			case c.Differences == 0:
+				p.Unchanged++
+			case n.Type == "dir" && o.Type == "dir":
+				p.Dirs = append(p.Dirs, n)
+			default:
+				p.Remove = append(p.Remove, o.Path)
+				p.write(n)
+			}
+			if n, err = nextNew(); err != nil {
+				return nil, err
+			}
+			if o, err = nextOld(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return p, nil
+}
+
+func (p *deltaPlan) write(e *Entry) {
+	if e.Type == "file" {
+		p.WriteFiles++
+		p.WriteBytes += e.Size
+	}
+}
+
+// inside joins a manifest path to root, refusing one that would leave it.
+func inside(root, rel string) (string, error) {
+	abs := filepath.Join(root, rel)
+	if abs != root && !strings.HasPrefix(abs, root+string(filepath.Separator)) {
+		return "", fail("bad-manifest", "path %q leaves the volume", rel)
+	}
+	return abs, nil
+}
+
+// apply removes what the plan says and sets the changed directories' mode and owner.
+func (p *deltaPlan) apply(root string) error {
+	for _, rel := range p.Remove {
+		abs, err := inside(root, rel)
+		if err != nil {
+			return err
+		}
+		if abs == root {
+			continue
+		}
+		if err := os.RemoveAll(abs); err != nil {
+			return err
+		}
+	}
+	for _, d := range p.Dirs {
+		abs, err := inside(root, d.Path)
+		if err != nil {
+			return err
+		}
+		mode, err := strconv.ParseUint(d.Mode, 8, 32)
+		if err != nil {
+			return fmt.Errorf("manifest mode %q of %s: %w", d.Mode, d.Path, err)
+		}
+		if err := os.Chmod(abs, fileMode(uint32(mode))); err != nil {
+			return err
+		}
+		if err := os.Lchown(abs, int(d.UID), int(d.GID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fileMode(v uint32) os.FileMode {
+	m := os.FileMode(v & 0o777)
+	if v&0o4000 != 0 {
+		m |= os.ModeSetuid
+	}
+	if v&0o2000 != 0 {
+		m |= os.ModeSetgid
+	}
+	if v&0o1000 != 0 {
+		m |= os.ModeSticky
+	}
+	return m
+}
+
+// fetchManifest restores manifest snapshot id into dir and opens its manifest.jsonl.
+func fetchManifest(ctx context.Context, k *Kopia, id, dir string) (*os.File, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := k.Run(ctx, nil, "snapshot", "restore", id, dir); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(dir, "manifest.jsonl"))
+	if err != nil {
+		return nil, fail("snapshot-missing", "snapshot %s holds no manifest.jsonl", id)
+	}
+	return f, nil
+}
+
+type deltaResult struct {
+	Kind         string  `json:"kind"`
+	Bytes        int64   `json:"bytes"`
+	Files        int64   `json:"files"`
+	Removed      int64   `json:"removed"`
+	Unchanged    int64   `json:"unchanged"`
+	Seconds      float64 `json:"seconds"`
+	PeakRSSBytes int64   `json:"peakRssBytes"`
+}
+
+// restoreDelta brings root from the files of manifest snapshot since to snapshot id.
+func restoreDelta(ctx context.Context, k *Kopia, id, since, root string, parallel int) (*deltaResult, string, error) {
+	mid, err := k.manifestFor(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	if mid == "" {
+		return nil, "", fail("snapshot-missing", "snapshot %s has no manifest: a delta needs one", id)
+	}
+	work := workDir()
+	newer, err := fetchManifest(ctx, k, mid, filepath.Join(work, "delta-new"))
+	if err != nil {
+		return nil, "", err
+	}
+	defer newer.Close()
+	older, err := fetchManifest(ctx, k, since, filepath.Join(work, "delta-old"))
+	if err != nil {
+		return nil, "", err
+	}
+	defer older.Close()
+	plan, err := planDelta(newer, older)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := plan.apply(root); err != nil {
+		return nil, "", err
+	}
+	err = k.Run(ctx, nil, "snapshot", "restore", id, root, "--skip-existing",
+		"--parallel="+strconv.Itoa(parallel))
+	if err != nil {
+		return nil, "", err
+	}
+	return &deltaResult{"result", plan.WriteBytes, plan.WriteFiles, plan.RemovedFiles,
+		plan.Unchanged, 0, 0}, mid, nil
+}
