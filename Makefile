@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 VENV_OK := .venv/.installed
 
-.PHONY: demo test lint typecheck unit host-deps binaries images up down status clean venv bench bench-startup bench-volumes bench-snapshots
+.PHONY: demo test lint typecheck unit host-deps binaries images up down status clean venv bench bench-startup bench-volumes bench-snapshots bench-live
 
 $(VENV_OK): pyproject.toml
 	python3 -m venv .venv
@@ -37,12 +37,16 @@ bench: up           ## benchmarks vs raw LIST/POST and Velero, one run (bench/RE
 	.venv/bin/python bench/run.py
 	.venv/bin/python bench/volume_data.py
 	.venv/bin/python bench/csi_snapshots.py
+	.venv/bin/python bench/live_migration.py
 
 bench-volumes: up     ## volume data: the mover next to tar|upload and get|untar on a real node (issue 20)
 	.venv/bin/python bench/volume_data.py
 
 bench-snapshots: up  ## CSI snapshots: the hooks' hold and a same-cluster clone vs a mover restore (issue 21)
 	.venv/bin/python bench/csi_snapshots.py
+
+bench-live: up        ## live migration: the cut-over's downtime vs a one-shot migration (issue 22)
+	.venv/bin/python bench/live_migration.py
 
 bench-startup: venv  ## the CLI's start-up only (no cluster; also part of `make bench`)
 	.venv/bin/python bench/startup.py

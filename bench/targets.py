@@ -118,6 +118,17 @@ TARGETS: tuple[Target, ...] = (
     # snapshot, each until a pod has read the claim ("orders of magnitude" expected)
     Target("cloneSpeedup", ">=", 10.0, "mover restore / clone", "x",
            "moverRestoreWallSeconds", "cloneSeconds"),
+    # live migration (bench/live_migration.py, issue 22): 10k objects and 1 GiB on the
+    # real node, 1% of each changed after the pre-copy.  The cut-over's downtime (the
+    # source's first stop to the target's app Ready) less the target app's own start-up
+    Target("liveDowntimeSeconds", "<=", 10.0, "cut-over downtime", "s",
+           "liveDowntimeSeconds", "oneShotDowntimeSeconds"),
+    # ... the whole cut-over downtime / a stop-everything one-shot migration's downtime
+    # (stop, backup, sync, restore, start) of the same app, both until the app is Ready
+    Target("liveOverOneShot", "<=", 0.15, "cut-over / one-shot", "x",
+           "liveWholeDowntimeSeconds", "oneShotDowntimeSeconds"),
+    # what the final increment moved (tarball + volume bytes uploaded) / the bytes changed
+    Target("liveDeltaOverChanged", "<=", 2.0, "increment / changed bytes", "x"),
 )  # fmt: skip
 # the targets bench/startup.py measures (it needs no cluster)
 STARTUP = tuple(t for t in TARGETS if t.figure.startswith("startup"))
@@ -127,8 +138,10 @@ VOLUMES = tuple(t for t in TARGETS if t.figure.startswith(("volume", "mover")))
 SNAPSHOTS = tuple(
     t for t in TARGETS if t.figure in ("snapshotHoldBeyondCutSeconds", "cloneSpeedup")
 )
+# ... and bench/live_migration.py (`make bench-live`, also run by `make bench`)
+LIVE = tuple(t for t in TARGETS if t.figure.startswith("live"))
 # ... and bench/run.py: the others
-MAIN = tuple(t for t in TARGETS if t not in VOLUMES and t not in SNAPSHOTS)
+MAIN = tuple(t for t in TARGETS if t not in VOLUMES and t not in SNAPSHOTS and t not in LIVE)
 
 
 @dataclass(frozen=True)
@@ -177,6 +190,8 @@ def figures(o: dict[str, Any]) -> dict[str, float]:
         ),
         "volumeChangedUploadOverChanged": _ratio(o, "volumeChangedUploadBytes", "changedBytes"),
         "cloneSpeedup": _ratio(o, "moverRestoreWallSeconds", "cloneSeconds"),
+        "liveOverOneShot": _ratio(o, "liveWholeDowntimeSeconds", "oneShotDowntimeSeconds"),
+        "liveDeltaOverChanged": _ratio(o, "liveDeltaBytes", "liveChangedBytes"),
         "snapshotHoldBeyondCutSeconds": (
             float(o["snapshotFrozenSeconds"]) - float(o["snapshotCutSeconds"])
             if "snapshotFrozenSeconds" in o and "snapshotCutSeconds" in o

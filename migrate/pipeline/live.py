@@ -52,16 +52,26 @@ def precopy_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
 
 
 class Clock:
-    """Wall-clock marks of a cut-over (monotonic seconds), and its phases."""
+    """A cut-over's phases: each one's seconds, and its span from the step's start (the
+    report draws them on one time axis)."""
 
     def __init__(self) -> None:
         self.start = time.monotonic()
         self.phases: dict[str, float] = {}
+        self.spans: list[dict[str, Any]] = []
 
-    def mark(self, phase: str, since: float) -> float:
-        now = time.monotonic()
+    def mark(self, phase: str, since: float, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
         self.phases[phase] = round(now - since, 2)
+        self.spans.append({"phase": phase, "start": round(since - self.start, 2),
+                           "end": round(now - self.start, 2)})  # fmt: skip
         return now
+
+    def after(self, since: float, phases: dict[str, float]) -> float:
+        """Phases measured elsewhere, one after another from `since`."""
+        for phase, seconds in phases.items():
+            since = self.mark(phase, since, since + seconds)
+        return since
 
 
 def cutover_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str, Any]]:
@@ -78,7 +88,7 @@ def cutover_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
         wait_stopped(source, stopped, co.stop_timeout)
         t = clock.mark("quiesce", stopping)
         inc = take_increment(ctx, child_name(ctx.backup_name(), f"c{attempts}"))
-        clock.phases.update({k: round(v, 2) for k, v in inc.phases.items()})
+        clock.after(t, inc.phases)
         if co.verify_data and ctx.pb.volumes.mode != "none":  # before the app writes again
             t = time.monotonic()
             _verify_data(ctx, inc.backup, result)
@@ -89,8 +99,12 @@ def cutover_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
         clock.mark("start", t)
         result.update(_downtime(clock, stopping, ready, inc))
         result["releasedOnTarget"] = [w.label() for w in released]
+        t = time.monotonic()
         _verify_objects(ctx, result)
-        _hooks(ctx, result)
+        t = clock.mark("verify", t)
+        if co.hooks:
+            _hooks(ctx, result)
+            clock.mark("hooks", t)
     except (MigrateError, KeyboardInterrupt) as exc:
         result["rolledBack"] = _roll_back(ctx, src_ns, tgt_ns)
         if isinstance(exc, KeyboardInterrupt):
@@ -105,7 +119,10 @@ def cutover_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
 
 
 def _downtime(clock: Clock, stopped: float, ready: float, inc: Increment) -> dict[str, Any]:
+    window = {"start": round(stopped - clock.start, 2), "end": round(ready - clock.start, 2)}
     return {
+        "timeline": clock.spans,
+        "downtime": window,
         "backup": inc.backup,
         "parent": inc.parent,
         "objects": inc.objects,

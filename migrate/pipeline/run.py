@@ -119,6 +119,8 @@ def run_document(
                 "step": st.label,
                 "status": st.status,
                 "seconds": result.get("seconds", ""),
+                "started": st.started,  # the journal's times: the report's timeline
+                "finished": st.finished,
                 "summary": str(brief)[:120],
                 "result": result,
             }

@@ -100,6 +100,14 @@ def _check_live(
             f"{name} continues this run's backup and restore, and one of them is missing",
             hint="list backup, waitForSync and restore before it (playbooks/live-migrate.yaml)",
         )
+    namespaces = (spec.get("scope") or {}).get("includeNamespaces") or ["*"]
+    if any("*" in ns for ns in namespaces):
+        raise loc.error(
+            path,
+            f"{name} stops and starts the workloads of the scope's namespaces, and "
+            "spec.scope.includeNamespaces names none",
+            hint="list the app's namespaces: spec.scope.includeNamespaces: [shop, shop-data]",
+        )
     if not (spec.get("restore") or {}).get("holdWorkloads"):
         raise loc.error(
             path,

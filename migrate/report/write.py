@@ -2,18 +2,21 @@
 
 The run document is plain data (what `report.json` holds): run name, playbook, times,
 exit code, cluster versions, and per step its status, duration and result summary.
-Markdown and HTML are rendered from it here, so the three files never disagree.
+Markdown and HTML are rendered from it here, so the three files never disagree.  The
+HTML page also has pictures: the run's timeline and the restore levels (svg.py), and the
+restore graph when Graphviz is installed (dot.py).
 """
 
 from __future__ import annotations
 
 import html
 import json
-import shutil
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from migrate.report.dot import INLINE_MAX, Drawing, draw
+from migrate.report.svg import levels_svg, timeline_svg
 
 # Step result keys shown as tables, and their columns: key -> (title, columns).
 TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -82,11 +85,30 @@ CSS = (
     "table{border-collapse:collapse;margin:.5em 0 1.5em}"
     "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:90%}"
     "th{background:#f3f3f3}.ok{color:#176917}.bad{color:#a31515}"
+    ".pic{overflow-x:auto;margin:.5em 0 1.5em}.note{color:#555;font-style:italic}"
 )
 
 
-def render_html(doc: dict[str, Any], graph_svg: str | None) -> str:
+def _graph_html(doc: dict[str, Any], drawing: Drawing | None) -> list[str]:
+    """The restore graph section: dot's SVG inline, else why not and a link to the file."""
+    if drawing is None:
+        return []
+    inline = drawing.inline()
+    if inline and len(inline) <= INLINE_MAX:
+        return ["<h2>Restore graph</h2>", f"<div class='pic graph'>{inline}</div>"]
+    name = html.escape(str(doc.get("graph", "restore-graph.dot")))
+    note = drawing.note or "The graph is too large to show here"
+    return [
+        "<h2>Restore graph</h2>",
+        f"<p class='note graph-missing'>{html.escape(note)}.</p>",
+        f"<p><a href='{name}'>{name}</a></p>",
+    ]
+
+
+def render_html(doc: dict[str, Any], graph: Drawing | None = None) -> str:
     status = "ok" if doc.get("exitCode") == 0 else "bad"
+    steps = doc.get("steps", [])
+    timeline = timeline_svg(steps)
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>Run {html.escape(doc['run'])}"
         f"</title><style>{CSS}</style></head><body>",
@@ -96,9 +118,10 @@ def render_html(doc: dict[str, Any], graph_svg: str | None) -> str:
         f"{html.escape(str(doc.get('source', {}).get('version', '?')))}, target "
         f"{html.escape(str(doc.get('target', {}).get('version', '?')))}</p>",
         "<h2>Steps</h2>",
-        _html_table(("step", "status", "seconds", "summary"), doc.get("steps", [])),
+        f"<div class='pic'>{timeline}</div>" if timeline else "",
+        _html_table(("step", "status", "seconds", "summary"), steps),
     ]
-    for step in doc.get("steps", []):
+    for step in steps:
         result = step.get("result") or {}
         if not result:
             continue
@@ -107,44 +130,38 @@ def render_html(doc: dict[str, Any], graph_svg: str | None) -> str:
         if scalars:
             rows = [{"field": k, "value": v} for k, v in scalars]
             parts.append(_html_table(("field", "value"), rows))
+        levels = levels_svg(result.get("levels") or [])
+        if levels:
+            parts += ["<h3>Restore levels</h3>", f"<div class='pic'>{levels}</div>"]
         for key, (title, cols) in TABLES.items():
             if result.get(key):
                 parts += [f"<h3>{title}</h3>", _html_table(cols, result[key])]
-    if graph_svg:
-        parts += ["<h2>Restore graph</h2>", graph_svg]
-    elif doc.get("graph"):
-        parts += ["<h2>Restore graph</h2>", f"<p>Graphviz source: {html.escape(doc['graph'])}</p>"]
+    parts += _graph_html(doc, graph)
     parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def _svg(dot_source: str) -> str | None:
-    dot = shutil.which("dot")
-    if not dot:
-        return None
-    out = subprocess.run(
-        [dot, "-Tsvg"], input=dot_source, capture_output=True, text=True, check=False
-    )
-    return out.stdout if out.returncode == 0 else None
+    return "\n".join(p for p in parts if p)
 
 
 def write_report(
     directory: Path, doc: dict[str, Any], graph_dot: str | None, junit_xml: str | None
 ) -> list[Path]:
-    """Write report.{json,md,html} (+ junit.xml, restore-graph.{svg|dot}); return the paths."""
+    """Write report.{json,md,html} (+ junit.xml, restore-graph.dot and, when Graphviz is
+    installed, restore-graph.svg); return the paths."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    svg = _svg(graph_dot) if graph_dot else None
-    if graph_dot:
-        name = "restore-graph.svg" if svg else "restore-graph.dot"
-        (directory / name).write_text(svg or graph_dot)
-        doc["graph"] = name
-        written.append(directory / name)
+    drawing = draw(graph_dot) if graph_dot else None
+    if graph_dot and drawing is not None:
+        (directory / "restore-graph.dot").write_text(graph_dot, encoding="utf-8")
+        written.append(directory / "restore-graph.dot")
+        doc["graph"] = "restore-graph.dot"
+        if drawing.svg:
+            (directory / "restore-graph.svg").write_text(drawing.svg, encoding="utf-8")
+            written.append(directory / "restore-graph.svg")
+            doc["graph"] = "restore-graph.svg"
     if junit_xml:
-        (directory / "junit.xml").write_text(junit_xml)
+        (directory / "junit.xml").write_text(junit_xml, encoding="utf-8")
         written.append(directory / "junit.xml")
-    (directory / "report.json").write_text(json.dumps(doc, indent=1, default=str))
-    (directory / "report.md").write_text(render_markdown(doc))
-    (directory / "report.html").write_text(render_html(doc, svg))
+    (directory / "report.json").write_text(json.dumps(doc, indent=1, default=str), "utf-8")
+    (directory / "report.md").write_text(render_markdown(doc), encoding="utf-8")
+    (directory / "report.html").write_text(render_html(doc, drawing), encoding="utf-8")
     written += [directory / f"report.{ext}" for ext in ("json", "md", "html")]
     return written
