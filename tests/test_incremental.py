@@ -1,7 +1,7 @@
 """Incremental backups and their restore on the real planes: an increment holds only the
-objects created or changed since its parent and lists those deleted (read by a watch from
-the parent's revisions, or, where the revision is compacted, by a metadata LIST compared
-with the parent's resourceVersions); restoring it onto a target that holds the parent
+objects created or changed since its parent and lists those deleted (a metadata LIST
+compared with the parent's resourceVersions tells which; the changed objects come from a
+watch started at the parent's revisions, or one by one where none can run); restoring it onto a target that holds the parent
 updates, creates and deletes (only what kube-migrate restored), with workloads held and
 released; bad parents are refused before anything is written.
 """
@@ -115,9 +115,11 @@ def test_increment_holds_the_changes_and_restore_applies_them(
     source.create(cms, cm("new", "1"), ns)
     source.patch(res(source, "deployments"), "web", {"spec": {"replicas": 3}}, ns)
 
-    summary = create_backup(source, store, BackupOptions(inc, scope, parent=full))
+    opts = BackupOptions(inc, scope, parent=full, watch_min_objects=0)  # watch every type
+    summary = create_backup(source, store, opts)
     assert summary.phase == "Completed", summary.errors
     assert summary.incremental["watched"] >= 1 and not summary.incremental["relisted"]
+    assert summary.incremental["fromWatch"] >= 3  # change, new and web: from the stream
     assert summary.incremental["deleted"] == 2
     names = tarball_names(store, inc)
     assert {n for gr, n in names if gr == "configmaps"} == {"change", "new"}
@@ -154,7 +156,8 @@ def check_restored_increment(
     # held and released alike compare equal to the source: verify reads intended values
     target.delete(res(target, "configmaps"), "theirs", ns)
     vopts = VerifyOptions(scope, Transforms())
-    assert not run_verify(source, target, vopts).drift
+    report = run_verify(source, target, vopts)
+    assert not report.drift, [(r.kind, r.name, r.status, r.changes) for r in report.drifted]
     released = release_all(target, [ns])
     assert [w.label() for w in released] == [f"Deployment {ns}/web"]
     web = get(target, "deployments", "web", ns)
@@ -163,7 +166,7 @@ def check_restored_increment(
     assert not run_verify(source, target, vopts).drift
 
 
-def test_a_compacted_parent_revision_falls_back_to_a_metadata_list(
+def test_without_a_watch_the_changed_objects_are_read_one_by_one(
     source: Cluster, bucket_url: str, both_ns: str
 ) -> None:
     ns, store = both_ns, open_store(bucket_url)
@@ -176,13 +179,15 @@ def test_a_compacted_parent_revision_falls_back_to_a_metadata_list(
     key = layout.BackupKeys(full).positions
     positions = read_positions(store, full)
     assert positions is not None
-    # revision 1 is older than any watch cache holds: the watch answers 410 Gone
-    positions.revisions = dict.fromkeys(positions.revisions, "1")
+    # revisions a watch cannot start from (a server whose resourceVersions are not numbers)
+    positions.revisions = dict.fromkeys(positions.revisions, "opaque")
     store.put(key, positions.to_bytes())
     source.patch(cms, "a", {"data": {"value": "2"}}, ns)
     source.delete(cms, "b", ns)
     inc = uniq("inc")
-    summary = create_backup(source, store, BackupOptions(inc, scope, parent=full))
+    opts = BackupOptions(inc, scope, parent=full, watch_min_objects=0)
+    summary = create_backup(source, store, opts)
+    assert summary.incremental["fromWatch"] == 0  # no watch: each read by a GET
     assert "configmaps" in summary.incremental["relisted"]
     assert summary.incremental["deleted"] == 1
     assert {n for gr, n in tarball_names(store, inc) if gr == "configmaps"} == {"a"}
@@ -195,8 +200,8 @@ def test_bad_parents_are_refused_before_anything_is_written(
     full = uniq("full")
     create_backup(source, store, BackupOptions(full, Scope(include_namespaces=(both_ns,))))
     for parent, extra, message in (
-        ("no-such-backup", ["-n", both_ns], "not found"),
-        (full, ["-n", "kube-system"], "another scope than its parent"),
+        ("no-such-backup", ["--include-namespaces", both_ns], "not found"),
+        (full, ["--include-namespaces", "kube-system"], "another scope than its parent"),
     ):
         name = uniq("inc")
         proc = run_cli("backup", "create", name, "--incremental-from", parent, *extra,

@@ -23,7 +23,7 @@ from typing import Any
 from migrate import __version__
 from migrate.backup.access import check_can_list
 from migrate.backup.changes import ChangeTracker, included_in, record_changes
-from migrate.backup.delta import list_delta, start_from
+from migrate.backup.delta import WATCH_MIN_OBJECTS, list_delta, start_from
 from migrate.backup.deps import Collector, fetch_dependencies
 from migrate.backup.scope import ResolvedResources, resolve_resources
 from migrate.backup.sink import BackupSummary, Progress, Sink, note
@@ -62,6 +62,7 @@ class BackupOptions:
     warn_plaintext_secrets: bool = True  # say once that Secrets go to the bucket unencrypted
     run: str | None = None  # the playbook run making it (label and manifest: layout.RUN_LABEL)
     parent: str | None = None  # incremental: only what changed since this backup (delta.py)
+    watch_min_objects: int = WATCH_MIN_OBJECTS  # an increment watches types this large
     # called once the objects are in, before the files that make the backup visible (the
     # volume data: pipeline/steps_data.py); notes its errors on the summary and returns
     # what it adds to the backup
@@ -173,8 +174,9 @@ def _objects(
     if opts.parent:
         selector = str(opts.scope.selector) or None
         stats = list_delta(
-            c, selector, opts.scope, tasks, sink, collector, summary, emit, lister, opts.parallelism
-        )
+            c, selector, opts.scope, tasks, sink, collector, summary, emit, lister,
+            opts.parallelism, opts.watch_min_objects,
+        )  # fmt: skip
         summary.incremental = stats.as_dict()
     else:
         _list_all(lister, tasks, opts.parallelism)

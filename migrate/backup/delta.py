@@ -1,13 +1,15 @@
 """An incremental backup's objects: only those created or changed since its parent, and
-the list of those deleted (backup/positions.py has the why).
+the list of those deleted (store/positions.py has the why).
 
-One watch per resource type from the oldest revision its parent recorded for it reads
-every change since, with whole objects, until the server's bookmark; the net effect per
-object is written (its last state) or recorded as deleted.  Where a watch cannot follow
-(410 Gone: the revision is compacted; no watch permission; no bookmark in time) a
-metadata LIST compared with the parent's resourceVersions finds the changed objects,
-which are then read one by one; a (resource, namespace) the parent never listed (a CRD
-or namespace new since) is listed in full.
+Per (resource, namespace) a metadata LIST compared with the resourceVersions the parent
+recorded tells which objects changed and which are gone: a short watch gets no reliable
+"caught up" signal from the API server (its bookmarks come late or not at all, measured
+on 1.30 and 1.37), so only a LIST proves the delta complete.  The changed objects are
+read from a watch of whole objects started at the parent's revision (types the parent
+held WATCH_MIN_OBJECTS of, or more: the stream replaces a GET per object), or one by one;
+where the watch cannot follow (410 Gone: the revision is older than the server's watch
+cache or compacted; no watch permission) they are read one by one too.  A (resource,
+namespace) the parent never listed (a CRD or namespace new since) is listed in full.
 """
 
 from __future__ import annotations
@@ -24,37 +26,39 @@ from migrate.backup.policy import EXCLUDE_LABEL
 from migrate.backup.sink import BackupSummary, Progress, Sink, note
 from migrate.cluster import APIResource, Cluster
 from migrate.cluster.identity import cluster_id
-from migrate.cluster.watch import changes_since
+from migrate.cluster.watch import ChangeWatch
 from migrate.errors import ClusterError, ClusterUnreachable, NotFound, UsageError
 from migrate.store import Store, layout
 from migrate.store.positions import Positions, object_key, parent_positions, task_key
 
 log = logging.getLogger(__name__)
+# A type whose parent held this many objects (in scope) is also watched: its changed
+# objects come from the stream, not a GET each (below, the GETs cost less than a watch).
+WATCH_MIN_OBJECTS = 1000
+WATCH_WAIT = 0.5  # seconds a changed object may take to arrive on the watch before a GET
 Task = tuple[APIResource, str | None]
 ListTask = Callable[[Task], None]  # create.py's full LIST of one task
 
 
 @dataclass
 class DeltaStats:
-    """How the delta was read, for the summary: types watched, types re-listed (and
-    why), tasks listed in full; objects written and deleted."""
+    """How the delta was read, for the summary: types watched, types whose changed
+    objects were read one by one (and why), tasks listed in full; objects deleted."""
 
     watched: int = 0
     relisted: dict[str, str] = field(default_factory=dict)
     listed: int = 0
     deleted: int = 0
+    from_watch: int = 0  # changed objects the watch delivered (the others: a GET each)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "watched": self.watched,
+            "fromWatch": self.from_watch,
             "relisted": dict(sorted(self.relisted.items())),
             "listedInFull": self.listed,
             "deleted": self.deleted,
         }
-
-
-def _number(rv: str) -> int | None:
-    return int(rv) if rv.isdigit() else None
 
 
 class Delta:
@@ -66,8 +70,10 @@ class Delta:
         sink: Sink,
         collector: Collector,
         positions: Positions,
+        watch_min: int = WATCH_MIN_OBJECTS,
     ) -> None:
         self.c = c
+        self.watch_min = watch_min
         self.selector = selector
         self.included = scope_filter
         self.sink = sink
@@ -90,8 +96,10 @@ class Delta:
                 self.stats.deleted += 1
 
     def one_type(self, tasks: list[Task], list_task: ListTask) -> None:
-        """Every task of one resource type: watched from the parent's revision, else
-        re-listed (metadata) and compared, a task the parent never listed in full."""
+        """Every task of one resource type: a metadata LIST compared with the parent's
+        resourceVersions tells what changed; the changed objects come from a watch from
+        the parent's revision where one runs, else a GET each.  A task the parent never
+        listed is listed in full."""
         res = tasks[0][0]
         known = [t for t in tasks if task_key(res.full_name, t[1]) in self.positions.revisions]
         for t in tasks:
@@ -100,71 +108,57 @@ class Delta:
                 self.stats.listed += 1
         if not known:
             return
-        revs = {t[1]: self.positions.revisions[task_key(res.full_name, t[1])] for t in known}
-        numbers = [_number(r) for r in revs.values()]
-        why = "the parent's revisions are not numbers"
-        if all(n is not None for n in numbers):
-            ns = known[0][1] if len(known) == 1 else None
-            start = str(min(n for n in numbers if n is not None))
-            since = changes_since(self.c, res, ns, start, self.selector)
-            if since.error is None and _number(since.revision) is not None:
-                self._apply(res, known, revs, since.events, since.revision)
-                self.stats.watched += 1
-                return
-            why = since.error or "no bookmark"
-        log.info("incremental backup: %s re-listed (%s)", res.full_name, why)
-        with self.sink.lock:
-            self.stats.relisted[res.full_name] = why
-        for t in known:
-            self._relist(t)
+        watch = self._watch(res, known)
+        try:
+            for t in known:
+                self._relist(t, watch)
+        finally:
+            if watch is not None:
+                watch.stop()
+                with self.sink.lock:
+                    if watch.error:
+                        self.stats.relisted[res.full_name] = watch.error
+                    else:
+                        self.stats.watched += 1
 
-    def _apply(
-        self,
-        res: APIResource,
-        tasks: list[Task],
-        revs: dict[str | None, str],
-        events: list[tuple[str, dict[str, Any]]],
-        revision: str,
-    ) -> None:
-        """The net effect of the events per object: its last state, or deleted."""
-        whole = None in revs  # one watch of all namespaces, as the parent listed them
-        last: dict[tuple[str | None, str], tuple[str, dict[str, Any]]] = {}
-        for kind, obj in events:
-            meta = obj.get("metadata") or {}
-            ns = meta.get("namespace") or None
-            since = revs.get(None if whole else ns)
-            rv = _number(str(meta.get("resourceVersion") or ""))
-            if since is None or rv is None or rv <= int(since) or not self._wanted(res, meta):
-                continue  # out of scope, or already in the parent
-            last[(ns, meta["name"])] = (kind, obj)
-        for (ns, name), (kind, obj) in sorted(last.items(), key=lambda kv: str(kv[0])):
-            if kind == "DELETED":
-                self._deleted(res, ns, name)
-            else:
-                obj.setdefault("apiVersion", res.api_version)
-                obj.setdefault("kind", res.kind)
-                self._write(res, obj, None if whole else ns)
-        for _res, ns in tasks:
-            self.positions.listed(res.full_name, ns, revision)
+    def _watch(self, res: APIResource, known: list[Task]) -> ChangeWatch | None:
+        """A watch of whole objects from the oldest revision the parent recorded, for a
+        type large enough that reading its changed objects one by one would cost more."""
+        held = sum(len(self.positions.held(res.full_name, t[1])) for t in known)
+        revs = [self.positions.revisions[task_key(res.full_name, t[1])] for t in known]
+        numbers = [int(r) for r in revs if r.isdigit()]
+        if held < self.watch_min or len(numbers) != len(revs):
+            with self.sink.lock:
+                self.stats.relisted[res.full_name] = f"{held} objects: read one by one"
+            return None
+        ns = known[0][1] if len(known) == 1 else None
+        return ChangeWatch(self.c, res, ns, str(min(numbers)), self.selector, objects=True)
 
-    def _relist(self, task: Task) -> None:
-        """Compare a metadata LIST with the parent's resourceVersions; read the changed."""
+    def _relist(self, task: Task, watch: ChangeWatch | None) -> None:
+        """Compare a metadata LIST with the parent's resourceVersions; write the changed
+        objects (from the watch, or read), record the deleted."""
         res, ns = task
         revision = self.c.current_revision() or ""
         held = self.positions.held(res.full_name, ns)
-        changed: list[tuple[str | None, str]] = []
+        changed: list[tuple[str | None, str, str]] = []
         for meta in self.c.list_metadata(res, ns, label_selector=self.selector):
             if not self._wanted(res, meta):
                 continue
             obj_ns, name = meta.get("namespace") or None, str(meta.get("name"))
-            if held.pop(object_key(obj_ns, name), None) != str(meta.get("resourceVersion")):
-                changed.append((obj_ns, name))
-        for obj_ns, name in changed:
-            try:
-                obj = self.c.get(res, name, obj_ns)
-            except NotFound:  # deleted meanwhile
-                self._deleted(res, obj_ns, name)
-                continue
+            rv = str(meta.get("resourceVersion"))
+            if held.pop(object_key(obj_ns, name), None) != rv:
+                changed.append((obj_ns, name, rv))
+        for obj_ns, name, rv in changed:
+            obj = watch.object_at(obj_ns, name, rv, WATCH_WAIT) if watch is not None else None
+            if obj is not None:
+                with self.sink.lock:
+                    self.stats.from_watch += 1
+            else:
+                try:
+                    obj = self.c.get(res, name, obj_ns)
+                except NotFound:  # deleted meanwhile
+                    self._deleted(res, obj_ns, name)
+                    continue
             obj.setdefault("apiVersion", res.api_version)
             obj.setdefault("kind", res.kind)
             self._write(res, obj, ns)
@@ -185,10 +179,11 @@ def list_delta(
     emit: Progress,
     list_task: ListTask,
     parallelism: int,
+    watch_min: int = WATCH_MIN_OBJECTS,
 ) -> DeltaStats:
     """Write what changed since the parent (positions on the sink) into the backup."""
     assert sink.positions is not None
-    delta = Delta(c, selector, included_in(scope), sink, collector, sink.positions)
+    delta = Delta(c, selector, included_in(scope), sink, collector, sink.positions, watch_min)
     by_type: dict[str, list[Task]] = {}
     for t in tasks:
         by_type.setdefault(t[0].full_name, []).append(t)
@@ -206,8 +201,7 @@ def list_delta(
                 note(summary.errors, None, f"incremental {group[0][0].full_name}: {exc.message}")
         emit("listed", len(group))
 
-    # every watch waits ~1 s for its bookmark: all types at once, not `parallelism` at a time
-    with ThreadPoolExecutor(max_workers=max(parallelism, min(len(by_type), 64))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         for fut in [pool.submit(one, g) for g in by_type.values()]:
             fut.result()
     return delta.stats

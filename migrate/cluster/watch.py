@@ -6,9 +6,9 @@ receives every change made since (each event carries the object's new resourceVe
 so it can be held against the revision the object was listed at), and costs nothing
 while nothing changes.  One thread per watch reads the event stream; `stop()` ends it.
 
-An incremental backup reads what changed since its parent the same way, with whole
-objects, until the server's bookmark says nothing older is still to come
-(`changes_since`).
+An incremental backup watches with whole objects (`objects=True`): the changed objects
+come from the stream instead of a GET each (what changed is told by a LIST: a short
+watch gets no reliable "caught up" bookmark from the API server, measured).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -48,10 +47,14 @@ class ChangeWatch:
         resource_version: str,
         label_selector: str | None = None,
         accept: Callable[[dict[str, Any]], bool] = lambda _meta: True,
+        objects: bool = False,
     ) -> None:
         self.res = res
         self._accept = accept
         self.events: list[tuple[str, str, str, str]] = []  # (namespace, name, type, rv)
+        self._objects = objects  # keep each object's last state (whole objects watched)
+        self.latest: dict[tuple[str, str], dict[str, Any]] = {}
+        self._arrived = threading.Condition()
         self.error: str | None = None
         self._stopping = threading.Event()
         self._resp: Any = None
@@ -73,7 +76,9 @@ class ChangeWatch:
     def _run(self, c: Cluster, path: str, query: dict[str, Any]) -> None:
         try:
             try:
-                resp = c.open_stream(path, query, METADATA_WATCH)
+                resp = c.open_stream(
+                    path, query, "application/json" if self._objects else METADATA_WATCH
+                )
             finally:
                 self.opened = time.monotonic()
                 self._open.set()
@@ -110,7 +115,29 @@ class ChangeWatch:
         if not self._accept(meta):
             return
         ns, name = str(meta.get("namespace") or ""), str(meta.get("name"))
+        if self._objects:
+            with self._arrived:
+                self.latest[(ns, name)] = obj
+                self._arrived.notify_all()
+            return
         self.events.append((ns, name, kind, str(meta.get("resourceVersion") or "")))
+
+    def object_at(
+        self, namespace: str | None, name: str, rv: str, wait: float
+    ) -> dict[str, Any] | None:
+        """The watched object at resourceVersion `rv`, waiting up to `wait` seconds for
+        it to arrive (objects=True); None when it did not (the caller reads it)."""
+        deadline = time.monotonic() + wait
+        key = (namespace or "", name)
+        with self._arrived:
+            while True:
+                obj = self.latest.get(key)
+                if obj is not None and (obj.get("metadata") or {}).get("resourceVersion") == rv:
+                    return obj
+                left = deadline - time.monotonic()
+                if left <= 0 or self.error:
+                    return None
+                self._arrived.wait(left)
 
     def wait_open(self, timeout: float = 5.0) -> float:
         """Wait until the server answered the watch; when that was (monotonic)."""
@@ -127,81 +154,3 @@ class ChangeWatch:
             with contextlib.suppress(Exception):
                 resp.release_conn()
         self._thread.join(timeout)
-
-
-@dataclass
-class Since:
-    """What changed on one resource after a revision: every event up to `revision` (the
-    server's bookmark: nothing at or below it is still to come), or `error` (410 Gone: the
-    revision is compacted; no bookmark in time) and the caller lists instead."""
-
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (type, object)
-    revision: str = ""
-    error: str | None = None
-    gone: bool = False
-
-
-# The API server sends a watch's bookmark 2 s before the watch's own timeout (its cache
-# ticks once a second): a 3-second watch gets its bookmark after about a second.
-SINCE_TIMEOUT = 3
-
-
-def changes_since(
-    c: Cluster,
-    res: APIResource,
-    namespace: str | None,
-    resource_version: str,
-    label_selector: str | None = None,
-) -> Since:
-    """Every ADDED/MODIFIED/DELETED event (full objects) after `resource_version`, read
-    until the server's bookmark says the stream has caught up."""
-    query = {
-        "watch": "1",
-        "resourceVersion": resource_version,
-        "labelSelector": label_selector,
-        "timeoutSeconds": SINCE_TIMEOUT,
-        "allowWatchBookmarks": "true",
-    }
-    out = Since()
-    path = res.path(namespace)
-    try:
-        resp = c.open_stream(path, query, "application/json")
-    except Exception as exc:
-        out.error = f"watch {path}: {exc}"
-        return out
-    try:
-        if resp.status != 200:
-            out.error = f"watch {path}: {resp.status} {resp.reason}"
-            out.gone = resp.status == 410
-            return out
-        pending = b""
-        for chunk in resp.stream(65536, decode_content=True):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if line.strip() and _since_event(orjson.loads(line), out):
-                    return out
-        out.error = out.error or f"watch {path}: no bookmark within {SINCE_TIMEOUT}s"
-        return out
-    except Exception as exc:  # a broken stream: the caller lists instead
-        out.error = f"watch {path}: {exc}"
-        return out
-    finally:
-        with contextlib.suppress(Exception):
-            resp.release_conn()
-
-
-def _since_event(event: dict[str, Any], out: Since) -> bool:
-    """Add one event; True once the stream is complete (a bookmark) or failed."""
-    kind = str(event.get("type", ""))
-    obj = event.get("object") or {}
-    if kind == "ERROR":
-        out.error = f"watch: {obj.get('code')} {obj.get('message')}"
-        out.gone = obj.get("code") == 410
-        return True
-    if kind == "BOOKMARK":
-        out.revision = str((obj.get("metadata") or {}).get("resourceVersion") or "")
-        return True
-    if kind in ("ADDED", "MODIFIED", "DELETED"):
-        out.events.append((kind, obj))
-    return False

@@ -77,14 +77,18 @@ def hold_patch(live: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def recorded(obj: dict[str, Any]) -> bool:
+    """Whether a workload is held or stopped with its real value recorded."""
+    notes = (obj.get("metadata") or {}).get("annotations") or {}
+    return obj.get("kind") in HOLDS and any(k in notes for k in (HELD, *RECORDS))
+
+
 def as_intended(obj: dict[str, Any]) -> dict[str, Any]:
     """The workload as it is meant to run (in place): the recorded value in its spec,
     the records dropped.  Verify compares both sides this way."""
-    if obj.get("kind") not in HOLDS:
+    if not recorded(obj):
         return obj
-    notes = (obj.get("metadata") or {}).get("annotations") or {}
-    if not any(k in notes for k in (HELD, *RECORDS)):
-        return obj
+    notes = obj["metadata"]["annotations"]
     obj.setdefault("spec", {})[HOLDS[obj["kind"]][0]] = _intended(obj)
     for k in (HELD, *RECORDS):
         notes.pop(k, None)

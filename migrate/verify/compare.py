@@ -72,7 +72,7 @@ def compare(
             continue
         if key not in target.lookup_only:
             results[key] = ObjectResult(key, target.resources[key], "extra")
-    _counts(source, target, norm.t.mappings, results)
+    _counts(source, target, norm.t.mappings, results, norm.held)
     rank = {status: n for n, status in enumerate(STATUSES)}
     return sorted(results.values(), key=lambda r: (rank[r.status], *_order(r.key)))
 
@@ -82,9 +82,15 @@ def _order(key: Key) -> tuple[str, str, str, str]:
 
 
 def _counts(
-    source: Side, target: Side, mappings: Mappings, results: dict[Key, ObjectResult]
+    source: Side,
+    target: Side,
+    mappings: Mappings,
+    results: dict[Key, ObjectResult],
+    held: set[Key],
 ) -> None:
     for root, kind in sorted(set(source.counts) | set(target.counts), key=lambda rk: rk[1]):
+        if root in held:
+            continue  # held or stopped on one side: its pods are not the migration's doing
         want = expected_count(kind, root[1], source.counts[(root, kind)], mappings)
         have = target.counts[(root, kind)]
         result = results.get(root)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrate.transform.bindings import split_binding
-from migrate.transform.hold import as_intended
+from migrate.transform.hold import as_intended, recorded
 from migrate.transform.mappings import Mappings, apply_mappings
 from migrate.transform.modifiers import Modifiers
 from migrate.transform.sanitize import STRIP_METADATA, SanitizeOptions, sanitize
@@ -72,6 +72,8 @@ class Normalizer:
         self.t = transforms
         self._ignored: dict[str, list[tuple[str, ...]]] = {}  # kind -> paths (a cache)
         self._defaults = _defaults_by_kind()
+        # workloads held or stopped with their replicas recorded: their pods are not counted
+        self.held: set[Key] = set()
 
     def source(self, gr: str, obj: dict[str, Any]) -> dict[str, Any]:
         """The object the restore would create from obj (before its labels), normalized.
@@ -105,7 +107,9 @@ class Normalizer:
 
     def _common(self, obj: dict[str, Any]) -> dict[str, Any]:
         paths.drop_nulls(obj)
-        as_intended(obj)  # a held or stopped workload: as it is meant to run
+        if recorded(obj):  # a held or stopped workload: as it is meant to run
+            self.held.add(object_key(obj))
+            as_intended(obj)
         kind = str(obj.get("kind", ""))
         ignored = self._ignored.get(kind)
         if ignored is None:
