@@ -47,7 +47,7 @@ while true; do
   n=$((n+1)); echo $n > /data/counter.new; mv /data/counter.new /data/counter; sleep 0.1
 done
 """
-READER = "cat /data/counter; echo; tail -n 1 /data/starts; md5sum /data/files/f7"
+READER = "cat /data/counter; tail -n 1 /data/starts; md5sum /data/files/f7"
 
 
 def app(ns: str, image: str) -> list[dict[str, Any]]:
