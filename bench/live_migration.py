@@ -3,8 +3,9 @@ source plane to target plane, on the real nodes: one namespace with 10,000 Confi
 (1 KiB each) and a Deployment whose claim holds 1 GiB (100 files of 10 MiB, random).
 
 - one-shot: the app scaled to 0 (until its pod is gone), then `kube-migrate run` with
-  backup, waitForSync, restore and waitReady into a namespace of its own on the target:
-  its downtime is from the scale-down to the target's app Ready;
+  backup, waitForSync, restore and waitReady into a namespace of its own on the target,
+  then the target's app scaled to 1: its downtime is from the scale-down to the target's
+  app Ready;
 - live: `kube-migrate run playbooks/live-migrate.yaml`'s steps into another namespace,
   paused before the cut-over (`--stop-before cutover`); then 1% changes (100 ConfigMaps
   rewritten, one 10 MiB file rewritten) and `run --resume` cuts over: its downtime is the
@@ -165,6 +166,7 @@ def one_shot(source: Cluster, target: Cluster, ns: str, bucket: str, work: Path,
     gone(source, ns)
     km("run", str(playbook(work / "oneshot.yaml", ns, to, False)), "--bucket", bucket,
        "--report-dir", str(work / "oneshot"))  # fmt: skip
+    target.patch(deploy, "app", {"spec": {"replicas": 1}}, to, sub="scale")  # the start
     end = ready(target, to)
     source.patch(deploy, "app", {"spec": {"replicas": 1}}, ns, sub="scale")
     ready(source, ns)

@@ -168,6 +168,8 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 	parallel := fs.Int("parallel", defaultParallel(), "files restored in parallel")
 	sinceManifest := fs.String("since-manifest", "",
 		"manifest snapshot of what the directory holds now: write only what changed")
+	verifyAfter := fs.Bool("verify", false,
+		"with --since-manifest: compare the directory with the new manifest afterwards")
 	if err := parse(fs, args, "path", "snapshot"); err != nil {
 		return nil, err
 	}
@@ -190,10 +192,7 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 		return nil, err
 	}
 	if *sinceManifest != "" {
-		d, mid, err := restoreDelta(ctx, k, *id, *sinceManifest, root, *parallel)
-		if err == nil {
-			_, err = relinkHardlinks(ctx, k, workDir(), *id, mid, root)
-		}
+		d, err := restoreDelta(ctx, k, *id, *sinceManifest, root, *parallel, *verifyAfter)
 		if err != nil {
 			return nil, err
 		}

@@ -184,40 +184,65 @@ type deltaResult struct {
 	Unchanged    int64   `json:"unchanged"`
 	Seconds      float64 `json:"seconds"`
 	PeakRSSBytes int64   `json:"peakRssBytes"`
+	// with --verify: the whole directory against the new manifest, as `verify` reports it
+	Verified    bool   `json:"verified"`
+	Differences int64  `json:"differences"`
+	Diffs       []Diff `json:"diffs,omitempty"`
 }
 
-// restoreDelta brings root from the files of manifest snapshot since to snapshot id.
-func restoreDelta(ctx context.Context, k *Kopia, id, since, root string, parallel int) (*deltaResult, string, error) {
+// restoreDelta brings root from the files of manifest snapshot since to snapshot id, relinks
+// its hardlinks and, with verify, compares the whole directory with the new manifest (one
+// pod for the write and its check: a cut-over waits for both).
+func restoreDelta(ctx context.Context, k *Kopia, id, since, root string, parallel int, verify bool) (*deltaResult, error) {
 	mid, err := k.manifestFor(ctx, id)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if mid == "" {
-		return nil, "", fail("snapshot-missing", "snapshot %s has no manifest: a delta needs one", id)
+		return nil, fail("snapshot-missing", "snapshot %s has no manifest: a delta needs one", id)
 	}
 	work := workDir()
 	newer, err := fetchManifest(ctx, k, mid, filepath.Join(work, "delta-new"))
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	defer newer.Close()
 	older, err := fetchManifest(ctx, k, since, filepath.Join(work, "delta-old"))
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	defer older.Close()
 	plan, err := planDelta(newer, older)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if err := plan.apply(root); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	err = k.Run(ctx, nil, "snapshot", "restore", id, root, "--skip-existing",
 		"--parallel="+strconv.Itoa(parallel))
-	if err != nil {
-		return nil, "", err
+	if err == nil {
+		_, err = relinkHardlinks(ctx, k, work, id, mid, root)
 	}
-	return &deltaResult{"result", plan.WriteBytes, plan.WriteFiles, plan.RemovedFiles,
-		plan.Unchanged, 0, 0}, mid, nil
+	if err != nil {
+		return nil, err
+	}
+	r := &deltaResult{Kind: "result", Bytes: plan.WriteBytes, Files: plan.WriteFiles,
+		Removed: plan.RemovedFiles, Unchanged: plan.Unchanged}
+	if verify {
+		if _, err := newer.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		var c Counters
+		var walkErr error
+		d, err := Compare(newer, Walk(root, &c, &walkErr), 20)
+		if err == nil {
+			err = walkErr
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.Verified, r.Differences, r.Diffs = true, d.Differences, d.Diffs
+	}
+	return r, nil
 }

@@ -83,6 +83,11 @@ GOOD: dict[str, Any] = {
     "liveFrozenSeconds": 14.0,
     "cloneSeconds": 1.5,
     "moverRestoreWallSeconds": 20.0,
+    "liveDowntimeSeconds": 7.0,
+    "liveWholeDowntimeSeconds": 9.0,
+    "oneShotDowntimeSeconds": 90.0,
+    "liveDeltaBytes": 12e6,
+    "liveChangedBytes": 10.7e6,
 }
 
 

@@ -1,15 +1,17 @@
 """Incremental backups and their restore on the real planes: an increment holds only the
 objects created or changed since its parent and lists those deleted (a metadata LIST
 compared with the parent's resourceVersions tells which; the changed objects come from a
-watch started at the parent's revisions, or one by one where none can run); restoring it onto a target that holds the parent
-updates, creates and deletes (only what kube-migrate restored), with workloads held and
-released; bad parents are refused before anything is written.
+watch started at the parent's revisions, or one by one where none can run); restoring
+it onto a target that holds the parent updates, creates and deletes (only what
+kube-migrate restored), with workloads held and released (`cluster release`); bad parents
+are refused before anything is written.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -158,8 +160,12 @@ def check_restored_increment(
     vopts = VerifyOptions(scope, Transforms())
     report = run_verify(source, target, vopts)
     assert not report.drift, [(r.kind, r.name, r.status, r.changes) for r in report.drifted]
-    released = release_all(target, [ns])
-    assert [w.label() for w in released] == [f"Deployment {ns}/web"]
+    kc = os.environ["KUBE_MIGRATE_TARGET_KUBECONFIG"]  # the dev-env's (conftest exports it)
+    out = run_cli("cluster", "release", "-n", ns, "--kubeconfig", kc, "-o", "json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [
+        {"kind": "Deployment", "namespace": ns, "name": "web", "action": "released"}]  # fmt: skip
+    assert release_all(target, [ns]) == []  # released already
     web = get(target, "deployments", "web", ns)
     assert web is not None and web["spec"]["replicas"] == 3
     assert HELD not in (web["metadata"].get("annotations") or {})

@@ -293,8 +293,9 @@ def test_delta_restore_writes_only_what_changed(mover: Any, tmp_path: Path) -> N
     second = _result(mover("backup", "--path", str(src), *who, **env))
 
     out = mover("restore", "--path", str(dst), "--snapshot", second["snapshotID"],
-                "--since-manifest", first["manifestSnapshotID"], **env)  # fmt: skip
+                "--since-manifest", first["manifestSnapshotID"], "--verify", **env)  # fmt: skip
     delta = _result(out)
+    assert delta["verified"] and delta["differences"] == 0, delta
     assert "prefetching" not in out[2]
     # written: big 1, f1, new.dat, x, private (mode); removed: empty and d7's 50 files
     assert delta["files"] == 5, delta

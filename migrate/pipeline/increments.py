@@ -78,9 +78,10 @@ def _timed(phases: dict[str, float], name: str, fn: Callable[[], Any]) -> Any:
         phases[name] = time.monotonic() - start
 
 
-def take_increment(ctx: Context, name: str) -> Increment:
+def take_increment(ctx: Context, name: str, verify: bool = False) -> Increment:
     """Back up, sync and restore (held) what changed since the last backup the target
-    holds; PartialFailure when the backup or the restore did not complete."""
+    holds; PartialFailure when the backup or the restore did not complete.  With
+    `verify`, the movers writing the changed files check their whole claims after."""
     parent = last_restored(ctx)
     inc = Increment(name, parent)
     store = ctx.store()
@@ -118,7 +119,7 @@ def take_increment(ctx: Context, name: str) -> Increment:
     ws = ctx.pb.wait_for_sync
     target_store = ctx.store("target")
     _timed(inc.phases, "sync", lambda: wait_for_sync(target_store, name, ws.timeout, ws.interval))
-    inc.restore = _timed(inc.phases, "restore", lambda: _restore(ctx, name))
+    inc.restore = _timed(inc.phases, "restore", lambda: _restore(ctx, name, verify))
     ctx.state.claim(f"{RESTORED}{name}")
     return inc
 
@@ -128,7 +129,7 @@ def chain_of(store: Store, name: str) -> list[str]:
     return positions.chain if positions is not None else [name]
 
 
-def _restore(ctx: Context, name: str) -> dict[str, Any]:
+def _restore(ctx: Context, name: str, verify: bool) -> dict[str, Any]:
     target, store = ctx.cluster("target"), ctx.store("target")
     opts = ctx.restore_options(resume=False)
     opts.name, opts.backup, opts.hold_workloads = name, name, True
@@ -154,6 +155,6 @@ def _restore(ctx: Context, name: str) -> dict[str, Any]:
         }  # fmt: skip
         out["volumes"] = apply_volume_deltas(
             target, store, name, chain_of(store, name), opts.mappings, created,
-            target_settings(ctx), lambda t: task(ctx.sink, t),
+            target_settings(ctx), lambda t: task(ctx.sink, t), verify,
         )  # fmt: skip
     return out

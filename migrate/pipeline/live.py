@@ -26,6 +26,7 @@ from migrate.playbook import Step
 from migrate.restore.held import held, hold_all, release_all, wait_started, wait_stopped
 from migrate.transform.sanitize import SanitizeOptions
 from migrate.verify import Transforms, VerifyOptions, run_verify
+from migrate.volumes.verify import ClaimCheck
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +88,12 @@ def cutover_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
         result["stoppedOnSource"] = [w.label() for w in stopped]
         wait_stopped(source, stopped, co.stop_timeout)
         t = clock.mark("quiesce", stopping)
-        inc = take_increment(ctx, child_name(ctx.backup_name(), f"c{attempts}"))
+        check = co.verify_data and ctx.pb.volumes.mode != "none"  # before the app writes
+        inc = take_increment(ctx, child_name(ctx.backup_name(), f"c{attempts}"), check)
         clock.after(t, inc.phases)
-        if co.verify_data and ctx.pb.volumes.mode != "none":  # before the app writes again
+        if check:
             t = time.monotonic()
-            _verify_data(ctx, inc.backup, result)
+            _verify_data(ctx, inc, result)
             clock.mark("verifyData", t)
         t = time.monotonic()
         released = release_all(target, tgt_ns)
@@ -152,12 +154,19 @@ def _verify_objects(ctx: Context, result: dict[str, Any]) -> None:
         raise DriftFound(f"verify after cut-over: {len(drifted)} drifted: {', '.join(drifted[:5])}")
 
 
-def _verify_data(ctx: Context, backup: str, result: dict[str, Any]) -> None:
-    """The target's claims against the final increment's file manifests, while the
-    target is still held (once it runs, the app's own writes differ)."""
-    checks = check_data(
-        ctx.cluster("target"), ctx.store("target"), backup,
+def _verify_data(ctx: Context, inc: Increment, result: dict[str, Any]) -> None:
+    """The target's claims against the final increment's file manifests, while the target
+    is still held (once it runs, the app's own writes differ): those the increment's
+    movers wrote were checked by the same movers; the others get a mover each."""
+    rows = ((inc.restore.get("volumes") or {}).get("claims")) or []
+    checked = [
+        ClaimCheck(r["claim"], r["files"], r["bytes"], r["differences"], r.get("diffs") or [])
+        for r in rows if "differences" in r
+    ]  # fmt: skip
+    checks = checked + check_data(
+        ctx.cluster("target"), ctx.store("target"), inc.backup,
         ctx.pb.mappings().namespace, target_settings(ctx),
+        done=frozenset(c.claim for c in checked),
     )  # fmt: skip
     result["data"] = data_result(checks)
     bad = [c for c in checks if not c.ok]

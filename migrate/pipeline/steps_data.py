@@ -150,9 +150,14 @@ def check_data(
     backup: str,
     namespace: Callable[[str | None], str | None],
     settings: Callable[[], MoverSettings],
+    done: frozenset[str] = frozenset(),
 ) -> list[ClaimCheck]:
-    """verify --data: every copied claim of the backup against its restored copy."""
-    copies = records.read(store, backup)
+    """verify --data: every copied claim of the backup against its restored copy, but
+    those `done` ("namespace/claim" on the target: checked already)."""
+    copies = [
+        v for v in records.read(store, backup)
+        if f"{namespace(v.namespace) or v.namespace}/{v.claim}" not in done
+    ]  # fmt: skip
     if not any(v.manifest_snapshot for v in copies):
         return []
     return verify_data(target, copies, lambda ns: namespace(ns) or ns, settings())

@@ -50,10 +50,12 @@ def apply_volume_deltas(
     created: set[tuple[str, str]],
     settings: Callable[[], MoverSettings],
     open_task: Callable[[str], AbstractContextManager[Callable[[str, int], None]]] | None,
+    verify: bool = False,
 ) -> dict[str, Any]:
     """Bring every claim of the increment `backup` (chain: its full backup ... itself) that
     the target holds from the parent's copy to this one, but those its restore `created`
-    ((namespace, claim) on the target); returns the rows and the claims left alone."""
+    ((namespace, claim) on the target); with `verify` each mover then checks its whole
+    claim against the copy.  Returns the rows and the claims left alone."""
     new = {(v.namespace, v.claim): v for v in records.read(store, backup) if v.snapshot}
     if not new:
         return {}
@@ -84,7 +86,9 @@ def apply_volume_deltas(
     out: dict[str, Any] = {"notWritten": left}
     if todo:
         where = _placements(target, {c.target_ns for c in todo})
-        level = DataLevel(target, new, where, settings(), open_task=open_task, since=since)
+        level = DataLevel(
+            target, new, where, settings(), open_task=open_task, since=since, verify=verify
+        )
         level(todo)
         out["claims"] = level.results
     return out

@@ -110,6 +110,7 @@ class DataLevel:
     # (source namespace, claim) -> the manifest snapshot of what the (existing) claim holds:
     # the mover writes only what changed since (an increment of a live migration)
     since: dict[tuple[str, str], str] = field(default_factory=dict)
+    verify: bool = False  # ... and the mover then checks the whole claim against the copy
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _tell: Callable[[str, int], None] = lambda _e, _n: None
     _bytes: ClaimBytes = field(default_factory=lambda: ClaimBytes(lambda _e, _n: None))
@@ -145,6 +146,11 @@ class DataLevel:
                 hint="the workloads that use them were not created; fix and rerun",
             )
 
+    def _delta_args(self, since: str | None) -> list[str]:
+        if not since:
+            return []
+        return ["--since-manifest", since, *(["--verify"] if self.verify else [])]
+
     def _one(self, c: PlannedClaim) -> str:
         v = self.copies[(c.source_ns, c.name)]
         p = self.where.get((c.target_ns, c.name), Placement())
@@ -153,7 +159,7 @@ class DataLevel:
             "restore",
             c.target_ns,
             c.name,
-            ["--snapshot", v.snapshot, *(["--since-manifest", since] if since else [])],
+            ["--snapshot", v.snapshot, *self._delta_args(since)],
             tolerations=p.tolerations,
             node_selector=p.node_selector,
             affinity=p.affinity,
@@ -171,7 +177,9 @@ class DataLevel:
             "files": int(result.get("files") or 0),
             "seconds": round(float(result.get("seconds") or 0), 2),
             **({"since": since, "removed": int(result.get("removed") or 0)} if since else {}),
-        }
+            **({"differences": int(result.get("differences") or 0),
+                "diffs": result.get("diffs") or []} if result.get("verified") else {}),
+        }  # fmt: skip
         log.info("claim %s: data restored (%s)", row["claim"], human_bytes(row["bytes"]))
         with self._lock:
             self.results.append(row)
