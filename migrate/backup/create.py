@@ -15,21 +15,21 @@ import gzip
 import json
 import logging
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from migrate import __version__
+from migrate.backup import listing
 from migrate.backup.access import check_can_list
 from migrate.backup.changes import ChangeTracker, included_in, record_changes
 from migrate.backup.delta import WATCH_MIN_OBJECTS, list_delta, start_from
 from migrate.backup.deps import Collector, fetch_dependencies
 from migrate.backup.scope import ResolvedResources, resolve_resources
-from migrate.backup.sink import BackupSummary, Progress, Sink, note
+from migrate.backup.sink import BackupSummary, Progress, Sink
 from migrate.cluster import APIResource, Cluster
 from migrate.cluster.identity import cluster_id
-from migrate.errors import ClusterError, ClusterUnreachable, NotFound, UsageError
+from migrate.errors import UsageError
 from migrate.runlog import LogCapture, captured
 from migrate.store import Store, layout
 from migrate.store.archive import TarballWriter
@@ -170,7 +170,7 @@ def _objects(
     """Every object in scope (or, incremental, what changed since the parent) into the
     sink, then the cluster-scoped objects they need."""
     collector = Collector()
-    lister = _lister(c, opts, sink, collector, summary, emit, tracker)
+    lister = listing.lister(c, opts.scope, opts.page_size, sink, collector, summary, emit, tracker)
     if opts.parent:
         selector = str(opts.scope.selector) or None
         stats = list_delta(
@@ -179,79 +179,11 @@ def _objects(
         )  # fmt: skip
         summary.incremental = stats.as_dict()
     else:
-        _list_all(lister, tasks, opts.parallelism)
+        listing.list_all(lister, tasks, opts.parallelism)
     if tracker is not None:
         tracker.all_listed()
     if opts.scope.cluster_mode != "all":
         fetch_dependencies(c, opts.scope, sink, collector, summary, opts.parallelism)
-
-
-def _lister(
-    c: Cluster,
-    opts: BackupOptions,
-    sink: Sink,
-    collector: Collector,
-    summary: BackupSummary,
-    emit: Progress,
-    tracker: ChangeTracker | None,
-) -> Callable[[tuple[APIResource, str | None]], None]:
-    """The full LIST of one (resource, namespace) into the backup."""
-    scope = opts.scope
-    selector = str(scope.selector) or None
-
-    def run(task: tuple[APIResource, str | None]) -> None:
-        res, ns = task
-        snapshot: dict[str, Any] = {}
-        try:
-            for obj in c.list(
-                res, ns, label_selector=selector, limit=opts.page_size, snapshot=snapshot
-            ):
-                obj_ns = (obj.get("metadata") or {}).get("namespace")
-                if res.namespaced and not scope.namespace_included(obj_ns or ""):
-                    continue
-                if res.full_name == "namespaces" and not scope.namespace_included(
-                    obj["metadata"]["name"]
-                ):
-                    continue
-                if sink.add(res, obj, ns):
-                    if tracker is not None and not tracker.paged(snapshot):
-                        tracker.seen(task, obj)
-                    if res.namespaced:
-                        collector.observe(obj, res.group, res.resource)
-        except ClusterUnreachable:
-            raise
-        except NotFound:  # the resource type went away meanwhile (a CRD deleted)
-            with sink.lock:
-                note(summary.warnings, ns, f"{res.full_name} is no longer served; skipped")
-        except ClusterError as exc:
-            log.warning("listing %s failed: %s", res.full_name, exc.message)
-            with sink.lock:
-                note(summary.errors, ns, f"list {res.full_name}: {exc.message}")
-        else:
-            if tracker is not None:
-                tracker.listed(task, snapshot)
-            if sink.positions is not None:
-                sink.positions.listed(res.full_name, ns, str(snapshot.get("resourceVersion", "")))
-        sink.resource_list.end_part(ns)
-        emit("listed", 1)
-
-    return run
-
-
-def _list_all(
-    run: Callable[[tuple[APIResource, str | None]], None],
-    tasks: list[tuple[APIResource, str | None]],
-    parallelism: int,
-) -> None:
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        futures = [pool.submit(run, t) for t in tasks]
-        try:
-            for fut in futures:
-                fut.result()
-        except BaseException:  # a failure, Ctrl-C or SIGTERM: start no other listing
-            for fut in futures:
-                fut.cancel()
-            raise
 
 
 def _finish(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrate.cluster.selectors import Selector
+from migrate.playbook.live import CutoverHook, CutoverSettings, PrecopySettings
 from migrate.playbook.rules import step_name
 from migrate.playbook.schema import def_default, default
 from migrate.transform.mappings import Mappings
@@ -86,27 +87,6 @@ class RestoreSettings:
     # the run's backup keeps them instead of copying their data through the bucket)
     clone_volumes: bool
     hold_workloads: bool = False  # restored at 0 replicas / suspended (transform.hold)
-
-
-@dataclass(frozen=True)
-class PrecopySettings:
-    passes: int  # increments after the first copy, while the source runs
-    until_bytes: int | None  # stop early once an increment is smaller
-
-
-@dataclass(frozen=True)
-class CutoverHook:
-    name: str
-    command: tuple[str, ...]
-    timeout: float  # seconds
-
-
-@dataclass(frozen=True)
-class CutoverSettings:
-    stop_timeout: float  # seconds for the source's pods to be gone
-    ready_timeout: float  # seconds for the target's workloads to be ready
-    verify_data: bool
-    hooks: tuple[CutoverHook, ...]
 
 
 @dataclass(frozen=True)
