@@ -256,6 +256,7 @@ def cut_over_after_sigkill(live: Live, run: str, writer: Writer) -> None:
     writer.join(30)
     done = live.km("run", "--resume", run)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "downtime" in done.stdout  # the run summary's cutover row
     result = live.report()["cutover"]["result"]
     assert result["downtimeSeconds"] > 0
     assert set(result["phases"]) >= {"quiesce", "backup", "sync", "restore", "start"}

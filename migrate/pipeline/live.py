@@ -29,6 +29,7 @@ from migrate.verify import Transforms, VerifyOptions, run_verify
 from migrate.volumes.verify import ClaimCheck
 
 log = logging.getLogger(__name__)
+AFTER = ("verify", "hooks")  # cut-over phases after the downtime window
 
 
 def _namespaces(ctx: Context) -> tuple[list[str], list[str]]:
@@ -49,7 +50,8 @@ def precopy_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
                  inc.deleted, inc.bytes)  # fmt: skip
         if pc.until_bytes is not None and inc.bytes < pc.until_bytes:
             break
-    return 0, {"passes": passes}
+    moved = ", ".join(f"{p['bytes']} B" for p in passes)
+    return 0, {"passes": passes, "message": f"{len(passes)} pass(es) moved {moved or 'nothing'}"}
 
 
 class Clock:
@@ -117,6 +119,8 @@ def cutover_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
             "`kube-migrate run --resume` cuts over again"
         )
         return exc.exit_code, result
+    shares = ", ".join(f"{k} {v:.1f}s" for k, v in clock.phases.items() if k not in AFTER)
+    result["message"] = f"downtime {result['downtimeSeconds']:.1f}s ({shares})"
     return 0, result
 
 
