@@ -40,6 +40,8 @@ type backupResult struct {
 	IncrementalBytes   int64   `json:"incrementalBytes"`
 	Seconds            float64 `json:"seconds"`
 	PeakRSSBytes       int64   `json:"peakRssBytes"`
+	// files whose manifest hash came from the previous backup (unchanged: not read)
+	ReusedHashes int64 `json:"reusedHashes"`
 }
 
 func backup(ctx context.Context, args []string, start time.Time) (any, error) {
@@ -88,7 +90,16 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 	go func() { total.Store(treeBytes(root)) }()
 	stop := ticker(func() (int64, int64) { return c.Bytes.Load(), c.Files.Load() }, total.Load)
 	mdone := make(chan error, 1)
-	go func() { mdone <- writeManifestFile(root, filepath.Join(mdir, "manifest.jsonl"), &c) }()
+	prev := &prevHashes{}
+	go func() {
+		closePrev := previousManifest(ctx, k, *user, *host, filepath.Join(work, "prev-manifest"), prev)
+		defer closePrev()
+		var known []Known
+		if prev.next != nil {
+			known = []Known{prev.known}
+		}
+		mdone <- writeManifestFile(root, filepath.Join(mdir, "manifest.jsonl"), &c, known...)
+	}()
 	var snap SnapshotInfo
 	if *manifestOnly {
 		snap.ID = "none"
@@ -128,7 +139,7 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 			return nil, fail("kopia-failed", "snapshot %s unreadable after backup: %v", msnap.ID, err)
 		}
 		return backupResult{"result", "", msnap.ID, c.Bytes.Load(), c.Files.Load(), c.Dirs.Load(),
-			added, since(start), peakRSS()}, nil
+			added, since(start), peakRSS(), prev.reused.Load()}, nil
 	}
 	// Read both back in a fresh kopia run: a repository created concurrently by another
 	// mover (kopia's create is not atomic on S3) would otherwise lose them silently.
@@ -138,15 +149,35 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 	}
 	s := snap.RootEntry.Summary
 	dirs := max(0, s.Dirs-1) // kopia counts the root, the manifest does not
-	return backupResult{"result", snap.ID, msnap.ID, s.Size, s.Files, dirs, added, since(start), peakRSS()}, nil
+	return backupResult{"result", snap.ID, msnap.ID, s.Size, s.Files, dirs, added, since(start),
+		peakRSS(), prev.reused.Load()}, nil
 }
 
-func writeManifestFile(root, path string, c *Counters) error {
+// previousManifest opens the newest manifest of this volume (user@host), whose hashes the
+// new one reuses for unchanged files; none (a first backup, any error) reads every file.
+func previousManifest(ctx context.Context, k *Kopia, user, host, dir string, p *prevHashes) func() {
+	var list []struct {
+		ID string `json:"id"`
+	}
+	err := k.JSON(ctx, &list, "snapshot", "list", user+"@"+host+":"+ManifestSource, "--json")
+	if err != nil || len(list) == 0 {
+		return func() {}
+	}
+	f, err := fetchManifest(ctx, k, list[len(list)-1].ID, dir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kmmover: every file read: previous manifest: %v\n", err)
+		return func() {}
+	}
+	p.next = entries(f)
+	return func() { f.Close() }
+}
+
+func writeManifestFile(root, path string, c *Counters, known ...Known) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if _, err := WriteManifest(root, f, c); err != nil {
+	if _, err := WriteManifest(root, f, c, known...); err != nil {
 		f.Close()
 		return err
 	}

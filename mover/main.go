@@ -213,7 +213,7 @@ func manifest(args []string) error {
 }
 
 // WriteManifest writes the manifest of root to w as JSON lines; it returns the entry count.
-func WriteManifest(root string, w io.Writer, c *Counters) (int64, error) {
+func WriteManifest(root string, w io.Writer, c *Counters, known ...Known) (int64, error) {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
@@ -221,7 +221,7 @@ func WriteManifest(root string, w io.Writer, c *Counters) (int64, error) {
 		walkErr, encErr error
 		n               int64
 	)
-	for e := range Walk(root, c, &walkErr) {
+	for e := range Walk(root, c, &walkErr, known...) {
 		if encErr == nil {
 			encErr = enc.Encode(e)
 			n++

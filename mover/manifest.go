@@ -32,6 +32,11 @@ type Entry struct {
 	Link     string `json:"link,omitempty"`
 	SHA256   string `json:"sha256,omitempty"`
 	Hardlink string `json:"hardlink,omitempty"` // first path (in manifest order) of the same inode
+	// when the file was last written and changed, and its inode (not compared: a restored
+	// copy has its own): a later backup reuses the hash of a file all three still match
+	MTime int64  `json:"mtime,omitempty"`
+	CTime int64  `json:"ctime,omitempty"`
+	Ino   uint64 `json:"ino,omitempty"`
 
 	abs  string
 	done chan struct{} // closed once SHA256 is set (files only)
@@ -51,9 +56,14 @@ const (
 
 type devIno struct{ dev, ino uint64 }
 
+// Known gives the hash of a file whose content is known already (an entry of the walk, with
+// its stat filled in), or "": the walker then reads the file. Called in path order.
+type Known func(e *Entry) string
+
 // Walk streams the manifest of root: entries arrive hashed and in path order on the
 // returned channel, which closes at the end; *errp holds the first error after that.
-func Walk(root string, c *Counters, errp *error) <-chan *Entry {
+// A file `known` (may be nil) has a hash for is not read.
+func Walk(root string, c *Counters, errp *error, known ...Known) <-chan *Entry {
 	out := make(chan *Entry, window)
 	ordered := make(chan *Entry, window)
 	jobs := make(chan *Entry, window)
@@ -70,6 +80,9 @@ func Walk(root string, c *Counters, errp *error) <-chan *Entry {
 		}()
 	}
 	w := &walker{root: root, out: ordered, jobs: jobs, links: map[devIno]string{}, c: c}
+	if len(known) > 0 {
+		w.known = known[0]
+	}
 	var walkErr error
 	go func() {
 		walkErr = w.dir("", root)
@@ -107,6 +120,7 @@ type walker struct {
 	jobs  chan<- *Entry
 	links map[devIno]string
 	c     *Counters
+	known Known
 }
 
 // item is a directory member (sub=false) or the subtree under it (sub=true). A subtree sorts
@@ -168,6 +182,7 @@ func (w *walker) entry(rel, abs string) error {
 	e := &Entry{Path: rel, Mode: modeString(fi.Mode()), abs: abs}
 	if st != nil {
 		e.UID, e.GID = st.Uid, st.Gid
+		e.MTime, e.CTime, e.Ino = st.Mtim.Nano(), st.Ctim.Nano(), st.Ino
 	}
 	switch m := fi.Mode(); {
 	case m.IsDir():
@@ -191,6 +206,12 @@ func (w *walker) entry(rel, abs string) error {
 			e.Hardlink = first
 		} else {
 			w.links[k] = rel
+		}
+	}
+	if e.done != nil && w.known != nil {
+		if sum := w.known(e); sum != "" {
+			e.SHA256, e.done = sum, nil
+			w.c.Bytes.Add(e.Size)
 		}
 	}
 	if e.done != nil {
@@ -235,4 +256,35 @@ func modeString(m fs.FileMode) string {
 		v |= 0o1000
 	}
 	return "0" + strconv.FormatUint(uint64(v), 8)
+}
+
+// prevHashes answers Known from a previous manifest of the same volume, read alongside the
+// walk (both in path order, so memory stays flat): a file with the same size, mtime, ctime
+// and inode as then has the same content, as rsync and git assume (ctime cannot be set
+// back by a user).
+type prevHashes struct {
+	next   func() (*Entry, error)
+	cur    *Entry
+	end    bool
+	reused atomic.Int64 // files whose hash was reused
+}
+
+func (p *prevHashes) known(e *Entry) string {
+	for !p.end && (p.cur == nil || p.cur.Path < e.Path) {
+		cur, err := p.next()
+		if err != nil || cur == nil {
+			p.end, p.cur = true, nil
+			break
+		}
+		p.cur = cur
+	}
+	c := p.cur
+	if c == nil || c.Path != e.Path || c.Type != "file" || c.SHA256 == "" || c.MTime == 0 {
+		return ""
+	}
+	if c.Size != e.Size || c.MTime != e.MTime || c.CTime != e.CTime || c.Ino != e.Ino {
+		return ""
+	}
+	p.reused.Add(1)
+	return c.SHA256
 }

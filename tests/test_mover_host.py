@@ -307,3 +307,29 @@ def test_delta_restore_writes_only_what_changed(mover: Any, tmp_path: Path) -> N
     clean = _result(mover(*verify, **env))
     assert clean["differences"] == 0, clean["diffs"]
     assert (dst / "zz hardlink").stat().st_ino == (dst / "a" / "target.txt").stat().st_ino
+
+
+def test_a_second_backup_reads_only_the_files_that_changed(mover: Any, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(8):
+        (src / f"f{i}").write_bytes(os.urandom(4 << 20))
+    who = ("--user", "vol-m", "--host", "ns-m")
+    env = {"KM_S3_PREFIX": "reuse/"}
+    _result(mover("backup", "--path", str(src), *who, "--create", **env))
+    (src / "f3").write_bytes(os.urandom(4 << 20))  # changed
+    os.utime(src / "f5", ns=(1, 1))  # mtime set back: ctime still tells
+    out = mover("backup", "--path", str(src), *who, **env)
+    second = _result(out)
+    assert "every file read" not in out[2], out[2][-2000:]
+    assert second["reusedHashes"] == 6, second  # all but f3 (rewritten) and f5 (ctime)
+    dst = tmp_path / "dst"
+    _result(mover("restore", "--path", str(dst), "--snapshot", second["snapshotID"], **env))
+    verify = ("verify", "--path", str(dst), "--manifest-snapshot", second["manifestSnapshotID"])
+    clean = _result(mover(*verify, **env))
+    assert clean["differences"] == 0, clean["diffs"]
+    # the manifest's hashes are the files' own: f3's new content was read, not reused
+    code, lines, _err = mover("manifest", "--path", str(src))
+    assert code == 0
+    fresh = {e["path"]: e["sha256"] for e in lines}
+    assert fresh["f3"] == hashlib.sha256((src / "f3").read_bytes()).hexdigest()
