@@ -97,7 +97,9 @@ def playbook(path: Path, ns: str) -> Path:
         "  waitForSync: {interval: 200ms}\n"
         "  restore: {holdWorkloads: true}\n"
         "  precopy: {passes: 1}\n"
-        "  cutover: {stopTimeout: 1m, readyTimeout: 3m}\n"
+        "  cutover:\n    stopTimeout: 1m\n    readyTimeout: 3m\n"
+        "    hooks: [{name: switch, command: [sh, -c, 'echo $KUBE_MIGRATE_RUN "
+        f"$KUBE_MIGRATE_TARGET_NAMESPACES >> {path.parent / 'switched'}']}}]\n"
         "  steps: [backup, waitForSync, restore, precopy, cutover]\n"
     )
     return path
@@ -257,6 +259,8 @@ def cut_over_after_sigkill(live: Live, run: str, writer: Writer) -> None:
     done = live.km("run", "--resume", run)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "downtime" in done.stdout  # the run summary's cutover row
+    switched = (live.tmp / "switched").read_text().split("\n")
+    assert switched[:-1] == [f"{run} {live.ns}"], switched  # the hook ran once, at the end
     result = live.report()["cutover"]["result"]
     assert result["downtimeSeconds"] > 0
     assert set(result["phases"]) >= {"quiesce", "backup", "sync", "restore", "start"}

@@ -14,6 +14,7 @@ idempotent, so it completes, or fails and rolls back; it never leaves both sides
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import time
 from typing import Any
@@ -107,7 +108,7 @@ def cutover_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
         _verify_objects(ctx, result)
         t = clock.mark("verify", t)
         if co.hooks:
-            _hooks(ctx, result)
+            _hooks(ctx, result, tgt_ns)
             clock.mark("hooks", t)
     except (MigrateError, KeyboardInterrupt) as exc:
         result["rolledBack"] = _roll_back(ctx, src_ns, tgt_ns)
@@ -178,15 +179,24 @@ def _verify_data(ctx: Context, inc: Increment, result: dict[str, Any]) -> None:
         raise DriftFound(f"verify --data before the target starts: {len(bad)} claim(s) differ")
 
 
-def _hooks(ctx: Context, result: dict[str, Any]) -> None:
-    """The user's cut-over commands, in order, once the target is ready."""
+def _hooks(ctx: Context, result: dict[str, Any], namespaces: list[str]) -> None:
+    """The user's cut-over commands, in order, once the target is ready; they learn the
+    run, the target and its namespaces, and the downtime from variables."""
     ran = []
+    env = {
+        **os.environ,
+        "KUBE_MIGRATE_RUN": ctx.run,
+        "KUBE_MIGRATE_TARGET_KUBECONFIG": ctx.endpoints.target.kubeconfig or "",
+        "KUBE_MIGRATE_TARGET_CONTEXT": ctx.endpoints.target.context or "",
+        "KUBE_MIGRATE_TARGET_NAMESPACES": ",".join(namespaces),
+        "KUBE_MIGRATE_DOWNTIME_SECONDS": str(result.get("downtimeSeconds", "")),
+    }
     for hook in ctx.pb.cutover.hooks:
         start = time.monotonic()
         try:
             proc = subprocess.run(
                 list(hook.command), capture_output=True, text=True, timeout=hook.timeout,
-                check=False, env=None,
+                check=False, env=env,
             )  # fmt: skip
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise PartialFailure(f"cut-over hook {hook.name}: {exc}") from None
