@@ -222,7 +222,10 @@ func restoreDelta(ctx context.Context, k *Kopia, id, since, root string, paralle
 	err = k.Run(ctx, nil, "snapshot", "restore", id, root, "--skip-existing",
 		"--parallel="+strconv.Itoa(parallel))
 	if err == nil {
-		_, err = relinkHardlinks(ctx, k, work, id, mid, root)
+		_, err = newer.Seek(0, io.SeekStart)
+	}
+	if err == nil { // the new manifest is here already: no third download
+		_, err = relinkFrom(newer, mid, root)
 	}
 	if err != nil {
 		return nil, err

@@ -48,6 +48,11 @@ func relinkHardlinks(ctx context.Context, k *Kopia, work, id, mid, root string) 
 		return 0, err
 	}
 	defer f.Close()
+	return relinkFrom(f, mid, root)
+}
+
+// relinkFrom restores the hardlinks a manifest (read from r) records under root.
+func relinkFrom(f io.Reader, mid, root string) (int, error) {
 	r := bufio.NewReaderSize(f, 1<<20)
 	n := 0
 	for {

@@ -62,6 +62,7 @@ def test_layout_is_velero(shop: Any, source: Cluster, bucket_url: str) -> None:
             "shop-1-logs.gz",
             "shop-1-results.gz",
             "shop-1-kube-migrate.json",
+            "shop-1-kube-migrate-positions.json.gz",  # ours: where a later increment starts
         )
     )
     meta = json.loads(store.get("backups/shop-1/velero-backup.json"))
