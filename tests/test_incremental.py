@@ -94,7 +94,7 @@ def tarball_names(store: Store, backup: str) -> set[tuple[str, str]]:
 def test_increment_holds_the_changes_and_restore_applies_them(
     source: Cluster, target: Cluster, bucket_url: str, both_ns: str
 ) -> None:
-    ns, store = both_ns, open_store(bucket_url)
+    ns, store, store_url = both_ns, open_store(bucket_url), bucket_url
     for obj in (cm("keep", "1"), cm("change", "1"), cm("gone", "1"), cm("theirs", "1"),
                 deployment("web", 2)):  # fmt: skip
         source.create(res(source, obj["kind"]), obj, ns)
@@ -126,6 +126,9 @@ def test_increment_holds_the_changes_and_restore_applies_them(
     names = tarball_names(store, inc)
     assert {n for gr, n in names if gr == "configmaps"} == {"change", "new"}
     assert ("deployments.apps", "web") in names
+    described = run_cli("backup", "describe", inc, "--bucket", store_url, "-o", "json")
+    assert described.returncode == 0, described.stderr
+    assert json.loads(described.stdout)["incremental"]["chain"] == [full, inc]
     info = layout.BackupInfo.parse(store.get(layout.BackupKeys(inc).metadata), inc)
     assert info.labels[layout.PARENT_LABEL] == full
     positions = read_positions(store, inc)

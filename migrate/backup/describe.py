@@ -179,8 +179,8 @@ def describe(
             out["encryption"]["manifestAuthenticated"] = authenticated
         out["clusterIncluded"] = manifest.raw.get("clusterIncluded") or {}
         out["skippedResources"] = manifest.raw.get("skippedResources") or {}
-        if manifest.raw.get("grants"):  # CRDs granted to ServiceAccounts in scope
-            out["grants"] = manifest.raw["grants"]
+        # CRDs granted to ServiceAccounts in scope; an increment's chain and how it was read
+        out.update({k: manifest.raw[k] for k in ("grants", "incremental") if manifest.raw.get(k)})
     if (volumes := _volumes(store, folder)) is not None:
         out["volumes"] = volumes
     if details:
