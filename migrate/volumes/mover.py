@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 
 UNSCHEDULABLE_SECONDS = 90.0  # a mover the scheduler cannot place fails after this
 WATCH_SECONDS = 2.0  # a running mover's log tail is read this often for its progress
+# A mover's pod is looked at this often at most (from 0.2 s, growing): its end is seen
+# within half a second, which a cut-over's downtime counts (2 s let a 4-second mover
+# be seen at 6).
+POLL_MAX_SECONDS = 0.5
 # A waiting container's reasons that do not cure themselves -> (seconds they may last, hint).
 # A kubelet under load reports CreateContainerConfigError ("failed to sync secret cache")
 # for a Secret made just before the pod: that one gets time.
@@ -162,7 +166,7 @@ def _wait(cluster: Cluster, pods: Any, job: MoverJob, name: str, timeout: float)
         if job.stop is not None and job.stop.is_set():
             raise PartialFailure(f"{where}: interrupted")
         time.sleep(pause)
-        pause = min(pause * 1.5, 2.0)
+        pause = min(pause * 1.5, POLL_MAX_SECONDS)
 
 
 def _watch(cluster: Cluster, job: MoverJob, name: str) -> None:
