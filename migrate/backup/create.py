@@ -15,6 +15,7 @@ import gzip
 import json
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -117,9 +118,10 @@ def create_backup(
         tasks = list(_tasks(c, opts.scope, resolved))
         emit("total", len(tasks))
         tracker = None
-        if opts.detect_changes and not opts.parent:  # a delta reads up to a bookmark
+        if opts.detect_changes and not opts.parent:  # an increment's LIST is its own check
             selector = str(opts.scope.selector) or None
             tracker = ChangeTracker(c, selector, included_in(opts.scope), tasks)
+        addition = _start_addition(opts, summary)
         try:
             with TarballWriter(store, keys.tarball, opts.encryption_key) as tw:
                 tw.add(layout.VERSION_FILE, f"{layout.FORMAT_VERSION}\n".encode())
@@ -137,12 +139,27 @@ def create_backup(
         if tracker is not None:
             record_changes(tracker, opts.parallelism, summary)
         files = {keys.tarball: (tw.size, tw.sha256)}
-        added = opts.add(summary) if opts.add is not None else Addition()
+        added = addition()
         added.files[keys.positions] = positions.to_bytes()
         if opts.parent:
             added.manifest["incremental"] = {"chain": positions.chain, **summary.incremental}
         _finish(c, store, keys, opts, summary, sink.resource_list, capture, files, version, added)
     return summary
+
+
+def _start_addition(opts: BackupOptions, summary: BackupSummary) -> Callable[[], Addition]:
+    """What another step adds (the volume data): for an increment started now, beside its
+    objects (neither needs the other, and a cut-over waits for both); for a full backup
+    once its objects are in.  Returns the call that gives the addition."""
+    add = opts.add
+    if add is None:
+        return Addition
+    if not opts.parent:
+        return lambda: add(summary)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="km-addition")
+    future = pool.submit(add, summary)
+    pool.shutdown(wait=False)
+    return future.result
 
 
 def _new_keys(store: Store, name: str) -> layout.BackupKeys:

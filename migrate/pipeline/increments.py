@@ -12,18 +12,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from migrate.backup import catalog
 from migrate.backup.create import BackupOptions, create_backup
+from migrate.cluster import Cluster
 from migrate.errors import PartialFailure
 from migrate.pipeline.context import Context
 from migrate.pipeline.events import task
 from migrate.pipeline.restore_data import data_level
 from migrate.pipeline.steps_data import target_settings, volume_step
 from migrate.pipeline.volume_deltas import apply_volume_deltas
+from migrate.restore.plan import Plan
 from migrate.restore.run import plan_restore, run_restore
 from migrate.store import Store
 from migrate.store.positions import read_positions
@@ -130,6 +133,9 @@ def chain_of(store: Store, name: str) -> list[str]:
 
 
 def _restore(ctx: Context, name: str, verify: bool) -> dict[str, Any]:
+    """The increment's objects, and beside them (neither needs the other) the changed
+    files of the claims the target holds; claims the increment creates are filled by
+    the restore's own data level."""
     target, store = ctx.cluster("target"), ctx.store("target")
     opts = ctx.restore_options(resume=False)
     opts.name, opts.backup, opts.hold_workloads = name, name, True
@@ -138,23 +144,44 @@ def _restore(ctx: Context, name: str, verify: bool) -> dict[str, Any]:
         target, store, name, (loaded, plan), target_settings(ctx),
         lambda t: task(ctx.sink, t), clone=False, restore=name,
     )  # fmt: skip
-    with task(ctx.sink, f"restore {name}") as progress:
-        summary = run_restore(
-            target, store, opts, progress, planned=(loaded, plan),
-            after_level=data.after, before_level=data.before,
+    files = None
+    if ctx.pb.volumes.mode != "none":
+        created = _new_claims(target, plan)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="km-volume-deltas")
+        files = pool.submit(
+            apply_volume_deltas, target, store, name, chain_of(store, name), opts.mappings,
+            created, target_settings(ctx), lambda t: task(ctx.sink, t), verify,
         )  # fmt: skip
+        pool.shutdown(wait=False)
+    try:
+        with task(ctx.sink, f"restore {name}") as progress:
+            summary = run_restore(
+                target, store, opts, progress, planned=(loaded, plan),
+                after_level=data.after, before_level=data.before,
+            )  # fmt: skip
+    finally:
+        volumes = files.result() if files is not None else None  # its movers end first
     if summary.phase != "Completed":
         failed = [r for r in summary.results if r.result == "failed"][:3]
         detail = "; ".join(f"{r.key[1]} {r.key[3]}: {r.message}" for r in failed)
         raise PartialFailure(f"restore of increment {name} is {summary.phase}: {detail}")
     out = {k: v for k, v in summary.as_dict().items() if k in ("created", "updated", "deleted")}
-    if ctx.pb.volumes.mode != "none":
-        created = {
-            (r.key[2] or "", r.key[3]) for r in summary.results
-            if r.key[1] == "PersistentVolumeClaim" and r.result == "created"
-        }  # fmt: skip
-        out["volumes"] = apply_volume_deltas(
-            target, store, name, chain_of(store, name), opts.mappings, created,
-            target_settings(ctx), lambda t: task(ctx.sink, t), verify,
-        )  # fmt: skip
+    if volumes is not None:
+        out["volumes"] = volumes
     return out
+
+
+def _new_claims(target: Cluster, plan: Plan) -> set[tuple[str, str]]:
+    """(namespace, claim) of the claims the restore creates: planned, not on the target."""
+    pvc = target.discovery().get("", "persistentvolumeclaims")
+    assert pvc is not None
+    planned = {
+        (it.target_ns or "", it.key[3]) for it in plan.restorable
+        if it.kind == "PersistentVolumeClaim"
+    }  # fmt: skip
+    have = {
+        (ns, o["metadata"]["name"])
+        for ns in sorted({ns for ns, _ in planned})
+        for o in target.list(pvc, ns)
+    }
+    return planned - have
