@@ -296,6 +296,7 @@ def test_delta_restore_writes_only_what_changed(mover: Any, tmp_path: Path) -> N
                 "--since-manifest", first["manifestSnapshotID"], "--verify", **env)  # fmt: skip
     delta = _result(out)
     assert delta["verified"] and delta["differences"] == 0, delta
+    assert delta["readFiles"] == 5, delta  # the check read what it wrote, no more
     assert "prefetching" not in out[2]
     # written: big 1, f1, new.dat, x, private (mode); removed: empty and d7's 50 files
     assert delta["files"] == 5, delta

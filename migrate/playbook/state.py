@@ -82,7 +82,8 @@ class RunState:
     finished: str | None = None
     exit_code: int | None = None
     resumes: int = 0
-    claimed: list[str] = field(default_factory=list)  # bucket folders it began writing
+    # bucket folders it began writing, and a live migration's marks (pipeline/increments.py)
+    claimed: list[str] = field(default_factory=list)
     # workloads of the source it scaled to 0 (--quiesce scale-down) and has not scaled back
     # yet: {kind, namespace, name, replicas}; a resume gives them their replicas first
     quiesced: list[dict[str, Any]] = field(default_factory=list)
