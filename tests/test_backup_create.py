@@ -112,6 +112,7 @@ def test_layout_is_velero(shop: Any, source: Cluster, bucket_url: str) -> None:
 
     manifest = json.loads(store.get("backups/shop-1/shop-1-kube-migrate.json"))
     assert set(manifest["files"]) == {
+        "shop-1-kube-migrate-positions.json.gz",
         "velero-backup.json",
         "shop-1.tar.gz",
         "shop-1-resource-list.json.gz",
