@@ -197,10 +197,10 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 	path := fs.String("path", "", "directory to restore into")
 	id := fs.String("snapshot", "", "snapshot ID")
 	parallel := fs.Int("parallel", defaultParallel(), "files restored in parallel")
-	sinceManifest := fs.String("since-manifest", "",
-		"manifest snapshot of what the directory holds now: write only what changed")
+	delta := fs.Bool("delta", false,
+		"the directory holds an earlier copy: write only what differs from the snapshot")
 	verifyAfter := fs.Bool("verify", false,
-		"with --since-manifest: compare the directory with the new manifest afterwards")
+		"with --delta: check the directory against the snapshot's manifest afterwards")
 	if err := parse(fs, args, "path", "snapshot"); err != nil {
 		return nil, err
 	}
@@ -222,8 +222,8 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if *sinceManifest != "" {
-		d, err := restoreDelta(ctx, k, *id, *sinceManifest, root, *parallel, *verifyAfter)
+	if *delta {
+		d, err := restoreDelta(ctx, k, *id, root, *parallel, *verifyAfter)
 		if err != nil {
 			return nil, err
 		}

@@ -1,9 +1,10 @@
-// Delta restore: a claim already holding one snapshot's files is brought to a newer one by
-// writing only what changed. The two snapshots' manifests are merged in path order (memory
-// flat in the number of files): a path only the older one has is removed, a file or symlink
-// that differs is removed and then written again, a directory that differs gets its mode and
-// owner; kopia then restores the new snapshot without overwriting what exists, so only the
-// removed and the new paths are read from the repository.
+// Delta restore: a claim already holding an earlier copy of a volume is brought to a newer
+// snapshot by writing only what differs. The new snapshot's manifest is merged, in path
+// order (memory flat in the number of files), with the claim as it is (walked, not read): a
+// path only the claim has is removed, a file whose size or mtime differs (or a symlink or
+// type that does) is removed and then written again, a directory that differs gets its mode
+// and owner; kopia then restores the new snapshot without overwriting what exists, so only
+// the removed and the new paths are read from the repository.
 package main
 
 import (
@@ -49,38 +50,39 @@ func entries(r io.Reader) func() (*Entry, error) {
 	}
 }
 
-// planDelta merges the manifest of the new snapshot with that of the one the claim holds.
-func planDelta(newer, older io.Reader) (*deltaPlan, error) {
-	nextNew, nextOld := entries(newer), entries(older)
+// planDelta merges the manifest of the new snapshot with what the directory holds (its
+// entries, walked without reading: hashes "-"). A file is kept when its size and mtime are
+// the manifest's (kopia restores each file's recorded mtime; rsync's quick check): the
+// manifest of the copy the directory came from is not trusted, as a copy of a running
+// app may hold a file as it was before the manifest read it.
+func planDelta(newer io.Reader, held <-chan *Entry) (*deltaPlan, error) {
+	defer func() {
+		for range held {
+		}
+	}()
+	nextNew := entries(newer)
 	p := &deltaPlan{Written: map[string]struct{}{}}
 	n, err := nextNew()
 	if err != nil {
 		return nil, err
 	}
-	o, err := nextOld()
-	if err != nil {
-		return nil, err
-	}
-	for n != nil || o != nil {
+	o, ok := <-held
+	for n != nil || ok {
 		switch {
-		case o == nil || (n != nil && n.Path < o.Path): // new: kopia writes it
+		case !ok || (n != nil && n.Path < o.Path): // new: kopia writes it
 			p.write(n)
 			if n, err = nextNew(); err != nil {
 				return nil, err
 			}
+			continue
 		case n == nil || o.Path < n.Path: // gone: removed
 			p.Remove = append(p.Remove, o.Path)
 			if o.Type != "dir" {
 				p.RemovedFiles++
 			}
-			if o, err = nextOld(); err != nil {
-				return nil, err
-			}
 		default:
-			var c Comparison
-			compareEntry(&c, 0, n, o)
 			switch {
-			case c.Differences == 0:
+			case sameHeld(n, o):
 				p.Unchanged++
 			case n.Type == "dir" && o.Type == "dir":
 				p.Dirs = append(p.Dirs, n)
@@ -91,12 +93,20 @@ func planDelta(newer, older io.Reader) (*deltaPlan, error) {
 			if n, err = nextNew(); err != nil {
 				return nil, err
 			}
-			if o, err = nextOld(); err != nil {
-				return nil, err
-			}
 		}
+		o, ok = <-held
 	}
 	return p, nil
+}
+
+// sameHeld reports whether a held entry matches the manifest's: type, mode, owner, links, and
+// for a file its size and mtime (its content is not read).
+func sameHeld(n, o *Entry) bool {
+	var c Comparison
+	held := *o
+	held.SHA256 = n.SHA256
+	compareEntry(&c, 0, n, &held)
+	return c.Differences == 0 && (n.Type != "file" || n.MTime == o.MTime)
 }
 
 func (p *deltaPlan) write(e *Entry) {
@@ -193,10 +203,12 @@ type deltaResult struct {
 	ReadFiles   int64  `json:"readFiles"` // files the check read (the others: the manifest's word)
 }
 
-// restoreDelta brings root from the files of manifest snapshot since to snapshot id, relinks
-// its hardlinks and, with verify, compares the whole directory with the new manifest (one
-// pod for the write and its check: a cut-over waits for both).
-func restoreDelta(ctx context.Context, k *Kopia, id, since, root string, parallel int, verify bool) (*deltaResult, error) {
+// restoreDelta brings root, which holds an earlier copy of the volume, to snapshot id by
+// writing only what differs, relinks its hardlinks and, with verify, checks the whole
+// directory against the new manifest: every path's metadata, and the content of what it
+// wrote and of any file whose size or mtime is not the manifest's (one pod for the write
+// and its check: a cut-over waits for both).
+func restoreDelta(ctx context.Context, k *Kopia, id, root string, parallel int, verify bool) (*deltaResult, error) {
 	mid, err := k.manifestFor(ctx, id)
 	if err != nil {
 		return nil, err
@@ -210,12 +222,12 @@ func restoreDelta(ctx context.Context, k *Kopia, id, since, root string, paralle
 		return nil, err
 	}
 	defer newer.Close()
-	older, err := fetchManifest(ctx, k, since, filepath.Join(work, "delta-old"))
-	if err != nil {
-		return nil, err
+	var c0 Counters
+	var walkErr error
+	plan, err := planDelta(newer, Walk(root, &c0, &walkErr, func(*Entry) string { return "-" }))
+	if err == nil {
+		err = walkErr
 	}
-	defer older.Close()
-	plan, err := planDelta(newer, older)
 	if err != nil {
 		return nil, err
 	}
@@ -262,8 +274,8 @@ func restoreDelta(ctx context.Context, k *Kopia, id, since, root string, paralle
 
 // keptHashes is Known for the check after a delta restore: every path's type, size, mode,
 // owner and links are compared, but only the files this restore wrote are read; a file it
-// kept has the content the previous restore wrote and checked (the claim is held between
-// the two), so it is taken at the manifest's word when its size matches.
+// kept (size and mtime the manifest's, as planDelta found it) is taken at the manifest's
+// word, as rsync's quick check does.
 type keptHashes struct {
 	next    func() (*Entry, error)
 	cur     *Entry
@@ -284,7 +296,8 @@ func (p *keptHashes) known(e *Entry) string {
 		}
 		p.cur = cur
 	}
-	if c := p.cur; c != nil && c.Path == e.Path && c.Type == "file" && c.Size == e.Size {
+	if c := p.cur; c != nil && c.Path == e.Path && c.Type == "file" && c.Size == e.Size &&
+		c.MTime == e.MTime {
 		p.kept++
 		return c.SHA256
 	}

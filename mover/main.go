@@ -4,7 +4,7 @@
 // made it. It speaks JSON lines on stdout, which is all the Python side reads:
 //
 //	kmmover backup   --path DIR --user U --host H [--create] [--manifest-only]
-//	kmmover restore  --path DIR --snapshot ID [--parallel N] [--since-manifest ID [--verify]]
+//	kmmover restore  --path DIR --snapshot ID [--parallel N] [--delta [--verify]]
 //	kmmover verify   --path DIR --manifest-snapshot ID [--max-diffs N]
 //	kmmover manifest --path DIR
 //

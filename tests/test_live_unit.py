@@ -7,13 +7,12 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from migrate.errors import PlaybookError
-from migrate.pipeline.increments import child_name, interrupted
+from migrate.pipeline.increments import child_name
 from migrate.playbook import load_playbook
 from migrate.store.positions import Positions
 from migrate.transform.hold import HELD, QUIESCED, as_intended, hold, hold_patch, release_patch
@@ -103,12 +102,3 @@ def test_live_steps_rules(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(PlaybookError) as err:
         load_playbook(str(path), env={})
     assert message in err.value.message
-
-
-def test_an_interrupted_increment_needs_a_full_check_until_the_next_one() -> None:
-    ctx: Any = SimpleNamespace(state=SimpleNamespace(claimed=[]))
-    ctx.state.claimed = ["checked:run", "writing:p1", "restored:p1", "writing:c1"]
-    assert interrupted(ctx)  # c1 started, never restored
-    assert not interrupted(ctx, but="c1")  # ... unless c1 is the one asking
-    ctx.state.claimed += ["writing:c2", "restored:c2", "checked:c2", "writing:c3"]
-    assert not interrupted(ctx, but="c3")  # c1 is before the last full check

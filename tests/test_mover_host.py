@@ -291,16 +291,21 @@ def test_delta_restore_writes_only_what_changed(mover: Any, tmp_path: Path) -> N
     (src / "private").chmod(0o640)
     (src / "shared").chmod(0o755)
     second = _result(mover("backup", "--path", str(src), *who, **env))
+    # the claim is not what any manifest says (a copy of a running app can hold a file as
+    # it was before its manifest read it): the delta goes by the claim itself
+    stale = dst / "d3" / "sub2" / "f11.dat"
+    stale.write_bytes(b"not what the backup holds")
 
     out = mover("restore", "--path", str(dst), "--snapshot", second["snapshotID"],
-                "--since-manifest", first["manifestSnapshotID"], "--verify", **env)  # fmt: skip
+                "--delta", "--verify", **env)  # fmt: skip
     delta = _result(out)
     assert delta["verified"] and delta["differences"] == 0, delta
-    assert delta["readFiles"] == 5, delta  # the check read what it wrote, no more
+    assert delta["readFiles"] == 6, delta  # the check read what it wrote, no more
     assert "prefetching" not in out[2]
-    # written: big 1, f1, new.dat, x, private (mode); removed: empty and d7's 50 files
-    assert delta["files"] == 5, delta
-    assert delta["bytes"] == (1 << 20) + 7 + 8 + 1000 + len("secret-ish\n"), delta
+    # written: big 1, f1, new.dat, x, private (mode), the stale f11; removed: empty, d7's 50
+    assert delta["files"] == 6, delta
+    f11 = (src / "d3" / "sub2" / "f11.dat").stat().st_size
+    assert delta["bytes"] == (1 << 20) + 7 + 8 + 1000 + len("secret-ish\n") + f11, delta
     assert delta["removed"] == 1 + 50, delta  # empty, and d7's files
     after = kept.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # untouched

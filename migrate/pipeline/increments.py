@@ -34,8 +34,6 @@ from migrate.sync.wait import wait_for_sync
 
 log = logging.getLogger(__name__)
 RESTORED = "restored:"  # the run journal's claim for an increment the target holds
-WRITING = "writing:"  # ... for one whose restore started (without RESTORED: interrupted)
-CHECKED = "checked:"  # ... for a backup the target's claims were checked to equal
 NAME_LIMIT = 63
 
 
@@ -124,19 +122,9 @@ def take_increment(ctx: Context, name: str, verify: bool = False) -> Increment:
     ws = ctx.pb.wait_for_sync
     target_store = ctx.store("target")
     _timed(inc.phases, "sync", lambda: wait_for_sync(target_store, name, ws.timeout, ws.interval))
-    ctx.state.claim(f"{WRITING}{name}")
     inc.restore = _timed(inc.phases, "restore", lambda: _restore(ctx, name, verify))
     ctx.state.claim(f"{RESTORED}{name}")
     return inc
-
-
-def interrupted(ctx: Context, but: str = "") -> bool:
-    """Whether an increment's restore (other than `but`) started since the last check of
-    the claims and never finished: they may hold part of it, and only a full check tells."""
-    claimed = ctx.state.claimed
-    last = max((i for i, c in enumerate(claimed) if c.startswith(CHECKED)), default=-1)
-    started = {c.removeprefix(WRITING) for c in claimed[last + 1 :] if c.startswith(WRITING)}
-    return any(f"{RESTORED}{name}" not in claimed for name in started - {but})
 
 
 def chain_of(store: Store, name: str) -> list[str]:

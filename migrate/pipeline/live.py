@@ -21,14 +21,7 @@ from typing import Any
 
 from migrate.errors import DriftFound, MigrateError, PartialFailure
 from migrate.pipeline.context import Context
-from migrate.pipeline.increments import (
-    CHECKED,
-    Increment,
-    child_name,
-    interrupted,
-    last_restored,
-    take_increment,
-)
+from migrate.pipeline.increments import Increment, child_name, take_increment
 from migrate.pipeline.steps_data import check_data, data_result, target_settings
 from migrate.playbook import Step
 from migrate.restore.held import held, hold_all, release_all, wait_started, wait_stopped
@@ -48,33 +41,19 @@ def _namespaces(ctx: Context) -> tuple[list[str], list[str]]:
 
 
 def precopy_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str, Any]]:
-    """`precopy.passes` increments (fewer once one is below `precopy.untilBytes`).  First
-    the claims the restore filled are checked against the backup in full (here, while the
-    source runs): from then on each increment's movers read back only what they write."""
+    """`precopy.passes` increments (fewer once one is below `precopy.untilBytes`), taken
+    while the source runs."""
     pc = ctx.pb.precopy
-    result: dict[str, Any] = {}
-    if ctx.pb.volumes.mode != "none" and f"{CHECKED}{last_restored(ctx)}" not in ctx.state.claimed:
-        base = last_restored(ctx)
-        checks = check_data(
-            ctx.cluster("target"), ctx.store("target"), base,
-            ctx.pb.mappings().namespace, target_settings(ctx),
-        )  # fmt: skip
-        result["data"] = data_result(checks)
-        if any(not c.ok for c in checks):
-            raise DriftFound(f"the target's claims differ from backup {base}")
-        ctx.state.claim(f"{CHECKED}{base}")
     passes: list[dict[str, Any]] = []
     for n in range(1, pc.passes + 1):
-        inc = take_increment(ctx, child_name(ctx.backup_name(), f"p{n}"), verify=True)
-        _checked(ctx, inc, _claim_checks(inc))
+        inc = take_increment(ctx, child_name(ctx.backup_name(), f"p{n}"))
         passes.append(inc.as_dict())
         log.info("pre-copy pass %d: %d objects, %d deleted, %d bytes", n, inc.objects,
                  inc.deleted, inc.bytes)  # fmt: skip
         if pc.until_bytes is not None and inc.bytes < pc.until_bytes:
             break
     moved = ", ".join(f"{p['bytes']} B" for p in passes)
-    message = f"{len(passes)} pass(es) moved {moved or 'nothing'}"
-    return 0, {**result, "passes": passes, "message": message}
+    return 0, {"passes": passes, "message": f"{len(passes)} pass(es) moved {moved or 'nothing'}"}
 
 
 def _claim_checks(inc: Increment) -> list[ClaimCheck]:
@@ -84,21 +63,6 @@ def _claim_checks(inc: Increment) -> list[ClaimCheck]:
         ClaimCheck(r["claim"], r["files"], r["bytes"], r["differences"], r.get("diffs") or [])
         for r in rows if "differences" in r
     ]  # fmt: skip
-
-
-def _checked(ctx: Context, inc: Increment, checks: list[ClaimCheck]) -> None:
-    """Record that the target's claims equal the increment (or fail: they do not)."""
-    bad = [c.claim for c in checks if not c.ok]
-    if bad:
-        raise DriftFound(f"claims {', '.join(bad)} differ from increment {inc.backup}")
-    if _read_back_suffices(ctx, inc):  # read back on claims checked before: checked
-        ctx.state.claim(f"{CHECKED}{inc.backup}")
-
-
-def _read_back_suffices(ctx: Context, inc: Increment) -> bool:
-    """The movers' read-back of what they wrote completes a check of the claims when the
-    claims were checked at the increment's parent and no restore was interrupted since."""
-    return f"{CHECKED}{inc.parent}" in ctx.state.claimed and not interrupted(ctx, inc.backup)
 
 
 class Clock:
@@ -207,21 +171,19 @@ def _verify_objects(ctx: Context, result: dict[str, Any]) -> None:
 
 def _verify_data(ctx: Context, inc: Increment, result: dict[str, Any]) -> None:
     """The target's claims against the final increment, while the target is still held
-    (once it runs, the app's own writes differ).  On claims checked before (the pre-copy),
-    the increment's movers' own checks (every path's metadata, and the content of what
-    they wrote) complete it; otherwise, and for claims the increment created, a mover
-    reads each claim in full."""
-    quick = _claim_checks(inc) if _read_back_suffices(ctx, inc) else []
+    (once it runs, the app's own writes differ).  The movers that wrote a claim checked it
+    (every path's metadata; the content of what they wrote, and of any file whose size or
+    mtime is not the copy's); a claim the increment created gets a mover that reads it."""
+    quick = _claim_checks(inc)
     checks = quick + check_data(
         ctx.cluster("target"), ctx.store("target"), inc.backup,
         ctx.pb.mappings().namespace, target_settings(ctx),
         done=frozenset(c.claim for c in quick),
     )  # fmt: skip
-    result["data"] = {**data_result(checks), "readBackOnly": len(quick)}
+    result["data"] = {**data_result(checks), "checkedByTheirWriter": len(quick)}
     bad = [c for c in checks if not c.ok]
     if bad:
         raise DriftFound(f"verify --data before the target starts: {len(bad)} claim(s) differ")
-    ctx.state.claim(f"{CHECKED}{inc.backup}")
 
 
 def _hooks(ctx: Context, result: dict[str, Any], namespaces: list[str]) -> None:

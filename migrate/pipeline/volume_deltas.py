@@ -1,7 +1,8 @@
-"""An increment's volume data on the target: each claim its parent's restore filled (and
-that is held, so nothing writes to it) is brought to the increment's copy by writing only
-what changed between the two copies' file manifests (kmmover restore --since-manifest).
-A claim the increment's own restore created was filled by its data level already.
+"""An increment's volume data on the target: each claim an earlier restore of the chain
+filled (and that is held, so nothing writes to it) is brought to the increment's copy by
+writing only what differs from it (kmmover restore --delta: the copy's file manifest
+against the claim as it is, by size and mtime).  A claim the increment's own restore
+created is filled by its data level.
 
 Only claims a restore of this chain created are written: one labelled otherwise (or not
 at all) is someone else's, and is reported, never written over.
@@ -53,17 +54,15 @@ def apply_volume_deltas(
     verify: bool = False,
 ) -> dict[str, Any]:
     """Bring every claim of the increment `backup` (chain: its full backup ... itself) that
-    the target holds from the parent's copy to this one, but those its restore `created`
-    ((namespace, claim) on the target); with `verify` each mover then checks its whole
-    claim against the copy.  Returns the rows and the claims left alone."""
+    the target holds to this copy, but those its restore `created` ((namespace, claim) on
+    the target); with `verify` each mover then checks its claim against the copy.
+    Returns the rows and the claims left alone."""
     new = {(v.namespace, v.claim): v for v in records.read(store, backup) if v.snapshot}
     if not new:
         return {}
-    old = {(v.namespace, v.claim): v for v in records.read(store, chain[-2]) if v.snapshot}
     pvc = target.discovery().get("", "persistentvolumeclaims")
     assert pvc is not None
     todo: list[PlannedClaim] = []
-    since: dict[tuple[str, str], str] = {}
     left: list[str] = []
     for ns, claim in sorted(new):
         tns = mappings.namespace(ns) or ns
@@ -77,17 +76,15 @@ def apply_volume_deltas(
         if labels.get(BACKUP_LABEL) not in chain or not labels.get(RESTORE_LABEL):
             left.append(f"{tns}/{claim}: not restored by kube-migrate from {chain[0]}")
             continue
-        before = old.get((ns, claim))
-        if before is not None and before.manifest_snapshot:
-            since[(ns, claim)] = before.manifest_snapshot
         todo.append(PlannedClaim(ns, claim, tns, ""))
     for why in left:
         log.warning("increment %s: claim %s; its data is not written", backup, why)
     out: dict[str, Any] = {"notWritten": left}
     if todo:
         where = _placements(target, {c.target_ns for c in todo})
+        delta = {(c.source_ns, c.name) for c in todo}
         level = DataLevel(
-            target, new, where, settings(), open_task=open_task, since=since, verify=verify
+            target, new, where, settings(), open_task=open_task, delta=delta, verify=verify
         )
         level(todo)
         out["claims"] = level.results

@@ -82,7 +82,7 @@ class RunState:
     finished: str | None = None
     exit_code: int | None = None
     resumes: int = 0
-    # bucket folders it began writing, and a live migration's marks (pipeline/increments.py)
+    # bucket folders it began writing, and the increments restored (pipeline/increments.py)
     claimed: list[str] = field(default_factory=list)
     # workloads of the source it scaled to 0 (--quiesce scale-down) and has not scaled back
     # yet: {kind, namespace, name, replicas}; a resume gives them their replicas first

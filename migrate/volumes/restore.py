@@ -107,10 +107,10 @@ class DataLevel:
     open_task: Callable[[str], AbstractContextManager[Callable[[str, int], None]]] | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
     on_done: Callable[[PlannedClaim, dict[str, Any]], None] = lambda _c, _r: None
-    # (source namespace, claim) -> the manifest snapshot of what the (existing) claim holds:
-    # the mover writes only what changed since (an increment of a live migration)
-    since: dict[tuple[str, str], str] = field(default_factory=dict)
-    verify: bool = False  # ... and the mover then checks the whole claim against the copy
+    # (source namespace, claim) of claims that hold an earlier copy already: the mover
+    # writes only what differs (an increment of a live migration)
+    delta: set[tuple[str, str]] = field(default_factory=set)
+    verify: bool = False  # ... and then checks the claim against the copy
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _tell: Callable[[str, int], None] = lambda _e, _n: None
     _bytes: ClaimBytes = field(default_factory=lambda: ClaimBytes(lambda _e, _n: None))
@@ -146,20 +146,20 @@ class DataLevel:
                 hint="the workloads that use them were not created; fix and rerun",
             )
 
-    def _delta_args(self, since: str | None) -> list[str]:
-        if not since:
+    def _delta_args(self, delta: bool) -> list[str]:
+        if not delta:
             return []
-        return ["--since-manifest", since, *(["--verify"] if self.verify else [])]
+        return ["--delta", *(["--verify"] if self.verify else [])]
 
     def _one(self, c: PlannedClaim) -> str:
         v = self.copies[(c.source_ns, c.name)]
         p = self.where.get((c.target_ns, c.name), Placement())
-        since = self.since.get((c.source_ns, c.name))
+        delta = (c.source_ns, c.name) in self.delta
         job = MoverJob(
             "restore",
             c.target_ns,
             c.name,
-            ["--snapshot", v.snapshot, *self._delta_args(since)],
+            ["--snapshot", v.snapshot, *self._delta_args(delta)],
             tolerations=p.tolerations,
             node_selector=p.node_selector,
             affinity=p.affinity,
@@ -176,7 +176,7 @@ class DataLevel:
             "bytes": int(result.get("bytes") or 0),
             "files": int(result.get("files") or 0),
             "seconds": round(float(result.get("seconds") or 0), 2),
-            **({"since": since, "removed": int(result.get("removed") or 0)} if since else {}),
+            **({"delta": True, "removed": int(result.get("removed") or 0)} if delta else {}),
             **({"differences": int(result.get("differences") or 0),
                 "diffs": result.get("diffs") or []} if result.get("verified") else {}),
         }  # fmt: skip
