@@ -14,6 +14,7 @@ import pytest
 from migrate.errors import PlaybookError
 from migrate.pipeline.increments import child_name
 from migrate.playbook import load_playbook
+from migrate.restore.held import stopped
 from migrate.store.positions import Positions
 from migrate.transform.hold import HELD, QUIESCED, as_intended, hold, hold_patch, release_patch
 
@@ -102,3 +103,15 @@ def test_live_steps_rules(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(PlaybookError) as err:
         load_playbook(str(path), env={})
     assert message in err.value.message
+
+
+def test_a_pod_is_stopped_once_none_of_its_containers_runs() -> None:
+    deleting = {"deletionTimestamp": "2026-12-07T00:00:00Z"}
+    running = {"state": {"running": {}}}
+    done = {"state": {"terminated": {"exitCode": 137}}}
+    assert not stopped({"metadata": {}, "status": {"phase": "Running",
+                                                   "containerStatuses": [done]}})  # fmt: skip
+    assert not stopped({"metadata": deleting, "status": {"containerStatuses": [done, running]}})
+    assert stopped({"metadata": deleting, "status": {"containerStatuses": [done, done]}})
+    assert stopped({"metadata": deleting, "status": {"phase": "Pending"}})  # never started
+    assert stopped({"metadata": {}, "status": {"phase": "Succeeded"}})

@@ -104,9 +104,22 @@ def held(c: Cluster, namespaces: list[str]) -> list[Workload]:
     ]
 
 
+def stopped(pod: dict[str, Any]) -> bool:
+    """A pod none of whose containers runs any more: ended, or being deleted with every
+    container terminated (the kubelet tears its volumes down after: nothing writes)."""
+    status = pod.get("status") or {}
+    if status.get("phase") in ("Succeeded", "Failed"):
+        return True
+    if not (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    return all(
+        "terminated" in (cs.get("state") or {}) for cs in status.get("containerStatuses") or []
+    )
+
+
 def wait_stopped(c: Cluster, workloads: list[Workload], timeout: float) -> float:
-    """Wait until no pod of `workloads` is left (terminating ones included); returns the
-    monotonic time the last one was gone."""
+    """Wait until no container of a pod of `workloads` runs any more; returns the
+    monotonic time the last one stopped."""
     pods = c.discovery().get("", "pods")
     assert pods is not None
     deadline = time.monotonic() + timeout
@@ -115,18 +128,20 @@ def wait_stopped(c: Cluster, workloads: list[Workload], timeout: float) -> float
             continue
         while True:
             left = [
-                p["metadata"]["name"] for p in c.list(pods, w.namespace, label_selector=w.selector)
+                p["metadata"]["name"]
+                for p in c.list(pods, w.namespace, label_selector=w.selector)
+                if not stopped(p)
             ]
             if not left:
                 break
             if time.monotonic() > deadline:
                 raise WaitTimeout(
-                    f"{w.label()} still has {len(left)} pod(s) after {timeout:.0f}s: "
+                    f"{w.label()} still has {len(left)} pod(s) running after {timeout:.0f}s: "
                     + ", ".join(sorted(left)[:3]),
                     hint="a pod that ignores SIGTERM runs its full grace period; "
                     "raise the timeout or shorten terminationGracePeriodSeconds",
                 )
-            time.sleep(0.2)
+            time.sleep(0.1)
     return time.monotonic()
 
 
