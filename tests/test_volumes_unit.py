@@ -95,6 +95,8 @@ def test_mover_pod_reads_the_claim_read_only_and_carries_no_secret() -> None:
     settings = MoverSettings("img:1", ACCESS, password="hunter2")
     job = MoverJob("backup", "app", "data", ["--user", "data"], node="n1")
     spec = pod_spec(job, "km-backup-data-abc", settings)
+    # never in a backup: an increment reads its namespace's objects while movers run
+    assert spec["metadata"]["labels"]["velero.io/exclude-from-backup"] == "true"
     text = repr(spec)
     assert "hunter2" not in text and "SK" not in text.replace("SKIP", "")
     c = spec["spec"]["containers"][0]

@@ -28,8 +28,8 @@ from migrate.errors import (
     WaitTimeout,
 )
 from migrate.volumes.mover_pod import (
-    MANAGED,
     MOVER_LABEL,
+    MOVER_OBJECT,
     MoverJob,
     MoverSettings,
     pod_name,
@@ -104,7 +104,7 @@ def _run_once(cluster: Cluster, job: MoverJob, cfg: MoverSettings) -> dict[str, 
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": job.namespace, "labels": dict(MANAGED)},
+        "metadata": {"name": name, "namespace": job.namespace, "labels": dict(MOVER_OBJECT)},
         "type": "Opaque",
         "stringData": env,
     }

@@ -16,10 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrate.store.mover_access import MoverAccess
+from migrate.transform.exclusions import EXCLUDE_LABEL
 
 MOVER_LABEL = "kube-migrate.io/mover"  # backup | restore | verify
 BACKUP_LABEL = "kube-migrate.io/backup"  # a backup mover's backup
 MANAGED = {"app.kubernetes.io/managed-by": "kube-migrate"}
+# ... on a mover's pod and Secret: ours, and never in a backup (a backup of the namespace
+# taken while a mover runs, as an increment's objects are beside its data)
+MOVER_OBJECT = {**MANAGED, EXCLUDE_LABEL: "true"}
 # The claim's mount point, one level below a writable scratch dir: kopia's restore writes
 # beside the directory it restores (<dir>.kopia-entry), and the root filesystem is read-only.
 DATA = "/mnt/data"
@@ -117,7 +121,7 @@ def pod_spec(job: MoverJob, name: str, cfg: MoverSettings) -> dict[str, Any]:
     if cfg.access.loopback:  # the bucket is on the node's own loopback (a local setup)
         spec["hostNetwork"] = True
         spec["dnsPolicy"] = "ClusterFirstWithHostNet"
-    labels = {**MANAGED, MOVER_LABEL: job.verb, **job.labels}
+    labels = {**MOVER_OBJECT, MOVER_LABEL: job.verb, **job.labels}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
