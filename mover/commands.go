@@ -168,7 +168,7 @@ func previousManifest(ctx context.Context, k *Kopia, user, host, dir string, p *
 		fmt.Fprintf(os.Stderr, "kmmover: every file read: previous manifest: %v\n", err)
 		return func() {}
 	}
-	p.next = entries(f)
+	p.next = entries(f, "previous manifest")
 	return func() { f.Close() }
 }
 

@@ -30,8 +30,9 @@ type deltaPlan struct {
 	RemovedFiles int64
 }
 
-// entries reads a manifest (JSON lines, sorted by path) one entry at a time.
-func entries(r io.Reader) func() (*Entry, error) {
+// entries reads a manifest (JSON lines, sorted by path) one entry at a time; nil at its end.
+// `what` names it in errors.
+func entries(r io.Reader, what string) func() (*Entry, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	line := 0
 	return func() (*Entry, error) {
@@ -44,10 +45,33 @@ func entries(r io.Reader) func() (*Entry, error) {
 		line++
 		var e Entry
 		if err := json.Unmarshal(b, &e); err != nil {
-			return nil, fmt.Errorf("manifest line %d: %w", line, err)
+			return nil, fmt.Errorf("%s line %d: %w", what, line, err)
 		}
 		return &e, nil
 	}
+}
+
+// cursor follows a manifest alongside a walk (both in path order, so memory stays flat).
+type cursor struct {
+	next func() (*Entry, error)
+	cur  *Entry
+	end  bool
+}
+
+// at is the manifest's entry for path, or nil; called with paths in order.
+func (p *cursor) at(path string) *Entry {
+	for !p.end && (p.cur == nil || p.cur.Path < path) {
+		cur, err := p.next()
+		if err != nil || cur == nil {
+			p.end, p.cur = true, nil
+			break
+		}
+		p.cur = cur
+	}
+	if p.cur != nil && p.cur.Path == path {
+		return p.cur
+	}
+	return nil
 }
 
 // planDelta merges the manifest of the new snapshot with what the directory holds (its
@@ -60,7 +84,7 @@ func planDelta(newer io.Reader, held <-chan *Entry) (*deltaPlan, error) {
 		for range held {
 		}
 	}()
-	nextNew := entries(newer)
+	nextNew := entries(newer, "manifest")
 	p := &deltaPlan{Written: map[string]struct{}{}}
 	n, err := nextNew()
 	if err != nil {
@@ -256,7 +280,7 @@ func restoreDelta(ctx context.Context, k *Kopia, id, root string, parallel int, 
 			return nil, err
 		}
 		defer again.Close()
-		kept := &keptHashes{next: entries(again), written: plan.Written}
+		kept := &keptHashes{cursor: cursor{next: entries(again, "manifest")}, written: plan.Written}
 		var c Counters
 		var walkErr error
 		d, err := Compare(newer, Walk(root, &c, &walkErr, kept.known), 20)
@@ -277,9 +301,7 @@ func restoreDelta(ctx context.Context, k *Kopia, id, root string, parallel int, 
 // kept (size and mtime the manifest's, as planDelta found it) is taken at the manifest's
 // word, as rsync's quick check does.
 type keptHashes struct {
-	next    func() (*Entry, error)
-	cur     *Entry
-	end     bool
+	cursor
 	written map[string]struct{}
 	kept    int64
 }
@@ -288,16 +310,7 @@ func (p *keptHashes) known(e *Entry) string {
 	if _, ok := p.written[e.Path]; ok {
 		return ""
 	}
-	for !p.end && (p.cur == nil || p.cur.Path < e.Path) {
-		cur, err := p.next()
-		if err != nil || cur == nil {
-			p.end, p.cur = true, nil
-			break
-		}
-		p.cur = cur
-	}
-	if c := p.cur; c != nil && c.Path == e.Path && c.Type == "file" && c.Size == e.Size &&
-		c.MTime == e.MTime {
+	if c := p.at(e.Path); c != nil && c.Type == "file" && c.Size == e.Size && c.MTime == e.MTime {
 		p.kept++
 		return c.SHA256
 	}

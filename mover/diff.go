@@ -3,8 +3,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -38,22 +36,7 @@ func Compare(src io.Reader, target <-chan *Entry, max int) (*Comparison, error) 
 		for range target {
 		}
 	}()
-	r := bufio.NewReaderSize(src, 1<<20)
-	line := 0
-	next := func() (*Entry, error) {
-		b, err := r.ReadBytes('\n')
-		if len(b) == 0 && err == io.EOF {
-			return nil, nil
-		} else if err != nil && err != io.EOF {
-			return nil, err
-		}
-		line++
-		var e Entry
-		if err := json.Unmarshal(b, &e); err != nil {
-			return nil, fmt.Errorf("source manifest line %d: %w", line, err)
-		}
-		return &e, nil
-	}
+	next := entries(src, "source manifest")
 	c := &Comparison{Diffs: []Diff{}}
 	s, err := next()
 	if err != nil {

@@ -5,9 +5,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -53,18 +51,12 @@ func relinkHardlinks(ctx context.Context, k *Kopia, work, id, mid, root string) 
 
 // relinkFrom restores the hardlinks a manifest (read from r) records under root.
 func relinkFrom(f io.Reader, mid, root string) (int, error) {
-	r := bufio.NewReaderSize(f, 1<<20)
+	next := entries(f, "manifest "+mid)
 	n := 0
 	for {
-		b, err := r.ReadBytes('\n')
-		if len(b) == 0 && err == io.EOF {
-			return n, nil
-		} else if err != nil && err != io.EOF {
+		e, err := next()
+		if err != nil || e == nil {
 			return n, err
-		}
-		var e Entry
-		if err := json.Unmarshal(b, &e); err != nil {
-			return n, fmt.Errorf("manifest %s: %w", mid, err)
 		}
 		if e.Hardlink == "" || !filepath.IsLocal(e.Path) || !filepath.IsLocal(e.Hardlink) {
 			continue

@@ -263,23 +263,13 @@ func modeString(m fs.FileMode) string {
 // and inode as then has the same content, as rsync and git assume (ctime cannot be set
 // back by a user).
 type prevHashes struct {
-	next   func() (*Entry, error)
-	cur    *Entry
-	end    bool
+	cursor
 	reused atomic.Int64 // files whose hash was reused
 }
 
 func (p *prevHashes) known(e *Entry) string {
-	for !p.end && (p.cur == nil || p.cur.Path < e.Path) {
-		cur, err := p.next()
-		if err != nil || cur == nil {
-			p.end, p.cur = true, nil
-			break
-		}
-		p.cur = cur
-	}
-	c := p.cur
-	if c == nil || c.Path != e.Path || c.Type != "file" || c.SHA256 == "" || c.MTime == 0 {
+	c := p.at(e.Path)
+	if c == nil || c.Type != "file" || c.SHA256 == "" || c.MTime == 0 {
 		return ""
 	}
 	if c.Size != e.Size || c.MTime != e.MTime || c.CTime != e.CTime || c.Ino != e.Ino {

@@ -22,11 +22,11 @@ from typing import Any
 from migrate.errors import DriftFound, MigrateError, PartialFailure
 from migrate.pipeline.context import Context
 from migrate.pipeline.increments import Increment, child_name, take_increment
+from migrate.pipeline.steps_check import restore_transforms
 from migrate.pipeline.steps_data import check_data, data_result, target_settings
 from migrate.playbook import Step
 from migrate.restore.held import held, hold_all, release_all, wait_started, wait_stopped
-from migrate.transform.sanitize import SanitizeOptions
-from migrate.verify import Transforms, VerifyOptions, run_verify
+from migrate.verify import VerifyOptions, run_verify
 from migrate.volumes.verify import ClaimCheck
 
 log = logging.getLogger(__name__)
@@ -152,17 +152,8 @@ def _downtime(clock: Clock, stopped: float, ready: float, inc: Increment) -> dic
 
 def _verify_objects(ctx: Context, result: dict[str, Any]) -> None:
     """The source (stopped) against the target; drift is a failure (and a roll-back)."""
-    rs = ctx.pb.restore
-    transforms = Transforms(
-        mappings=ctx.pb.mappings(),
-        modifiers=ctx.restore_options(resume=False).modifiers,
-        sanitize=SanitizeOptions(
-            preserve_node_ports=rs.preserve_node_ports, pv_policy=rs.pv_policy
-        ),
-    )
-    report = run_verify(
-        ctx.cluster("source"), ctx.cluster("target"), VerifyOptions(ctx.pb.scope(), transforms)
-    )
+    opts = VerifyOptions(ctx.pb.scope(), restore_transforms(ctx))
+    report = run_verify(ctx.cluster("source"), ctx.cluster("target"), opts)
     result["verify"] = {**report.summary(), "drifted": len(report.drifted)}
     drifted = [f"{r.kind} {r.namespace or ''}/{r.name}" for r in report.drifted]
     if drifted:

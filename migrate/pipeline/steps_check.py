@@ -4,7 +4,7 @@ result); a gate of the playbook (spec.gates) decides which findings fail the ste
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from migrate.errors import EXIT_DRIFT, EXIT_PREFLIGHT, NotFound
@@ -68,15 +68,23 @@ def preflight_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[s
     return (EXIT_PREFLIGHT if failing else 0), result
 
 
-def verify_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str, Any]]:
-    vs = ctx.pb.verify
+def restore_transforms(ctx: Context) -> Transforms:
+    """What the run's restore does to an object (mappings, modifiers, sanitizing): verify
+    applies it to the source side before comparing."""
     rs = ctx.pb.restore
-    transforms = Transforms(
+    return Transforms(
         mappings=ctx.pb.mappings(),
         modifiers=ctx.restore_options(resume=False).modifiers,
         sanitize=SanitizeOptions(
             preserve_node_ports=rs.preserve_node_ports, pv_policy=rs.pv_policy
         ),
+    )
+
+
+def verify_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str, Any]]:
+    vs = ctx.pb.verify
+    transforms = replace(
+        restore_transforms(ctx),
         ignore=tuple(load_ignore_rules(vs.ignore_fields)) if vs.ignore_fields else (),
         show_values=vs.show_values,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,11 +64,16 @@ def _workload(obj: dict[str, Any]) -> Workload:
     return Workload(obj["kind"], meta["namespace"], meta["name"], selector)
 
 
-def hold_all(c: Cluster, namespaces: list[str]) -> list[Workload]:
-    """Hold every workload of `namespaces` that is not held yet; returns those held now."""
+def _patch_all(
+    c: Cluster,
+    namespaces: list[str],
+    patch_of: Callable[[dict[str, Any]], dict[str, Any] | None],
+    done_as: str,
+) -> list[Workload]:
+    """Patch every workload of `namespaces` patch_of has a patch for; returns them."""
     done = []
     for res, obj in _workloads(c, namespaces):
-        patch = hold_patch(obj)
+        patch = patch_of(obj)
         if patch is None:
             continue
         try:
@@ -75,24 +81,18 @@ def hold_all(c: Cluster, namespaces: list[str]) -> list[Workload]:
         except NotFound:
             continue
         done.append(_workload(obj))
-        log.info("held %s", done[-1].label())
+        log.info("%s %s", done_as, done[-1].label())
     return done
+
+
+def hold_all(c: Cluster, namespaces: list[str]) -> list[Workload]:
+    """Hold every workload of `namespaces` that is not held yet; returns those held now."""
+    return _patch_all(c, namespaces, hold_patch, "held")
 
 
 def release_all(c: Cluster, namespaces: list[str]) -> list[Workload]:
     """Give every held workload of `namespaces` its recorded value; returns them."""
-    done = []
-    for res, obj in _workloads(c, namespaces):
-        patch = release_patch(obj)
-        if patch is None:
-            continue
-        try:
-            c.patch(res, obj["metadata"]["name"], patch, obj["metadata"]["namespace"])
-        except NotFound:
-            continue
-        done.append(_workload(obj))
-        log.info("released %s", done[-1].label())
-    return done
+    return _patch_all(c, namespaces, release_patch, "released")
 
 
 def held(c: Cluster, namespaces: list[str]) -> list[Workload]:
