@@ -179,6 +179,7 @@ def up() -> int:
         "KUBE_MIGRATE_TARGET_VERSION": v["K8S_PRIMARY"],
         "KUBE_MIGRATE_TEST_IMAGE": planes[0].node.images["busybox"] if planes[0].node else "",
         "KUBE_MIGRATE_MOVER_IMAGE": planes[0].node.images["mover"] if planes[0].node else "",
+        "KUBE_MIGRATE_IMAGE": planes[0].node.images["kube-migrate"] if planes[0].node else "",
     }
     (STATE / "env").write_text("".join(f"export {k}={val}\n" for k, val in env.items()))
     (STATE / "env").chmod(0o600)
@@ -212,9 +213,29 @@ def status() -> int:
     return 0 if is_up(state) else 1
 
 
+def image() -> int:
+    """Rebuild the kube-migrate image from the working tree and import it into the running
+    nodes (a code change, tested in a pod, without a new dev-env); its reference in env."""
+    from devenv import app_image, images
+
+    state = load_state()
+    if not state:
+        print("dev-env: down", file=sys.stderr)
+        return 3
+    ref, tar = app_image.image()
+    for plane in ("source", "target"):
+        images.import_image(node_host.Layout.of(STATE, plane).sock, tar)
+    state["env"]["KUBE_MIGRATE_IMAGE"] = ref
+    env = state["env"]
+    (STATE / "env").write_text("".join(f"export {k}={val}\n" for k, val in env.items()))
+    (STATE / "state.json").write_text(json.dumps(state, indent=1))
+    say(f"image {ref} imported")
+    return 0
+
+
 def main() -> None:
-    cmds = {"up": up, "down": down, "status": status}
+    cmds = {"up": up, "down": down, "status": status, "image": image}
     if len(sys.argv) != 2 or sys.argv[1] not in cmds:
-        print("usage: hack/dev-env up|down|status", file=sys.stderr)
+        print("usage: hack/dev-env up|down|status|image", file=sys.stderr)
         sys.exit(2)
     sys.exit(cmds[sys.argv[1]]())

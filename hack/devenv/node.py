@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devenv import csi, images, pki, procs, storage
+from devenv import app_image, csi, images, pki, procs, storage
 from devenv.node_host import (
     LABEL,
     TAINT,
@@ -84,6 +84,7 @@ class Node:
             "pause": images.pause_image(),
             "provisioner": images.local_path_provisioner_image(),
             "mover": images.mover_image(),
+            "kube-migrate": app_image.image(),
         }
         self.images = {k: ref for k, (ref, _) in refs.items()}
         cni, cni_bin = lay.dir / "cni", lay.dir / "cni-bin"

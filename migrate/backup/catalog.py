@@ -51,6 +51,7 @@ class BackupRow:
     made_by: str
     expired: bool
     run: str | None = None  # the playbook run that made it (layout.RUN_LABEL), if any
+    schedule: str | None = None  # the schedule that made it (Velero's label), if any
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +65,7 @@ class BackupRow:
             "sourceVersion": self.source_version,
             "madeBy": self.made_by,
             "run": self.run,
+            "schedule": self.schedule,
         }
 
 
@@ -143,6 +145,7 @@ def _row(folder: _Folder, now: datetime) -> BackupRow:
         made_by=MADE_BY_US if folder.ours else MADE_BY_VELERO,
         expired=info.expired(now) if info else False,
         run=info.labels.get(layout.RUN_LABEL) if info else None,
+        schedule=info.labels.get(layout.SCHEDULE_LABEL) if info else None,
     )
 
 

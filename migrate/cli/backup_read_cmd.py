@@ -185,12 +185,14 @@ def delete(args: DeleteArgs) -> None:
 class GcArgs(Command):
     bucket: BucketFlags
     cluster: ClusterFlags
+    keep: tuple[str, ...]
 
 
 @_register
 @click.command("gc")
 @bucket_options
 @cluster_options
+@click.option("--keep", multiple=True, hidden=True, help="A backup left even if expired.")
 @bind(GcArgs)
 def gc(args: GcArgs) -> None:
     """Delete every backup whose expiration has passed, with the VolumeSnapshots it kept;
@@ -199,7 +201,7 @@ def gc(args: GcArgs) -> None:
     from migrate.pipeline.backup_delete import gc as collect
 
     store = args.bucket.open()
-    done = collect(store, args.cluster.connect, args.cluster.given)
+    done = collect(store, args.cluster.connect, args.cluster.given, keep=frozenset(args.keep))
     if done.leftovers:
         log.info("deleted %d temporary snapshots and claims of interrupted backups", done.leftovers)
     if not done.backups:

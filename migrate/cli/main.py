@@ -59,6 +59,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "restore": ("migrate.cli.restore_cmd:restore", "Restore a backup into a cluster."),
     "run": ("migrate.cli.run_cmd:run", "Run a migration playbook (see playbooks/)."),
+    "schedule": (
+        "migrate.cli.schedule_cmd:schedule",
+        "Scheduled backups, run in the source cluster by a CronJob.",
+    ),
     "verify": (
         "migrate.cli.verify_cmd:verify",
         "Diff the source (or --from-backup) against the target, after the restore's transforms.",

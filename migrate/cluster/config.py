@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from kubernetes.client import Configuration
 
 DEFAULT_KUBECONFIG = "~/.kube/config"
+IN_CLUSTER = "in-cluster"  # the context name reported for a pod's service account
+SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 _FIX_FILE = "fix the file, or give another kubeconfig file"
 
 
@@ -61,6 +63,8 @@ def load_configuration(ref: ClusterRef, pool_size: int = 16) -> tuple[Configurat
 
     path = ref.resolved_kubeconfig()
     existing = [p for p in path.split(os.pathsep) if Path(p).is_file()]
+    if not existing and in_pod(ref):
+        return _in_cluster(pool_size), IN_CLUSTER
     if not existing:
         raise KubeconfigError(
             f"kubeconfig not found: {path}",
@@ -100,6 +104,27 @@ def load_configuration(ref: ClusterRef, pool_size: int = 16) -> tuple[Configurat
     cfg.connection_pool_maxsize = pool_size
     cfg.retries = False  # retries happen in one place: migrate.cluster.transport
     return cfg, context
+
+
+def in_pod(ref: ClusterRef) -> bool:
+    """Running in a pod, and no kubeconfig named: the pod's service account is the identity
+    (a scheduled backup's CronJob, an in-cluster run)."""
+    named = ref.kubeconfig or ref.context or os.environ.get("KUBECONFIG")
+    return not named and bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and SA_TOKEN.is_file()
+
+
+def _in_cluster(pool_size: int) -> Configuration:
+    from kubernetes.client import Configuration
+    from kubernetes.config.config_exception import ConfigException
+
+    cfg = Configuration()
+    try:  # re-reads the projected token when it rotates (refresh hook)
+        _k8s_config().load_incluster_config(client_configuration=cfg, try_refresh_token=True)
+    except ConfigException as exc:
+        raise KubeconfigError(f"in-cluster configuration: {exc}") from exc
+    cfg.connection_pool_maxsize = pool_size
+    cfg.retries = False
+    return cfg
 
 
 def auth_headers(cfg: Configuration) -> dict[str, str]:

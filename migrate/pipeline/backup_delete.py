@@ -54,15 +54,24 @@ def delete_backup(store: Store, name: str, connect: Connect, given: bool) -> Del
     return out
 
 
-def gc(store: Store, connect: Connect, given: bool, now: datetime | None = None) -> Deleted:
-    """`backup gc`: every expired backup with its kept snapshots.  Without a cluster
-    `given`, a backup that kept snapshots is left, with a warning; with one, the temporary
-    leftovers of every interrupted backup go too."""
+def gc(
+    store: Store,
+    connect: Connect,
+    given: bool,
+    now: datetime | None = None,
+    keep: frozenset[str] = frozenset(),
+) -> Deleted:
+    """`backup gc`: every expired backup with its kept snapshots, but those in `keep` (a
+    schedule's run never collects the backup it just made, whatever its TTL).  Without a
+    cluster `given`, a backup that kept snapshots is left, with a warning; with one, the
+    temporary leftovers of every interrupted backup go too."""
     out = Deleted()
     cluster = connect() if given else None
     if cluster is not None:
         out.leftovers = snapshots.leftovers(cluster, None)
     for row in catalog.expired(store, now):
+        if row.name in keep:
+            continue
         found = kept(store, row.name)
         if found and cluster is None:
             log.warning("backup %s expired but kept %d VolumeSnapshots in its source cluster: "

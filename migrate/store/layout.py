@@ -26,6 +26,7 @@ __all__ = [
     "MANIFEST_FORMAT",
     "RESTORABLE_PHASES",
     "RUN_LABEL",
+    "SCHEDULE_LABEL",
     "TERMINAL_PHASES",
     "VELERO_TOP_DIRS",
     "VERSION_FILE",
@@ -59,6 +60,7 @@ VELERO_TOP_DIRS = ("backups", "restores", "restic", "metadata", "plugins", "kopi
 # The label (on velero-backup.json) and manifest field naming the playbook run that made
 # a backup: a run reuses or deletes only its own (migrate/pipeline/steps_move.py).
 RUN_LABEL = "kube-migrate.io/run"
+SCHEDULE_LABEL = "velero.io/schedule-name"  # Velero's: the schedule that made a backup
 # The label (on velero-backup.json) naming an incremental backup's parent.
 PARENT_LABEL = "kube-migrate.io/parent-backup"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
