@@ -62,18 +62,19 @@ def _res(c: Cluster, name: str) -> Any:
     return c.discovery().resolve(name)
 
 
-@pytest.fixture(scope="module")
-def installed(
-    dev_env: Env, source: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Installed]:
+def prepare(source: Cluster, dev_env: Env, tmp: Path, bucket: str) -> Installed:
+    """A namespace for schedules (with the bucket's credentials as a Secret), one with a
+    ConfigMap to back up, and the flags every `schedule create` takes on the dev-env."""
     image = os.environ.get("KUBE_MIGRATE_IMAGE")
     if not image:
         pytest.fail("KUBE_MIGRATE_IMAGE not set: `hack/dev-env up` imports the image")
     tag = uuid.uuid4().hex[:6]
     ns, data = f"km-sched-{tag}", f"t-sched-data-{tag}"
-    nsres = _res(source, "namespaces")
     for n in (ns, data):
-        source.create(nsres, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}})
+        source.create(
+            _res(source, "namespaces"),
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}},
+        )
     creds = (
         f"[default]\naws_access_key_id={os.environ['AWS_ACCESS_KEY_ID']}\n"
         f"aws_secret_access_key={os.environ['AWS_SECRET_ACCESS_KEY']}\n"
@@ -82,49 +83,41 @@ def installed(
     source.create(_res(source, "secrets"), secret | {"stringData": {"cloud": creds}}, ns)
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app"}, "data": {"a": "1"}}
     source.create(_res(source, "configmaps"), cm, data)
-    tmp = tmp_path_factory.mktemp("sched")
-    bucket = f"{dev_env.bucket}/sched-{tag}"
     flags = [
-        "--kubeconfig",
-        dev_env.source_kubeconfig,
-        "-n",
-        ns,
-        "--image",
-        image,
-        "--bucket",
-        bucket,
-        "--s3-endpoint",
-        os.environ["AWS_ENDPOINT_URL"],
-        "--credentials-secret",
-        "s3:cloud",
-        "--pod-overrides",
-        str(dev_env_overrides(dev_env.source_kubeconfig, tmp / "o.json")),
-    ]
+        "--kubeconfig", dev_env.source_kubeconfig, "-n", ns, "--image", image,
+        "--bucket", bucket, "--s3-endpoint", os.environ["AWS_ENDPOINT_URL"],
+        "--credentials-secret", "s3:cloud",
+        "--pod-overrides", str(dev_env_overrides(dev_env.source_kubeconfig, tmp / "o.json")),
+    ]  # fmt: skip
+    return Installed(ns, data, bucket, flags, time.time())
+
+
+def tidy(source: Cluster, dev_env: Env, env: Installed, *names: str) -> None:
+    for name in names:
+        run_cli("schedule", "delete", name, "--kubeconfig", dev_env.source_kubeconfig, "-n", env.ns)
+    for n in (env.ns, env.data):
+        source.delete(_res(source, "namespaces"), n)
+
+
+@pytest.fixture(scope="module")
+def installed(
+    dev_env: Env, source: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Installed]:
+    tmp = tmp_path_factory.mktemp("sched")
+    env = prepare(source, dev_env, tmp, f"{dev_env.bucket}/sched-{uuid.uuid4().hex[:6]}")
     if time.time() % 60 > 54:  # `idle` is paused before the next minute's run, not at it
         time.sleep(61 - time.time() % 60)
-    started = time.time()
+    env.started = time.time()
     for name, extra in (("shop", []), ("idle", ["--ttl", "1h"])):
-        r = run_cli(
-            "schedule",
-            "create",
-            name,
-            "--schedule",
-            "* * * * *",
-            *flags,
-            *extra,
-            "--include-namespaces",
-            data,
-            "--volumes",
-            "none",
-        )
+        r = run_cli("schedule", "create", name, "--schedule", "* * * * *", *env.flags, *extra,
+                    "--include-namespaces", env.data, "--volumes", "none")  # fmt: skip
         assert r.returncode == 0, r.stderr
-    r = run_cli("schedule", "pause", "idle", "--kubeconfig", dev_env.source_kubeconfig, "-n", ns)
+    r = run_cli(
+        "schedule", "pause", "idle", "--kubeconfig", dev_env.source_kubeconfig, "-n", env.ns
+    )
     assert r.returncode == 0, r.stderr
-    yield Installed(ns, data, bucket, flags, started)
-    for name in ("shop", "idle", "gc"):
-        run_cli("schedule", "delete", name, "--kubeconfig", dev_env.source_kubeconfig, "-n", ns)
-    for n in (ns, data):
-        source.delete(nsres, n)
+    yield env
+    tidy(source, dev_env, env, "shop", "idle", "gc")
 
 
 def _jobs(c: Cluster, ns: str, schedule: str) -> list[dict[str, Any]]:

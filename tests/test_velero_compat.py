@@ -47,7 +47,7 @@ def velero(
 
 
 def test_velero_reads_and_restores_our_backup(
-    velero: tuple[Velero, str], source: Cluster, target: Cluster
+    velero: tuple[Velero, str], scheduled: str, source: Cluster, target: Cluster
 ) -> None:
     run, bucket = velero
     apply_example(source, "nginx")
@@ -151,3 +151,52 @@ def test_we_restore_and_verify_velero_backups(
     assert code == 1 and changed == [("ConfigMap", "changed")], report["summary"]
     for c, name in ((source, dst), (target, ns)):
         c.delete(c.discovery().resolve("namespaces"), name)
+
+
+@pytest.fixture(scope="module")
+def scheduled(
+    velero: tuple[Velero, str], dev_env: Any, source: Cluster, tmp_path_factory: Any
+) -> Iterator[str]:
+    """A schedule's backup in Velero's location, its run started at once: Velero's sync
+    (~50 s at its own pace) then serves this and the first test together.  The Job's
+    name."""
+    from .test_schedule import prepare, tidy
+
+    _, bucket = velero
+    env = prepare(source, dev_env, tmp_path_factory.mktemp("vsched"), bucket)
+    try:
+        r = run_cli("schedule", "create", "nightly", "--schedule", "0 3 * * *", *env.flags,
+                    "--include-namespaces", env.data, "--volumes", "none")  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        kc = ["--kubeconfig", dev_env.source_kubeconfig, "-n", env.ns]
+        r = run_cli("schedule", "run-now", "nightly", *kc)
+        assert r.returncode == 0, r.stderr
+        yield f"{env.ns}/{r.stdout.strip()}"
+    finally:
+        tidy(source, dev_env, env, "nightly")
+
+
+def test_velero_lists_scheduled_backups_with_their_schedule(
+    velero: tuple[Velero, str], scheduled: str, source: Cluster
+) -> None:
+    """`velero backup get -l velero.io/schedule-name=NAME` (Velero's own label) lists a
+    schedule's backups."""
+    run, _ = velero
+    ns, job = scheduled.split("/")
+    jobs = source.discovery().resolve("jobs.batch")
+
+    def done() -> bool:
+        st = source.get(jobs, job, ns).get("status") or {}
+        assert not st.get("failed"), st
+        return bool(st.get("succeeded"))
+
+    wait_for(f"job {job}", done, 90)
+
+    def listed() -> list[str]:
+        out = run("backup", "get", "-l", "velero.io/schedule-name=nightly")
+        return [line for line in out.splitlines() if line.startswith("nightly-")]
+
+    rows = wait_for("Velero to sync the scheduled backup", listed, 90)
+    assert len(rows) == 1 and "Completed" in rows[0], rows
+    assert "velero.io/schedule-name=nightly" in run("backup", "describe", rows[0].split()[0])
+    assert "nightly-" not in run("backup", "get", "-l", "velero.io/schedule-name=other")

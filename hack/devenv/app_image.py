@@ -37,9 +37,17 @@ FORMAT = 2  # bump when the recipe below changes shape
 PREFIX = "usr/local"
 # Standard-library parts a CLI never imports (and their size): tests 123M, static lib 44M...
 STDLIB_SKIP = {
-    "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages",
-    "pydoc_data", "unittest/test", "__phello__",
-}  # fmt: skip
+    "test",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "ensurepip",
+    "lib2to3",
+    "site-packages",
+    "pydoc_data",
+    "unittest/test",
+    "__phello__",
+}
 DYNLOAD_SKIP = ("_tkinter", "_curses", "readline", "_test", "xx", "_ctypes_test", "nis")
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PASSWD = f"root:x:0:0:root:/root:/sbin/nologin\nkube-migrate:x:{UID}:{UID}::/tmp:/sbin/nologin\n"
@@ -78,7 +86,8 @@ def image() -> tuple[str, Path]:
 
 
 def _image() -> tuple[str, Path]:
-    probe = json.loads(subprocess.run([str(VENV_PY), "-c", PROBE], **_run()).stdout)
+    out = subprocess.run([str(VENV_PY), "-c", PROBE], capture_output=True, text=True, check=True)
+    probe = json.loads(out.stdout)
     kopia = CACHE / "bin" / f"kopia-{versions()['KOPIA']}" / "kopia"
     if not kopia.is_file():
         raise RuntimeError(f"{kopia} missing: run hack/build.sh kopia")
@@ -96,10 +105,25 @@ def _image() -> tuple[str, Path]:
     py = stage / PREFIX / "bin" / f"python{probe['version']}"
     env = {"LD_LIBRARY_PATH": str(stage / PREFIX / "lib"), "PATH": os.environ["PATH"]}
     subprocess.run(
-        [str(py), "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash",
-         "-s", str(stage), "-p", "/", str(stage / PREFIX / "lib")],
-        env=env, **_run(),
-    )  # fmt: skip
+        [
+            str(py),
+            "-m",
+            "compileall",
+            "-q",
+            "-j0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-s",
+            str(stage),
+            "-p",
+            "/",
+            str(stage / PREFIX / "lib"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     layer = _layer(stage)
     shutil.rmtree(stage)
     version = _version()
@@ -107,9 +131,15 @@ def _image() -> tuple[str, Path]:
     cfg = Config(
         entrypoint=["/usr/local/bin/kube-migrate"],
         user=f"{UID}:{UID}",
-        env=[PATH_ENV, "HOME=/tmp", "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1",
-             "LD_LIBRARY_PATH=/usr/local/lib", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
-             "KUBE_MIGRATE_STATE_DIR=/tmp/kube-migrate"],  # fmt: skip
+        env=[
+            PATH_ENV,
+            "HOME=/tmp",
+            "PYTHONDONTWRITEBYTECODE=1",
+            "PYTHONUNBUFFERED=1",
+            "LD_LIBRARY_PATH=/usr/local/lib",
+            "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+            "KUBE_MIGRATE_STATE_DIR=/tmp/kube-migrate",
+        ],
         working_dir="/tmp",
     )
     tar = out / f"kube-migrate-{key[:16]}.oci.tar"
@@ -242,30 +272,48 @@ def oci_archive(ref: str, layer: bytes, config: Config) -> bytes:
         {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": f"sha256:{cfg_d}", "size": len(cfg)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                        "digest": f"sha256:{layer_d}", "size": len(gz)}],
-        },  # fmt: skip
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": f"sha256:{cfg_d}",
+                "size": len(cfg),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": f"sha256:{layer_d}",
+                    "size": len(gz),
+                }
+            ],
+        },
         sort_keys=True,
     ).encode()
     man_d = hashlib.sha256(manifest).hexdigest()
     blobs[man_d] = manifest
     index = {
         "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": f"sha256:{man_d}", "size": len(manifest),
-            "annotations": {"io.containerd.image.name": ref,
-                            "org.opencontainers.image.ref.name": ref.rsplit(":", 1)[1]},
-        }],
-    }  # fmt: skip
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": f"sha256:{man_d}",
+                "size": len(manifest),
+                "annotations": {
+                    "io.containerd.image.name": ref,
+                    "org.opencontainers.image.ref.name": ref.rsplit(":", 1)[1],
+                },
+            }
+        ],
+    }
     members = {f"blobs/sha256/{d}": b for d, b in blobs.items()} | {
         "oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
         "index.json": json.dumps(index, sort_keys=True).encode(),
         "manifest.json": json.dumps(
-            [{"Config": f"blobs/sha256/{cfg_d}", "RepoTags": [ref],
-              "Layers": [f"blobs/sha256/{layer_d}"]}]  # fmt: skip
+            [
+                {
+                    "Config": f"blobs/sha256/{cfg_d}",
+                    "RepoTags": [ref],
+                    "Layers": [f"blobs/sha256/{layer_d}"],
+                }
+            ]
         ).encode(),
     }
     buf = io.BytesIO()
@@ -282,10 +330,6 @@ def _version() -> str:
         if line.startswith("__version__"):
             return line.split("=", 1)[1].strip().strip("\"'")
     raise RuntimeError("migrate/__init__.py: no __version__")
-
-
-def _run() -> dict[str, object]:
-    return {"capture_output": True, "text": True, "check": True}
 
 
 def _write(path: Path, data: bytes) -> None:
