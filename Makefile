@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 VENV_OK := .venv/.installed
 
-.PHONY: demo test lint typecheck unit host-deps binaries images up down status clean venv bench bench-startup bench-volumes bench-snapshots bench-live
+.PHONY: demo test lint typecheck unit host-deps binaries images up down status clean venv image bench bench-startup bench-volumes bench-snapshots bench-live
 
 $(VENV_OK): pyproject.toml
 	python3 -m venv .venv
@@ -20,6 +20,9 @@ binaries: host-deps  ## kube-apiserver & co, kubelet, etcd, kwok, MinIO... into 
 
 images: binaries    ## the real nodes' images (busybox, pause, provisioner, mover) as tars; no import
 	python3 hack/devenv/images.py
+
+image: venv binaries  ## the kube-migrate image, offline: dist/kube-migrate-<version>.oci.tar (+ rootfs for Containerfile)
+	cd hack && ../.venv/bin/python -m devenv.app_image
 
 up: venv binaries    ## start the two local clusters and MinIO
 	hack/dev-env up

@@ -8,12 +8,14 @@
 # busybox binary (/bin/busybox, package busybox-static, see hack/devenv/images.py).
 # The report's tests (tests/test_report_pictures.py) draw the restore graph with Graphviz
 # (`dot`, package graphviz) and open report.html in a headless browser (package chromium).
+# The Containerfile is built in the tests by buildah (package buildah: rootless-friendly,
+# no daemon, `FROM scratch` needs no registry).
 # A warm run is one dpkg-query; `apt-get update` runs only when something must be installed.
 # Runs as root (no sudo); on a machine without systemd no package starts a daemon.
 #
 # usage: hack/host-deps.sh
 set -euo pipefail
-PACKAGES=(containerd runc busybox-static containernetworking-plugins chromium graphviz)
+PACKAGES=(containerd runc busybox-static containernetworking-plugins chromium graphviz buildah)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

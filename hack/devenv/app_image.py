@@ -22,9 +22,9 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 from devenv.images import CACHE, HACK, PATH_ENV, Config, _arch, _image_config, versions
@@ -50,6 +50,14 @@ STDLIB_SKIP = {
 }
 DYNLOAD_SKIP = ("_tkinter", "_curses", "readline", "_test", "xx", "_ctypes_test", "nis")
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# The image's environment (the Containerfile sets the same; tests compare): HOME and the
+# state dir on /tmp, the only place a read-only root filesystem leaves writable (an emptyDir)
+ENV = [
+    "HOME=/tmp",
+    "KUBE_MIGRATE_STATE_DIR=/tmp/kube-migrate",
+    "LD_LIBRARY_PATH=/usr/local/lib",
+    "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+]
 PASSWD = f"root:x:0:0:root:/root:/sbin/nologin\nkube-migrate:x:{UID}:{UID}::/tmp:/sbin/nologin\n"
 GROUP = f"root:x:0:\nkube-migrate:x:{UID}:\n"
 # What .venv knows: the interpreter's prefix, and the runtime closure's files.
@@ -131,15 +139,7 @@ def _image() -> tuple[str, Path]:
     cfg = Config(
         entrypoint=["/usr/local/bin/kube-migrate"],
         user=f"{UID}:{UID}",
-        env=[
-            PATH_ENV,
-            "HOME=/tmp",
-            "PYTHONDONTWRITEBYTECODE=1",
-            "PYTHONUNBUFFERED=1",
-            "LD_LIBRARY_PATH=/usr/local/lib",
-            "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
-            "KUBE_MIGRATE_STATE_DIR=/tmp/kube-migrate",
-        ],
+        env=[PATH_ENV, *ENV],
         working_dir="/tmp",
     )
     tar = out / f"kube-migrate-{key[:16]}.oci.tar"
@@ -175,7 +175,7 @@ def _plan(probe: dict[str, object], kopia: Path) -> dict[str, Path | bytes]:
     tree[f"{PREFIX}/bin/python{ver}"] = prefix / "bin" / f"python{ver}"
     tree[f"{PREFIX}/lib/libpython{ver}.so.1.0"] = prefix / "lib" / f"libpython{ver}.so.1.0"
     tree[f"{PREFIX}/bin/kube-migrate"] = (
-        f"#!/usr/local/bin/python{ver} -sE\n"
+        f"#!/usr/local/bin/python{ver} -I\n"
         "import sys\nfrom migrate.cli.main import main\nsys.exit(main())\n"
     ).encode()
     tree[f"{PREFIX}/bin/kopia"] = kopia
@@ -338,10 +338,37 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def rootfs_tar(oci: Path) -> bytes:
+    """The image's root filesystem (its one layer, uncompressed) out of its OCI archive."""
+    with tarfile.open(oci) as t:
+        member = t.extractfile("manifest.json")
+        assert member is not None
+        layer = t.extractfile(json.load(member)[0]["Layers"][0])
+        assert layer is not None
+        return gzip.decompress(layer.read())
+
+
+def write_rootfs(oci: Path) -> Path:
+    """dist/kube-migrate-rootfs.tar: what the Containerfile adds."""
+    out = ROOT / "dist" / "kube-migrate-rootfs.tar"
+    out.parent.mkdir(exist_ok=True)
+    _write(out, rootfs_tar(oci))
+    return out
+
+
 def main() -> None:
-    """`make image`: build the image; print its reference, archive and compressed size."""
+    """`make image`: build the image into dist/ as an OCI archive (`ctr images import`,
+    `docker load`, `podman load`) and the root filesystem the Containerfile adds; print
+    the reference, the archive and its compressed size."""
+    t0 = time.monotonic()
     ref, tar = image()
-    print(f"{ref}\t{tar}\t{tar.stat().st_size / 1e6:.1f} MB", file=sys.stdout)
+    dist = ROOT / "dist"
+    dist.mkdir(exist_ok=True)
+    out = dist / f"kube-migrate-{_version()}.oci.tar"
+    shutil.copyfile(tar, out)
+    write_rootfs(tar)
+    size = out.stat().st_size / 1e6
+    print(f"{ref}\t{out}\t{size:.1f} MB compressed\t{time.monotonic() - t0:.0f}s")
 
 
 if __name__ == "__main__":
