@@ -100,11 +100,16 @@ def test_shipped_playbooks_say_what_the_issue_asks() -> None:
     assert [s.name for s in report.steps] == ["preflight"]
     assert resolve_endpoints(report, {}, ENV).bucket.read_only  # type: ignore[union-attr]
 
-    dr = pb("disaster-recovery")
-    assert [s.name for s in dr.steps] == ["restore", "waitReady", "verify"]
-    assert dr.backup.from_schedule == "shop-" and dr.verify.from_backup
-    ep = resolve_endpoints(dr, {}, {k: v for k, v in ENV.items() if "SOURCE" not in k})
-    assert ep.bucket is not None and ep.bucket.read_only and ep.source.kubeconfig is None
+    for name in ("disaster-recovery", "recover-from-schedule"):
+        dr = pb(name)
+        drill = name == "disaster-recovery"
+        want = ["restore", "waitReady", "verify", *(["cleanup"] if drill else [])]
+        assert [s.name for s in dr.steps] == want
+        assert dr.backup.from_schedule == "shop" and dr.verify.from_backup
+        assert dr.mappings().namespaces == ({"shop": "shop-drill", "shop-data": "shop-data-drill"}
+                                           if drill else {})  # fmt: skip
+        ep = resolve_endpoints(dr, {}, {k: v for k, v in ENV.items() if "SOURCE" not in k})
+        assert ep.bucket is not None and ep.bucket.read_only and ep.source.kubeconfig is None
 
 
 def test_schema_is_valid_2020_12_and_closed() -> None:

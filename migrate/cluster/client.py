@@ -231,8 +231,15 @@ class Cluster(Connection):
         namespace: str | None = None,
         *,
         propagation: str = "Background",
+        grace_seconds: int | None = None,
     ) -> None:
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        body: dict[str, Any] = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": propagation,
+        }
+        if grace_seconds is not None:
+            body["gracePeriodSeconds"] = grace_seconds
         query = {"dryRun": self._dry(False)}
         try:
             self.request("DELETE", res.path(namespace, quote(name)), query=query, body=body)

@@ -14,7 +14,7 @@ from migrate.errors import UsageError
 from migrate.pipeline.events import EventSink, discard
 from migrate.playbook import BucketEndpoint, Endpoints, Playbook, RunState
 from migrate.restore.plan import RestoreOptions
-from migrate.store import Store
+from migrate.store import Store, layout
 from migrate.store import open_bucket as store_open_bucket
 from migrate.store.crypto import EncryptionKey, load_key
 from migrate.store.scratch import ScratchStore
@@ -93,19 +93,21 @@ class Context:
         """The backup this run restores: its own, a named one, or the newest of a schedule."""
         if "backupName" in self.artefacts:
             return str(self.artefacts["backupName"])
-        prefix = self.pb.backup.from_schedule
-        if prefix:
-            rows = [
-                r
-                for r in catalog.list_backups(self.store("target"))
-                if r.name.startswith(prefix) and r.phase == "Completed"
-            ]
-            if not rows:
+        schedule = self.pb.backup.from_schedule
+        if schedule:
+            rows = catalog.list_backups(self.store("target"))
+            done = [r for r in rows if r.schedule == schedule and r.phase == "Completed"]
+            if not done:
+                named = sum(r.name.startswith(f"{schedule}-") for r in rows)
                 raise UsageError(
-                    f"no Completed backup named {prefix}* in the bucket",
-                    hint="run the backup schedule first, or set spec.backup.name",
+                    f"no Completed backup of schedule {schedule} (label "
+                    f"{layout.SCHEDULE_LABEL}={schedule}) in the bucket",
+                    hint=f"{named} backups are named {schedule}-* but not labelled: name one "
+                    "with spec.backup.name"
+                    if named
+                    else "run the schedule first (`schedule run-now`), or set spec.backup.name",
                 )
-            name = max(rows, key=lambda r: (r.created is not None, r.created, r.name)).name
+            name = max(done, key=lambda r: (r.created is not None, r.created, r.name)).name
         else:
             name = self.pb.backup_name(self.run)
         self.artefacts["backupName"] = name

@@ -17,6 +17,7 @@ from typing import Any
 
 from migrate import __version__
 from migrate.errors import MigrateError
+from migrate.pipeline.cleanup import cleanup_step
 from migrate.pipeline.context import Context
 from migrate.pipeline.events import StepFinished, StepSkipped, StepStarted
 from migrate.pipeline.live import cutover_step, precopy_step
@@ -37,6 +38,7 @@ STEPS: dict[str, StepFn] = {
     "waitReady": wait_ready_step,
     "verify": verify_step,
     "scale": scale_step,
+    "cleanup": cleanup_step,
 }
 log = logging.getLogger(__name__)
 # In --dry-run only these run (they write nothing); the others are reported as skipped.

@@ -104,6 +104,7 @@ def needs(pb: Playbook) -> dict[str, list[str]]:
             "precopy": ("source", "target", "bucket"),
             "cutover": ("source", "target", "bucket"),
             "waitReady": ("target",),
+            "cleanup": ("target", "bucket"),
             "verify": ("target", "bucket") if from_backup else ("source", "target"),
             "scale": (str(step.options.get("side")),),
         }[step.name]

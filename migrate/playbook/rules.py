@@ -9,7 +9,8 @@
   newest Completed backup of a schedule" (disaster recovery), so there is nothing to make.
 - `restore`, `waitForSync` and `verify` with `fromBackup: true` need a backup: the `backup`
   step before them, or an existing one named by `spec.backup.name` or `spec.backup.fromSchedule`.
-- `waitReady` waits for what restore wrote, so it needs the `restore` step.
+- `waitReady` waits for what restore wrote, so it needs the `restore` step; so does
+  `cleanup` (a drill's last step: it removes the namespaces that restore created).
 - `spec.scope.selector` is a valid label selector; `spec.restore.namespaceMappings` maps no
   two namespaces onto the same one (their objects would collide).
 """
@@ -24,6 +25,7 @@ from migrate.playbook.source import Locator, Path_, dotted
 
 STEP_ORDER = (
     "preflight", "backup", "waitForSync", "restore", "precopy", "cutover", "waitReady", "verify",
+    "cleanup",
 )  # fmt: skip
 STEP_NAMES = (*STEP_ORDER, "scale")
 REPEATABLE = frozenset({"scale"})
@@ -81,6 +83,13 @@ def check_steps(spec: dict[str, Any], loc: Locator) -> None:
             )
         if name in ("precopy", "cutover"):
             _check_live(spec, name, seen, path, loc)
+        if name == "cleanup" and "restore" not in seen:
+            raise loc.error(
+                path,
+                "cleanup removes what this run's restore created, and no restore step comes "
+                "before it",
+                hint="add the restore step before cleanup, or drop cleanup",
+            )
         if name == "waitReady" and "restore" not in seen:
             raise loc.error(
                 path,

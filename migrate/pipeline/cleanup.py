@@ -1,0 +1,54 @@
+"""The `cleanup` step: a drill's last, removing what its restore made on the target.
+
+A disaster-recovery drill restores a schedule's newest backup into scratch namespaces of
+a test cluster, verifies, reports, and must then leave that cluster as it found it. What
+goes is decided by the label every restored object carries (velero.io/restore-name): the
+namespaces this run's restore created, nothing it found there, whatever their names. Their
+pods are copies that serve nothing, so they stop at once (grace 0) instead of after their
+termination grace period. Cluster-scoped objects the restore created are listed in the
+result and left: another namespace may use them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from migrate.pipeline.context import Context
+from migrate.playbook import Step
+from migrate.transform.mappings import RESTORE_LABEL
+
+TIMEOUT = 300.0  # seconds for the namespaces to be gone (their finalizers run first)
+
+
+def cleanup_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str, Any]]:
+    target = ctx.cluster("target")
+    restore = ctx.restore_options(resume=False).name
+    selector = f"{RESTORE_LABEL}={restore}"
+    disc = target.discovery()
+    namespaces, pods = disc.get("", "namespaces"), disc.get("", "pods")
+    assert namespaces is not None and pods is not None  # every cluster serves them
+    start = time.monotonic()
+    names = [n["metadata"]["name"] for n in target.list(namespaces, label_selector=selector)]
+    for ns in names:
+        target.delete(namespaces, ns)
+        for pod in target.list(pods, ns):
+            target.delete(pods, pod["metadata"]["name"], ns, grace_seconds=0)
+    left = set(names)
+    while left and time.monotonic() - start < TIMEOUT:
+        time.sleep(0.5)
+        left = {n["metadata"]["name"] for n in target.list(namespaces)} & left
+    kept = [
+        f"{r.resource}/{o['metadata']['name']}"
+        for r in disc
+        if not r.namespaced and r.listable and r.resource != "namespaces"
+        for o in target.list(r, label_selector=selector)
+    ]  # fmt: skip
+    result = {
+        "restore": restore,
+        "namespaces": sorted(names),
+        "stillTerminating": sorted(left),
+        "clusterScopedKept": kept,
+        "seconds": round(time.monotonic() - start, 1),
+    }
+    return 0, result
