@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,42 @@ def test_migrate_cluster_end_to_end(fresh: dict[str, Any], target: Cluster) -> N
         str(fresh["reports"]),
     )
     assert out.returncode == 0, out.stderr[-3000:]
+    assert_migrated(fresh, target)
+
+
+def test_run_in_cluster_gives_the_report_of_a_local_run(
+    fresh: dict[str, Any], target: Cluster, tmp_path: Path
+) -> None:
+    """The same playbook as a Job on the target's real node (the image the dev-env
+    built): its log streamed, its report written here, Job and Secret removed after."""
+    overrides = tmp_path / "o.json"
+    overrides.write_text(json.dumps([  # the dev-env's: MinIO and API servers on loopback
+        {"op": "add", "path": "/spec/hostNetwork", "value": True},
+        {"op": "add", "path": "/spec/nodeSelector", "value": {"kube-migrate.dev/node": "real"}},
+        {"op": "add", "path": "/spec/tolerations",
+         "value": [{"key": "kube-migrate.dev/real-node", "operator": "Exists"}]},
+    ]))  # fmt: skip
+    ns = f"km-run-{uuid.uuid4().hex[:6]}"
+    out = run_cli("run", str(PLAYBOOKS / "migrate-cluster.yaml"), "--in-cluster",
+                  "--in-cluster-namespace", ns, "--pod-overrides", str(overrides),
+                  "--bucket", fresh["bucket"], "--report-dir", str(fresh["reports"]))  # fmt: skip
+    try:
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "[pod] step 6/6: verify" in out.stderr
+        assert_migrated(fresh, target)
+        sel = "kube-migrate.io/in-cluster-run"
+        for kind in ("jobs.batch", "secrets"):  # the Secret went with its Job
+            res = target.discovery().resolve(kind)
+            wait_for(
+                f"{kind} removed", lambda r=res: not list(target.list(r, ns, label_selector=sel))
+            )
+        assert os.environ["AWS_SECRET_ACCESS_KEY"] not in out.stderr + out.stdout
+    finally:
+        target.delete(target.discovery().resolve("namespaces"), ns)
+
+
+def assert_migrated(fresh: dict[str, Any], target: Cluster) -> None:
+    """What a run of migrate-cluster.yaml leaves: its report, and the shop on the target."""
     doc = report(fresh["reports"])
     by = steps(doc)
     assert list(by) == ["preflight", "backup", "waitForSync", "restore", "waitReady", "verify"]

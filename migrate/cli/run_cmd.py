@@ -32,6 +32,7 @@ from migrate.cli.options import (
 )
 from migrate.cli.output import emit, output_option
 from migrate.cli.render_events import StderrRenderer
+from migrate.cli.run_in_cluster import InClusterFlags, in_cluster_options, submit
 from migrate.errors import MigrateError, UsageError
 from migrate.pipeline.context import Context
 from migrate.pipeline.resume import mirror_run, new_run, resume_run
@@ -65,8 +66,11 @@ class RunArgs(Command):
     target_bucket: str | None
     key: KeyFlags
     output: str
+    remote: InClusterFlags
+    artefacts: bool
 
     def validate(self) -> None:
+        self.remote.validate()
         if self.resume:
             given = [
                 word
@@ -166,11 +170,16 @@ def on_command_line(ctx: click.Context) -> frozenset[str]:
     help="The target side's view of the bucket (a replica), if different.",
 )
 @encryption_key_option(writing=True)
+@in_cluster_options
+@click.option("--report-artefacts", "artefacts", is_flag=True, hidden=True)
 @output_option()
 @bind(RunArgs)
 def run(args: RunArgs) -> None:
     """Run a migration playbook (see playbooks/)."""
     flags = args.endpoint_flags(on_command_line(click.get_current_context()))
+    if args.remote.in_cluster:
+        _run_in_cluster(args, flags)
+        return
     if args.resume:
         state, pb, endpoints = resume_run(args.resume, flags, args.resume_bucket())
     else:
@@ -195,6 +204,8 @@ def run(args: RunArgs) -> None:
     directory = Path(args.report_dir or pb.report_dir or Path("kube-migrate-reports") / state.run)
     doc = run_document(ctx, started, datetime.now(UTC), code, " ".join(sys.argv))
     paths = write_report(directory, doc, ctx.artefacts.get("graph"), ctx.artefacts.get("junit"))
+    if args.artefacts:  # an in-cluster run's pod: the report's other files go back too
+        doc = {**doc, "artefacts": {k: ctx.artefacts.get(k) for k in ("graph", "junit")}}
     _print_summary(doc, directory, args.output)
     log.info("report files: %s", ", ".join(str(p) for p in paths))
     if ctx.paused and not code:
@@ -206,6 +217,41 @@ def run(args: RunArgs) -> None:
             f"run {state.run} stopped at step {failed['step']} (exit {code})",
             code,
             f"see {directory}/report.md; fix, then `kube-migrate run --resume {state.run}`",
+        )
+
+
+def _run_in_cluster(args: RunArgs, flags: dict[str, Any]) -> None:
+    """The run as a Job (migrate.cli.run_in_cluster); its report written here."""
+    from migrate.playbook import load_playbook, resolve_endpoints
+    from migrate.playbook.endpoints import needs
+
+    if args.resume or args.key.encryption_key_file:
+        raise UsageError(
+            "--in-cluster starts a new run, without a key file",
+            hint="resume it with `run --resume RUN` (here, or in another Job); "
+            "drop --encryption-key-file",
+        )
+    assert args.playbook
+    pb = load_playbook(args.playbook, tuple(args.overrides))
+    endpoints = resolve_endpoints(pb, flags)
+    sides = [s for s in ("source", "target") if needs(pb)[s]]
+    extra = [a for o in args.overrides for a in ("--set", o)]
+    extra += ["--dry-run"] * args.dry_run + (
+        ["--stop-before", args.stop_before] if args.stop_before else []
+    )
+    code, doc = submit(args.remote, str(args.playbook), endpoints, sides, extra)
+    if doc is None:
+        raise RunFailed(f"the run's pod ended (exit {code}) without a report", code or 70,
+                        "see the [pod] lines above")  # fmt: skip
+    directory = Path(args.report_dir or pb.report_dir or Path("kube-migrate-reports") / doc["run"])
+    files = doc.pop("artefacts", None) or {}
+    write_report(directory, doc, files.get("graph"), files.get("junit"))
+    _print_summary(doc, directory, args.output)
+    if code:
+        raise RunFailed(
+            f"run {doc['run']} (in-cluster) exited {code}",
+            code,
+            f"see {directory}/report.md; fix, then `kube-migrate run --resume {doc['run']}`",
         )
 
 

@@ -106,6 +106,42 @@ def load_configuration(ref: ClusterRef, pool_size: int = 16) -> tuple[Configurat
     return cfg, context
 
 
+def flatten(ref: ClusterRef) -> str:
+    """The kubeconfig of `ref` as one self-contained file: only its context, with the
+    certificate and key files it names embedded (`kubectl config view --flatten
+    --minify`), for a pod that has none of this machine's files. Exec plugins and token
+    files stay references: they must work where the file is used."""
+    import base64
+
+    import yaml
+
+    load_configuration(ref)  # the usual errors, with hints, for a bad file or context
+    path = next(p for p in ref.resolved_kubeconfig().split(os.pathsep) if Path(p).is_file())
+    doc = yaml.safe_load(Path(path).read_text())
+    name = ref.context or doc.get("current-context")
+    ctx = next(c for c in doc.get("contexts") or [] if c["name"] == name)
+    base = Path(path).parent
+
+    def pick(kind: str, key: str) -> dict[str, Any]:
+        entry = next(e for e in doc.get(kind) or [] if e["name"] == ctx["context"].get(key))
+        body = dict(entry.get(key) or {})
+        for field in ("certificate-authority", "client-certificate", "client-key"):
+            if body.get(field):
+                data = (base / os.path.expanduser(body.pop(field))).read_bytes()
+                body[f"{field}-data"] = base64.b64encode(data).decode()
+        return {"name": entry["name"], key: body}
+
+    out = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [pick("clusters", "cluster")],
+        "users": [pick("users", "user")],
+        "contexts": [ctx],
+        "current-context": name,
+    }
+    return str(yaml.safe_dump(out, sort_keys=False))
+
+
 def in_pod(ref: ClusterRef) -> bool:
     """Running in a pod, and no kubeconfig named: the pod's service account is the identity
     (a scheduled backup's CronJob, an in-cluster run)."""
