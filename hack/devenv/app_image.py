@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -144,8 +145,9 @@ def _image() -> tuple[str, Path]:
     )
     tar = out / f"kube-migrate-{key[:16]}.oci.tar"
     _write(tar, oci_archive(ref, layer, cfg))
-    for old in out.glob("kube-migrate-*"):
-        if key[:16] not in old.name:
+    for old in out.glob("kube-migrate-*"):  # earlier builds of this image (not the mover's)
+        mine = re.fullmatch(r"kube-migrate-[0-9a-f]{16}\.(json|oci\.tar)", old.name)
+        if mine and key[:16] not in old.name:
             old.unlink(missing_ok=True)
     meta.write_text(json.dumps({"ref": ref, "tar": str(tar)}))
     return ref, tar
