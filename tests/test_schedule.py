@@ -62,7 +62,9 @@ def _res(c: Cluster, name: str) -> Any:
     return c.discovery().resolve(name)
 
 
-def prepare(source: Cluster, dev_env: Env, tmp: Path, bucket: str) -> Installed:
+def prepare(
+    source: Cluster, dev_env: Env, tmp: Path, bucket: str, kubeconfig: str = ""
+) -> Installed:
     """A namespace for schedules (with the bucket's credentials as a Secret), one with a
     ConfigMap to back up, and the flags every `schedule create` takes on the dev-env."""
     image = os.environ.get("KUBE_MIGRATE_IMAGE")
@@ -84,17 +86,18 @@ def prepare(source: Cluster, dev_env: Env, tmp: Path, bucket: str) -> Installed:
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app"}, "data": {"a": "1"}}
     source.create(_res(source, "configmaps"), cm, data)
     flags = [
-        "--kubeconfig", dev_env.source_kubeconfig, "-n", ns, "--image", image,
+        "--kubeconfig", kubeconfig or dev_env.source_kubeconfig, "-n", ns, "--image", image,
         "--bucket", bucket, "--s3-endpoint", os.environ["AWS_ENDPOINT_URL"],
         "--credentials-secret", "s3:cloud",
-        "--pod-overrides", str(dev_env_overrides(dev_env.source_kubeconfig, tmp / "o.json")),
+        "--pod-overrides",
+        str(dev_env_overrides(kubeconfig or dev_env.source_kubeconfig, tmp / "o.json")),
     ]  # fmt: skip
     return Installed(ns, data, bucket, flags, time.time())
 
 
 def tidy(source: Cluster, dev_env: Env, env: Installed, *names: str) -> None:
-    for name in names:
-        run_cli("schedule", "delete", name, "--kubeconfig", dev_env.source_kubeconfig, "-n", env.ns)
+    for name in names:  # flags[:4]: --kubeconfig FILE -n NS
+        run_cli("schedule", "delete", name, *env.flags[:4])
     for n in (env.ns, env.data):
         source.delete(_res(source, "namespaces"), n)
 
@@ -267,6 +270,41 @@ def test_ttl_gc_removes_the_expired_backup_and_no_other(
     assert [b["name"] for b in doc["backups"]] == [second]
     assert [j["outcome"] for j in doc["jobs"]] == ["Succeeded", "Succeeded"]
     assert all(j["manual"] for j in doc["jobs"])
+
+
+def test_a_drill_on_a_schedule_restores_verifies_and_cleans_up(
+    installed: Installed, source: Cluster, target: Cluster, dev_env: Env, tmp_path: Path
+) -> None:
+    """`schedule create --drill PLAYBOOK`: a CronJob in the test cluster (the target) whose
+    pod runs the drill against the newest backup of schedule `shop` (run-now's, above)."""
+    drill_ns = f"{installed.data}-drill"
+    pb = tmp_path / "drill.yaml"
+    pb.write_text(
+        "apiVersion: kube-migrate.io/v1alpha1\nkind: Playbook\n"
+        "metadata: {name: drill, description: a drill}\n"
+        f"spec:\n  bucket: {{readOnly: true}}\n  scope: {{includeNamespaces: [{installed.data}]}}\n"
+        "  backup: {fromSchedule: shop}\n"
+        f"  restore: {{namespaceMappings: {{{installed.data}: {drill_ns}}}}}\n"
+        "  verify: {fromBackup: true}\n  steps: [restore, verify, cleanup]\n"
+    )
+    # its namespace (with the bucket's credentials) on the target, which runs it
+    env = prepare(target, dev_env, tmp_path, installed.bucket, dev_env.target_kubeconfig)
+    flags = env.flags
+    try:
+        r = run_cli("schedule", "create", "drill", "--schedule", "0 4 * * 0", *flags,
+                    "--drill", str(pb))  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        r = run_cli("schedule", "run-now", "drill", *flags[:4])
+        assert r.returncode == 0, r.stderr
+        job = _wait_job(target, env.ns, r.stdout.strip())
+        pods = list(target.list(_res(target, "pods"), env.ns,
+                                label_selector=f"job-name={job['metadata']['name']}"))  # fmt: skip
+        log = target.pod_log(env.ns, pods[0]["metadata"]["name"]).decode()
+        assert "step 3/3: cleanup" in log and "exit 0" in log, log[-2000:]
+        with pytest.raises(Exception, match="not found"):  # restored, verified, removed
+            target.get(_res(target, "namespaces"), drill_ns)
+    finally:
+        tidy(target, dev_env, env, "drill")
 
 
 def _token_cluster(source: Cluster, env: Env, ns: str, sa: str, tmp: Path) -> Cluster:

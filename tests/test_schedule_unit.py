@@ -142,3 +142,19 @@ def test_pod_overrides_patch_the_template_or_fail_in_one_line() -> None:
     )
     with pytest.raises(UsageError, match="does not apply to the pod template"):
         manifests(bad, [])
+
+
+def test_a_drill_runs_its_playbook_with_no_rbac_and_no_token() -> None:
+    from migrate.schedule.manifests import drill_secret
+
+    spec = ScheduleSpec("dr", "@weekly", "img", "1h", drill=True, credentials_secret="s3")
+    objs = manifests(spec, RESOURCES)
+    assert [o["kind"] for o in objs] == ["ServiceAccount", "CronJob"]  # no RBAC at all
+    pod = objs[-1]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False  # its identity: the kubeconfig
+    c = pod["containers"][0]
+    assert c["args"][:2] == ["run", "/etc/kube-migrate/drill/playbook.yaml"]
+    assert {"name": "drill", "secret": {"secretName": "dr-drill"}} in pod["volumes"]
+    secret = drill_secret(spec, "pb", "kc")
+    assert secret["metadata"]["name"] == "dr-drill"
+    assert secret["metadata"]["labels"]["kube-migrate.io/schedule"] == "dr"

@@ -5,6 +5,7 @@ and (schedule_read_cmd) get, describe, pause, unpause, run-now, delete, fire."""
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ NOT_PASSED = {
     "-o": "the pod's log shows the result",
     "--output": "the pod's log shows the result",
 }
+log = logging.getLogger(__name__)
 BUCKET_ENV = {  # BucketFlags field -> the variable the pod's CLI reads it from
     "bucket": "KUBE_MIGRATE_BUCKET",
     "s3_endpoint": "KUBE_MIGRATE_S3_ENDPOINT",
@@ -64,6 +66,9 @@ class CreateArgs(Command):
     history: int
     pod_overrides: str | None
     sa_annotation: tuple[str, ...]
+    drill: str | None
+    drill_target_kubeconfig: str | None
+    drill_target_context: str | None
     dry_run: bool
     output: str
     cluster: ClusterFlags
@@ -82,6 +87,13 @@ class CreateArgs(Command):
             key = flag.split("=", 1)[0]
             if key in NOT_PASSED:
                 raise UsageError(f"{key} is not a schedule's backup flag", hint=NOT_PASSED[key])
+        if self.drill and self.backup_flags:
+            raise UsageError(
+                f"a drill runs its playbook, not a backup: {' '.join(self.backup_flags)}",
+                hint="set what it restores in the playbook (or drop --drill)",
+            )
+        if (self.drill_target_kubeconfig or self.drill_target_context) and not self.drill:
+            raise UsageError("--drill-target-* go with --drill PLAYBOOK", hint="add --drill")
         if self.output not in ("yaml", "json") and self.dry_run:
             raise UsageError("--dry-run prints the manifests", hint="add -o yaml (or -o json)")
 
@@ -123,6 +135,17 @@ class CreateArgs(Command):
     metavar="K=V",
     help="Annotation on the ServiceAccount (workload identity: eks.amazonaws.com/role-arn=...).",
 )
+@click.option(
+    "--drill",
+    metavar="PLAYBOOK",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Run this playbook (a DR drill: playbooks/disaster-recovery.yaml) on the schedule "
+    "instead of a backup, against --drill-target-kubeconfig (default: --kubeconfig's).",
+)
+@click.option(
+    "--drill-target-kubeconfig", metavar="FILE", help="The cluster a drill restores into."
+)
+@click.option("--drill-target-context", metavar="NAME", help="Its context.")
 @click.option("--dry-run", is_flag=True, help="Print the manifests (with -o yaml), apply none.")
 @click.option("-o", "--output", type=click.Choice(["table", "yaml", "json"]), default="table")
 @cluster_options
@@ -136,20 +159,41 @@ def create(ctx: click.Context, /, **params: Any) -> None:
     from migrate.schedule import install
     from migrate.schedule.manifests import manifests
 
-    backup = _backup_args(args.backup_flags)
+    backup = _backup_args(() if args.drill else args.backup_flags)
     cluster = args.cluster.connect()
     spec = _spec(args, backup)
-    objs = manifests(spec, install.served_resources(cluster))
+    objs = manifests(spec, [] if args.drill else install.served_resources(cluster))
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.namespace}}
     objs.insert(0, ns)
+    secret = _drill_secret(args, spec) if args.drill else None
     if args.dry_run:
+        if secret:
+            log.warning("not printed: Secret %s (the playbook and the target's kubeconfig: "
+                        "credentials); `schedule create` without --dry-run makes it",
+                        secret["metadata"]["name"])  # fmt: skip
         _print(objs, args.output)
         return
+    if secret:
+        objs.insert(len(objs) - 1, secret)
     install.apply(cluster, objs)
     click.echo(f"schedule {args.name} installed in {args.namespace} ({spec.schedule})", err=True)
     for o in objs:
         where = o["metadata"].get("namespace")
         click.echo(f"{o['kind']}/{o['metadata']['name']}" + (f" -n {where}" if where else ""))
+
+
+def _drill_secret(args: CreateArgs, spec: ScheduleSpec) -> dict[str, Any]:
+    from migrate.cluster import ClusterRef
+    from migrate.cluster.config import flatten
+    from migrate.playbook import load_playbook
+    from migrate.schedule.manifests import drill_secret
+
+    assert args.drill
+    load_playbook(args.drill)  # the usual errors, with file and line, before installing
+    target = ClusterRef(args.drill_target_kubeconfig, args.drill_target_context)
+    if not (args.drill_target_kubeconfig or args.drill_target_context):
+        target = ClusterRef(args.cluster.kubeconfig, args.cluster.context)
+    return drill_secret(spec, Path(args.drill).read_text(), flatten(target))
 
 
 def _backup_args(flags: tuple[str, ...]) -> Any:
@@ -198,6 +242,7 @@ def _spec(args: CreateArgs, backup: Any) -> ScheduleSpec:
         starting_deadline=args.starting_deadline,
         history=args.history,
         suspend=args.paused,
+        drill=bool(args.drill),
     )  # fmt: skip
 
 

@@ -23,6 +23,7 @@ KINDS = {  # kind -> (group, resource), in apply order
     "ClusterRole": ("rbac.authorization.k8s.io", "clusterroles"),
     "ClusterRoleBinding": ("rbac.authorization.k8s.io", "clusterrolebindings"),
     "RoleBinding": ("rbac.authorization.k8s.io", "rolebindings"),
+    "Secret": ("", "secrets"),  # a drill's playbook and target kubeconfig
     "CronJob": ("batch", "cronjobs"),
 }
 MANAGED_KEY, MANAGED_VALUE = next(iter(MANAGED.items()))

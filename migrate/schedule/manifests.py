@@ -26,6 +26,7 @@ VELERO_SCHEDULE_LABEL = "velero.io/schedule-name"  # Velero's own: its `backup g
 TTL_ANNOTATION = "kube-migrate.io/ttl"
 UID = 65532
 CREDENTIALS_DIR = "/credentials"
+DRILL_DIR = "/etc/kube-migrate/drill"
 RBAC = "rbac.authorization.k8s.io"
 
 
@@ -52,6 +53,7 @@ class ScheduleSpec:
     starting_deadline: int = 300
     history: int = 3
     suspend: bool = False
+    drill: bool = False  # the pod runs the playbook of drill_secret(), not a backup
 
     @property
     def account(self) -> str:
@@ -69,6 +71,8 @@ def manifests(spec: ScheduleSpec, resources: list[tuple[str, str]]) -> list[dict
     objs: list[dict[str, Any]] = [
         _obj("v1", "ServiceAccount", spec.account, spec, labels, spec.sa_annotations),
     ]
+    if spec.drill:  # its identity is the target's kubeconfig in its Secret: no RBAC here
+        return [*objs, cronjob(spec, labels)]
     subject = [{"kind": "ServiceAccount", "name": spec.account, "namespace": spec.namespace}]
     roles = [(f"{spec.role_prefix}:read", read_rules(resources), ["*"])]
     writes = namespaced_rules(spec.volumes, spec.snapshots, spec.quiesce)
@@ -97,11 +101,17 @@ def cronjob(spec: ScheduleSpec, labels: dict[str, str]) -> dict[str, Any]:
         env.append({"name": "AWS_SHARED_CREDENTIALS_FILE", "value": path})
         mounts.append({"name": "credentials", "mountPath": CREDENTIALS_DIR, "readOnly": True})
         volumes.append({"name": "credentials", "secret": {"secretName": spec.credentials_secret}})
+    args = ["schedule", "fire", spec.name, "--ttl", spec.ttl, "--", *spec.backup_args]
+    if spec.drill:
+        args = ["run", f"{DRILL_DIR}/playbook.yaml", "--target-kubeconfig",
+                f"{DRILL_DIR}/target.kubeconfig", "--report-dir", "/tmp/report"]  # fmt: skip
+        mounts.append({"name": "drill", "mountPath": DRILL_DIR, "readOnly": True})
+        volumes.append({"name": "drill", "secret": {"secretName": f"{spec.name}-drill"}})
     container: dict[str, Any] = {
-        "name": "backup",
+        "name": "drill" if spec.drill else "backup",
         "image": spec.image,
         "imagePullPolicy": "IfNotPresent",
-        "args": ["schedule", "fire", spec.name, "--ttl", spec.ttl, "--", *spec.backup_args],
+        "args": args,
         "env": env,
         "volumeMounts": mounts,
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}},
@@ -116,6 +126,7 @@ def cronjob(spec: ScheduleSpec, labels: dict[str, str]) -> dict[str, Any]:
         "metadata": {"labels": dict(labels)},
         "spec": {
             "serviceAccountName": spec.account,
+            "automountServiceAccountToken": not spec.drill,
             "restartPolicy": "Never",
             "securityContext": {
                 "runAsUser": UID,
@@ -144,6 +155,15 @@ def cronjob(spec: ScheduleSpec, labels: dict[str, str]) -> dict[str, Any]:
         cron["timeZone"] = spec.time_zone
     obj = _obj("batch/v1", "CronJob", spec.name, spec, labels, {TTL_ANNOTATION: spec.ttl})
     return obj | {"spec": cron}
+
+
+def drill_secret(spec: ScheduleSpec, playbook: str, kubeconfig: str) -> dict[str, Any]:
+    """A drill's playbook and the kubeconfig of the cluster it restores into (flattened).
+    Applied by `schedule create`, never printed: --dry-run leaves it out."""
+    labels = {**MANAGED, SCHEDULE_LABEL: spec.name}
+    obj = _obj("v1", "Secret", f"{spec.name}-drill", spec, labels, None)
+    data = {"playbook.yaml": playbook, "target.kubeconfig": kubeconfig}
+    return obj | {"type": "Opaque", "stringData": data}
 
 
 def apply_overrides(template: dict[str, Any], ops: tuple[dict[str, Any], ...]) -> dict[str, Any]:
