@@ -10,6 +10,10 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+# Between INFO and WARNING: what a run says by default about its progress (a playbook's
+# steps, the backup a drill picked), shown without -v and not dressed up as a warning.
+NOTICE = 25
+logging.addLevelName(NOTICE, "NOTICE")
 REDACTED = "<redacted>"
 # What a log line may carry that grants access, and how much of it to hide.  Header
 # values run to the end of their quoted string or line (an Authorization value has

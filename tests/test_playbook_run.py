@@ -234,46 +234,6 @@ def test_set_overrides(fresh: dict[str, Any], target: Cluster) -> None:
     assert bad.returncode == 2 and "restore.replicas" in bad.stderr
 
 
-def test_disaster_recovery_drill_of_a_schedules_newest_backup(
-    fresh: dict[str, Any], dev_env: Any, target: Cluster
-) -> None:
-    """The drill picks the schedule's newest Completed backup by Velero's label (never
-    shop-test's, whose names also start with shop-), restores it into scratch namespaces,
-    verifies objects and data, and removes what it restored."""
-    made = (("shop-20200101000000", "shop"), ("shop-20990101000000", "shop"),
-            ("shop-test-20991231000000", "shop-test"), ("shop-29990101000000", ""))  # fmt: skip
-    for name, schedule in made:
-        labels = ["--labels", f"velero.io/schedule-name={schedule}"] if schedule else []
-        out = run_cli("backup", "create", name, "--kubeconfig", dev_env.source_kubeconfig,
-                      "--bucket", fresh["bucket"], "--include-namespaces", "shop,shop-data",
-                      *labels)  # fmt: skip
-        assert out.returncode == 0, out.stderr
-    ns_res = target.discovery().resolve("namespaces")
-    before = sorted(n["metadata"]["name"] for n in target.list(ns_res))
-    out = run_cli(
-        "run",
-        str(PLAYBOOKS / "disaster-recovery.yaml"),
-        "--bucket",
-        fresh["bucket"],
-        "--set",  # the shop's volume is a static kwok PV: re-attached, not provisioned
-        "restore.pvPolicy=retain-as-is",
-        "--report-dir",
-        str(fresh["reports"]),
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    doc = report(fresh["reports"])
-    by = steps(doc)
-    assert by["restore"]["result"]["backup"] == "shop-20990101000000", by["restore"]["result"]
-    assert by["verify"]["result"]["drifted"] == 0
-    # (volume data: the shop's claims are kwok's; test_schedule.py drills a real one)
-    cleaned = by["cleanup"]["result"]
-    assert cleaned["namespaces"] == ["shop-data-drill", "shop-drill"], cleaned
-    assert not cleaned["stillTerminating"]
-    assert sorted(n["metadata"]["name"] for n in target.list(ns_res)) == before
-    store = open_store(fresh["bucket"])
-    assert not [o.key for o in store.list("restores/")]  # read-only bucket: nothing written
-
-
 def test_resume_after_kill(fresh: dict[str, Any], source: Cluster, target: Cluster) -> None:
     cm = source.discovery().resolve("configmaps")
     for i in range(150):

@@ -212,7 +212,8 @@ def test_default_storage_class_keeps_data_across_pods(
 
 def _devenv(state: Path, cmd: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE_MIGRATE_")}
-    env |= {"KUBE_MIGRATE_DEV_ENV_DIR": str(state)}
+    # this dev-env's pods are busybox ones: the kube-migrate image (~390 MB) stays out
+    env |= {"KUBE_MIGRATE_DEV_ENV_DIR": str(state), "KUBE_MIGRATE_DEV_ENV_APP_IMAGE": "0"}
     if "KUBE_MIGRATE_CACHE" in os.environ:
         env["KUBE_MIGRATE_CACHE"] = os.environ["KUBE_MIGRATE_CACHE"]
     return subprocess.run(

@@ -24,7 +24,7 @@ import yaml
 from migrate.cluster import Cluster, ClusterRef
 from migrate.errors import Forbidden
 from tests.conftest import Env
-from tests.helpers import run_cli, wait_for
+from tests.helpers import ROOT, run_cli, wait_for
 
 
 @dataclass
@@ -275,32 +275,37 @@ def test_ttl_gc_removes_the_expired_backup_and_no_other(
 def test_a_drill_on_a_schedule_restores_verifies_and_cleans_up(
     installed: Installed, source: Cluster, target: Cluster, dev_env: Env, tmp_path: Path
 ) -> None:
-    """`schedule create --drill PLAYBOOK`: a CronJob in the test cluster (the target) whose
-    pod runs the drill against the newest backup of schedule `shop` (run-now's, above)."""
+    """`schedule create --drill playbooks/disaster-recovery.yaml` (its scope and mapping
+    pointed at this module's namespace): a CronJob in the test cluster (the target) whose
+    pod restores the newest Completed backup of schedule `shop` — by Velero's label, not
+    a newer `shop-test` one nor an unlabelled `shop-…` one — verifies and cleans up."""
+    kc = ["--kubeconfig", dev_env.source_kubeconfig, "--bucket", installed.bucket]
+    for name, label in (("shop-test-29991231000000", "shop-test"), ("shop-29990101000000", "")):
+        labels = ["--labels", f"velero.io/schedule-name={label}"] if label else []
+        r = run_cli("backup", "create", name, *kc, "--include-namespaces", installed.data,
+                    *labels)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    newest = max(n for n, b in _backups(installed).items() if b["schedule"] == "shop")
     drill_ns = f"{installed.data}-drill"
-    pb = tmp_path / "drill.yaml"
-    pb.write_text(
-        "apiVersion: kube-migrate.io/v1alpha1\nkind: Playbook\n"
-        "metadata: {name: drill, description: a drill}\n"
-        f"spec:\n  bucket: {{readOnly: true}}\n  scope: {{includeNamespaces: [{installed.data}]}}\n"
-        "  backup: {fromSchedule: shop}\n"
-        f"  restore: {{namespaceMappings: {{{installed.data}: {drill_ns}}}}}\n"
-        "  verify: {fromBackup: true}\n  steps: [restore, verify, cleanup]\n"
-    )
+    shipped = yaml.safe_load((ROOT / "playbooks" / "disaster-recovery.yaml").read_text())
+    shipped["spec"]["scope"]["includeNamespaces"] = [installed.data]
+    shipped["spec"]["restore"]["namespaceMappings"] = {installed.data: drill_ns}
+    pb = tmp_path / "disaster-recovery.yaml"
+    pb.write_text(yaml.safe_dump(shipped))
     # its namespace (with the bucket's credentials) on the target, which runs it
     env = prepare(target, dev_env, tmp_path, installed.bucket, dev_env.target_kubeconfig)
-    flags = env.flags
     try:
-        r = run_cli("schedule", "create", "drill", "--schedule", "0 4 * * 0", *flags,
+        r = run_cli("schedule", "create", "drill", "--schedule", "0 4 * * 0", *env.flags,
                     "--drill", str(pb))  # fmt: skip
         assert r.returncode == 0, r.stderr
-        r = run_cli("schedule", "run-now", "drill", *flags[:4])
+        r = run_cli("schedule", "run-now", "drill", *env.flags[:4])
         assert r.returncode == 0, r.stderr
         job = _wait_job(target, env.ns, r.stdout.strip())
         pods = list(target.list(_res(target, "pods"), env.ns,
                                 label_selector=f"job-name={job['metadata']['name']}"))  # fmt: skip
         log = target.pod_log(env.ns, pods[0]["metadata"]["name"]).decode()
-        assert "step 3/3: cleanup" in log and "exit 0" in log, log[-2000:]
+        assert f"schedule shop: its newest Completed backup is {newest}" in log, log[-3000:]
+        assert "step 4/4: cleanup" in log and "exit 0" in log, log[-3000:]
         with pytest.raises(Exception, match="not found"):  # restored, verified, removed
             target.get(_res(target, "namespaces"), drill_ns)
     finally:

@@ -5,8 +5,9 @@ project's .venv runs on (its binary, libpython and standard library, less tests,
 Tk), the runtime distributions installed in .venv (the dependency closure of kube-migrate
 without its test and lint extras, copied file by file from their RECORDs), the `migrate`
 package itself, kopia from hack/build.sh, the shared libraries all of those link against
-(resolved with ldd) and the host's CA bundle. Every .py is compiled to an unchecked-hash
-.pyc, so a read-only root filesystem still starts at full speed.
+(resolved with ldd) and the host's CA bundle. Every .py has its .pyc, so a read-only root
+filesystem starts at full speed: the host's own bytecode (valid, as the layer keeps the
+sources' mtimes), and unchecked-hash bytecode compiled here for what has none (our package).
 
 The result is an OCI image layout archive (index.json + blobs, gzip layer) that also holds
 a `docker save` manifest.json: `ctr images import`, `docker load` and `podman load` take it.
@@ -158,16 +159,16 @@ def _plan(probe: dict[str, object], kopia: Path) -> dict[str, Path | bytes]:
     prefix, ver = Path(str(probe["prefix"])), str(probe["version"])
     tree: dict[str, Path | bytes] = {}
     stdlib = prefix / "lib" / f"python{ver}"
+    tag = f".cpython-{ver.replace('.', '')}.pyc"  # the host's own bytecode, not -O's
     for p in sorted(stdlib.rglob("*")):
         rel = p.relative_to(stdlib).as_posix()
-        if p.is_dir() or "__pycache__" in rel or _skipped(rel) or rel.startswith("config-"):
+        if p.is_dir() or _skipped(rel) or rel.startswith("config-") or _other_pyc(p, tag):
             continue
         tree[f"{PREFIX}/lib/python{ver}/{rel}"] = p
     site = f"{PREFIX}/lib/python{ver}/site-packages"
     for f in map(Path, probe["files"]):  # type: ignore[call-overload]
         for p in [f] if f.is_file() else sorted(f.rglob("*")) if f.is_dir() else []:
-            parts = p.parts
-            if "__pycache__" in parts or p.is_dir() or p.suffix == ".pyc":
+            if p.is_dir() or _other_pyc(p, tag):
                 continue
             rel = p.as_posix().split("/site-packages/", 1)[1]
             tree[f"{site}/{rel}"] = p
@@ -186,6 +187,15 @@ def _plan(probe: dict[str, object], kopia: Path) -> dict[str, Path | bytes]:
     tree["etc/ssl/certs/ca-certificates.crt"] = CA_BUNDLE
     tree["etc/passwd"], tree["etc/group"] = PASSWD.encode(), GROUP.encode()
     return tree
+
+
+def _other_pyc(p: Path, tag: str) -> bool:
+    """Bytecode the image does not take: -O/-OO variants, other versions, strays. The
+    host's own (timestamp-checked) stays valid because the layer keeps the sources'
+    mtimes; compileall then only compiles what has none (our package: unchecked-hash)."""
+    if "__pycache__" not in p.parts:
+        return p.suffix == ".pyc"
+    return not p.name.endswith(tag) or ".opt-" in p.name
 
 
 def _skipped(rel: str) -> bool:
@@ -241,12 +251,14 @@ def _materialize(tree: dict[str, Path | bytes], stage: Path) -> None:
         else:
             shutil.copyfile(os.path.realpath(src), dest)
             dest.chmod(0o755 if os.access(src, os.X_OK) else 0o644)
+            st = src.stat()
+            os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))  # keeps host .pyc valid
     for lib in (stage / "lib64", stage / "lib", stage / "usr/lib"):
         lib.mkdir(parents=True, exist_ok=True)  # ld.so's own paths
 
 
 def _layer(stage: Path) -> bytes:
-    """The tree as a deterministic tar (sorted, mtime 0, 0:0) with /tmp 1777."""
+    """The tree as a tar (sorted, owner 0:0, the sources' mtimes) with /tmp 1777."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
         for name in ["tmp", *sorted(str(p.relative_to(stage)) for p in stage.rglob("*"))]:
@@ -254,7 +266,7 @@ def _layer(stage: Path) -> bytes:
             ti = t.gettarinfo(str(p), arcname=name) if name != "tmp" else tarfile.TarInfo("tmp")
             if name == "tmp":
                 ti.type, ti.mode = tarfile.DIRTYPE, 0o1777
-            ti.mtime, ti.uid, ti.gid, ti.uname, ti.gname = 0, 0, 0, "", ""
+            ti.uid, ti.gid, ti.uname, ti.gname = 0, 0, "", ""  # mtimes kept: .pyc checks
             if ti.isfile():
                 with open(p, "rb") as fh:
                     t.addfile(ti, fh)

@@ -164,6 +164,9 @@ def up() -> int:
             started += p.procs
         if errors:
             raise errors[0]
+        for p in planes:
+            if p.node:
+                p.node.wait_app_image()
     except Exception as exc:  # any failure: stop what started, then report
         for p in planes:
             started += [x for x in p.procs if x not in started]
@@ -179,7 +182,9 @@ def up() -> int:
         "KUBE_MIGRATE_TARGET_VERSION": v["K8S_PRIMARY"],
         "KUBE_MIGRATE_TEST_IMAGE": planes[0].node.images["busybox"] if planes[0].node else "",
         "KUBE_MIGRATE_MOVER_IMAGE": planes[0].node.images["mover"] if planes[0].node else "",
-        "KUBE_MIGRATE_IMAGE": planes[0].node.images["kube-migrate"] if planes[0].node else "",
+        "KUBE_MIGRATE_IMAGE": planes[0].node.images.get("kube-migrate", "")
+        if planes[0].node
+        else "",
     }
     (STATE / "env").write_text("".join(f"export {k}={val}\n" for k, val in env.items()))
     (STATE / "env").chmod(0o600)

@@ -10,6 +10,7 @@ Settings and why they are needed: ../shared/reference/real-nodes.md.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import urllib.error
@@ -59,6 +60,8 @@ class Node:
         self.images: dict[str, str] = {}  # busybox, pause, provisioner -> image reference
         self._import: threading.Thread | None = None
         self._import_error: BaseException | None = None
+        self._app: threading.Thread | None = None
+        self._app_error: BaseException | None = None
         self.kubelet_log = ""
 
     @property
@@ -84,7 +87,6 @@ class Node:
             "pause": images.pause_image(),
             "provisioner": images.local_path_provisioner_image(),
             "mover": images.mover_image(),
-            "kube-migrate": app_image.image(),
         }
         self.images = {k: ref for k, (ref, _) in refs.items()}
         cni, cni_bin = lay.dir / "cni", lay.dir / "cni-bin"
@@ -118,6 +120,27 @@ class Node:
 
         self._import = threading.Thread(target=load, daemon=True)
         self._import.start()
+        if os.environ.get("KUBE_MIGRATE_DEV_ENV_APP_IMAGE", "1") != "0":
+            self._app = threading.Thread(target=self._app_image, daemon=True)
+            self._app.start()
+
+    def _app_image(self) -> None:
+        """The kube-migrate image (a cold build takes ~25 s): built and imported beside
+        the plane's start, waited for only at the end of `up` (wait_app_image)."""
+        try:
+            ref, tar = app_image.image()
+            if self._import:
+                self._import.join()  # containerd is up
+            images.import_image(self.lay.sock, tar)
+            self.images["kube-migrate"] = ref
+        except BaseException as exc:
+            self._app_error = exc
+
+    def wait_app_image(self) -> None:
+        if self._app:
+            self._app.join()
+        if self._app_error:
+            raise self._app_error
 
     def wait_images(self) -> None:
         if self._import:

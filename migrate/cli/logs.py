@@ -11,12 +11,10 @@ import logging
 import sys
 import time
 
+from migrate import runlog
 from migrate.runlog import Redact
 
-# Between INFO and WARNING: what a run says by default about its progress (a playbook's
-# steps), shown without -v and not dressed up as a warning.
-NOTICE = 25
-logging.addLevelName(NOTICE, "NOTICE")
+NOTICE = runlog.NOTICE  # between INFO and WARNING: a run's progress, shown by default
 
 
 class JSONFormatter(logging.Formatter):

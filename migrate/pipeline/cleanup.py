@@ -30,10 +30,10 @@ def cleanup_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
     assert namespaces is not None and pods is not None  # every cluster serves them
     start = time.monotonic()
     names = [n["metadata"]["name"] for n in target.list(namespaces, label_selector=selector)]
-    for ns in names:
-        target.delete(namespaces, ns)
+    for ns in names:  # pods first, at once: the namespace controller then needs one sweep
         for pod in target.list(pods, ns):
             target.delete(pods, pod["metadata"]["name"], ns, grace_seconds=0)
+        target.delete(namespaces, ns)
     left = set(names)
     while left and time.monotonic() - start < TIMEOUT:
         time.sleep(0.5)

@@ -5,6 +5,7 @@ none), the event sink, and the artefacts one step leaves for another or the repo
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from migrate.errors import UsageError
 from migrate.pipeline.events import EventSink, discard
 from migrate.playbook import BucketEndpoint, Endpoints, Playbook, RunState
 from migrate.restore.plan import RestoreOptions
+from migrate.runlog import NOTICE
 from migrate.store import Store, layout
 from migrate.store import open_bucket as store_open_bucket
 from migrate.store.crypto import EncryptionKey, load_key
@@ -26,6 +28,9 @@ POOL_SIZE = 24  # connections to each API server: the steps' workers share them
 def open_bucket(ep: BucketEndpoint, read_only: bool = False) -> Store:
     """The store of a bucket endpoint (read-only when it says so or `read_only`)."""
     return store_open_bucket(**{**ep.open_kwargs(), "read_only_bucket": ep.read_only or read_only})
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -108,6 +113,7 @@ class Context:
                     else "run the schedule first (`schedule run-now`), or set spec.backup.name",
                 )
             name = max(done, key=lambda r: (r.created is not None, r.created, r.name)).name
+            log.log(NOTICE, "schedule %s: its newest Completed backup is %s", schedule, name)
         else:
             name = self.pb.backup_name(self.run)
         self.artefacts["backupName"] = name
