@@ -87,7 +87,7 @@ def submit(
 ) -> tuple[int, dict[str, Any] | None]:
     """Run the playbook as a Job; the pod's exit code and its report document (or None).
     `sides`: the clusters the playbook's steps need (their kubeconfigs go along)."""
-    from migrate.cli.schedule_cmd import _overrides
+    from migrate.cli.schedule_cmd import load_pod_overrides
     from migrate.cluster.config import flatten
     from migrate.pipeline.in_cluster import Submission, run_in_cluster
     from migrate.store import open_bucket
@@ -111,7 +111,7 @@ def submit(
         kubeconfigs=kubeconfigs,
         args=tuple(run_args),
         bucket_env=env,
-        pod_overrides=_overrides(flags.pod_overrides),
+        pod_overrides=load_pod_overrides(flags.pod_overrides),
     )
     runner = ClusterRef(flags.kubeconfig, flags.context)
     if not (flags.kubeconfig or flags.context):

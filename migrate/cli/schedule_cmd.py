@@ -220,7 +220,7 @@ def _spec(args: CreateArgs, backup: Any) -> ScheduleSpec:
     annotations = dict(a.split("=", 1) for a in args.sa_annotation if "=" in a)
     if len(annotations) != len(args.sa_annotation):
         raise UsageError("--sa-annotation takes K=V", hint="e.g. eks.amazonaws.com/role-arn=...")
-    scope = backup.scope.to_scope()
+    named = backup.scope.to_scope().explicit_namespaces()  # None: all, or globs
     return ScheduleSpec(
         name=args.name,
         schedule=check_schedule(args.schedule),
@@ -229,8 +229,7 @@ def _spec(args: CreateArgs, backup: Any) -> ScheduleSpec:
         namespace=args.namespace,
         time_zone=args.time_zone,
         backup_args=args.backup_flags,
-        namespaces=tuple(n for n in scope.include_namespaces) if "*" not in
-        scope.include_namespaces else ("*",),
+        namespaces=("*",) if named is None else tuple(named),
         volumes=backup.volumes != "none",
         snapshots=backup.snapshot_volumes != "never",
         quiesce=backup.quiesce != "none",
@@ -238,7 +237,7 @@ def _spec(args: CreateArgs, backup: Any) -> ScheduleSpec:
         credentials_secret=secret or None,
         credentials_key=key or "cloud",
         sa_annotations=annotations,
-        pod_overrides=_overrides(args.pod_overrides),
+        pod_overrides=load_pod_overrides(args.pod_overrides),
         starting_deadline=args.starting_deadline,
         history=args.history,
         suspend=args.paused,
@@ -246,7 +245,7 @@ def _spec(args: CreateArgs, backup: Any) -> ScheduleSpec:
     )  # fmt: skip
 
 
-def _overrides(path: str | None) -> tuple[dict[str, Any], ...]:
+def load_pod_overrides(path: str | None) -> tuple[dict[str, Any], ...]:
     if not path:
         return ()
     try:

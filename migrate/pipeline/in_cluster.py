@@ -22,7 +22,7 @@ from typing import Any
 
 from migrate.cluster import Cluster
 from migrate.errors import EXIT_INTERRUPTED, MigrateError, NotFound
-from migrate.schedule.manifests import UID, apply_overrides
+from migrate.schedule.manifests import apply_overrides, container_security, pod_security
 from migrate.store import Store
 from migrate.store.mover_access import mover_access
 
@@ -92,12 +92,7 @@ def manifests(sub: Submission, name: str, creds: str | None) -> tuple[dict[str, 
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,  # the kubeconfigs are its identity
-            "securityContext": {
-                "runAsUser": UID,
-                "runAsGroup": UID,
-                "runAsNonRoot": True,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            "securityContext": pod_security(),
             "containers": [
                 {
                     "name": "run",
@@ -109,11 +104,7 @@ def manifests(sub: Submission, name: str, creds: str | None) -> tuple[dict[str, 
                         {"name": "run", "mountPath": MOUNT, "readOnly": True},
                         {"name": "tmp", "mountPath": "/tmp"},
                     ],
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
+                    "securityContext": container_security(),
                 }
             ],
             "volumes": [

@@ -115,12 +115,7 @@ def cronjob(spec: ScheduleSpec, labels: dict[str, str]) -> dict[str, Any]:
         "env": env,
         "volumeMounts": mounts,
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security(),
     }
     template: dict[str, Any] = {
         "metadata": {"labels": dict(labels)},
@@ -128,12 +123,7 @@ def cronjob(spec: ScheduleSpec, labels: dict[str, str]) -> dict[str, Any]:
             "serviceAccountName": spec.account,
             "automountServiceAccountToken": not spec.drill,
             "restartPolicy": "Never",
-            "securityContext": {
-                "runAsUser": UID,
-                "runAsGroup": UID,
-                "fsGroup": UID,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            "securityContext": pod_security(),
             "containers": [container],
             "volumes": volumes,
         },
@@ -155,6 +145,27 @@ def cronjob(spec: ScheduleSpec, labels: dict[str, str]) -> dict[str, Any]:
         cron["timeZone"] = spec.time_zone
     obj = _obj("batch/v1", "CronJob", spec.name, spec, labels, {TTL_ANNOTATION: spec.ttl})
     return obj | {"spec": cron}
+
+
+def pod_security() -> dict[str, Any]:
+    """The pod side of every pod kube-migrate runs itself (schedules, in-cluster runs):
+    the image's non-root user, the runtime's default seccomp profile."""
+    return {
+        "runAsUser": UID,
+        "runAsGroup": UID,
+        "fsGroup": UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security() -> dict[str, Any]:
+    """...and its container's: no privilege, no capability, nothing writable but mounts."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
 
 
 def drill_secret(spec: ScheduleSpec, playbook: str, kubeconfig: str) -> dict[str, Any]:
