@@ -94,11 +94,14 @@ def test_migrate_cluster_end_to_end(fresh: dict[str, Any], target: Cluster) -> N
     assert_migrated(fresh, target)
 
 
-def test_run_in_cluster_gives_the_report_of_a_local_run(
+def test_run_in_cluster_gives_the_report_of_a_local_run_and_resumes_anywhere(
     fresh: dict[str, Any], target: Cluster, tmp_path: Path
 ) -> None:
     """The same playbook as a Job on the target's real node (the image the dev-env
-    built): its log streamed, its report written here, Job and Secret removed after."""
+    built), its log streamed and its report written here; its state travels through the
+    bucket: a first Job pauses it before waitReady, this machine (whose journal never saw
+    it, whose paths differ from the pod's) resumes it up to verify, a second Job
+    (`--resume --in-cluster`) finishes it. Jobs and Secrets are removed after."""
     overrides = tmp_path / "o.json"
     overrides.write_text(json.dumps([  # the dev-env's: MinIO and API servers on loopback
         {"op": "add", "path": "/spec/hostNetwork", "value": True},
@@ -107,13 +110,29 @@ def test_run_in_cluster_gives_the_report_of_a_local_run(
          "value": [{"key": "kube-migrate.dev/real-node", "operator": "Exists"}]},
     ]))  # fmt: skip
     ns = f"km-run-{uuid.uuid4().hex[:6]}"
-    out = run_cli("run", str(PLAYBOOKS / "migrate-cluster.yaml"), "--in-cluster",
-                  "--in-cluster-namespace", ns, "--pod-overrides", str(overrides),
-                  "--bucket", fresh["bucket"], "--report-dir", str(fresh["reports"]))  # fmt: skip
+    job = ["--in-cluster", "--in-cluster-namespace", ns, "--pod-overrides", str(overrides),
+           "--bucket", fresh["bucket"], "--report-dir", str(fresh["reports"])]  # fmt: skip
     try:
+        out = run_cli("run", str(PLAYBOOKS / "migrate-cluster.yaml"), *job,
+                      "--stop-before", "waitReady", "-o", "json")  # fmt: skip
         assert out.returncode == 0, out.stderr[-3000:]
-        assert "[pod] step 6/6: verify" in out.stderr
+        doc = json.loads(out.stdout)
+        run = doc["run"]
+        assert [s["status"] for s in doc["steps"]] == ["succeeded"] * 4 + ["pending"] * 2
+        assert report(fresh["reports"])["run"] == run  # written here
+        assert f"[pod] run {run} paused before waitReady" in out.stderr, out.stderr[-3000:]
+        reports = ["--report-dir", str(fresh["reports"])]
+        here = run_cli("run", "--resume", run, "--bucket", fresh["bucket"],
+                       "--stop-before", "verify", *reports)  # fmt: skip
+        assert here.returncode == 0, here.stderr[-3000:]
+        assert f"run {run}: state found in" in here.stderr
+        assert "step 5/6: waitReady" in here.stderr and "step 6/6" not in here.stderr
+        out = run_cli("run", "--resume", run, *job)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "[pod] step 6/6: verify" in out.stderr and "step 4/6" not in out.stderr
         assert_migrated(fresh, target)
+        again = run_cli("run", "--resume", run)  # this machine's journal: taken from the bucket
+        assert again.returncode == 2 and "already succeeded" in again.stderr, again.stderr
         sel = "kube-migrate.io/in-cluster-run"
         for kind in ("jobs.batch", "secrets"):  # the Secret went with its Job
             res = target.discovery().resolve(kind)

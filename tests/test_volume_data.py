@@ -30,7 +30,7 @@ from migrate.store import open_store
 from migrate.volumes.password import ID_KEY
 from migrate.volumes.quiesce import ANNOTATION as QUIESCED
 from tests.conftest import Env
-from tests.helpers import run_cli, wait_for
+from tests.helpers import ROOT, run_cli, wait_for
 from tests.test_real_nodes import NODE_SELECTOR, TOLERATION, kube_for
 
 BIG_MB = 35  # two files per pod: 210 MB of random data over the three claims
@@ -278,6 +278,44 @@ def test_run_moves_every_claims_data_and_verifies_it(migrated: Migrated) -> None
     per_claim = {v["claim"]: v for v in json.loads(described.stdout)["volumes"]}
     assert set(per_claim) == {f"{m.src}/data-db-0", f"{m.src}/data-db-1", f"{m.src}/files"}
     assert all(v["files"] > 5000 and v["bytes"] > 0 and v["snapshot"] for v in per_claim.values())
+
+
+def test_a_dr_drill_restores_verifies_the_data_and_removes_only_its_own(
+    migrated: Migrated, tmp_path: Path
+) -> None:
+    """The shipped disaster-recovery playbook (pointed at this module's backup and
+    namespace) on the real claims: its own volumes, the data verified file by file
+    against the backup, then its namespace, claims and volumes gone, while the migrated
+    copy beside it on the same cluster and the source stay as they were."""
+    m = migrated
+    drill = f"{m.src}-drill"
+    book = yaml.safe_load((ROOT / "playbooks" / "disaster-recovery.yaml").read_text())
+    spec = book["spec"]
+    spec["scope"]["includeNamespaces"] = [m.src]
+    spec["restore"]["namespaceMappings"] = {m.src: drill}
+    spec["backup"] = {"name": m.backup}  # picking a schedule's newest: test_schedule
+    (tmp_path / "drill.yaml").write_text(yaml.safe_dump(book))
+    before = {pv["metadata"]["name"] for pv in m.target.json("get", "pv")["items"]}
+    out = m.km("run", str(tmp_path / "drill.yaml"), "--report-dir", str(tmp_path / "r"))
+    assert out.returncode == 0, out.stderr[-4000:]
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    by = {s["step"]: s for s in doc["steps"]}
+    assert [s["status"] for s in doc["steps"]] == ["succeeded"] * 4, doc["steps"]
+    restored = {r["claim"] for r in by["restore"]["result"]["volumes"]}
+    assert restored == {f"{drill}/data-db-0", f"{drill}/data-db-1", f"{drill}/files"}
+    data = by["verify"]["result"]["data"]
+    assert data["claims"] == 3 and data["drifted"] == 0, data
+    assert sum(c["files"] for c in data["checks"]) >= 20000, data
+    gone = by["cleanup"]["result"]
+    assert gone["namespaces"] == [drill] and gone["stillTerminating"] == [], gone
+    assert len(gone["volumes"]) == 3 and gone["volumesKept"] == [], gone
+    after = m.target.json("get", "pv")["items"]
+    assert not [pv for pv in after if pv["spec"].get("claimRef", {}).get("namespace") == drill]
+    assert before <= {pv["metadata"]["name"] for pv in after}  # none of the others went
+    assert m.target.run("get", "namespace", drill, check=False) == ""
+    claims = m.target.json("get", "pvc", "-n", m.dst)["items"]
+    assert sorted(c["status"]["phase"] for c in claims) == ["Bound"] * 3
+    assert len(m.source.json("get", "pvc", "-n", m.src)["items"]) == 3
 
 
 def test_verify_data_names_a_tampered_file(migrated: Migrated) -> None:

@@ -35,7 +35,7 @@ from migrate.cli.render_events import StderrRenderer
 from migrate.cli.run_in_cluster import InClusterFlags, in_cluster_options, submit
 from migrate.errors import MigrateError, UsageError
 from migrate.pipeline.context import Context
-from migrate.pipeline.resume import mirror_run, new_run, resume_run
+from migrate.pipeline.resume import mirror_run, new_run, peek_run, refresh_journal, resume_run
 from migrate.pipeline.run import execute, run_document
 from migrate.playbook import STEP_NAMES, BucketEndpoint
 from migrate.report.write import write_report
@@ -221,25 +221,32 @@ def run(args: RunArgs) -> None:
 
 
 def _run_in_cluster(args: RunArgs, flags: dict[str, Any]) -> None:
-    """The run as a Job (migrate.cli.run_in_cluster); its report written here."""
+    """The run (or its resumption) as a Job (migrate.cli.run_in_cluster); its report
+    written here."""
     from migrate.playbook import load_playbook, resolve_endpoints
     from migrate.playbook.endpoints import needs
 
-    if args.resume or args.key.encryption_key_file:
+    if args.key.encryption_key_file:
         raise UsageError(
-            "--in-cluster starts a new run, without a key file",
-            hint="resume it with `run --resume RUN` (here, or in another Job); "
-            "drop --encryption-key-file",
+            "--in-cluster runs without a key file",
+            hint="drop --encryption-key-file, or run it here",
         )
-    assert args.playbook
-    pb = load_playbook(args.playbook, tuple(args.overrides))
-    endpoints = resolve_endpoints(pb, flags)
+    if args.resume:
+        pb, endpoints = peek_run(args.resume, flags, args.resume_bucket())
+        extra = ["--resume", args.resume]
+    else:
+        assert args.playbook
+        pb = load_playbook(args.playbook, tuple(args.overrides))
+        endpoints = resolve_endpoints(pb, flags)
+        extra = [a for o in args.overrides for a in ("--set", o)]
     sides = [s for s in ("source", "target") if needs(pb)[s]]
-    extra = [a for o in args.overrides for a in ("--set", o)]
     extra += ["--dry-run"] * args.dry_run + (
         ["--stop-before", args.stop_before] if args.stop_before else []
     )
-    code, doc = submit(args.remote, str(args.playbook), endpoints, sides, extra)
+    code, doc = submit(args.remote, "" if args.resume else str(args.playbook), endpoints, sides,
+                       extra)  # fmt: skip
+    if args.resume:
+        refresh_journal(args.resume, endpoints.target_bucket or endpoints.bucket)
     if doc is None:
         raise RunFailed(f"the run's pod ended (exit {code}) without a report", code or 70,
                         "see the [pod] lines above")  # fmt: skip
@@ -251,7 +258,8 @@ def _run_in_cluster(args: RunArgs, flags: dict[str, Any]) -> None:
         raise RunFailed(
             f"run {doc['run']} (in-cluster) exited {code}",
             code,
-            f"see {directory}/report.md; fix, then `kube-migrate run --resume {doc['run']}`",
+            f"see {directory}/report.md; fix, then `kube-migrate run --resume {doc['run']}` "
+            "(here, or again with --in-cluster)",
         )
 
 

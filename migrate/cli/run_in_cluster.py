@@ -85,8 +85,9 @@ class InClusterFlags(Flags):
 def submit(
     flags: InClusterFlags, pb_path: str, endpoints: Any, sides: list[str], run_args: list[str]
 ) -> tuple[int, dict[str, Any] | None]:
-    """Run the playbook as a Job; the pod's exit code and its report document (or None).
-    `sides`: the clusters the playbook's steps need (their kubeconfigs go along)."""
+    """Run the playbook (`pb_path`; "": a --resume in `run_args`) as a Job; the pod's exit
+    code and its report document (or None). `sides`: the clusters the playbook's steps
+    need (their kubeconfigs go along)."""
     from migrate.cli.schedule_cmd import load_pod_overrides
     from migrate.cluster.config import flatten
     from migrate.pipeline.in_cluster import Submission, run_in_cluster
@@ -104,10 +105,13 @@ def submit(
         env = {"KUBE_MIGRATE_BUCKET": bucket.url, "AWS_REGION": opts.resolved_region()}
         if opts.resolved_endpoint():
             env["KUBE_MIGRATE_S3_ENDPOINT"] = str(opts.resolved_endpoint())
+        other = endpoints.target_bucket
+        if other is not None and other.url != bucket.url:  # where the run's state is kept
+            env["KUBE_MIGRATE_TARGET_BUCKET"] = other.url
     sub = Submission(
         namespace=flags.in_cluster_namespace,
         image=str(flags.image),
-        playbook=Path(pb_path).read_text(),
+        playbook=Path(pb_path).read_text() if pb_path else "",
         kubeconfigs=kubeconfigs,
         args=tuple(run_args),
         bucket_env=env,
@@ -118,7 +122,8 @@ def submit(
         runner = ClusterRef(endpoints.target.kubeconfig, endpoints.target.context)
     cluster = connect(runner.kubeconfig, runner.context, name="runner")
     store = open_bucket(**bucket.open_kwargs()) if bucket is not None else None
-    log.log(NOTICE, "running %s as a Job in namespace %s", pb_path, sub.namespace)
+    what = pb_path or " ".join(run_args[:2])
+    log.log(NOTICE, "running %s as a Job in namespace %s", what, sub.namespace)
 
     def show(line: dict[str, Any]) -> None:
         level = LEVELS.get(str(line.get("level")), logging.INFO)

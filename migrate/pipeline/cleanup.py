@@ -6,11 +6,14 @@ goes is decided by the label every restored object carries (velero.io/restore-na
 namespaces this run's restore created, nothing it found there, whatever their names. Their
 pods are copies that serve nothing, so they stop at once (grace 0) instead of after their
 termination grace period. Cluster-scoped objects the restore created are listed in the
-result and left: another namespace may use them.
+result and left: another namespace may use them. The volumes its claims were bound to
+are waited for as their reclaim policy removes them; one the policy keeps (Retain) is
+listed in the result and warned about, not deleted: its disk would be orphaned.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -18,6 +21,7 @@ from migrate.pipeline.context import Context
 from migrate.playbook import Step
 from migrate.transform.mappings import RESTORE_LABEL
 
+log = logging.getLogger(__name__)
 TIMEOUT = 300.0  # seconds for the namespaces to be gone (their finalizers run first)
 
 
@@ -27,9 +31,16 @@ def cleanup_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
     selector = f"{RESTORE_LABEL}={restore}"
     disc = target.discovery()
     namespaces, pods = disc.get("", "namespaces"), disc.get("", "pods")
-    assert namespaces is not None and pods is not None  # every cluster serves them
+    claims, volumes = disc.get("", "persistentvolumeclaims"), disc.get("", "persistentvolumes")
+    assert namespaces and pods and claims and volumes  # every cluster serves them
     start = time.monotonic()
     names = [n["metadata"]["name"] for n in target.list(namespaces, label_selector=selector)]
+    bound = sorted(
+        c["spec"]["volumeName"]
+        for ns in names
+        for c in target.list(claims, ns)
+        if c["spec"].get("volumeName")
+    )
     for ns in names:  # pods first, at once: the namespace controller then needs one sweep
         for pod in target.list(pods, ns):
             target.delete(pods, pod["metadata"]["name"], ns, grace_seconds=0)
@@ -38,16 +49,34 @@ def cleanup_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
     while left and time.monotonic() - start < TIMEOUT:
         time.sleep(0.5)
         left = {n["metadata"]["name"] for n in target.list(namespaces)} & left
+    kept_pvs = set(bound)
+    while kept_pvs and time.monotonic() - start < TIMEOUT:
+        live = {v["metadata"]["name"]: v for v in target.list(volumes)}
+        kept_pvs &= set(live)
+        if all(live[v]["spec"].get("persistentVolumeReclaimPolicy") != "Delete" for v in kept_pvs):
+            break  # what is left, its policy keeps
+        time.sleep(0.5)
+    if kept_pvs:
+        log.warning("cleanup: %d volume(s) of the drill's claims are kept by their reclaim "
+                    "policy: %s", len(kept_pvs), ", ".join(sorted(kept_pvs)))  # fmt: skip
     kept = [
         f"{r.resource}/{o['metadata']['name']}"
         for r in disc
         if not r.namespaced and r.listable and r.resource != "namespaces"
         for o in target.list(r, label_selector=selector)
     ]  # fmt: skip
+    message = (
+        f"removed {len(names) - len(left)} namespace(s), {len(bound) - len(kept_pvs)} volume(s)"
+    )
+    for what, items in (("still terminating", left), ("volumes kept", kept_pvs)):
+        message += f"; {what}: {', '.join(sorted(items))}" if items else ""
     result = {
+        "message": message,
         "restore": restore,
         "namespaces": sorted(names),
         "stillTerminating": sorted(left),
+        "volumes": bound,
+        "volumesKept": sorted(kept_pvs),
         "clusterScopedKept": kept,
         "seconds": round(time.monotonic() - start, 1),
     }

@@ -37,7 +37,7 @@ class Submission:
 
     namespace: str
     image: str
-    playbook: str  # its YAML text
+    playbook: str  # its YAML text; "" when args resume a run
     kubeconfigs: dict[str, str]  # side -> flattened kubeconfig text
     args: tuple[str, ...]  # `run`'s own flags (--set, --dry-run, --stop-before...)
     bucket_env: dict[str, str] = field(default_factory=dict)
@@ -57,10 +57,9 @@ def credentials_file(store: Store) -> str | None:
 def manifests(sub: Submission, name: str, creds: str | None) -> tuple[dict[str, Any], ...]:
     """The Secret and the Job of one in-cluster run."""
     labels = {LABEL: name, "app.kubernetes.io/managed-by": "kube-migrate"}
-    data = {
-        "playbook.yaml": sub.playbook,
-        **{f"{k}.kubeconfig": v for k, v in sub.kubeconfigs.items()},
-    }
+    data = {f"{k}.kubeconfig": v for k, v in sub.kubeconfigs.items()}
+    if sub.playbook:  # else a --resume in args: the pod finds the run in the bucket
+        data["playbook.yaml"] = sub.playbook
     if creds:
         data["cloud"] = creds
     secret = {
@@ -74,7 +73,7 @@ def manifests(sub: Submission, name: str, creds: str | None) -> tuple[dict[str, 
         "--log-format",
         "json",
         "run",
-        f"{MOUNT}/playbook.yaml",
+        *([f"{MOUNT}/playbook.yaml"] if sub.playbook else []),
         "-o",
         "json",
         "--report-artefacts",

@@ -27,14 +27,17 @@ from migrate.errors import MigrateError, UsageError
 from migrate.pipeline.context import Context, open_bucket
 from migrate.playbook import (
     BucketEndpoint,
+    ClusterEndpoint,
     Endpoints,
     Playbook,
     RunState,
     load_playbook,
     resolve_endpoints,
 )
+from migrate.playbook.endpoints import needs
 from migrate.playbook.state import runs_dir
 from migrate.restore.bucket_journal import prefix
+from migrate.runlog import NOTICE
 from migrate.store import Store
 
 log = logging.getLogger(__name__)
@@ -78,9 +81,33 @@ def resume_run(
     state = RunState.resume(run)
     pb = state.playbook()
     journaled = state.resolved_endpoints() or resolve_endpoints(pb, flags)
-    endpoints = check_flags(journaled, flags, state.run)
+    endpoints = local_paths(check_flags(journaled, flags, state.run), pb, state.run)
     state.endpoints = endpoints.as_dict()  # with this machine's paths, if they differ
     return state, pb, endpoints
+
+
+def peek_run(
+    run: str, flags: Mapping[str, Any], where: BucketEndpoint | None
+) -> tuple[Playbook, Endpoints]:
+    """What resuming `run` here would use (its playbook, and endpoints with this machine's
+    paths), from this machine's journal or else the bucket's copy, without adopting it:
+    `run --resume RUN --in-cluster` hands the run to a pod, which adopts it."""
+    if (runs_dir() / run / "state.json").exists():
+        state = RunState.load(run)
+    else:
+        store = open_bucket(where, read_only=True) if where is not None else None
+        key = _bucket_key(store, run) if store is not None else None
+        if store is None or key is None:
+            raise UsageError(
+                f"no run named {run!r} here{f' nor in {store.url}' if store else ''}",
+                hint="pass the --bucket (or --target-bucket) the run restores into",
+            )
+        state = RunState.from_text(run, store.get(key))
+    if state.status == "succeeded":
+        raise UsageError(f"run {run!r} already succeeded", hint="nothing to resume")
+    pb = state.playbook()
+    journaled = state.resolved_endpoints() or resolve_endpoints(pb, flags)
+    return pb, local_paths(check_flags(journaled, flags, run), pb, run)
 
 
 def state_key(restore: str, run: str) -> str:
@@ -115,13 +142,43 @@ def find_in_bucket(run: str, where: BucketEndpoint | None) -> RunState | None:
     if where is None or (runs_dir() / run / "state.json").exists():
         return None
     store = open_bucket(where, read_only=True)
+    key = _bucket_key(store, run)
+    if key is None:
+        return None
+    log.log(NOTICE, "run %s: state found in %s/%s", run, store.url, key)
+    return RunState.adopt(run, store.get(key))
+
+
+def _bucket_key(store: Store, run: str) -> str | None:
+    """Where the bucket keeps run `run`'s state (next to its restore), if it does."""
     candidates = [run, *(p for p in store.list_prefixes("restores/") if p != run)]
-    for restore in candidates:
-        key = state_key(restore, run)
-        if store.exists(key):
-            log.info("run %s: state found in %s/%s", run, store.url, key)
-            return RunState.adopt(run, store.get(key))
-    return None
+    return next((k for r in candidates if store.exists(k := state_key(r, run))), None)
+
+
+def local_paths(
+    endpoints: Endpoints, pb: Playbook, run: str, env: Mapping[str, str] = os.environ
+) -> Endpoints:
+    """A journaled kubeconfig that is not on this machine (the run began in a pod, or on
+    another machine) and no flag replaced: KUBE_MIGRATE_<SIDE>_KUBECONFIG's, if set."""
+    needed = needs(pb)
+    for side in ("source", "target"):
+        ep = getattr(endpoints, side)
+        if not needed[side] or not ep.kubeconfig or os.path.exists(ep.kubeconfig):
+            continue
+        up = side.upper()
+        here = env.get(f"KUBE_MIGRATE_{up}_KUBECONFIG")
+        if not here:
+            raise UsageError(
+                f"run {run}'s {side} kubeconfig {ep.kubeconfig} is not on this machine",
+                hint=f"pass --{side}-kubeconfig (or export KUBE_MIGRATE_{up}_KUBECONFIG)",
+            )
+        log.log(NOTICE, "run %s: the %s kubeconfig is %s here", run, side, here)
+        here_ep = ClusterEndpoint(os.path.abspath(here), env.get(f"KUBE_MIGRATE_{up}_CONTEXT"))
+        if side == "source":
+            endpoints = replace(endpoints, source=here_ep)
+        else:
+            endpoints = replace(endpoints, target=here_ep)
+    return endpoints
 
 
 def check_flags(endpoints: Endpoints, flags: Mapping[str, Any], run: str) -> Endpoints:
@@ -146,3 +203,15 @@ def check_flags(endpoints: Endpoints, flags: Mapping[str, Any], run: str) -> End
             "with `kube-migrate run PLAYBOOK ...`",
         )
     return endpoints
+
+
+def refresh_journal(run: str, where: BucketEndpoint | None) -> None:
+    """After a pod ran `run`: this machine's journal of it (if it keeps one) becomes the
+    bucket's copy, so a later `--resume` here starts where the pod stopped."""
+    path = runs_dir() / run / "state.json"
+    if where is None or not path.exists():
+        return
+    store = open_bucket(where, read_only=True)
+    key = _bucket_key(store, run)
+    if key is not None:
+        path.write_bytes(store.get(key))

@@ -141,8 +141,20 @@ class RunState:
                 if recent
                 else "no runs are journaled here; check KUBE_MIGRATE_STATE_DIR",
             )
+        return cls._parse(run, path.read_bytes(), directory, path)
+
+    @classmethod
+    def from_text(cls, run: str, text: bytes, env: Mapping[str, str] = os.environ) -> RunState:
+        """A run's state.json from elsewhere (the bucket's copy), read only: nothing is
+        journaled here."""
+        check_run_name(run)
+        directory = runs_dir(env) / run
+        return cls._parse(run, text, directory, directory / "state.json")
+
+    @classmethod
+    def _parse(cls, run: str, text: bytes, directory: Path, path: Path) -> RunState:
         try:
-            d = json.loads(path.read_text(encoding="utf-8"))
+            d = json.loads(text.decode("utf-8"))
             if d.get("version") != STATE_VERSION:
                 raise ValueError(f"state version {d.get('version')!r}, expected {STATE_VERSION}")
             return cls(
