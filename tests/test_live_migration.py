@@ -89,7 +89,17 @@ def app(ns: str, image: str) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def playbook(path: Path, ns: str) -> Path:
+def playbook(path: Path, ns: str, image: str) -> Path:
+    announce = {  # a Job hook on the target's real node: what it learns, in its log
+        "name": "announce",
+        "job": {"spec": {"template": {"spec": {
+            "nodeSelector": NODE_SELECTOR, "tolerations": [TOLERATION],
+            "containers": [{"name": "a", "image": image, "imagePullPolicy": "IfNotPresent",
+                            "command": ["sh", "-c", "echo $KUBE_MIGRATE_RUN "
+                                        "$KUBE_MIGRATE_TARGET_NAMESPACES "
+                                        "$KUBE_MIGRATE_DOWNTIME_SECONDS"]}],
+        }}}},
+    }  # fmt: skip
     path.write_text(
         "apiVersion: kube-migrate.io/v1alpha1\nkind: Playbook\nmetadata: {name: live}\n"
         f"spec:\n  scope: {{includeNamespaces: [{ns}]}}\n"
@@ -99,7 +109,8 @@ def playbook(path: Path, ns: str) -> Path:
         "  precopy: {passes: 1}\n"
         "  cutover:\n    stopTimeout: 1m\n    readyTimeout: 3m\n"
         "    hooks: [{name: switch, command: [sh, -c, 'echo $KUBE_MIGRATE_RUN "
-        f"$KUBE_MIGRATE_TARGET_NAMESPACES >> {path.parent / 'switched'}']}}]\n"
+        f"$KUBE_MIGRATE_TARGET_NAMESPACES >> {path.parent / 'switched'}']}}, "
+        f"{json.dumps(announce)}]\n"
         "  steps: [backup, waitForSync, restore, precopy, cutover]\n"
     )
     return path
@@ -129,7 +140,7 @@ class Live:
         self.env, self.source, self.target, self.ns, self.tmp = env, source, target, ns, tmp
         self.bucket, self.image = bucket, image
         self.kube = {"source": kube_for(env, "source"), "target": kube_for(env, "target")}
-        self.book = playbook(tmp / "live.yaml", ns)
+        self.book = playbook(tmp / "live.yaml", ns, image)
 
     def km(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, "--bucket", self.bucket, "--report-dir", str(self.tmp / "report"))
@@ -263,6 +274,11 @@ def cut_over_after_sigkill(live: Live, run: str, writer: Writer) -> None:
     assert switched[:-1] == [f"{run} {live.ns}"], switched  # the hook ran once, at the end
     result = live.report()["cutover"]["result"]
     assert result["downtimeSeconds"] > 0
+    hooks = result["hooks"]
+    assert [(h["hook"], h["exitCode"]) for h in hooks] == [("switch", 0), ("announce", 0)]
+    job = hooks[1]["job"].split("/")[1]
+    said = live.kube["target"].run("logs", "-n", live.ns, f"job/{job}").split()
+    assert said[:2] == [run, live.ns] and float(said[2]) == result["downtimeSeconds"], said
     assert set(result["phases"]) >= {"quiesce", "backup", "sync", "restore", "start"}
     assert result["data"]["drifted"] == 0 and result["verify"]["drifted"] == 0, result
     assert result["data"]["checkedByTheirWriter"] == 1  # the claim, by the mover writing it

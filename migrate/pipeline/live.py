@@ -14,13 +14,12 @@ idempotent, so it completes, or fails and rolls back; it never leaves both sides
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
 import time
 from typing import Any
 
-from migrate.errors import DriftFound, MigrateError, PartialFailure
+from migrate.errors import DriftFound, MigrateError
 from migrate.pipeline.context import Context
+from migrate.pipeline.cutover_hooks import run_hooks
 from migrate.pipeline.increments import Increment, child_name, take_increment
 from migrate.pipeline.steps_check import restore_transforms
 from migrate.pipeline.steps_data import check_data, data_result, target_settings
@@ -178,34 +177,19 @@ def _verify_data(ctx: Context, inc: Increment, result: dict[str, Any]) -> None:
 
 
 def _hooks(ctx: Context, result: dict[str, Any], namespaces: list[str]) -> None:
-    """The user's cut-over commands, in order, once the target is ready; they learn the
-    run, the target and its namespaces, and the downtime from variables."""
-    ran = []
-    env = {
-        **os.environ,
+    """The user's cut-over hooks (pipeline/cutover_hooks.py), in order, once the target
+    is ready; they learn the run, the target's namespaces and the downtime."""
+    facts = {
         "KUBE_MIGRATE_RUN": ctx.run,
-        "KUBE_MIGRATE_TARGET_KUBECONFIG": ctx.endpoints.target.kubeconfig or "",
-        "KUBE_MIGRATE_TARGET_CONTEXT": ctx.endpoints.target.context or "",
         "KUBE_MIGRATE_TARGET_NAMESPACES": ",".join(namespaces),
         "KUBE_MIGRATE_DOWNTIME_SECONDS": str(result.get("downtimeSeconds", "")),
     }
-    for hook in ctx.pb.cutover.hooks:
-        start = time.monotonic()
-        try:
-            proc = subprocess.run(
-                list(hook.command), capture_output=True, text=True, timeout=hook.timeout,
-                check=False, env=env,
-            )  # fmt: skip
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise PartialFailure(f"cut-over hook {hook.name}: {exc}") from None
-        ran.append({"hook": hook.name, "exitCode": proc.returncode,
-                    "seconds": round(time.monotonic() - start, 2)})  # fmt: skip
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
-            raise PartialFailure(
-                f"cut-over hook {hook.name} exited {proc.returncode}: {tail[0][:200]}"
-            )
-    result["hooks"] = ran
+    local = {
+        "KUBE_MIGRATE_TARGET_KUBECONFIG": ctx.endpoints.target.kubeconfig or "",
+        "KUBE_MIGRATE_TARGET_CONTEXT": ctx.endpoints.target.context or "",
+    }
+    target = ctx.cluster("target")
+    result["hooks"] = run_hooks(ctx.pb.cutover.hooks, target, facts, local, namespaces[0])
 
 
 def _roll_back(ctx: Context, src_ns: list[str], tgt_ns: list[str]) -> dict[str, Any]:

@@ -3,7 +3,9 @@ increments the pre-copy takes, how long the cut-over waits, what it checks and r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -15,8 +17,9 @@ class PrecopySettings:
 @dataclass(frozen=True)
 class CutoverHook:
     name: str
-    command: tuple[str, ...]
+    command: tuple[str, ...]  # run on this machine; or, when empty:
     timeout: float  # seconds
+    job: Mapping[str, Any] | None = None  # {namespace?, spec: a batch/v1 JobSpec}
 
 
 @dataclass(frozen=True)

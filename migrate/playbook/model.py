@@ -233,9 +233,10 @@ class Playbook:
     def cutover(self) -> CutoverSettings:
         hooks = tuple(
             CutoverHook(
-                name=str(h.get("name") or h["command"][0]),
-                command=tuple(h["command"]),
+                name=str(h.get("name") or (h["command"][0] if "command" in h else "hook")),
+                command=tuple(h.get("command") or ()),
                 timeout=_seconds(str(h.get("timeout", "1m")), "spec.cutover.hooks[].timeout"),
+                job=h.get("job"),
             )
             for h in self.section("cutover").get("hooks") or []
         )

@@ -11,12 +11,15 @@
   step before them, or an existing one named by `spec.backup.name` or `spec.backup.fromSchedule`.
 - `waitReady` waits for what restore wrote, so it needs the `restore` step; so does
   `cleanup` (a drill's last step: it removes the namespaces that restore created).
+- A cut-over hook is a `command` or a `job`, one of them; a job hook's `name` (it names
+  the Job) is a DNS label of at most 40 characters.
 - `spec.scope.selector` is a valid label selector; `spec.restore.namespaceMappings` maps no
   two namespaces onto the same one (their objects would collide).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from migrate.cluster.selectors import Selector
@@ -29,6 +32,7 @@ STEP_ORDER = (
 )  # fmt: skip
 STEP_NAMES = (*STEP_ORDER, "scale")
 REPEATABLE = frozenset({"scale"})
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?")
 
 
 def step_name(raw: Any) -> str:
@@ -125,6 +129,27 @@ def _check_live(
         )
 
 
+def check_hooks(spec: dict[str, Any], loc: Locator) -> None:
+    for i, hook in enumerate((spec.get("cutover") or {}).get("hooks") or []):
+        path: Path_ = ("spec", "cutover", "hooks", i)
+        if ("command" in hook) == ("job" in hook):
+            raise loc.error(
+                path,
+                "a cut-over hook is a command or a job: give one of them",
+                hint="{name: dns, command: [./switch-dns.sh]} runs here; {name: dns, job: "
+                "{spec: {template: ...}}} runs in the target cluster",
+            )
+        name = hook.get("name")
+        if "job" in hook and not DNS_LABEL.fullmatch(str(name or "")):
+            raise loc.error(
+                path,
+                f"a job hook's name names its Job: {name!r} is not a DNS label"
+                if name
+                else "a job hook needs a name: it names its Job",
+                hint="lower-case letters, digits and '-', at most 40 characters: name: switch-dns",
+            )
+
+
 def check_scope(spec: dict[str, Any], loc: Locator) -> None:
     selector = (spec.get("scope") or {}).get("selector")
     if selector is None:
@@ -152,5 +177,6 @@ def check(doc: dict[str, Any], loc: Locator) -> None:
     """Run every cross-field rule on a schema-valid document."""
     spec = doc["spec"]
     check_steps(spec, loc)
+    check_hooks(spec, loc)
     check_scope(spec, loc)
     check_mappings(spec, loc)
