@@ -46,12 +46,13 @@ def clean_target(target: Cluster) -> None:
             if doc["kind"] == "ClusterRoleBinding":  # a clone's own copies of it
                 for ns in SHOP_NAMESPACES:
                     target.delete(res, f"{doc['metadata']['name']}-{ns}")
-    ns_res, pods = disc.resolve("namespaces"), disc.resolve("pods")
-    for ns in SHOP_NAMESPACES:  # pods first, at once: the namespace then goes in one sweep
+    ns_res, pods, pvcs = (disc.resolve(r) for r in ("namespaces", "pods", "persistentvolumeclaims"))
+    for ns in SHOP_NAMESPACES:  # the namespace first (no pod is made in it from then on),
+        target.delete(ns_res, ns)  # then its pods at once and its claims (their protection
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0}
-        with contextlib.suppress(NotFound):
+        with contextlib.suppress(NotFound):  # goes with the pods): it goes in one sweep
             target.request("DELETE", pods.path(ns), body=body)
-        target.delete(ns_res, ns)
+            target.request("DELETE", pvcs.path(ns))
 
     def gone() -> bool:
         for ns in SHOP_NAMESPACES:

@@ -128,7 +128,7 @@ def _jobs(c: Cluster, ns: str, schedule: str) -> list[dict[str, Any]]:
     return list(c.list(_res(c, "jobs.batch"), ns, label_selector=sel))
 
 
-def _wait_job(c: Cluster, ns: str, name: str) -> dict[str, Any]:
+def wait_job(c: Cluster, ns: str, name: str) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         job = c.get(_res(c, "jobs.batch"), name, ns)
         conds = {x["type"] for x in (job.get("status") or {}).get("conditions") or []}
@@ -217,7 +217,7 @@ def test_run_now_backs_up_at_once_with_velero_schedule_label(
         "schedule", "run-now", "shop", "--kubeconfig", dev_env.source_kubeconfig, "-n", installed.ns
     )
     assert r.returncode == 0, r.stderr
-    _wait_job(source, installed.ns, r.stdout.strip())
+    wait_job(source, installed.ns, r.stdout.strip())
     took = time.monotonic() - t0
     made = {n: b for n, b in _backups(installed).items() if b["schedule"] == "shop"}
     assert made, _backups(installed)
@@ -257,7 +257,7 @@ def test_ttl_gc_removes_the_expired_backup_and_no_other(
         assert r.returncode == 0, r.stderr
         r = run_cli("schedule", "run-now", "gc", *kc)
         assert r.returncode == 0, r.stderr
-        _wait_job(source, installed.ns, r.stdout.strip())
+        wait_job(source, installed.ns, r.stdout.strip())
         return max(n for n, b in _backups(installed, bucket).items() if b["schedule"] == "gc")
 
     first = run("1s")  # kept by its own run's gc, expired a second later
@@ -300,7 +300,7 @@ def test_a_drill_on_a_schedule_restores_verifies_and_cleans_up(
         assert r.returncode == 0, r.stderr
         r = run_cli("schedule", "run-now", "drill", *env.flags[:4])
         assert r.returncode == 0, r.stderr
-        job = _wait_job(target, env.ns, r.stdout.strip())
+        job = wait_job(target, env.ns, r.stdout.strip())
         pods = list(target.list(_res(target, "pods"), env.ns,
                                 label_selector=f"job-name={job['metadata']['name']}"))  # fmt: skip
         log = target.pod_log(env.ns, pods[0]["metadata"]["name"]).decode()
@@ -407,7 +407,7 @@ def test_runs_on_schedule_and_not_when_paused(installed: Installed, source: Clus
         return [j for j in jobs if "manual" not in j["metadata"]["name"]]
 
     jobs = wait_for("a scheduled run", scheduled, 130 - (time.time() - installed.started))
-    _wait_job(source, installed.ns, jobs[0]["metadata"]["name"])
+    wait_job(source, installed.ns, jobs[0]["metadata"]["name"])
     assert time.time() - installed.started < 125  # within two minutes of `schedule create`
     made = [n for n, b in _backups(installed).items() if b["schedule"] == "shop"]
     assert len(made) >= 2  # run-now's and the scheduled one's

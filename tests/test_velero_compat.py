@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -28,32 +29,68 @@ if str(ROOT / "hack") not in sys.path:
 from devenv.velero import Velero, ensure_built, velero_server
 
 
+@dataclass
+class Written:
+    """What the bucket prefix holds before Velero starts: our backup `ours` and a
+    schedule's backup (its Job finished), so Velero's first sync, as it starts, lists
+    them (it syncs once a minute after that)."""
+
+    bucket: str
+    ours_items: int
+    schedule_job: str  # namespace/name
+
+
+@pytest.fixture(scope="module")
+def written(
+    dev_env: Any, source: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Written]:
+    from .test_schedule import prepare, tidy, wait_job
+
+    bucket = f"{dev_env.bucket}/velero-{uuid.uuid4().hex[:8]}"
+    env = prepare(source, dev_env, tmp_path_factory.mktemp("vsched"), bucket)
+    try:
+        r = run_cli("schedule", "create", "nightly", "--schedule", "0 3 * * *", *env.flags,
+                    "--include-namespaces", env.data, "--volumes", "none")  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        kc = ["--kubeconfig", dev_env.source_kubeconfig, "-n", env.ns]
+        r = run_cli("schedule", "run-now", "nightly", *kc)
+        assert r.returncode == 0, r.stderr
+        job = r.stdout.strip()
+        apply_example(source, "nginx")  # while the Job runs
+        summary = create_backup(
+            source,
+            open_store(bucket),
+            BackupOptions("ours", Scope(include_namespaces=("nginx",))),
+        )
+        wait_job(source, env.ns, job)
+        yield Written(bucket, summary.items, f"{env.ns}/{job}")
+    finally:
+        tidy(source, dev_env, env, "nightly")
+
+
 @pytest.fixture(scope="module")
 def velero(
-    dev_env: Any, target: Cluster, tmp_path_factory: pytest.TempPathFactory
+    dev_env: Any, target: Cluster, written: Written, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Velero, str]]:
-    """A velero server on the target plane, its location on a fresh prefix of the bucket
+    """A velero server on the target plane, its location on the prefix `written` filled
     (hack/devenv/velero.py: CRDs, dummy Deployment, location; stopped and deleted after)."""
     ensure_built()
-    prefix = f"velero-{uuid.uuid4().hex[:8]}"
+    prefix = written.bucket.removeprefix(f"{dev_env.bucket}/")
     with velero_server(
         target,
         dev_env.target_kubeconfig,
         dev_env.bucket,
         prefix,
         workdir=tmp_path_factory.mktemp("velero"),
+        sync_at_start=True,
     ) as run:
-        yield run, f"{dev_env.bucket}/{prefix}"
+        yield run, written.bucket
 
 
 def test_velero_reads_and_restores_our_backup(
-    velero: tuple[Velero, str], scheduled: str, source: Cluster, target: Cluster
+    velero: tuple[Velero, str], written: Written, source: Cluster, target: Cluster
 ) -> None:
-    run, bucket = velero
-    apply_example(source, "nginx")
-    summary = create_backup(
-        source, open_store(bucket), BackupOptions("ours", Scope(include_namespaces=("nginx",)))
-    )
+    run, _ = velero
     started = time.monotonic()
     wait_for("Velero to sync our backup", lambda: "ours" in run("backup", "get"), 120)
     synced = time.monotonic() - started
@@ -74,7 +111,7 @@ def test_velero_reads_and_restores_our_backup(
     assert "Completed" in out, out
     progress = json.loads(run("restore", "get", "vr-ours", "-o", "json"))["status"]["progress"]
     # Velero counts every item of our backup, and has restored each of them
-    assert progress["itemsRestored"] == progress["totalItems"] == summary.items, progress
+    assert progress["itemsRestored"] == progress["totalItems"] == written.ours_items, progress
     deploy = target.get(target.discovery().resolve("deployments.apps"), "nginx", dst)
     assert deploy["spec"]["template"]["spec"]["containers"][0]["image"].endswith("nginx:1.27")
     print(f"Velero synced our backup in {synced:.0f}s")
@@ -153,44 +190,10 @@ def test_we_restore_and_verify_velero_backups(
         c.delete(c.discovery().resolve("namespaces"), name)
 
 
-@pytest.fixture(scope="module")
-def scheduled(
-    velero: tuple[Velero, str], dev_env: Any, source: Cluster, tmp_path_factory: Any
-) -> Iterator[str]:
-    """A schedule's backup in Velero's location, its run started at once: Velero's sync
-    (~50 s at its own pace) then serves this and the first test together.  The Job's
-    name."""
-    from .test_schedule import prepare, tidy
-
-    _, bucket = velero
-    env = prepare(source, dev_env, tmp_path_factory.mktemp("vsched"), bucket)
-    try:
-        r = run_cli("schedule", "create", "nightly", "--schedule", "0 3 * * *", *env.flags,
-                    "--include-namespaces", env.data, "--volumes", "none")  # fmt: skip
-        assert r.returncode == 0, r.stderr
-        kc = ["--kubeconfig", dev_env.source_kubeconfig, "-n", env.ns]
-        r = run_cli("schedule", "run-now", "nightly", *kc)
-        assert r.returncode == 0, r.stderr
-        yield f"{env.ns}/{r.stdout.strip()}"
-    finally:
-        tidy(source, dev_env, env, "nightly")
-
-
-def test_velero_lists_scheduled_backups_with_their_schedule(
-    velero: tuple[Velero, str], scheduled: str, source: Cluster
-) -> None:
+def test_velero_lists_scheduled_backups_with_their_schedule(velero: tuple[Velero, str]) -> None:
     """`velero backup get -l velero.io/schedule-name=NAME` (Velero's own label) lists a
     schedule's backups."""
     run, _ = velero
-    ns, job = scheduled.split("/")
-    jobs = source.discovery().resolve("jobs.batch")
-
-    def done() -> bool:
-        st = source.get(jobs, job, ns).get("status") or {}
-        assert not st.get("failed"), st
-        return bool(st.get("succeeded"))
-
-    wait_for(f"job {job}", done, 90)
 
     def listed() -> list[str]:
         out = run("backup", "get", "-l", "velero.io/schedule-name=nightly")

@@ -151,6 +151,7 @@ def velero_server(
     env: Mapping[str, str] | None = None,
     workdir: Path | None = None,
     sync_period: str = "5s",
+    sync_at_start: bool = False,
     ready_timeout: float = 120,
     cli_timeout: float = 180,
     server_args: Sequence[str] = (),
@@ -159,7 +160,13 @@ def velero_server(
     default location on s3://<bucket>/<prefix>; yields the CLI bound to its namespace
     once the location is Available.  `env` carries AWS_* (default: os.environ); the
     credentials file and server.log go to `workdir` (default: a new temporary dir);
-    `server_args` are added to `velero server` (e.g. --client-qps)."""
+    `server_args` are added to `velero server` (e.g. --client-qps).
+
+    Velero syncs a location's backups once a minute whatever --backup-sync-period says
+    (its sync controller ignores the location's events), the first time as it starts but
+    only if the location is Available by then. `sync_at_start` marks it Available before
+    the server starts (the server validates it again at once), so what the bucket holds
+    already is listed within seconds instead of after the next minute's sync."""
     e = dict(os.environ if env is None else env)
     binary, version = home() / "velero", versions()["VELERO"]
     ns = f"velero-{uuid.uuid4().hex[:6]}"
@@ -179,6 +186,8 @@ def velero_server(
         c.create(nsres, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         c.create(disc.resolve("deployments.apps"), _deployment(ns, version), ns)
         c.create(bsl, _location(ns, bucket, prefix, e), ns)
+        if sync_at_start:
+            c.patch(bsl, "default", {"status": {"phase": "Available"}}, ns)  # no subresource
         argv = [
             str(binary),
             "server",

@@ -5,10 +5,12 @@ a test cluster, verifies, reports, and must then leave that cluster as it found 
 goes is decided by the label every restored object carries (velero.io/restore-name): the
 namespaces this run's restore created, nothing it found there, whatever their names. Their
 pods are copies that serve nothing, so they stop at once (grace 0) instead of after their
-termination grace period. Cluster-scoped objects the restore created are listed in the
-result and left: another namespace may use them. The volumes its claims were bound to
-are waited for as their reclaim policy removes them; one the policy keeps (Retain) is
-listed in the result and warned about, not deleted: its disk would be orphaned.
+termination grace period, and their claims are deleted with them (a claim still protected
+when the namespace controller looks costs it a second look, seconds later). Cluster-scoped
+objects the restore created are listed in the result and left: another namespace may use
+them. The volumes its claims were bound to are waited for as their reclaim policy removes
+them; one the policy keeps (Retain) is listed in the result and warned about, not
+deleted: its disk would be orphaned.
 """
 
 from __future__ import annotations
@@ -41,10 +43,12 @@ def cleanup_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
         for c in target.list(claims, ns)
         if c["spec"].get("volumeName")
     )
-    for ns in names:  # pods first, at once: the namespace controller then needs one sweep
-        for pod in target.list(pods, ns):
+    for ns in names:  # the namespace first, so that no controller makes a pod in it any
+        target.delete(namespaces, ns)  # more; then its pods at once, and its claims (their
+        for pod in target.list(pods, ns):  # protection goes with the pods): one sweep
             target.delete(pods, pod["metadata"]["name"], ns, grace_seconds=0)
-        target.delete(namespaces, ns)
+        for claim in target.list(claims, ns):
+            target.delete(claims, claim["metadata"]["name"], ns)
     left = set(names)
     while left and time.monotonic() - start < TIMEOUT:
         time.sleep(0.5)

@@ -6,7 +6,7 @@ service mesh's API) and for in-cluster runs, where "this machine" is a pod. Both
 learn the same facts from variables: the run, the target's namespaces, the downtime (a
 command also the target's kubeconfig and context; a Job's pod has its own identity).
 A hook that fails or outlasts its timeout fails the cut-over, which then rolls back; a
-Job hook's failed pod's last log line is in the error, and its Job stays for an hour
+Job hook's failed pod's last log lines are in the error, and its Job stays for an hour
 (ttlSecondsAfterFinished) for `kubectl logs`.
 """
 
@@ -112,7 +112,7 @@ def _job(hook: CutoverHook, target: Cluster, facts: dict[str, str], ns: str) -> 
 
 
 def _last_line(target: Cluster, pods: Any, ns: str, job: str) -> str:
-    """The last log line of the Job's newest pod (its reason for failing, mostly)."""
+    """The last log lines of the Job's newest pod (its reason for failing, mostly)."""
     try:
         listed = sorted(
             target.list(pods, ns, label_selector=f"job-name={job}"),
@@ -121,6 +121,7 @@ def _last_line(target: Cluster, pods: Any, ns: str, job: str) -> str:
         if not listed:
             return "no pod"
         text = target.pod_log(ns, listed[-1]["metadata"]["name"]).decode(errors="replace")
-        return (text.strip().splitlines()[-1:] or ["(empty log)"])[0][:200]
+        # the last few: stdout and stderr reach the log by separate pipes, in either order
+        return " | ".join(text.strip().splitlines()[-3:])[-300:] or "(empty log)"
     except MigrateError as exc:
         return f"(its log: {exc.message})"
