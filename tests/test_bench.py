@@ -287,9 +287,10 @@ def test_bench_runs_and_emits_every_field(dev_env: Any, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     argv = [sys.executable, "bench/run.py", "--objects", "60", "--namespaces", "2"]
     argv += ["--no-velero", "--json", str(out), "--memory-counts", "20,40"]
-    # the suite's own namespaces may still be going away (the namespace controller waits
-    # 5 s before it starts on one): a settle gives up after its first look here
-    argv += ["--settle-timeout", "1"]
+    # no settling: the suite's own namespaces are always going away somewhere (the
+    # namespace controller waits 5 s before it starts on one), and at this size no figure
+    # is judged for real (below)
+    argv += ["--settle-timeout", "0"]
     env = dict(os.environ)
     proc = subprocess.run(
         argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
@@ -351,7 +352,7 @@ def test_bench_runs_and_emits_every_field(dev_env: Any, tmp_path: Path) -> None:
     assert len(doc["verifySamples"]) == 2 and len(doc["rawVerifyListSamples"]) == 2
     assert doc["verifySeconds"] == min(doc["verifySamples"]) > 0
     assert doc["rawVerifyListSeconds"] == min(doc["rawVerifyListSamples"]) > 0
-    assert 0 <= doc["settleSeconds"] <= 12 * 2.5  # twelve settles, each one look (~2 s)
+    assert 0 <= doc["settleSeconds"] < 1  # --settle-timeout 0: no wait
 
 
 def test_volume_targets_judge_the_data_path() -> None:
