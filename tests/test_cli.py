@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -116,13 +117,16 @@ def test_unreachable_server_error(tmp_path: Path) -> None:
         "users:\n- name: u\n  user: {token: t}\n"
         "contexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n"
     )
-    out = run_cli("cluster", "info", "--kubeconfig", str(kc))
+    # both at once: each retries the dead address for its 5 s connect budget
+    with ThreadPoolExecutor(2) as pool:
+        plain = pool.submit(run_cli, "cluster", "info", "--kubeconfig", str(kc))
+        debug = pool.submit(run_cli, "--debug", "cluster", "info", "--kubeconfig", str(kc))
+        out, dbg = plain.result(), debug.result()
     assert out.returncode == EXIT_ACCESS
     assert out.stderr.startswith("kube-migrate: error: x: cannot reach https://127.0.0.1:1")
     assert "hint: is the API server up?" in out.stderr
     assert "Traceback" not in out.stderr
-    debug = run_cli("--debug", "cluster", "info", "--kubeconfig", str(kc))
-    assert debug.returncode == EXIT_ACCESS and "Traceback" in debug.stderr
+    assert dbg.returncode == EXIT_ACCESS and "Traceback" in dbg.stderr
 
 
 def test_usage_errors() -> None:

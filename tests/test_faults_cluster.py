@@ -54,8 +54,8 @@ def plane(dev_env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[An
     try:
         p.up(bindir / f"etcd-{v['ETCD']}" / "etcd", bindir / f"kwok-{v['KWOK']}", minimal=True)
         yield p
-    finally:
-        procs.stop(p.procs)
+    finally:  # thrown away: no graceful end (a kube-apiserver waits ~10 s for its clients)
+        procs.stop(p.procs, timeout=2.0)
 
 
 def _bulk(c: Cluster, ns: str, n: int) -> None:

@@ -176,6 +176,9 @@ class Plane:
                 "--concurrent-replicaset-syncs=10",
                 "--concurrent-gc-syncs=40",
                 "--concurrent-namespace-syncs=20",
+                # a claim created a moment after its pre-bound PV can miss it in the PV
+                # informer and wait for the binder's next full sync (default 15 s)
+                "--pvclaimbinder-sync-period=1s",
                 # kwok's heartbeats can starve for a minute on a loaded 2-core machine; a
                 # node marked NotReady would leave its pods NotReady for good (kwok does
                 # not revive them), so allow an hour before a node counts as lost.
