@@ -57,13 +57,19 @@ def started_in_a_pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[s
     return state.run, bucket
 
 
+def kubeconfig_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> Path:
+    """A target kubeconfig on this machine, named by KUBE_MIGRATE_TARGET_KUBECONFIG."""
+    kc = tmp_path / name
+    kc.write_text("{}")
+    monkeypatch.setenv("KUBE_MIGRATE_TARGET_KUBECONFIG", str(kc))
+    return kc
+
+
 def test_peek_reads_the_bucket_copy_and_journals_nothing_here(
     started_in_a_pod: tuple[str, BucketEndpoint], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run, bucket = started_in_a_pod
-    kc = tmp_path / "target.kubeconfig"
-    kc.write_text("{}")
-    monkeypatch.setenv("KUBE_MIGRATE_TARGET_KUBECONFIG", str(kc))
+    kc = kubeconfig_here(tmp_path, monkeypatch, "target.kubeconfig")
     monkeypatch.setenv("KUBE_MIGRATE_TARGET_CONTEXT", "lab")
     pb, endpoints = peek_run(run, {}, replace(bucket, read_only=True))
     assert pb.name == "far" and [s.name for s in pb.steps] == ["restore", "verify"]
@@ -91,10 +97,9 @@ def test_a_flag_given_beats_the_variable(
     started_in_a_pod: tuple[str, BucketEndpoint], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run, bucket = started_in_a_pod
-    flag, var = tmp_path / "flag.kubeconfig", tmp_path / "var.kubeconfig"
-    for p in (flag, var):
-        p.write_text("{}")
-    monkeypatch.setenv("KUBE_MIGRATE_TARGET_KUBECONFIG", str(var))
+    kubeconfig_here(tmp_path, monkeypatch, "var.kubeconfig")
+    flag = tmp_path / "flag.kubeconfig"
+    flag.write_text("{}")
     state, _, endpoints = resume_run(run, {"target_kubeconfig": str(flag)}, bucket)
     assert endpoints.target.kubeconfig == str(flag)
     assert [s.status for s in state.steps] == ["succeeded", "pending"]  # adopted, resumed
@@ -105,9 +110,7 @@ def test_refresh_journal_takes_the_bucket_copy_after_a_pod_ran_on(
     started_in_a_pod: tuple[str, BucketEndpoint], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run, bucket = started_in_a_pod
-    kc = tmp_path / "t.kubeconfig"
-    kc.write_text("{}")
-    monkeypatch.setenv("KUBE_MIGRATE_TARGET_KUBECONFIG", str(kc))
+    kubeconfig_here(tmp_path, monkeypatch, "t.kubeconfig")
     _, pb, _ = resume_run(run, {}, bucket)  # journaled here now, step 2 pending
     store = open_store(bucket.url)
     there = RunState.from_text(run, next(store.get(o.key) for o in store.list("restores/")))

@@ -35,7 +35,7 @@ from migrate.playbook import (
     resolve_endpoints,
 )
 from migrate.playbook.endpoints import needs
-from migrate.playbook.state import runs_dir
+from migrate.playbook.state import journal_path
 from migrate.restore.bucket_journal import prefix
 from migrate.runlog import NOTICE
 from migrate.store import Store
@@ -80,8 +80,7 @@ def resume_run(
     find_in_bucket(run, where)
     state = RunState.resume(run)
     pb = state.playbook()
-    journaled = state.resolved_endpoints() or resolve_endpoints(pb, flags)
-    endpoints = local_paths(check_flags(journaled, flags, state.run), pb, state.run)
+    endpoints = _endpoints_here(state, pb, flags)
     state.endpoints = endpoints.as_dict()  # with this machine's paths, if they differ
     return state, pb, endpoints
 
@@ -92,7 +91,7 @@ def peek_run(
     """What resuming `run` here would use (its playbook, and endpoints with this machine's
     paths), from this machine's journal or else the bucket's copy, without adopting it:
     `run --resume RUN --in-cluster` hands the run to a pod, which adopts it."""
-    if (runs_dir() / run / "state.json").exists():
+    if journal_path(run).exists():
         state = RunState.load(run)
     else:
         store = open_bucket(where, read_only=True) if where is not None else None
@@ -103,11 +102,15 @@ def peek_run(
                 hint="pass the --bucket (or --target-bucket) the run restores into",
             )
         state = RunState.from_text(run, store.get(key))
-    if state.status == "succeeded":
-        raise UsageError(f"run {run!r} already succeeded", hint="nothing to resume")
+    state.check_resumable()
     pb = state.playbook()
+    return pb, _endpoints_here(state, pb, flags)
+
+
+def _endpoints_here(state: RunState, pb: Playbook, flags: Mapping[str, Any]) -> Endpoints:
+    """The run's journaled endpoints, held to the flags given, with this machine's paths."""
     journaled = state.resolved_endpoints() or resolve_endpoints(pb, flags)
-    return pb, local_paths(check_flags(journaled, flags, run), pb, run)
+    return local_paths(check_flags(journaled, flags, state.run), pb, state.run)
 
 
 def state_key(restore: str, run: str) -> str:
@@ -139,7 +142,7 @@ def mirror_run(ctx: Context) -> None:
 def find_in_bucket(run: str, where: BucketEndpoint | None) -> RunState | None:
     """The run's state from the bucket `where` (--target-bucket, else --bucket, or their
     variables), adopted as this machine's journal; None when there is none."""
-    if where is None or (runs_dir() / run / "state.json").exists():
+    if where is None or journal_path(run).exists():
         return None
     store = open_bucket(where, read_only=True)
     key = _bucket_key(store, run)
@@ -208,7 +211,7 @@ def check_flags(endpoints: Endpoints, flags: Mapping[str, Any], run: str) -> End
 def refresh_journal(run: str, where: BucketEndpoint | None) -> None:
     """After a pod ran `run`: this machine's journal of it (if it keeps one) becomes the
     bucket's copy, so a later `--resume` here starts where the pod stopped."""
-    path = runs_dir() / run / "state.json"
+    path = journal_path(run)
     if where is None or not path.exists():
         return
     store = open_bucket(where, read_only=True)

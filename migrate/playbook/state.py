@@ -43,7 +43,7 @@ from migrate.playbook.run_dirs import (
 )
 
 # Where runs are journaled (run_dirs.py) stays importable from here.
-__all__ = ["DONE", "RunState", "StepState", "list_runs", "runs_dir"]
+__all__ = ["DONE", "RunState", "StepState", "journal_path", "list_runs", "runs_dir"]
 
 STATE_VERSION = 1
 STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped")
@@ -66,6 +66,11 @@ class StepState:
     attempts: int = 0
     exit_code: int | None = None
     result: dict[str, Any] = field(default_factory=dict)
+
+
+def journal_path(run: str, env: Mapping[str, str] = os.environ) -> Path:
+    """Where this machine journals run `run` (its state.json)."""
+    return runs_dir(env) / run / "state.json"
 
 
 @dataclass
@@ -131,8 +136,7 @@ class RunState:
     def load(cls, run: str, env: Mapping[str, str] = os.environ) -> RunState:
         """Read a run's journal; an unknown run is a UsageError listing recent ones."""
         check_run_name(run)
-        directory = runs_dir(env) / run
-        path = directory / "state.json"
+        path = journal_path(run, env)
         if not path.is_file():
             recent = list_runs(env)[-5:]
             raise UsageError(
@@ -141,18 +145,17 @@ class RunState:
                 if recent
                 else "no runs are journaled here; check KUBE_MIGRATE_STATE_DIR",
             )
-        return cls._parse(run, path.read_bytes(), directory, path)
+        return cls._parse(run, path.read_bytes(), path)
 
     @classmethod
     def from_text(cls, run: str, text: bytes, env: Mapping[str, str] = os.environ) -> RunState:
         """A run's state.json from elsewhere (the bucket's copy), read only: nothing is
         journaled here."""
         check_run_name(run)
-        directory = runs_dir(env) / run
-        return cls._parse(run, text, directory, directory / "state.json")
+        return cls._parse(run, text, journal_path(run, env))
 
     @classmethod
-    def _parse(cls, run: str, text: bytes, directory: Path, path: Path) -> RunState:
+    def _parse(cls, run: str, text: bytes, path: Path) -> RunState:
         try:
             d = json.loads(text.decode("utf-8"))
             if d.get("version") != STATE_VERSION:
@@ -163,7 +166,7 @@ class RunState:
                 document=d["playbook"],
                 overrides=list(d["overrides"]),
                 steps=[StepState(**s) for s in d["steps"]],
-                directory=directory,
+                directory=path.parent,
                 endpoints=d.get("endpoints"),
                 status=d["status"],
                 started=d["started"],
@@ -184,9 +187,8 @@ class RunState:
         """Take a run's state.json from elsewhere (the bucket's copy) as this machine's
         journal of it, to resume it here; refused when this machine journals it already."""
         check_run_name(run)
-        directory = runs_dir(env) / run
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / "state.json"
+        path = journal_path(run, env)
+        path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             raise UsageError(
                 f"run {run!r} is journaled here already ({path})", hint=f"--resume {run}"
@@ -200,11 +202,7 @@ class RunState:
         state = cls.load(run, env)
         with state.lock():
             pass  # refuses while another process holds the run
-        if state.status == "succeeded":
-            raise UsageError(
-                f"run {run!r} already succeeded (finished {state.finished})",
-                hint="nothing to resume; start a new run with `kube-migrate run PLAYBOOK`",
-            )
+        state.check_resumable()
         for step in state.steps:
             if step.status in ("running", "failed"):
                 step.status = "pending"
@@ -214,6 +212,14 @@ class RunState:
         state.resumes += 1
         state.save()
         return state
+
+    def check_resumable(self) -> None:
+        """A run that succeeded has nothing left to resume (UsageError)."""
+        if self.status == "succeeded":
+            raise UsageError(
+                f"run {self.run!r} already succeeded (finished {self.finished})",
+                hint="nothing to resume; start a new run with `kube-migrate run PLAYBOOK`",
+            )
 
     def playbook(self) -> Playbook:
         """The journaled playbook, validated again."""
