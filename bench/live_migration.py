@@ -112,9 +112,13 @@ def playbook(path: Path, ns: str, to: str, live: bool) -> Path:
     return path
 
 
-def km(*args: str) -> str:
-    out = subprocess.run([str(BIN / "kube-migrate"), *args, "-o", "json"], capture_output=True,
-                         text=True, check=False, cwd=ROOT)  # fmt: skip
+def km(*args: str, log: Path | None = None) -> str:
+    """kube-migrate's JSON output; with `log`, its debug log (JSON lines) is kept there."""
+    debug = ["-vv", "--log-format", "json"] if log else []
+    out = subprocess.run([str(BIN / "kube-migrate"), *debug, *args, "-o", "json"],
+                         capture_output=True, text=True, check=False, cwd=ROOT)  # fmt: skip
+    if log:
+        log.write_text(out.stderr)
     if out.returncode != 0:
         raise SystemExit(f"bench: kube-migrate {' '.join(args)}: {out.stderr[-2000:]}")
     return out.stdout
@@ -194,7 +198,7 @@ def live(source: Cluster, target: Cluster, ns: str, bucket: str, work: Path,
                    check=True, capture_output=True)  # fmt: skip
     changed += FILE_MIB << 20
     done = json.loads(km("run", "--resume", first["run"], "--bucket", bucket,
-                         "--report-dir", str(work / "live")))  # fmt: skip
+                         "--report-dir", str(work / "live"), log=work / "cutover.log"))  # fmt: skip
     cut = next(s for s in done["steps"] if s["step"] == "cutover")["result"]
     whole = float(cut["downtimeSeconds"])
     return {

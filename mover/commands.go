@@ -64,19 +64,24 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	created, err := k.Connect(ctx, *user, *host, *create, false)
-	if err != nil {
-		return nil, err
-	}
-	if created { // a volume copy keeps everything: no cache-dir or .kopiaignore exclusions
-		if err := k.Run(ctx, nil, "policy", "set", "--global", "--ignore-cache-dirs=false",
-			"--remove-dot-ignore=.kopiaignore"); err != nil {
+	ready := takePrepared("backup", *user, *host) // by a standby (standby.go): connected
+	var before map[string]int64
+	if ready != nil {
+		before = ready.BlobsBefore
+	} else {
+		created, err := k.Connect(ctx, *user, *host, *create, false)
+		if err != nil {
 			return nil, err
 		}
-	}
-	before, err := k.Blobs(ctx, "")
-	if err != nil {
-		return nil, err
+		if created { // a volume copy keeps everything: no cache-dir or .kopiaignore exclusions
+			if err := k.Run(ctx, nil, "policy", "set", "--global", "--ignore-cache-dirs=false",
+				"--remove-dot-ignore=.kopiaignore"); err != nil {
+				return nil, err
+			}
+		}
+		if before, err = k.Blobs(ctx, ""); err != nil {
+			return nil, err
+		}
 	}
 	mdir := filepath.Join(work, "manifest")
 	if err := os.RemoveAll(mdir); err != nil {
@@ -92,7 +97,12 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 	mdone := make(chan error, 1)
 	prev := &prevHashes{}
 	go func() {
-		closePrev := previousManifest(ctx, k, *user, *host, filepath.Join(work, "prev-manifest"), prev)
+		var closePrev func()
+		if ready != nil {
+			closePrev = openManifest(ready.PrevManifest, prev)
+		} else {
+			closePrev = previousManifest(ctx, k, *user, *host, filepath.Join(work, "prev-manifest"), prev)
+		}
 		defer closePrev()
 		var known []Known
 		if prev.next != nil {
@@ -116,23 +126,34 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 		return nil, err
 	}
 	stop()
-	after, err := k.Blobs(ctx, "")
-	if err != nil {
-		return nil, err
+	// the blobs listed while the manifest's snapshot is written: its blobs may be counted as
+	// added or not, the data's always are
+	type listed struct {
+		blobs map[string]int64
+		err   error
 	}
-	var added int64
-	for id, n := range after {
-		if _, ok := before[id]; !ok {
-			added += n
-		}
-	}
+	afterc := make(chan listed, 1)
+	go func() {
+		b, err := k.Blobs(ctx, "")
+		afterc <- listed{b, err}
+	}()
 	var msnap SnapshotInfo
 	err = k.JSON(ctx, &msnap, "snapshot", "create", mdir, "--json", "--pin="+Pin,
 		"--override-source="+*user+"@"+*host+":"+ManifestSource,
 		"--tags=kube-migrate:manifest", "--tags=data-snapshot:"+snap.ID,
 		"--description=kube-migrate file manifest of snapshot "+snap.ID)
+	after := <-afterc
+	if err == nil {
+		err = after.err
+	}
 	if err != nil {
 		return nil, err
+	}
+	var added int64
+	for id, n := range after.blobs {
+		if _, ok := before[id]; !ok {
+			added += n
+		}
 	}
 	if *manifestOnly {
 		if err := k.Run(ctx, io.Discard, "manifest", "show", msnap.ID); err != nil {
@@ -142,10 +163,13 @@ func backup(ctx context.Context, args []string, start time.Time) (any, error) {
 			added, since(start), peakRSS(), prev.reused.Load()}, nil
 	}
 	// Read both back in a fresh kopia run: a repository created concurrently by another
-	// mover (kopia's create is not atomic on S3) would otherwise lose them silently.
-	if err := k.Run(ctx, io.Discard, "manifest", "show", snap.ID, msnap.ID); err != nil {
-		return nil, fail("kopia-failed", "snapshots %s and %s unreadable after backup "+
-			"(repository created concurrently by another mover?): %v", snap.ID, msnap.ID, err)
+	// mover (kopia's create is not atomic on S3) would otherwise lose them silently. One that
+	// held this volume's previous manifest was not being created.
+	if prev.next == nil {
+		if err := k.Run(ctx, io.Discard, "manifest", "show", snap.ID, msnap.ID); err != nil {
+			return nil, fail("kopia-failed", "snapshots %s and %s unreadable after backup "+
+				"(repository created concurrently by another mover?): %v", snap.ID, msnap.ID, err)
+		}
 	}
 	s := snap.RootEntry.Summary
 	dirs := max(0, s.Dirs-1) // kopia counts the root, the manifest does not
@@ -164,6 +188,21 @@ func previousManifest(ctx context.Context, k *Kopia, user, host, dir string, p *
 		return func() {}
 	}
 	f, err := fetchManifest(ctx, k, list[len(list)-1].ID, dir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kmmover: every file read: previous manifest: %v\n", err)
+		return func() {}
+	}
+	p.next = entries(f, "previous manifest")
+	return func() { f.Close() }
+}
+
+// openManifest opens a previous manifest fetched earlier (by a standby); "" or an unreadable
+// file leaves p empty: every file is read.
+func openManifest(path string, p *prevHashes) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kmmover: every file read: previous manifest: %v\n", err)
 		return func() {}
@@ -201,6 +240,8 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 		"the directory holds an earlier copy: write only what differs from the snapshot")
 	verifyAfter := fs.Bool("verify", false,
 		"with --delta: check the directory against the snapshot's manifest afterwards")
+	mid := fs.String("manifest-snapshot", "",
+		"with --delta: the snapshot's manifest snapshot (else looked up by its tag)")
 	if err := parse(fs, args, "path", "snapshot"); err != nil {
 		return nil, err
 	}
@@ -208,12 +249,10 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := k.Connect(ctx, "kmmover", "restore", false, true); err != nil {
-		return nil, err
-	}
-	snap, err := k.Snapshot(ctx, *id)
-	if err != nil {
-		return nil, err
+	if takePrepared("restore", "", "") == nil { // a standby (standby.go) connected already
+		if _, err := k.Connect(ctx, "kmmover", "restore", false, true); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(*path, 0o755); err != nil {
 		return nil, err
@@ -222,13 +261,22 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if *delta {
-		d, err := restoreDelta(ctx, k, *id, root, *parallel, *verifyAfter)
+	if *delta { // the snapshot looked up while its manifest is fetched
+		found := make(chan error, 1)
+		go func() {
+			_, err := k.Snapshot(ctx, *id)
+			found <- err
+		}()
+		d, err := restoreDelta(ctx, k, *id, *mid, root, *parallel, *verifyAfter, func() error { return <-found })
 		if err != nil {
 			return nil, err
 		}
 		d.Seconds, d.PeakRSSBytes = since(start), peakRSS()
 		return d, nil
+	}
+	snap, err := k.Snapshot(ctx, *id)
+	if err != nil {
+		return nil, err
 	}
 	stop := ticker(statfsDelta(root), func() int64 { return snap.RootEntry.Summary.Size })
 	if err := k.prefetch(ctx, *id, snap.RootEntry.Summary.Size, workDir()); err != nil {

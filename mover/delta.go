@@ -227,15 +227,19 @@ type deltaResult struct {
 	ReadFiles   int64  `json:"readFiles"` // files the check read (the others: the manifest's word)
 }
 
-// restoreDelta brings root, which holds an earlier copy of the volume, to snapshot id by
+// restoreDelta brings root, which holds an earlier copy of the volume, to snapshot id (mid: its
+// manifest snapshot, "" to look it up; found: whether id exists, asked before any change) by
 // writing only what differs, relinks its hardlinks and, with verify, checks the whole
 // directory against the new manifest: every path's metadata, and the content of what it
 // wrote and of any file whose size or mtime is not the manifest's (one pod for the write
 // and its check: a cut-over waits for both).
-func restoreDelta(ctx context.Context, k *Kopia, id, root string, parallel int, verify bool) (*deltaResult, error) {
-	mid, err := k.manifestFor(ctx, id)
-	if err != nil {
-		return nil, err
+func restoreDelta(ctx context.Context, k *Kopia, id, mid, root string, parallel int, verify bool,
+	found func() error) (*deltaResult, error) {
+	if mid == "" {
+		var err error
+		if mid, err = k.manifestFor(ctx, id); err != nil {
+			return nil, err
+		}
 	}
 	if mid == "" {
 		return nil, fail("snapshot-missing", "snapshot %s has no manifest: a delta needs one", id)
@@ -253,6 +257,9 @@ func restoreDelta(ctx context.Context, k *Kopia, id, root string, parallel int, 
 		err = walkErr
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := found(); err != nil { // the snapshot exists: only then is anything removed
 		return nil, err
 	}
 	if err := plan.apply(root); err != nil {

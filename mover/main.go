@@ -4,9 +4,11 @@
 // made it. It speaks JSON lines on stdout, which is all the Python side reads:
 //
 //	kmmover backup   --path DIR --user U --host H [--create] [--manifest-only]
-//	kmmover restore  --path DIR --snapshot ID [--parallel N] [--delta [--verify]]
+//	kmmover restore  --path DIR --snapshot ID [--parallel N] [--delta [--verify] [--manifest-snapshot ID]]
 //	kmmover verify   --path DIR --manifest-snapshot ID [--max-diffs N]
 //	kmmover manifest --path DIR
+//	kmmover standby  --path DIR [--for backup --user U --host H | --for restore]
+//	                 (idle until SIGTERM; the verb is exec'd into its pod later: standby.go)
 //
 // Progress lines ({"kind":"progress","bytes":N,"files":N}, at most one per 2 s), then one
 // {"kind":"result",...,"peakRssBytes":N} and exit 0, or {"kind":"error","reason":R,"message":M}
@@ -116,7 +118,7 @@ func workDir() string {
 
 func main() {
 	if len(os.Args) < 2 {
-		usageExit("usage: kmmover backup|restore|verify|manifest --path DIR ...")
+		usageExit("usage: kmmover backup|restore|verify|manifest|standby --path DIR ...")
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -135,6 +137,8 @@ func main() {
 		result, err = verify(ctx, args, start)
 	case "manifest":
 		err = manifest(args)
+	case "standby":
+		err = standby(ctx, args)
 	default:
 		usageExit("kmmover: unknown command " + cmd)
 	}

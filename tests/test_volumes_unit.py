@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from migrate.cluster import Cluster
 from migrate.errors import PartialFailure, UsageError
 from migrate.store import open_store
 from migrate.store.layout import BackupKeys
@@ -16,10 +17,11 @@ from migrate.store.mover_access import MoverAccess
 from migrate.transform.claims import OPT_IN, OPT_OUT, plan_claims
 from migrate.volumes.hooks import Hook, pod_hook
 from migrate.volumes.mover import parse_lines
-from migrate.volumes.mover_pod import MoverJob, MoverSettings, pod_spec
+from migrate.volumes.mover_pod import MoverJob, MoverSettings, command, pod_spec
 from migrate.volumes.password import repository_password
 from migrate.volumes.records import VolumeCopy, velero_only
 from migrate.volumes.restore import PlannedClaim, check_sizes, placements
+from migrate.volumes.standby import Standbys
 
 
 def claim(name: str, ns: str = "app", *, bound: bool = True, **spec: Any) -> dict[str, Any]:
@@ -235,3 +237,35 @@ def test_velero_volume_data_is_named_not_silently_dropped(tmp_path: Path) -> Non
     assert "Velero" in warning and "arrive empty" in warning and "velero restore" in warning
     store.put(keys.volumes, b"\x1f\x8b")  # ours beside it: our movers restore the data
     assert velero_only(store, "nightly") is None
+
+
+def test_a_standby_pod_has_its_verbs_mount_and_capabilities_and_runs_standby() -> None:
+    settings = MoverSettings("img:1", ACCESS, password="p")
+    job = MoverJob("restore", "app", "data", ["--snapshot", "s1"], repository="prod")
+    spec = pod_spec(job, "x", settings, ["standby", "--path", "/mnt/data", "--for", "restore"])[
+        "spec"
+    ]
+    c = spec["containers"][0]
+    assert c["args"] == ["standby", "--path", "/mnt/data", "--for", "restore"]
+    assert c["volumeMounts"][-1]["readOnly"] is False  # the restore exec'd later writes
+    assert c["securityContext"]["capabilities"]["add"] == ["CHOWN", "DAC_OVERRIDE", "FOWNER",
+                                                           "FSETID"]  # fmt: skip
+    assert command(job) == ["restore", "--path", "/mnt/data", "--snapshot", "s1"]
+
+
+def test_a_standby_serves_one_copy_of_its_own_claim_side_and_settings() -> None:
+    settings = MoverSettings("img:1", ACCESS, password="p")
+    sb = Standbys(cast(Cluster, None), settings, "run-1")
+    sb.pods = {
+        ("restore", "test", "data", "prod"): "km-restore-data-1",
+        ("backup", "prod", "data", "prod"): "km-backup-data-2",
+    }
+    restore = MoverJob("restore", "test", "data", ["--snapshot", "s"], repository="prod")
+    assert sb.take(restore, MoverSettings("img:1", ACCESS, password="other")) == ""
+    assert sb.take(MoverJob("restore", "test", "data", [], repository="test"), settings) == ""
+    assert sb.take(MoverJob("restore", "test", "logs", [], repository="prod"), settings) == ""
+    assert sb.take(MoverJob("backup", "prod", "data", [], mount="tmp-claim"), settings) == ""
+    assert sb.take(restore, MoverSettings("img:1", ACCESS, password="p")) == "km-restore-data-1"
+    assert sb.take(restore, settings) == ""  # one copy per standby
+    assert sb.take(MoverJob("backup", "prod", "data", ["--create"]), settings) == "km-backup-data-2"
+    assert sb.used == 2

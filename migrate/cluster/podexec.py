@@ -1,5 +1,6 @@
 """Run a command in a container through the API server (`kubectl exec`), for the
-consistency hooks of a backup (Velero's `pre/post.hook.backup.velero.io/*`).
+consistency hooks of a backup (Velero's `pre/post.hook.backup.velero.io/*`) and the
+verbs a standby mover pod runs (volumes/standby.py).
 
 The exec protocol is a websocket (channel.k8s.io), which the kubernetes package speaks;
 this is the one place outside kubeconfig parsing where it is used.  Output is captured
@@ -9,7 +10,9 @@ the caller decides what of it a user sees.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +43,14 @@ def exec_in_pod(
     container: str,
     command: list[str],
     timeout: float,
+    *,
+    limit: int = OUTPUT_LIMIT,
+    on_stdout: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> ExecResult:
-    """Run `command` in the container and wait up to `timeout` seconds for its end."""
+    """Run `command` in the container and wait up to `timeout` seconds for its end (or
+    until `stop` is set); the last `limit` characters of each stream are kept, and each
+    piece of stdout is also handed to `on_stdout` as it arrives."""
     from kubernetes.client import CoreV1Api
     from kubernetes.client.exceptions import ApiException
     from kubernetes.stream import stream
@@ -70,9 +79,14 @@ def exec_in_pod(
     deadline = time.monotonic() + timeout
     try:
         while ws.is_open() and time.monotonic() < deadline:
+            if stop is not None and stop.is_set():
+                break
             ws.update(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
             if ws.peek_stdout():
-                out.append(ws.read_stdout())
+                piece = ws.read_stdout()
+                out.append(piece)
+                if on_stdout is not None:
+                    on_stdout(piece)
             if ws.peek_stderr():
                 err.append(ws.read_stderr())
         code = ws.returncode if not ws.is_open() else -1
@@ -80,6 +94,6 @@ def exec_in_pod(
         ws.close()
     return ExecResult(
         -1 if code is None else int(code),
-        "".join(out)[-OUTPUT_LIMIT:],
-        "".join(err)[-OUTPUT_LIMIT:],
+        "".join(out)[-limit:],
+        "".join(err)[-limit:],
     )

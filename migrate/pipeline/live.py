@@ -20,6 +20,7 @@ from typing import Any
 from migrate.errors import DriftFound, MigrateError
 from migrate.pipeline.context import Context
 from migrate.pipeline.cutover_hooks import run_hooks
+from migrate.pipeline.cutover_movers import movers_standing_by
 from migrate.pipeline.increments import Increment, child_name, take_increment
 from migrate.pipeline.steps_check import restore_transforms
 from migrate.pipeline.steps_data import check_data, data_result, target_settings
@@ -30,6 +31,7 @@ from migrate.volumes.verify import ClaimCheck
 
 log = logging.getLogger(__name__)
 AFTER = ("verify", "hooks")  # cut-over phases after the downtime window
+BEFORE = ("standby",)  # ... and before it
 
 
 def _namespaces(ctx: Context) -> tuple[list[str], list[str]]:
@@ -94,15 +96,18 @@ def cutover_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
     clock = Clock()
     result: dict[str, Any] = {"attempt": attempts}
     try:
-        stopping = time.monotonic()  # the downtime starts with the first hold
-        hold_all(source, src_ns)
-        stopped = held(source, src_ns)
-        result["stoppedOnSource"] = [w.label() for w in stopped]
-        wait_stopped(source, stopped, co.stop_timeout)
-        t = clock.mark("quiesce", stopping)
         check = co.verify_data and ctx.pb.volumes.mode != "none"  # before the app writes
-        inc = take_increment(ctx, child_name(ctx.backup_name(), f"c{attempts}"), check)
-        clock.after(t, inc.phases)
+        with movers_standing_by(ctx, src_ns, tgt_ns) as standbys:  # started before the downtime
+            t = clock.mark("standby", clock.start)
+            stopping = time.monotonic()  # the downtime starts with the first hold
+            hold_all(source, src_ns)
+            stopped = held(source, src_ns)
+            result["stoppedOnSource"] = [w.label() for w in stopped]
+            wait_stopped(source, stopped, co.stop_timeout)
+            t = clock.mark("quiesce", stopping)
+            inc = take_increment(ctx, child_name(ctx.backup_name(), f"c{attempts}"), check)
+            t = clock.after(t, inc.phases)
+        result["standbyMovers"] = standbys
         if check:
             t = time.monotonic()
             _verify_data(ctx, inc, result)
@@ -129,7 +134,7 @@ def cutover_step(ctx: Context, step: Step, attempts: int) -> tuple[int, dict[str
             "`kube-migrate run --resume` cuts over again"
         )
         return exc.exit_code, result
-    shares = ", ".join(f"{k} {v:.1f}s" for k, v in clock.phases.items() if k not in AFTER)
+    shares = ", ".join(f"{k} {v:.1f}s" for k, v in clock.phases.items() if k not in AFTER + BEFORE)
     result["message"] = f"downtime {result['downtimeSeconds']:.1f}s ({shares})"
     return 0, result
 

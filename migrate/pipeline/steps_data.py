@@ -105,18 +105,17 @@ def volume_step(ctx: Context, name: str) -> VolumeStep | None:
     vs = ctx.pb.volumes
     if vs.mode == "none":
         return None
-    store, key = ctx.store(), ctx.key()
     clone = clones_in_cluster(ctx) and vs.snapshot_volumes != "never"
     if clone:
         log.info("source and target are one cluster: snapshotted claims are kept as "
                  "VolumeSnapshots and cloned, not copied through the bucket")  # fmt: skip
     return VolumeStep(
         ctx.cluster("source"),
-        store,
+        ctx.store(),
         ctx.pb.scope(),
         name,
         vs.mode,
-        lambda: mover_settings(store, key, vs.mover_image, create=True, timeout=vs.timeout),
+        source_settings(ctx),
         parallelism=vs.parallelism,
         per_node=vs.per_node,
         quiesce=vs.quiesce,
@@ -134,6 +133,14 @@ def clones_in_cluster(ctx: Context) -> bool:
         return False
     source = cluster_id(ctx.cluster("source"))
     return source is not None and source == cluster_id(ctx.cluster("target"))
+
+
+def source_settings(ctx: Context) -> Callable[[], MoverSettings]:
+    """The source side's mover settings (its repositories created when missing)."""
+    vs = ctx.pb.volumes
+    return lambda: mover_settings(
+        ctx.store(), ctx.key(), vs.mover_image, create=True, timeout=vs.timeout
+    )
 
 
 def target_settings(ctx: Context) -> Callable[[], MoverSettings]:

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 WORKLOADS = (("apps", "deployments"), ("apps", "statefulsets"), ("apps", "replicasets"))
 
 
-def _placements(target: Cluster, namespaces: set[str]) -> Any:
+def claim_placements(target: Cluster, namespaces: set[str]) -> Any:
     """Where the claims' workloads run (held, they run nothing: their spec still says)."""
     workloads = []
     for group, resource in WORKLOADS:
@@ -81,7 +81,7 @@ def apply_volume_deltas(
         log.warning("increment %s: claim %s; its data is not written", backup, why)
     out: dict[str, Any] = {"notWritten": left}
     if todo:
-        where = _placements(target, {c.target_ns for c in todo})
+        where = claim_placements(target, {c.target_ns for c in todo})
         delta = {(c.source_ns, c.name) for c in todo}
         level = DataLevel(
             target, new, where, settings(), open_task=open_task, delta=delta, verify=verify

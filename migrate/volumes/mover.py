@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from migrate.cluster import Cluster
+from migrate.cluster.podexec import exec_in_pod
 from migrate.errors import (
     ClusterError,
     IntegrityError,
@@ -27,13 +28,14 @@ from migrate.errors import (
     UsageError,
     WaitTimeout,
 )
+from migrate.volumes import standby
 from migrate.volumes.mover_pod import (
     MOVER_LABEL,
-    MOVER_OBJECT,
     MoverJob,
     MoverSettings,
+    command,
+    create_mover,
     pod_name,
-    pod_spec,
 )
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ WATCH_SECONDS = 2.0  # a running mover's log tail is read this often for its pro
 # within half a second, which a cut-over's downtime counts (2 s let a 4-second mover
 # be seen at 6).
 POLL_MAX_SECONDS = 0.5
+RESULT_LIMIT = 16 << 20  # a mover's stdout kept from an exec: its result line ends it
 # A waiting container's reasons that do not cure themselves -> (seconds they may last, hint).
 # A kubelet under load reports CreateContainerConfigError ("failed to sync secret cache")
 # for a Secret made just before the pod: that one gets time.
@@ -84,6 +87,13 @@ def run_mover(
     one (MoverFailed: killed, evicted) is run again, up to `attempts` pods in all."""
     for attempt in range(1, attempts + 1):
         try:
+            pod = standby.take(cluster, job, cfg) if attempt == 1 else ""
+            if pod:
+                try:
+                    return _in_standby(cluster, job, cfg, pod)
+                except ClusterError as exc:  # the exec did not start: a pod of its own
+                    log.warning("claim %s/%s: standby pod %s: %s; starting a mover pod",
+                                job.namespace, job.claim, pod, exc)  # fmt: skip
             return _run_once(cluster, job, cfg)
         except MoverFailed as exc:
             if attempt == attempts:
@@ -99,27 +109,51 @@ def _run_once(cluster: Cluster, job: MoverJob, cfg: MoverSettings) -> dict[str, 
     pods, secrets_res = disc.get("", "pods"), disc.get("", "secrets")
     assert pods is not None and secrets_res is not None
     name = pod_name(job)
-    env = {**cfg.access.env(), "KOPIA_PASSWORD": cfg.password}
-    env["KM_S3_PREFIX"] = cfg.access.repository_prefix(job.repository or job.namespace)
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": job.namespace, "labels": dict(MOVER_OBJECT)},
-        "type": "Opaque",
-        "stringData": env,
-    }
-    cluster.create(secrets_res, secret, job.namespace)
+    create_mover(cluster, job, cfg, name)
     try:
-        pod = cluster.create(pods, pod_spec(job, name, cfg), job.namespace)
-        owner = {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": pod["metadata"]["uid"]}
-        cluster.patch(secrets_res, name, {"metadata": {"ownerReferences": [owner]}}, job.namespace)
         try:
             phase = _wait(cluster, pods, job, name, cfg.timeout)
-            return _result(cluster, job, name, phase)
+            return _result(job, phase == "Succeeded", _log(cluster, job, name), phase)
         finally:
             cluster.delete(pods, name, job.namespace)
     finally:
         cluster.delete(secrets_res, name, job.namespace)
+
+
+def _in_standby(cluster: Cluster, job: MoverJob, cfg: MoverSettings, pod: str) -> dict[str, Any]:
+    """The job's verb exec'd in a standby pod (volumes/standby.py), to its result line;
+    the pod is the standby set's to delete."""
+    where = f"{job.verb} of claim {job.namespace}/{job.claim} in standby pod {pod}"
+    pending = [""]
+
+    def progress(piece: str) -> None:  # whole lines only: a piece may end mid-line
+        text = pending[0] + piece
+        *lines, pending[0] = text.split("\n")
+        if job.watch is None:
+            return
+        docs = [d for d in parse_lines("\n".join(lines).encode()) if d.get("kind") == "progress"]
+        if docs:
+            job.watch(docs[-1])
+
+    start = time.monotonic()
+    try:
+        res = exec_in_pod(
+            cluster, job.namespace, pod, "mover", ["kmmover", *command(job)], cfg.timeout,
+            limit=RESULT_LIMIT, on_stdout=progress, stop=job.stop,
+        )  # fmt: skip
+    except BaseException:
+        standby.discard(cluster, job.namespace, pod)
+        raise
+    if res.exit_code == -1:  # what it ran may still run: its pod goes before anything else
+        standby.discard(cluster, job.namespace, pod)
+        if job.stop is not None and job.stop.is_set():
+            raise PartialFailure(f"{where}: interrupted")
+        if time.monotonic() - start >= cfg.timeout:
+            raise WaitTimeout(f"{where}: not done after {cfg.timeout:.0f}s")
+        raise MoverFailed(f"{where}: the exec stream ended without an exit status")
+    if res.stderr:
+        log.debug("%s: stderr: %s", where, res.stderr[-2000:])
+    return _result(job, res.exit_code == 0, res.stdout.encode(), f"exit {res.exit_code}")
 
 
 def _unschedulable(status: dict[str, Any]) -> str:
@@ -181,21 +215,26 @@ def _watch(cluster: Cluster, job: MoverJob, name: str) -> None:
         job.watch(lines[-1])
 
 
-def _result(cluster: Cluster, job: MoverJob, name: str, phase: str) -> dict[str, Any]:
-    where = f"{job.verb} of claim {job.namespace}/{job.claim}"
+def _log(cluster: Cluster, job: MoverJob, name: str) -> bytes:
     try:
-        text = cluster.pod_log(job.namespace, name)
+        return cluster.pod_log(job.namespace, name)
     except ClusterError as exc:
+        where = f"{job.verb} of claim {job.namespace}/{job.claim}"
         raise MoverFailed(f"{where}: the mover's log is unreadable: {exc}") from exc
-    lines = parse_lines(text)
+
+
+def _result(job: MoverJob, succeeded: bool, output: bytes, how: str) -> dict[str, Any]:
+    """The result line of a mover's output; its error line raised as its class."""
+    where = f"{job.verb} of claim {job.namespace}/{job.claim}"
+    lines = parse_lines(output)
     last = lines[-1] if lines else {}
-    if last.get("kind") == "result" and phase == "Succeeded":
+    if last.get("kind") == "result" and succeeded:
         return last
     if last.get("kind") == "error":
         reason, message = str(last.get("reason")), str(last.get("message", ""))
         cls, hint = REASONS.get(reason, (MoverFailed, "see the message; rerun with --resume"))
         raise cls(f"{where}: {reason}: {message}", hint=hint)
-    raise MoverFailed(f"{where}: the mover pod ended ({phase}) without a result")
+    raise MoverFailed(f"{where}: the mover ended ({how}) without a result")
 
 
 def delete_movers(cluster: Cluster, namespace: str, selector: str) -> int:

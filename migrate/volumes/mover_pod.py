@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrate.cluster import Cluster
 from migrate.store.mover_access import MoverAccess
 from migrate.transform.exclusions import EXCLUDE_LABEL
 
@@ -64,8 +65,11 @@ class MoverSettings:
     memory_limit: str = "1Gi"
 
 
-def pod_spec(job: MoverJob, name: str, cfg: MoverSettings) -> dict[str, Any]:
-    """The mover pod: the claim at /data (read-only unless restoring), /tmp scratch."""
+def pod_spec(
+    job: MoverJob, name: str, cfg: MoverSettings, args: list[str] | None = None
+) -> dict[str, Any]:
+    """The mover pod: the claim at /data (read-only unless restoring), /tmp scratch; it
+    runs the job's verb, or `args` (a standby's) with the verb's mount and capabilities."""
     writes = job.verb == "restore"
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -79,7 +83,7 @@ def pod_spec(job: MoverJob, name: str, cfg: MoverSettings) -> dict[str, Any]:
                 "name": "mover",
                 "image": cfg.image,
                 "imagePullPolicy": "IfNotPresent",
-                "args": [job.verb, "--path", DATA, *job.args],
+                "args": args or command(job),
                 "envFrom": [{"secretRef": {"name": name}}],
                 "securityContext": {
                     "runAsUser": 0,
@@ -128,6 +132,38 @@ def pod_spec(job: MoverJob, name: str, cfg: MoverSettings) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": job.namespace, "labels": labels},
         "spec": spec,
     }
+
+
+def command(job: MoverJob) -> list[str]:
+    """kmmover's arguments for the job (the image's entrypoint is kmmover)."""
+    return [job.verb, "--path", DATA, *job.args]
+
+
+def create_mover(
+    cluster: Cluster, job: MoverJob, cfg: MoverSettings, name: str, args: list[str] | None = None
+) -> None:
+    """The job's Secret (bucket access, repository password), then its pod, which the
+    Secret is made owned by (the garbage collector removes it with the pod)."""
+    disc = cluster.discovery()
+    pods, secrets_res = disc.get("", "pods"), disc.get("", "secrets")
+    assert pods is not None and secrets_res is not None
+    env = {**cfg.access.env(), "KOPIA_PASSWORD": cfg.password}
+    env["KM_S3_PREFIX"] = cfg.access.repository_prefix(job.repository or job.namespace)
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": job.namespace, "labels": dict(MOVER_OBJECT)},
+        "type": "Opaque",
+        "stringData": env,
+    }
+    cluster.create(secrets_res, secret, job.namespace)
+    try:
+        pod = cluster.create(pods, pod_spec(job, name, cfg, args), job.namespace)
+    except BaseException:
+        cluster.delete(secrets_res, name, job.namespace)
+        raise
+    owner = {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": pod["metadata"]["uid"]}
+    cluster.patch(secrets_res, name, {"metadata": {"ownerReferences": [owner]}}, job.namespace)
 
 
 def _avoiding(affinity: dict[str, Any], nodes: list[str]) -> dict[str, Any]:

@@ -146,10 +146,11 @@ class DataLevel:
                 hint="the workloads that use them were not created; fix and rerun",
             )
 
-    def _delta_args(self, delta: bool) -> list[str]:
+    def _delta_args(self, delta: bool, v: VolumeCopy) -> list[str]:
         if not delta:
             return []
-        return ["--delta", *(["--verify"] if self.verify else [])]
+        manifest = ["--manifest-snapshot", v.manifest_snapshot] if v.manifest_snapshot else []
+        return ["--delta", *(["--verify"] if self.verify else []), *manifest]
 
     def _one(self, c: PlannedClaim) -> str:
         v = self.copies[(c.source_ns, c.name)]
@@ -159,7 +160,7 @@ class DataLevel:
             "restore",
             c.target_ns,
             c.name,
-            ["--snapshot", v.snapshot, *self._delta_args(delta)],
+            ["--snapshot", v.snapshot, *self._delta_args(delta, v)],
             tolerations=p.tolerations,
             node_selector=p.node_selector,
             affinity=p.affinity,
