@@ -282,6 +282,12 @@ def cut_over_after_sigkill(live: Live, run: str, writer: Writer) -> None:
     assert set(result["phases"]) >= {"quiesce", "backup", "sync", "restore", "start"}
     assert result["data"]["drifted"] == 0 and result["verify"]["drifted"] == 0, result
     assert result["data"]["checkedByTheirWriter"] == 1  # the claim, by the mover writing it
+    # both copies ran in movers started before the downtime (the killed attempt's are gone)
+    one = {"ready": 1, "used": 1}
+    assert result["standbyMovers"] == {"source": one, "target": one}, result["standbyMovers"]
+    for side in ("source", "target"):
+        left = live.kube[side].json("get", "pods", "-n", live.ns, "-l", "kube-migrate.io/mover")
+        assert [p for p in left["items"] if not p["metadata"].get("deletionTimestamp")] == []
 
     source_app, target_app = live.deploy(live.source), live.deploy(live.target)
     assert source_app["spec"]["replicas"] == 0  # stopped, its replicas recorded

@@ -97,13 +97,22 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def mover(s3: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """kmmover(*args, **env_overrides) -> (exit code, JSON lines of stdout, stderr)."""
+def mover_env(
+    s3: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, str]]:
+    """kmmover's path and the environment it runs in (kopia on PATH, the bucket)."""
     kmmover = _binary(f"mover-{images.mover_hash()}/kmmover")
     kopia = _binary(f"kopia-{images.versions()['KOPIA']}/kopia")
     work = tmp_path_factory.mktemp("mover-work")
     base = {**os.environ, **s3, "KM_WORK_DIR": str(work)}
     base["PATH"] = f"{kopia.parent}{os.pathsep}{base['PATH']}"
+    return kmmover, base
+
+
+@pytest.fixture(scope="module")
+def mover(s3: dict[str, str], mover_env: tuple[Path, dict[str, str]]) -> Any:
+    """kmmover(*args, **env_overrides) -> (exit code, JSON lines of stdout, stderr)."""
+    kmmover, base = mover_env
 
     def run(*args: str, **env: str) -> tuple[int, list[dict[str, Any]], str]:
         r = subprocess.run(
@@ -339,3 +348,78 @@ def test_a_second_backup_reads_only_the_files_that_changed(mover: Any, tmp_path:
     assert code == 0
     fresh = {e["path"]: e["sha256"] for e in lines}
     assert fresh["f3"] == hashlib.sha256((src / "f3").read_bytes()).hexdigest()
+
+
+def _standby(
+    mover_env: tuple[Path, dict[str, str]], *args: str, **env: str
+) -> subprocess.Popen[str]:
+    """`kmmover standby ...`, once it says it stands by (and whether it prepared)."""
+    kmmover, base = mover_env
+    proc = subprocess.Popen(
+        [str(kmmover), "standby", *args], env={**base, **env}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = json.loads(proc.stdout.readline())
+    assert line == {"kind": "standby", "prepared": True}, (line, proc.stderr)
+    return proc
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    assert proc.wait(timeout=10) == 0  # SIGTERM is its normal end
+
+
+def test_standbys_prepare_the_verb_exec_d_after_them(
+    mover: Any, mover_env: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for i in range(6):
+        (src / f"f{i}").write_bytes(os.urandom(1 << 20))
+    who = ("--user", "vol-s", "--host", "ns-s")
+    env = {"KM_S3_PREFIX": "standby/"}
+    first = _result(mover("backup", "--path", str(src), *who, "--create", **env))
+    _result(mover("restore", "--path", str(dst), "--snapshot", first["snapshotID"], **env))
+
+    # the source's standby: connected as the backup will be, blobs listed, last manifest
+    # fetched; the app writes on after that, until it is stopped
+    work = {**env, "KM_WORK_DIR": str(tmp_path / "source-pod")}
+    standby = _standby(mover_env, "--path", str(src), "--for", "backup", *who, **work)
+    (src / "f2").write_bytes(os.urandom(1 << 20))
+    (src / "new").write_bytes(b"written after the standby prepared")
+    out = mover("backup", "--path", str(src), *who, **work)
+    second = _result(out)
+    _stop(standby)
+    assert "kopia repository connect" not in out[2] and "blob list: " in out[2], out[2]
+    assert "snapshot list" not in out[2]  # the previous manifest was the standby's
+    assert second["reusedHashes"] == 5, second  # all but f2 and the new file
+    assert second["incrementalBytes"] >= 1 << 20, second  # f2's upload counted as new
+    assert not (tmp_path / "source-pod" / "standby" / "prepared.json").exists()  # used once
+
+    # the target's standby: connected read-only; the delta restore is given the manifest
+    work = {**env, "KM_WORK_DIR": str(tmp_path / "target-pod")}
+    standby = _standby(mover_env, "--path", str(dst), "--for", "restore", **work)
+    manifest = ("--manifest-snapshot", second["manifestSnapshotID"])
+    out = mover("restore", "--path", str(dst), "--snapshot", second["snapshotID"], "--delta",
+                "--verify", *manifest, **work)  # fmt: skip
+    delta = _result(out)
+    _stop(standby)
+    assert "kopia repository connect" not in out[2] and "snapshot list" not in out[2], out[2]
+    assert delta["verified"] and delta["differences"] == 0, delta
+    assert delta["files"] == 2 and delta["bytes"] == (1 << 20) + 34, delta
+
+    # a standby prepared for another source is not used: the verb connects as itself
+    work = {**env, "KM_WORK_DIR": str(tmp_path / "other-pod")}
+    standby = _standby(mover_env, "--path", str(src), "--for", "backup", "--user", "vol-x",
+                       "--host", "ns-s", **work)  # fmt: skip
+    out = mover("backup", "--path", str(src), *who, **work)
+    _result(out)
+    _stop(standby)
+    assert "kopia repository connect" in out[2], out[2]
+    # and a missing snapshot is refused before the claim is touched: f1, which differs from
+    # the manifest, would be removed and written again
+    (dst / "f1").write_bytes(b"stale")
+    missing = ("--snapshot", "0" * 32, "--delta", *manifest)
+    _error(mover("restore", "--path", str(dst), *missing, **env), "snapshot-missing")
+    assert (dst / "f1").read_bytes() == b"stale"
