@@ -4,8 +4,11 @@ the target one per claim an earlier increment restored (it will write that chang
 
 Both sides' pods start at once, while the source still serves; the cut-over waits for
 them before it holds anything, so their start-up is outside the downtime.  They are
-deleted as soon as the final increment is in, before the target's workloads are
-released (nothing but the app may hold its claims then).
+deleted, gracefully, as soon as the final increment is in, before the target's workloads
+are released: a standby ends on SIGTERM at once, so an app pod placed on another node
+(a network volume) waits for its detach only briefly, while on the same node the
+terminating pod keeps the node authorized to read the claim until the app's pod is
+there.  ReadWriteOncePod claims get none (volumes/standby.py).
 """
 
 from __future__ import annotations

@@ -114,12 +114,16 @@ class Standbys:
             return pod
 
     def close(self) -> None:
-        """Delete every pod the set made (at once: what they mount is not waited for)."""
+        """Delete every pod the set made (not waited for).  Gracefully: kmmover ends on
+        SIGTERM at once, and the pod stays until its kubelet has unmounted the claim.  A
+        pod removed at once (grace 0) takes with it the node's authorization to read the
+        claim, which the app's new pod on that node needs a moment later; the kubelet then
+        backs off for seconds."""
         with self.lock:
             self.pods.clear()
         for ns, name in self.started:
             try:
-                self.cluster.delete(self._pods(), name, ns, grace_seconds=0)
+                self.cluster.delete(self._pods(), name, ns)
             except ClusterError as exc:
                 log.warning("standby mover %s/%s not deleted: %s", ns, name, exc)
 
