@@ -85,7 +85,7 @@ class Standbys:
         for ns, name in waiting.values():
             log.warning("standby mover %s/%s not ready after %.0fs: its copy gets a pod of "
                         "its own", ns, name, READY_SECONDS)  # fmt: skip
-            self.cluster.delete(self._pods(), name, ns, grace_seconds=0)
+            _delete(self.cluster, ns, name, grace_seconds=0)
         self.ready = len(self.pods)
         return self.ready
 
@@ -114,18 +114,28 @@ class Standbys:
             return pod
 
     def close(self) -> None:
-        """Delete every pod the set made (not waited for).  Gracefully: kmmover ends on
-        SIGTERM at once, and the pod stays until its kubelet has unmounted the claim.  A
-        pod removed at once (grace 0) takes with it the node's authorization to read the
-        claim, which the app's new pod on that node needs a moment later; the kubelet then
-        backs off for seconds."""
+        """Delete every pod the set made, and its Secret (not waited for).  Gracefully:
+        kmmover ends on SIGTERM at once, and the pod stays until its kubelet has unmounted
+        the claim.  A pod removed at once (grace 0) takes with it the node's authorization
+        to read the claim, which the app's new pod on that node needs a moment later; the
+        kubelet then backs off for seconds."""
         with self.lock:
             self.pods.clear()
         for ns, name in self.started:
             try:
-                self.cluster.delete(self._pods(), name, ns)
+                _delete(self.cluster, ns, name)
             except ClusterError as exc:
                 log.warning("standby mover %s/%s not deleted: %s", ns, name, exc)
+
+
+def _delete(cluster: Cluster, namespace: str, name: str, grace_seconds: int | None = None) -> None:
+    """A standby's pod, and its Secret (the env is in the container already; left to the
+    garbage collector it would linger, and verify would see it on the target)."""
+    disc = cluster.discovery()
+    pods, secrets = disc.get("", "pods"), disc.get("", "secrets")
+    assert pods is not None and secrets is not None
+    cluster.delete(pods, name, namespace, grace_seconds=grace_seconds)
+    cluster.delete(secrets, name, namespace)
 
 
 _OPEN: dict[int, Standbys] = {}  # id(cluster) -> its open set
@@ -168,7 +178,7 @@ def discard(cluster: Cluster, namespace: str, pod: str) -> None:
     it ran may still be writing, and the copy's next attempt writes the same claim."""
     pods = cluster.discovery().get("", "pods")
     assert pods is not None
-    cluster.delete(pods, pod, namespace, grace_seconds=0)
+    _delete(cluster, namespace, pod, grace_seconds=0)
     deadline = time.monotonic() + GONE_SECONDS
     while time.monotonic() < deadline:
         try:
@@ -189,6 +199,6 @@ def leftovers(cluster: Cluster, namespaces: list[str], run: str) -> int:
     for ns in namespaces:
         selector = f"{MOVER_LABEL},{STANDBY_LABEL}={run}"
         for p in cluster.list(pods, ns, label_selector=selector):
-            cluster.delete(pods, p["metadata"]["name"], ns, grace_seconds=0)
+            _delete(cluster, ns, p["metadata"]["name"], grace_seconds=0)
             found += 1
     return found
