@@ -1,5 +1,5 @@
 """The cut-over's movers, started before its downtime begins (volumes/standby.py): on the
-source one per claim its app mounts (it will read what changed once the app is held), on
+source one per claim whose data moves (it will read what changed once the app is held), on
 the target one per claim an earlier increment restored (it will write that change).
 
 Both sides' pods start at once, while the source still serves; the cut-over waits for
@@ -33,14 +33,16 @@ RWOP = "ReadWriteOncePod"  # a second pod may not mount it: no standby
 
 
 def source_jobs(ctx: Context) -> list[MoverJob]:
-    """A backup mover beside each running pod's claims whose data moves."""
+    """A backup mover for each claim whose data moves: beside the pod that mounts it, or
+    placed as its workload would run (a resumed cut-over finds the source held)."""
     claims, _warnings, simulated, _pods = source_claims(
         ctx.cluster("source"), ctx.pb.scope(), ctx.pb.volumes.mode
     )
     return [
         MoverJob("backup", c.namespace, c.name, ["--user", c.name, "--host", c.namespace],
-                 node=c.node, tolerations=c.tolerations, avoid_nodes=simulated)
-        for c in claims if c.moves and c.node and RWOP not in c.access_modes
+                 node=c.node, tolerations=c.tolerations, node_selector=c.node_selector,
+                 affinity=c.affinity, avoid_nodes=simulated)
+        for c in claims if c.moves and RWOP not in c.access_modes
     ]  # fmt: skip
 
 

@@ -176,29 +176,42 @@ def take(cluster: Cluster, job: MoverJob, cfg: MoverSettings) -> str:
 def discard(cluster: Cluster, namespace: str, pod: str) -> None:
     """Delete a standby whose exec did not end cleanly, and wait until it is gone: what
     it ran may still be writing, and the copy's next attempt writes the same claim."""
-    pods = cluster.discovery().get("", "pods")
-    assert pods is not None
-    _delete(cluster, namespace, pod, grace_seconds=0)
+    _delete(cluster, namespace, pod, grace_seconds=1)
+    _wait_gone(cluster, [(namespace, pod)])
+
+
+def _wait_gone(cluster: Cluster, pods: list[tuple[str, str]]) -> None:
+    """Until no pod of `pods` exists.  They were deleted with a grace period, so the API
+    keeps each until its kubelet has seen every process in it end (with grace 0 the
+    object goes at once, whatever still runs on the node)."""
+    res = cluster.discovery().get("", "pods")
+    assert res is not None
     deadline = time.monotonic() + GONE_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            cluster.get(pods, pod, namespace)
-        except NotFound:
-            return
-        except ClusterError as exc:
-            log.debug("standby mover %s/%s: %s", namespace, pod, exc)
-        time.sleep(0.2)
-    log.warning("standby mover %s/%s still there after %.0fs", namespace, pod, GONE_SECONDS)
+    left = list(pods)
+    while left and time.monotonic() < deadline:
+        for ns, name in list(left):
+            try:
+                cluster.get(res, name, ns)
+            except NotFound:
+                left.remove((ns, name))
+            except ClusterError as exc:
+                log.debug("standby mover %s/%s: %s", ns, name, exc)
+        if left:
+            time.sleep(0.2)
+    for ns, name in left:
+        log.warning("standby mover %s/%s still there after %.0fs", ns, name, GONE_SECONDS)
 
 
 def leftovers(cluster: Cluster, namespaces: list[str], run: str) -> int:
-    """Delete the standby pods an interrupted cut-over of `run` left behind."""
+    """Delete the standby pods an interrupted cut-over of `run` left behind, and wait
+    until they are gone (one may still run a copy the crash left)."""
     pods = cluster.discovery().get("", "pods")
     assert pods is not None
-    found = 0
+    found = []
     for ns in namespaces:
         selector = f"{MOVER_LABEL},{STANDBY_LABEL}={run}"
         for p in cluster.list(pods, ns, label_selector=selector):
-            _delete(cluster, ns, p["metadata"]["name"], grace_seconds=0)
-            found += 1
-    return found
+            _delete(cluster, ns, p["metadata"]["name"], grace_seconds=1)
+            found.append((ns, p["metadata"]["name"]))
+    _wait_gone(cluster, found)
+    return len(found)
