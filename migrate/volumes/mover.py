@@ -6,8 +6,10 @@ itself (read-only when it only reads), so it needs no privileged DaemonSet, no h
 of /var/lib/kubelet and no knowledge of the kubelet's directory layout; it lives as long
 as the copy.  The bucket credentials and the repository password travel in a Secret
 owned by the pod (deleted with it, by us or by the garbage collector if we die), never in
-the pod spec, a log or a report.  The pod prints JSON lines (mover/README.md); the last
-one is the result, parsed here, never scraped from human text.
+the pod spec, a log or a report.  The pod prints JSON lines (mover/main.go says which); the last
+one is the result, parsed here, never scraped from human text.  A copy that a standby pod
+waits for (volumes/standby.py: a cut-over's, started before its downtime) is exec'd into
+that pod instead, and its output read from the exec stream.
 """
 
 from __future__ import annotations
