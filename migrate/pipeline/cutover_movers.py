@@ -20,9 +20,10 @@ from typing import Any
 
 from migrate.errors import MigrateError
 from migrate.pipeline.context import Context
+from migrate.pipeline.increments import chain_of, last_restored
 from migrate.pipeline.steps_data import source_settings, target_settings
 from migrate.pipeline.volume_deltas import claim_placements
-from migrate.transform.mappings import RESTORE_LABEL
+from migrate.transform.mappings import BACKUP_LABEL, RESTORE_LABEL
 from migrate.volumes import standby
 from migrate.volumes.backup import source_claims
 from migrate.volumes.mover_pod import MoverJob
@@ -47,9 +48,11 @@ def source_jobs(ctx: Context) -> list[MoverJob]:
 
 
 def target_jobs(ctx: Context, pairs: list[tuple[str, str]]) -> list[MoverJob]:
-    """A restore mover for each claim of the target's namespaces that a restore made,
-    placed as its (held) workload would run; `pairs`: (source, target) namespaces."""
+    """A restore mover for each claim of the target's namespaces that a restore of this
+    run's chain made (the increment writes no other), placed as its (held) workload would
+    run; `pairs`: (source, target) namespaces."""
     target = ctx.cluster("target")
+    chain = set(chain_of(ctx.store("target"), last_restored(ctx)))
     pvc = target.discovery().get("", "persistentvolumeclaims")
     assert pvc is not None
     where = claim_placements(target, {t for _s, t in pairs})
@@ -57,7 +60,10 @@ def target_jobs(ctx: Context, pairs: list[tuple[str, str]]) -> list[MoverJob]:
     for src, tgt in pairs:
         for obj in target.list(pvc, tgt):
             meta, spec = obj["metadata"], obj.get("spec") or {}
-            if not (meta.get("labels") or {}).get(RESTORE_LABEL) or meta.get("deletionTimestamp"):
+            labels = meta.get("labels") or {}
+            if labels.get(BACKUP_LABEL) not in chain or not labels.get(RESTORE_LABEL):
+                continue
+            if meta.get("deletionTimestamp"):
                 continue
             if RWOP in (spec.get("accessModes") or ()) or not spec.get("volumeName"):
                 continue
