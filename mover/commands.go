@@ -254,6 +254,12 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 			return nil, err
 		}
 	}
+	var snap *SnapshotInfo
+	if !*delta { // looked up before anything is made (a delta looks it up beside its manifest)
+		if snap, err = k.Snapshot(ctx, *id); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(*path, 0o755); err != nil {
 		return nil, err
 	}
@@ -273,10 +279,6 @@ func restore(ctx context.Context, args []string, start time.Time) (any, error) {
 		}
 		d.Seconds, d.PeakRSSBytes = since(start), peakRSS()
 		return d, nil
-	}
-	snap, err := k.Snapshot(ctx, *id)
-	if err != nil {
-		return nil, err
 	}
 	stop := ticker(statfsDelta(root), func() int64 { return snap.RootEntry.Summary.Size })
 	if err := k.prefetch(ctx, *id, snap.RootEntry.Summary.Size, workDir()); err != nil {

@@ -6,10 +6,10 @@ itself (read-only when it only reads), so it needs no privileged DaemonSet, no h
 of /var/lib/kubelet and no knowledge of the kubelet's directory layout; it lives as long
 as the copy.  The bucket credentials and the repository password travel in a Secret
 owned by the pod (deleted with it, by us or by the garbage collector if we die), never in
-the pod spec, a log or a report.  The pod prints JSON lines (mover/main.go says which); the last
-one is the result, parsed here, never scraped from human text.  A copy that a standby pod
-waits for (volumes/standby.py: a cut-over's, started before its downtime) is exec'd into
-that pod instead, and its output read from the exec stream.
+the pod spec, a log or a report.  The pod prints JSON lines (mover/main.go says which);
+the last one is the result, parsed here, never scraped from human text.  A copy that a
+standby pod waits for (volumes/standby.py: a cut-over's, started before its downtime) is
+exec'd into that pod instead, and its output read from the exec stream.
 """
 
 from __future__ import annotations
@@ -133,9 +133,7 @@ def _in_standby(cluster: Cluster, job: MoverJob, cfg: MoverSettings, pod: str) -
         *lines, pending[0] = text.split("\n")
         if job.watch is None:
             return
-        docs = [d for d in parse_lines("\n".join(lines).encode()) if d.get("kind") == "progress"]
-        if docs:
-            job.watch(docs[-1])
+        _latest_progress(job, "\n".join(lines).encode())
 
     start = time.monotonic()
     try:
@@ -209,10 +207,16 @@ def _watch(cluster: Cluster, job: MoverJob, name: str) -> None:
     """Hand the mover's latest progress line to job.watch (nothing when unreadable)."""
     assert job.watch is not None
     try:
-        tail = parse_lines(cluster.pod_log(job.namespace, name, tail_lines=3))
+        tail = cluster.pod_log(job.namespace, name, tail_lines=3)
     except ClusterError:
         return
-    lines = [doc for doc in tail if doc.get("kind") == "progress"]
+    _latest_progress(job, tail)
+
+
+def _latest_progress(job: MoverJob, output: bytes) -> None:
+    """Hand the last progress line of a mover's `output` to job.watch (none: nothing)."""
+    assert job.watch is not None
+    lines = [doc for doc in parse_lines(output) if doc.get("kind") == "progress"]
     if lines:
         job.watch(lines[-1])
 
