@@ -126,13 +126,16 @@ class ChangeTracker:
     def _accept_for(self, res: APIResource) -> Callable[[dict[str, Any]], bool]:
         return lambda meta: self._wanted(res, meta)
 
-    def seen(self, task: Task, obj: dict[str, Any]) -> None:
-        """Remember an object of a one-page LIST, in case its type's watch fails."""
-        meta = obj.get("metadata") or {}
-        key = _key(meta.get("namespace"), meta["name"])
-        rv = _rv(meta.get("resourceVersion"))
+    def seen_page(self, task: Task, objs: list[dict[str, Any]]) -> None:
+        """Remember the objects of a one-page LIST, in case its type's watch fails."""
+        keys = []
+        for obj in objs:
+            meta = obj.get("metadata") or {}
+            keys.append(
+                (_key(meta.get("namespace"), meta["name"]), _rv(meta.get("resourceVersion")))
+            )
         with self._lock:
-            self._seen.setdefault((task[0].full_name, task[1]), {})[key] = rv
+            self._seen.setdefault((task[0].full_name, task[1]), {}).update(keys)
 
     @staticmethod
     def paged(snapshot: dict[str, Any]) -> bool:

@@ -82,6 +82,10 @@ class Collector:
         gr, fmt = CLUSTER_REFS[kind]
         self.wanted[gr].setdefault(name, fmt.format(src=src))
 
+    def observe_page(self, objs: list[dict[str, Any]], group: str, resource: str) -> None:
+        for obj in objs:
+            self.observe(obj, group, resource)
+
     def observe(self, obj: dict[str, Any], group: str, resource: str) -> None:
         kind = obj.get("kind", "")
         if kind not in OBSERVED_KINDS and (group, resource) in self.seen:

@@ -36,20 +36,21 @@ def lister(
     def run(task: tuple[APIResource, str | None]) -> None:
         res, ns = task
         snapshot: dict[str, Any] = {}
+        # a namespace listed on its own is in scope (explicit_namespaces): its objects are
+        # too; a cluster-wide LIST of a namespaced type is filtered object by object
+        check = (res.namespaced and ns is None) or res.full_name == "namespaces"
         try:
-            for obj in c.list(res, ns, label_selector=selector, limit=page_size, snapshot=snapshot):
-                obj_ns = (obj.get("metadata") or {}).get("namespace")
-                if res.namespaced and not scope.namespace_included(obj_ns or ""):
-                    continue
-                if res.full_name == "namespaces" and not scope.namespace_included(
-                    obj["metadata"]["name"]
-                ):
-                    continue
-                if sink.add(res, obj, ns):
-                    if tracker is not None and not tracker.paged(snapshot):
-                        tracker.seen(task, obj)
-                    if res.namespaced:
-                        collector.observe(obj, res.group, res.resource)
+            for page in c.list_pages(
+                res, ns, label_selector=selector, limit=page_size, snapshot=snapshot
+            ):
+                objs = page
+                if check:
+                    objs = [obj for obj in page if scope.namespace_included(_namespace(res, obj))]
+                written = sink.add_page(res, objs, ns)
+                if tracker is not None and not tracker.paged(snapshot):
+                    tracker.seen_page(task, written)
+                if res.namespaced:
+                    collector.observe_page(written, res.group, res.resource)
         except ClusterUnreachable:
             raise
         except NotFound:  # the resource type went away meanwhile (a CRD deleted)
@@ -68,6 +69,12 @@ def lister(
         emit("listed", 1)
 
     return run
+
+
+def _namespace(res: APIResource, obj: dict[str, Any]) -> str:
+    """The namespace an object is in scope by: its own, or a Namespace's name."""
+    meta = obj.get("metadata") or {}
+    return str((meta.get("namespace") if res.namespaced else meta.get("name")) or "")
 
 
 def list_all(

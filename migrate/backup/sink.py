@@ -94,36 +94,61 @@ class Sink:
 
     def add(self, res: APIResource, obj: dict[str, Any], part: str | None = None) -> bool:
         """Write one object (unless excluded or already written); `part`: the namespace
-        its LIST covered (None: all), grouping the resource list's names.  Called for
-        every object of a backup: kept to the few dict reads and one serialization."""
-        meta = obj.get("metadata") or {}
-        labels = meta.get("labels")
-        if labels and labels.get(EXCLUDE_LABEL) == "true":
-            return False
-        ns, name = meta.get("namespace") or None, meta["name"]
-        if self.positions is not None and not self.positions.written(
-            res.full_name, ns, name, str(meta.get("resourceVersion") or "")
-        ):
-            return False  # an incremental backup's parent holds it as it is
-        data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)  # compact, keys sorted: as Go
+        its LIST covered (None: all), grouping the resource list's names."""
+        return bool(self.add_page(res, [obj], part))
+
+    def add_page(
+        self, res: APIResource, objs: list[dict[str, Any]], part: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Write a LIST page's objects (but the excluded, and those already written);
+        return those written.  Called for every object of a backup, so kept to a few dict
+        reads and one serialization an object, and one lock a page."""
+        rows = []
+        for obj in objs:
+            meta = obj.get("metadata") or {}
+            labels = meta.get("labels")
+            if labels and labels.get(EXCLUDE_LABEL) == "true":
+                continue
+            rows.append((obj, meta.get("namespace") or None, meta["name"], meta))
+        if self.positions is not None and rows:
+            fresh = self.positions.written_many(
+                res.full_name,
+                [(ns, name, str(meta.get("resourceVersion") or "")) for _, ns, name, meta in rows],
+            )
+            rows = [row for row, new in zip(rows, fresh, strict=True) if new]
         gr, key = self._names.get(res.full_name) or self._names_of(res)
-        api_version, kind = obj.get("apiVersion"), obj.get("kind")
-        if api_version != res.api_version or kind != res.kind:  # (served otherwise: rare)
-            key = layout.resource_list_key(api_version or res.api_version, kind or res.kind)
-        paths = layout.item_paths(gr, res.version, ns, name)
+        made = []  # (object, namespace, name, tar entries, resource list key)
+        for obj, ns, name, _ in rows:
+            data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)  # compact, keys sorted: as Go
+            k = key
+            api_version, kind = obj.get("apiVersion"), obj.get("kind")
+            if api_version != res.api_version or kind != res.kind:  # (served otherwise: rare)
+                k = layout.resource_list_key(api_version or res.api_version, kind or res.kind)
+            paths = layout.item_paths(gr, res.version, ns, name)
+            made.append((obj, ns, name, self.tw.entries_of(paths, data), k))
         with self.lock:
-            if ns is None:
-                if (gr, name) in self.written:
-                    return False
-                self.written.add((gr, name))
-            else:
-                self.summary.by_namespace[ns] += 1
-            self.tw.add_copies(paths, data)
-            self.resource_list.add(key, f"{ns}/{name}" if ns else name, part)
-            self.summary.items += 1
-            self.summary.by_resource[res.full_name] += 1
-        self.progress("items", 1)
-        return True
+            kept = []
+            for m in made:
+                if m[1] is not None:
+                    self.summary.by_namespace[m[1]] += 1
+                elif (gr, m[2]) in self.written:  # the dependency pass may meet it again
+                    continue
+                else:
+                    self.written.add((gr, m[2]))
+                kept.append(m)
+            made = kept
+            if not made:
+                return []
+            self.tw.append(b"".join(m[3] for m in made), 2 * len(made))
+            names: dict[str, list[str]] = {}
+            for _, ns, name, _, k in made:
+                names.setdefault(k, []).append(f"{ns}/{name}" if ns else name)
+            for k, values in names.items():
+                self.resource_list.extend(k, values, part)
+            self.summary.items += len(made)
+            self.summary.by_resource[res.full_name] += len(made)
+        self.progress("items", len(made))
+        return [m[0] for m in made]
 
     def _names_of(self, res: APIResource) -> tuple[str, str]:
         """A resource's group-resource (Velero's directory) and resource-list key."""

@@ -32,6 +32,7 @@ FIELD_MANAGER = "kube-migrate"
 # Ask for objects as metadata only (served for every resource, CRDs included, since 1.15)
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 PAGE_THREADS = 8  # long lists read ahead at once (one page ahead each)
+Page = list[dict[str, Any]]  # one LIST page's objects
 
 
 class Cluster(Connection):
@@ -63,17 +64,40 @@ class Cluster(Connection):
         limit: int = 500,
         snapshot: dict[str, Any] | None = None,
     ) -> Iterator[dict[str, Any]]:
+        """Every object of a resource, as plain dicts with apiVersion and kind filled in
+        (list items lack them); `snapshot`: see list_pages."""
+        for page in self.list_pages(
+            res,
+            namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            limit=limit,
+            snapshot=snapshot,
+        ):
+            yield from page
+
+    def list_pages(
+        self,
+        res: APIResource,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int = 500,
+        snapshot: dict[str, Any] | None = None,
+    ) -> Iterator[Page]:
         """Every object of a resource, page by page (limit/continue), as plain dicts
         with apiVersion and kind filled in (list items lack them).  `snapshot` receives
         the first page's list metadata (resourceVersion: the snapshot's revision).  The
-        next page is asked for before this one's objects are yielded: a reader's work on
-        them (a backup's serialization) overlaps the server's on the next."""
+        next page is asked for before this one is yielded: a reader's work on it (a
+        backup's serialization) overlaps the server's on the next."""
         query: dict[str, Any] = {
             "limit": limit,
             "labelSelector": label_selector,
             "fieldSelector": field_selector,
         }
         path = res.path(namespace)
+        api_version, kind = res.api_version, res.kind
         ahead: Future[Any] | None = None  # the next page, asked for while this one is used
         while True:
             try:
@@ -95,10 +119,12 @@ class Cluster(Connection):
             if token:  # a long list: the server makes the next page while we use this one
                 query["continue"] = token
                 ahead = self._pages().submit(self.request, "GET", path, query=dict(query))
-            for item in page.get("items") or []:
-                item.setdefault("apiVersion", res.api_version)
-                item.setdefault("kind", res.kind)
-                yield item
+            items = page.get("items") or []
+            for item in items:
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind)
+            if items:
+                yield items
             if not token:
                 return
 

@@ -30,7 +30,7 @@ from migrate.errors import IntegrityError, MigrateError, StoreError
 from migrate.store.base import Store
 from migrate.store.crypto import MAGIC, DecryptingReader, EncryptingWriter, EncryptionKey
 from migrate.store.tarread import TarFormatError, iter_files
-from migrate.store.ustar import ustar_header, ustar_template
+from migrate.store.ustar import Template, ustar_header
 
 COMPRESS_LEVEL = 1  # JSON compresses well even at 1, and 6 costs ~3x the CPU
 FLUSH_BYTES = 1 << 20  # entries are gathered and compressed a MiB at a time
@@ -108,8 +108,7 @@ class TarballWriter:
         )
         self._buf = bytearray()
         self._error: BaseException | None = None
-        self._mtime = int(time.time())
-        self._template = ustar_template(self._mtime)
+        self._template = Template(int(time.time()))
         self._thread = threading.Thread(target=self._upload, args=(store,), daemon=True)
         self._thread.start()
         # gzip (and the pipe into the upload) run in their own thread, so the threads
@@ -142,20 +141,28 @@ class TarballWriter:
 
     def add_copies(self, paths: tuple[str, ...], data: bytes) -> None:
         """Append the same content under each of `paths` (an item's two Velero paths)."""
+        self.append(self.entries_of(paths, data), len(paths))
+
+    def entries_of(self, paths: tuple[str, ...], data: bytes) -> bytes:
+        """The tar entries of the same content under each of `paths`, to `append` later:
+        touches nothing shared, so threads build theirs at once."""
         size = len(data)
-        buf = self._buf
+        pad = _ZEROS[size % 512 :] if size % 512 else b""
+        out: list[bytes | memoryview] = []
         for path in paths:
             header = ustar_header(path, size, self._template)
             if header is None:  # a name longer than ustar holds: a PAX header, as Go writes
                 info = tarfile.TarInfo(path)
-                info.size, info.mode, info.mtime = size, 0o755, self._mtime
+                info.size, info.mode, info.mtime = size, 0o755, self._template.mtime
                 header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-            buf += header
-            buf += data
-            if size % 512:
-                buf += _ZEROS[size % 512 :]
-        self.entries += len(paths)
-        if len(buf) >= FLUSH_BYTES:
+            out += (header, data, pad)
+        return b"".join(out)
+
+    def append(self, entries: bytes, count: int) -> None:
+        """Append `count` entries made by `entries_of` (callers serialize their appends)."""
+        self._buf += entries
+        self.entries += count
+        if len(self._buf) >= FLUSH_BYTES:
             self._flush()
 
     def _flush(self) -> None:

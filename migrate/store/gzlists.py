@@ -37,9 +37,12 @@ class GzipLists:
         self._lock = threading.Lock()
 
     def add(self, key: str, value: str, part: Any = None) -> None:
+        self.extend(key, [value], part)
+
+    def extend(self, key: str, values: list[str], part: Any = None) -> None:
         with self._lock:
             batch = self._pending.setdefault((key, part), [])
-            batch.append(value)
+            batch += values
             if len(batch) >= BATCH:
                 self._flush(key, part)
 

@@ -74,13 +74,23 @@ class Positions:
     def written(self, full_name: str, namespace: str | None, name: str, rv: str) -> bool:
         """Record an object being written; False (write nothing) when an incremental
         backup's chain already holds it at this resourceVersion."""
-        key = object_key(namespace, name)
+        return self.written_many(full_name, [(namespace, name, rv)])[0]
+
+    def written_many(self, full_name: str, rows: list[tuple[str | None, str, str]]) -> list[bool]:
+        """`written` for (namespace, name, resourceVersion) rows of one resource."""
+        keys = [(f"{ns or ''}/{name}", rv) for ns, name, rv in rows]
         with self._lock:
             held = self.objects.setdefault(full_name, {})
-            if self.incremental and rv and held.get(key) == rv:
-                return False
-            held[key] = rv
-            return True
+            if not self.incremental:
+                held.update(keys)
+                return [True] * len(keys)
+            out = []
+            for key, rv in keys:
+                new = not rv or held.get(key) != rv
+                if new:
+                    held[key] = rv
+                out.append(new)
+            return out
 
     def gone(self, group: str, resource: str, ns: str | None, name: str) -> bool:
         """Record a deletion; False when the chain never held the object."""
