@@ -1,6 +1,7 @@
 """`backup delete` and `backup gc` with what a backup left in the source cluster: the
 VolumeSnapshots kept as restore points (--keep-snapshots), and, when a cluster is
-given, the temporary snapshots and claims interrupted backups left behind.
+given, the temporary snapshots and claims interrupted backups left behind.  A backup's
+volume data (kopia snapshots) is not deleted: that is said, per backup.
 
 Here because the backup catalog (backup/) and the snapshots (volumes/) are two steps
 that never import each other.  The snapshots go first: a backup whose snapshots could
@@ -31,6 +32,21 @@ class Deleted:
     objects: int = 0
     snapshots: list[str] = field(default_factory=list)  # namespace/name, kept ones deleted
     leftovers: int = 0  # temporary snapshots and claims of interrupted backups
+    volume_data_left: int = 0  # claims whose kopia snapshots stay in the bucket
+
+
+def _data_left(store: Store, name: str) -> int:
+    """Say so when a deleted backup's volume data stays in the bucket: kube-migrate does
+    not delete kopia snapshots (nor run kopia's maintenance), so the repositories keep the
+    data; returns how many claims' copies stay."""
+    copies = [v for v in records.read(store, name) if v.snapshot]
+    if copies:
+        namespaces = sorted({v.namespace for v in copies})
+        log.warning("backup %s: the volume data of its %d claim(s) stays in the bucket's kopia "
+                    "repositories (%s): kube-migrate does not delete kopia snapshots yet",
+                    name, len(copies),
+                    ", ".join(f"kopia/{ns}/" for ns in namespaces))  # fmt: skip
+    return len(copies)
 
 
 def kept(store: Store, name: str) -> list[str]:
@@ -49,6 +65,7 @@ def delete_backup(store: Store, name: str, connect: Connect, given: bool) -> Del
         cluster = _connect(connect, name, found)
         out.snapshots = snapshots.delete_kept(cluster, name) if found else []
         out.leftovers = snapshots.leftovers(cluster, name)
+    out.volume_data_left = _data_left(store, name)
     out.objects = catalog.delete(store, name)
     out.backups.append(name)
     return out
@@ -79,6 +96,7 @@ def gc(
             continue
         if found and cluster is not None:
             out.snapshots += snapshots.delete_kept(cluster, row.name)
+        out.volume_data_left += _data_left(store, row.name)
         out.objects += catalog.delete(store, row.name)
         out.backups.append(row.name)
     out.backups.sort()
