@@ -9,6 +9,7 @@
 //	kmmover manifest --path DIR
 //	kmmover standby  --path DIR [--for backup --user U --host H | --for restore]
 //	                 (idle until SIGTERM; the verb is exec'd into its pod later: standby.go)
+//	kmmover forget   --snapshots ID,ID... [--maintenance=false]   (forget.go)
 //
 // Progress lines ({"kind":"progress","bytes":N,"files":N}, at most one per 2 s), then one
 // {"kind":"result",...,"peakRssBytes":N} and exit 0, or {"kind":"error","reason":R,"message":M}
@@ -118,7 +119,7 @@ func workDir() string {
 
 func main() {
 	if len(os.Args) < 2 {
-		usageExit("usage: kmmover backup|restore|verify|manifest|standby --path DIR ...")
+		usageExit("usage: kmmover backup|restore|verify|manifest|standby|forget ...")
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -139,6 +140,8 @@ func main() {
 		err = manifest(args)
 	case "standby":
 		err = standby(ctx, args)
+	case "forget":
+		result, err = forget(ctx, args, start)
 	default:
 		usageExit("kmmover: unknown command " + cmd)
 	}

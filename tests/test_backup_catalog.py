@@ -288,8 +288,8 @@ def test_cli_delete_and_gc(store: Store, capsys: pytest.CaptureFixture[str]) -> 
 def test_deleting_a_backup_says_its_volume_data_stays(
     store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """kube-migrate does not delete kopia snapshots: `backup delete` and `gc` say, per
-    backup, how many claims' copies stay in which repositories (nothing said without)."""
+    """Without a cluster to run the mover deleting it in, `backup delete` and `gc` say, per
+    backup, that its volume data stays and in which repositories (nothing said without)."""
     url = str(store.url)
     copied = [
         VolumeCopy("shop", "data-db-0", snapshot="k1", manifest_snapshot="m1"),
@@ -302,8 +302,9 @@ def test_deleting_a_backup_says_its_volume_data_stays(
             store.put(key, blob)
     write_backup(store, "plain")
     said = (
-        "backup withdata: the volume data of its 2 claim(s) stays in the bucket's kopia "
-        "repositories (kopia/shop/): kube-migrate does not delete kopia snapshots yet"
+        "backup withdata: its volume data (4 kopia snapshots in kopia/shop/) stays in the "
+        "bucket: no cluster given to run the mover deleting it in; pass --kubeconfig/--context "
+        "of its source cluster to delete it with the backup"
     )
     code, out, err = run_cli_in_process(capsys, "delete", "withdata", "--bucket", url, "--confirm")
     assert code == 0 and out.startswith('backup "withdata" deleted')

@@ -423,3 +423,32 @@ def test_standbys_prepare_the_verb_exec_d_after_them(
     missing = ("--snapshot", "0" * 32, "--delta", *manifest)
     _error(mover("restore", "--path", str(dst), *missing, **env), "snapshot-missing")
     assert (dst / "f1").read_bytes() == b"stale"
+
+
+def test_forget_deletes_named_snapshots_once_and_keeps_the_others(
+    mover: Any, tmp_path: Path
+) -> None:
+    """`kmmover forget`: the named snapshots (a backup's data and manifest) go, a second run
+    finds them gone, the other backup's still restore; no repository is nothing to do."""
+    repo = {"KM_S3_PREFIX": "forget/"}
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.bin").write_bytes(os.urandom(1 << 20))
+    who = ("--user", "vol-f", "--host", "ns-f")
+    first = _result(mover("backup", "--path", str(src), *who, "--create", **repo))
+    (src / "b.bin").write_bytes(os.urandom(1 << 20))
+    second = _result(mover("backup", "--path", str(src), *who, **repo))
+    gone = [first["snapshotID"], first["manifestSnapshotID"]]
+    out = _result(mover("forget", "--snapshots", ",".join(gone), **repo))
+    assert sorted(out["deleted"]) == sorted(gone) and out["missing"] == []
+    assert out["maintenance"] == "full"
+    again = _result(mover("forget", "--snapshots", ",".join(gone), "--maintenance=false", **repo))
+    assert again["deleted"] == [] and sorted(again["missing"]) == sorted(gone)
+    _error(mover("restore", "--path", str(tmp_path / "x"), "--snapshot", gone[0], **repo),
+           "snapshot-missing")  # fmt: skip
+    dst = tmp_path / "dst"
+    _result(mover("restore", "--path", str(dst), "--snapshot", second["snapshotID"], **repo))
+    assert (dst / "b.bin").read_bytes() == (src / "b.bin").read_bytes()
+    none = _result(mover("forget", "--snapshots", "k1", **{"KM_S3_PREFIX": "never/"}))
+    assert none["deleted"] == [] and none["missing"] == ["k1"]
+    assert none["maintenance"] == "no repository"

@@ -17,7 +17,7 @@ from migrate.store.mover_access import MoverAccess
 from migrate.transform.claims import OPT_IN, OPT_OUT, plan_claims
 from migrate.volumes.hooks import Hook, pod_hook
 from migrate.volumes.mover import parse_lines
-from migrate.volumes.mover_pod import MoverJob, MoverSettings, command, pod_spec
+from migrate.volumes.mover_pod import MoverJob, MoverSettings, command, pod_name, pod_spec
 from migrate.volumes.password import repository_password
 from migrate.volumes.records import VolumeCopy, velero_only
 from migrate.volumes.restore import PlannedClaim, check_sizes, placements
@@ -269,3 +269,22 @@ def test_a_standby_serves_one_copy_of_its_own_claim_side_and_settings() -> None:
     assert sb.take(restore, settings) == ""  # one copy per standby
     assert sb.take(MoverJob("backup", "prod", "data", ["--create"]), settings) == "km-backup-data-2"
     assert sb.used == 2
+
+
+def test_a_forget_mover_mounts_no_claim_and_has_no_capability() -> None:
+    """A deleted backup's mover (volumes/forget.py) only opens the repository: no claim
+    volume, every capability dropped, kmmover's forget without --path, any node's taints
+    tolerated but the simulated nodes avoided."""
+    settings = MoverSettings("img:1", ACCESS, password="p")
+    job = MoverJob("forget", "shop", "", ["--snapshots", "k1,m1"], repository="shop",
+                   tolerations=[{"operator": "Exists"}], avoid_nodes=["kwok-0"])  # fmt: skip
+    spec = pod_spec(job, pod_name(job), settings)["spec"]
+    container = spec["containers"][0]
+    assert container["args"] == ["forget", "--snapshots", "k1,m1"]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": []}
+    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp", "/mnt"]
+    assert all("persistentVolumeClaim" not in v for v in spec["volumes"])
+    assert spec["tolerations"] == [{"operator": "Exists"}]
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"][0]["matchFields"][0]["values"] == ["kwok-0"]
+    assert pod_name(job).startswith("km-forget-shop-")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from migrate.cli.options import (
     bucket_options,
     cluster_options,
     encryption_key_option,
+    mover_image_option,
 )
 from migrate.cli.output import emit, output_option
 from migrate.errors import UsageError
@@ -154,6 +156,8 @@ class DeleteArgs(Command):
     confirm: bool
     bucket: BucketFlags
     cluster: ClusterFlags
+    mover_image: str | None
+    key: KeyFlags
 
     def validate(self) -> None:
         if not self.confirm:
@@ -169,13 +173,20 @@ class DeleteArgs(Command):
 @click.option("--confirm", is_flag=True, help="Really delete (there is no undo).")
 @bucket_options
 @cluster_options
+@mover_image_option
+@encryption_key_option()
 @bind(DeleteArgs)
 def delete(args: DeleteArgs) -> None:
     """Delete backup NAME (its whole folder) from the bucket, and the VolumeSnapshots it
-    kept in its source cluster (--kubeconfig/--context: that cluster; needed only then)."""
+    kept in its source cluster (--kubeconfig/--context: that cluster; needed only then).
+    With --kubeconfig/--context, also its volume data: a mover pod there deletes its
+    kopia snapshots (--mover-image; --encryption-key-file if the backup had a key)."""
     from migrate.pipeline.backup_delete import delete_backup
 
-    done = delete_backup(args.bucket.open(), args.name, args.cluster.connect, args.cluster.given)
+    store = args.bucket.open()
+    done = delete_backup(
+        store, args.name, args.cluster.connect, args.cluster.given, _settings(store, args)
+    )
     for snap in done.snapshots:
         log.info("deleted VolumeSnapshot %s kept by backup %s", snap, args.name)
     click.echo(f'backup "{args.name}" deleted ({done.objects} objects)')
@@ -186,6 +197,19 @@ class GcArgs(Command):
     bucket: BucketFlags
     cluster: ClusterFlags
     keep: tuple[str, ...]
+    mover_image: str | None
+    key: KeyFlags
+
+
+def _settings(store: Any, args: DeleteArgs | GcArgs) -> Callable[[], Any]:
+    """The movers' settings, made when a backup's volume data is to go."""
+
+    def make() -> Any:
+        from migrate.pipeline.steps_data import mover_settings
+
+        return mover_settings(store, args.key.load(), args.mover_image, create=False)
+
+    return make
 
 
 @_register
@@ -193,15 +217,21 @@ class GcArgs(Command):
 @bucket_options
 @cluster_options
 @click.option("--keep", multiple=True, hidden=True, help="A backup left even if expired.")
+@mover_image_option
+@encryption_key_option()
 @bind(GcArgs)
 def gc(args: GcArgs) -> None:
     """Delete every backup whose expiration has passed, with the VolumeSnapshots it kept;
-    print their names.  With --kubeconfig/--context (the source cluster), also the
-    temporary snapshots and claims interrupted backups left there."""
+    print their names.  With --kubeconfig/--context (the source cluster), also their
+    volume data (see `backup delete`) and the temporary snapshots and claims interrupted
+    backups left there."""
     from migrate.pipeline.backup_delete import gc as collect
 
     store = args.bucket.open()
-    done = collect(store, args.cluster.connect, args.cluster.given, keep=frozenset(args.keep))
+    done = collect(
+        store, args.cluster.connect, args.cluster.given, keep=frozenset(args.keep),
+        settings=_settings(store, args),
+    )  # fmt: skip
     if done.leftovers:
         log.info("deleted %d temporary snapshots and claims of interrupted backups", done.leftovers)
     if not done.backups:

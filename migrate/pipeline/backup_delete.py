@@ -1,11 +1,14 @@
-"""`backup delete` and `backup gc` with what a backup left in the source cluster: the
-VolumeSnapshots kept as restore points (--keep-snapshots), and, when a cluster is
-given, the temporary snapshots and claims interrupted backups left behind.  A backup's
-volume data (kopia snapshots) is not deleted: that is said, per backup.
+"""`backup delete` and `backup gc` with what a backup left outside its folder: its volume
+data (kopia snapshots in the bucket's repositories), the VolumeSnapshots it kept as restore
+points (--keep-snapshots) in its source cluster, and, when a cluster is given, the
+temporary snapshots and claims interrupted backups left behind.
 
-Here because the backup catalog (backup/) and the snapshots (volumes/) are two steps
-that never import each other.  The snapshots go first: a backup whose snapshots could
-not be deleted stays in the bucket, so the records saying where they are stay too.
+Here because the backup catalog (backup/) and the volumes (volumes/) are two steps that
+never import each other.  What lies outside the folder goes first: a backup whose
+snapshots could not be deleted stays in the bucket, so the records saying where they are
+stay too, and the next attempt finishes.  The volume data goes where a cluster to run its
+mover in is given (--kubeconfig/--context) and the mover can open the repository (image,
+password); otherwise the command says, per backup, that it stays.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from datetime import datetime
 from migrate.backup import catalog
 from migrate.cluster import Cluster
 from migrate.errors import MigrateError, UsageError
+from migrate.runlog import NOTICE
 from migrate.store import Store
-from migrate.volumes import records, snapshots
-from migrate.volumes.mover_pod import BACKUP_LABEL
+from migrate.volumes import forget, records, snapshots
+from migrate.volumes.mover_pod import BACKUP_LABEL, MoverSettings
 
 log = logging.getLogger(__name__)
 Connect = Callable[[], Cluster]
+Settings = Callable[[], MoverSettings]  # the movers' image, bucket access and password
 
 
 @dataclass
@@ -32,21 +37,8 @@ class Deleted:
     objects: int = 0
     snapshots: list[str] = field(default_factory=list)  # namespace/name, kept ones deleted
     leftovers: int = 0  # temporary snapshots and claims of interrupted backups
-    volume_data_left: int = 0  # claims whose kopia snapshots stay in the bucket
-
-
-def _data_left(store: Store, name: str) -> int:
-    """Say so when a deleted backup's volume data stays in the bucket: kube-migrate does
-    not delete kopia snapshots (nor run kopia's maintenance), so the repositories keep the
-    data; returns how many claims' copies stay."""
-    copies = [v for v in records.read(store, name) if v.snapshot]
-    if copies:
-        namespaces = sorted({v.namespace for v in copies})
-        log.warning("backup %s: the volume data of its %d claim(s) stays in the bucket's kopia "
-                    "repositories (%s): kube-migrate does not delete kopia snapshots yet",
-                    name, len(copies),
-                    ", ".join(f"kopia/{ns}/" for ns in namespaces))  # fmt: skip
-    return len(copies)
+    kopia_snapshots: list[str] = field(default_factory=list)  # volume data deleted
+    volume_data_left: int = 0  # backups whose volume data stays in the bucket
 
 
 def kept(store: Store, name: str) -> list[str]:
@@ -55,17 +47,76 @@ def kept(store: Store, name: str) -> list[str]:
     return [f"{v.namespace}/{v.kept_snapshot}" for v in copies if v.kept_snapshot]
 
 
-def delete_backup(store: Store, name: str, connect: Connect, given: bool) -> Deleted:
-    """Delete the backup's kept snapshots, then its folder.  `connect` reaches the source
-    cluster: used when the backup kept snapshots, or when it was `given` by the user
-    (then also for the temporary leftovers of this backup's interrupted attempts)."""
+class VolumeData:
+    """Deletes backups' volume data (volumes/forget.py) with one cluster and one set of
+    mover settings, holding back what the bucket's other backups name."""
+
+    def __init__(self, store: Store, cluster: Cluster | None, settings: Settings | None) -> None:
+        self.store, self.cluster = store, cluster
+        self._settings, self._why = settings, ""
+        self._cfg: MoverSettings | None = None
+        self._named: dict[str, set[str]] | None = None  # backup -> kopia snapshot ids
+
+    def delete(self, name: str, out: Deleted) -> None:
+        """Delete backup `name`'s volume data, or say that it stays (and why)."""
+        ids = forget.snapshot_ids(self.store, name)
+        if not ids:
+            return
+        cfg = self._config() if self.cluster is not None else None
+        if self.cluster is None or cfg is None:
+            why = self._why or "no cluster given to run the mover deleting it in"
+            log.warning("backup %s: its volume data (%d kopia snapshots in %s) stays in the "
+                        "bucket: %s; pass --kubeconfig/--context of its source cluster to "
+                        "delete it with the backup", name, sum(map(len, ids.values())),
+                        ", ".join(f"kopia/{ns}/" for ns in sorted(ids)), why)  # fmt: skip
+            out.volume_data_left += 1
+            return
+        others = set().union(*(v for k, v in self._references().items() if k != name))
+        done = forget.forget(self.cluster, name, ids, cfg, others)
+        out.kopia_snapshots += done.deleted
+        log.log(NOTICE, "backup %s: %d kopia snapshots deleted from %s (%d already gone, %d kept: "
+                 "another backup names them); kopia's maintenance reclaims their contents "
+                 "once a day old", name, len(done.deleted), ", ".join(done.repositories),
+                 len(done.missing), len(done.shared))  # fmt: skip
+
+    def forget_backup(self, name: str) -> None:
+        """`name` is deleted: its snapshots no longer hold others back."""
+        if self._named is not None:
+            self._named.pop(name, None)
+
+    def _references(self) -> dict[str, set[str]]:
+        if self._named is None:
+            self._named = {}
+            for row in catalog.list_backups(self.store):
+                self._named[row.name] = set().union(
+                    *forget.snapshot_ids(self.store, row.name).values()
+                )
+        return self._named
+
+    def _config(self) -> MoverSettings | None:
+        if self._cfg is None and self._settings is not None and not self._why:
+            try:
+                self._cfg = self._settings()
+            except MigrateError as exc:
+                self._why = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        return self._cfg
+
+
+def delete_backup(
+    store: Store, name: str, connect: Connect, given: bool, settings: Settings | None = None
+) -> Deleted:
+    """Delete the backup's kept snapshots and volume data, then its folder.  `connect`
+    reaches the source cluster: used when the backup kept snapshots, or when it was
+    `given` by the user (then also for its volume data, with `settings`, and for the
+    temporary leftovers of this backup's interrupted attempts)."""
     out = Deleted()
     found = kept(store, name)
+    cluster = None
     if found or given:
         cluster = _connect(connect, name, found)
         out.snapshots = snapshots.delete_kept(cluster, name) if found else []
         out.leftovers = snapshots.leftovers(cluster, name)
-    out.volume_data_left = _data_left(store, name)
+    VolumeData(store, cluster if given else None, settings).delete(name, out)
     out.objects = catalog.delete(store, name)
     out.backups.append(name)
     return out
@@ -77,15 +128,18 @@ def gc(
     given: bool,
     now: datetime | None = None,
     keep: frozenset[str] = frozenset(),
+    settings: Settings | None = None,
 ) -> Deleted:
-    """`backup gc`: every expired backup with its kept snapshots, but those in `keep` (a
-    schedule's run never collects the backup it just made, whatever its TTL).  Without a
-    cluster `given`, a backup that kept snapshots is left, with a warning; with one, the
-    temporary leftovers of every interrupted backup go too."""
+    """`backup gc`: every expired backup with its kept snapshots and volume data, but those
+    in `keep` (a schedule's run never collects the backup it just made, whatever its
+    TTL).  Without a cluster `given`, a backup that kept snapshots is left, with a warning,
+    and volume data stays (said per backup); with one, the temporary leftovers of every
+    interrupted backup go too."""
     out = Deleted()
     cluster = connect() if given else None
     if cluster is not None:
         out.leftovers = snapshots.leftovers(cluster, None)
+    data = VolumeData(store, cluster, settings)
     for row in catalog.expired(store, now):
         if row.name in keep:
             continue
@@ -96,8 +150,9 @@ def gc(
             continue
         if found and cluster is not None:
             out.snapshots += snapshots.delete_kept(cluster, row.name)
-        out.volume_data_left += _data_left(store, row.name)
+        data.delete(row.name, out)
         out.objects += catalog.delete(store, row.name)
+        data.forget_backup(row.name)
         out.backups.append(row.name)
     out.backups.sort()
     return out

@@ -19,7 +19,7 @@ from migrate.cluster import Cluster
 from migrate.store.mover_access import MoverAccess
 from migrate.transform.exclusions import EXCLUDE_LABEL
 
-MOVER_LABEL = "kube-migrate.io/mover"  # backup | restore | verify
+MOVER_LABEL = "kube-migrate.io/mover"  # backup | restore | verify | forget
 BACKUP_LABEL = "kube-migrate.io/backup"  # a backup mover's backup
 MANAGED = {"app.kubernetes.io/managed-by": "kube-migrate"}
 # ... on a mover's pod and Secret: ours, and never in a backup (a backup of the namespace
@@ -34,14 +34,15 @@ CAPS = {
     "backup": ["DAC_READ_SEARCH"],
     "verify": ["DAC_READ_SEARCH"],
     "restore": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"],
+    "forget": [],  # deletes snapshots in the repository: no claim, no files
 }
 
 
 @dataclass
 class MoverJob:
-    verb: str  # backup | restore | verify
+    verb: str  # backup | restore | verify | forget
     namespace: str
-    claim: str
+    claim: str  # "" for forget: the pod mounts no claim
     args: list[str]
     node: str = ""  # run on this node (the claim's current user's), "" = scheduler's choice
     tolerations: list[dict[str, Any]] = field(default_factory=list)
@@ -115,6 +116,10 @@ def pod_spec(
             {"name": "mnt", "emptyDir": {}},
         ],
     }
+    if not job.claim:  # forget: the repository only
+        container = spec["containers"][0]
+        container["volumeMounts"] = container["volumeMounts"][:2]
+        spec["volumes"] = spec["volumes"][1:]
     if job.node:
         spec["nodeName"] = job.node
     if job.node_selector:
@@ -136,7 +141,7 @@ def pod_spec(
 
 def command(job: MoverJob) -> list[str]:
     """kmmover's arguments for the job (the image's entrypoint is kmmover)."""
-    return [job.verb, "--path", DATA, *job.args]
+    return [job.verb, *(("--path", DATA) if job.claim else ()), *job.args]
 
 
 def create_mover(
@@ -186,5 +191,5 @@ def _avoiding(affinity: dict[str, Any], nodes: list[str]) -> dict[str, Any]:
 
 
 def pod_name(job: MoverJob) -> str:
-    stem = f"km-{job.verb}-{job.claim}"[:50].rstrip("-.")
+    stem = f"km-{job.verb}-{job.claim or job.repository or job.namespace}"[:50].rstrip("-.")
     return f"{stem}-{secrets.token_hex(3)}"
