@@ -26,7 +26,6 @@ type forgetResult struct {
 func forget(ctx context.Context, args []string, start time.Time) (any, error) {
 	fs := flag.NewFlagSet("forget", flag.ContinueOnError)
 	ids := fs.String("snapshots", "", "comma-separated snapshot IDs to delete")
-	maintain := fs.Bool("maintenance", true, "run kopia's full maintenance afterwards")
 	if err := parse(fs, args, "snapshots"); err != nil {
 		return nil, err
 	}
@@ -64,8 +63,8 @@ func forget(ctx context.Context, args []string, start time.Time) (any, error) {
 			return nil, err
 		}
 	}
-	res.Maintenance = "not asked"
-	if *maintain {
+	res.Maintenance = "not needed" // nothing deleted: nothing for it to reclaim
+	if len(res.Deleted) > 0 {
 		res.Maintenance = "full"
 		err := k.Run(ctx, nil, "maintenance", "set", "--owner=me")
 		if err == nil {

@@ -9,7 +9,7 @@
 //	kmmover manifest --path DIR
 //	kmmover standby  --path DIR [--for backup --user U --host H | --for restore]
 //	                 (idle until SIGTERM; the verb is exec'd into its pod later: standby.go)
-//	kmmover forget   --snapshots ID,ID... [--maintenance=false]   (forget.go)
+//	kmmover forget   --snapshots ID,ID...   (deletes them, then kopia's maintenance: forget.go)
 //
 // Progress lines ({"kind":"progress","bytes":N,"files":N}, at most one per 2 s), then one
 // {"kind":"result",...,"peakRssBytes":N} and exit 0, or {"kind":"error","reason":R,"message":M}

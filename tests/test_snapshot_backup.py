@@ -3,7 +3,8 @@ reads each claim from a VolumeSnapshot taken between the pod's hooks, so the cop
 point in time while the app was held for the snapshot's cut only; a live copy of the same
 busy claim without hooks is not one point in time.  The snapshot and its temporary claim
 are removed on success, on a mover failure and, after SIGKILL, by `run --resume`; a kept
-snapshot is removed by `backup delete`.
+snapshot is removed by `backup delete`, and with it the backup's volume data (its kopia
+snapshots, and only its own).
 
 The app keeps a ledger: each iteration appends its number as the last line and then
 writes it, in place, into the first line, checking a pause flag between iterations (what
@@ -27,6 +28,8 @@ from typing import Any
 import pytest
 import yaml
 
+from migrate.store import open_store
+from migrate.volumes import forget
 from tests.conftest import Env
 from tests.helpers import run_cli, wait_for
 from tests.test_real_nodes import NODE_SELECTOR, TOLERATION, kube_for
@@ -330,10 +333,22 @@ def test_kept_snapshot_is_described_and_deleted_with_the_backup(app: App) -> Non
                      "--kubeconfig", "/nonexistent/kubeconfig")  # fmt: skip
     assert refused.returncode != 0 and "kept 1 VolumeSnapshots" in refused.stderr
     assert app.describe(name)["volumes"]  # nothing deleted
+    # its volume data goes too (a mover pod deletes its kopia snapshots, data and manifest),
+    # and only its own: the module's other backups of the claim keep theirs
+    store = open_store(app.bucket)
+    ids = forget.snapshot_ids(store, name)
+    assert list(ids) == [app.ns] and len(ids[app.ns]) == 2, ids
+    others = {b: forget.snapshot_ids(store, b) for b in (f"{app.ns}-s", f"{app.ns}-l")}
     out = app.km("backup", "delete", name, "--confirm", "--kubeconfig", app.env.source_kubeconfig)
     assert out.returncode == 0, out.stderr
+    assert f"2 kopia snapshots deleted from kopia/{app.ns}/ (0 already gone, 0 kept" in out.stderr
+    assert {b: forget.snapshot_ids(store, b) for b in others} == others
+    assert all(not ids[app.ns] & set().union(*o.values()) for o in others.values())
     wait_for("the kept snapshot deleted", lambda: app.source.run(
         "get", "volumesnapshot", "-n", app.ns, kept, check=False) == "", timeout=60)  # fmt: skip
+    left = app.source.run("get", "pods,secrets", "-n", app.ns, "-l", "kube-migrate.io/mover",
+                          "-o", "name")  # fmt: skip
+    assert left.strip() == ""
 
 
 def test_same_cluster_clone_moves_no_data_through_the_bucket(app: App, tmp_path: Path) -> None:
@@ -382,6 +397,4 @@ def test_same_cluster_clone_moves_no_data_through_the_bucket(app: App, tmp_path:
 
 
 def kopia_bytes(bucket: str, ns: str) -> int:
-    from migrate.store import open_store
-
     return sum(o.size for o in open_store(bucket).list(f"kopia/{ns}/"))

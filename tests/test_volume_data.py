@@ -26,10 +26,7 @@ import pytest
 import yaml
 
 from migrate.cli.progress import INTERVAL_ENV
-from migrate.cluster import Cluster, ClusterRef
-from migrate.pipeline.steps_data import mover_settings
 from migrate.store import open_store
-from migrate.volumes import forget
 from migrate.volumes.password import ID_KEY
 from migrate.volumes.quiesce import ANNOTATION as QUIESCED
 from tests.conftest import Env
@@ -375,36 +372,6 @@ def test_second_backup_of_unchanged_data_uploads_almost_nothing(migrated: Migrat
     vols = json.loads(out.stdout)["volumes"]
     assert vols["copied"] == 1 and vols["files"] > 2 * SMALL_PER_REPLICA, vols
     assert vols["bytes"] > 2 * BIG_MB * 10**6 and grown < vols["bytes"] / 1000, (grown, vols)
-
-
-def test_backup_delete_deletes_its_volume_data_and_only_its_own(migrated: Migrated) -> None:
-    """`backup delete --kubeconfig SRC` of the re-backup: a mover pod deletes its two kopia
-    snapshots (data, manifest) from the namespace's repository before the folder goes; a
-    second deletion of the same ids finds them gone; the run's backup, whose data the
-    later tests restore, keeps its own; no mover pod or Secret is left."""
-    m = migrated
-    store = open_store(m.bucket)
-    again = forget.snapshot_ids(store, f"{m.backup}-again")
-    assert list(again) == [m.src] and len(again[m.src]) == 2, again
-    own = set().union(*forget.snapshot_ids(store, m.backup).values())
-    assert own and not own & again[m.src]
-    out = m.km(
-        "backup", "delete", f"{m.backup}-again", "--confirm",
-        "--kubeconfig", m.env.source_kubeconfig,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert f"2 kopia snapshots deleted from kopia/{m.src}/ (0 already gone" in out.stderr
-    assert not store.exists(f"backups/{m.backup}-again/velero-backup.json")
-    cfg = mover_settings(store, None, None, create=False)
-    cluster = Cluster(ClusterRef(m.env.source_kubeconfig))
-    twice = forget.forget(cluster, "again", again, cfg, own)
-    assert twice.deleted == [] and sorted(twice.missing) == sorted(again[m.src])
-    assert forget.snapshot_ids(store, m.backup) and own == set().union(
-        *forget.snapshot_ids(store, m.backup).values()
-    )
-    left = m.source.run("get", "pods,secrets", "-n", m.src, "-l", "kube-migrate.io/mover",
-                        "-o", "name")  # fmt: skip
-    assert left.strip() == ""
 
 
 def test_killed_mover_is_run_again_and_never_counts_a_partial_copy(migrated: Migrated) -> None:

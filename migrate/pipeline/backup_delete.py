@@ -74,10 +74,10 @@ class VolumeData:
         others = set().union(*(v for k, v in self._references().items() if k != name))
         done = forget.forget(self.cluster, name, ids, cfg, others)
         out.kopia_snapshots += done.deleted
-        log.log(NOTICE, "backup %s: %d kopia snapshots deleted from %s (%d already gone, %d kept: "
-                 "another backup names them); kopia's maintenance reclaims their contents "
-                 "once a day old", name, len(done.deleted), ", ".join(done.repositories),
-                 len(done.missing), len(done.shared))  # fmt: skip
+        log.log(NOTICE, "backup %s: %d kopia snapshots deleted from %s (%d already gone, "
+                "%d kept: another backup names them); kopia's maintenance reclaims their "
+                "contents once a day old", name, len(done.deleted), ", ".join(done.repositories),
+                len(done.missing), len(done.shared))  # fmt: skip
 
     def forget_backup(self, name: str) -> None:
         """`name` is deleted: its snapshots no longer hold others back."""
