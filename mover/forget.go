@@ -43,19 +43,23 @@ func forget(ctx context.Context, args []string, start time.Time) (any, error) {
 		}
 		return nil, err
 	}
+	var held []struct {
+		ID string `json:"id"`
+	}
+	if err := k.JSON(ctx, &held, "snapshot", "list", "--all", "--json"); err != nil {
+		return nil, err // one listing, not a lookup per snapshot (a kopia run each)
+	}
+	inRepo := make(map[string]bool, len(held))
+	for _, h := range held {
+		inRepo[h.ID] = true
+	}
 	for _, id := range strings.Split(*ids, ",") {
-		if id == "" {
-			continue
-		}
-		_, err := k.Snapshot(ctx, id)
-		var f *Failure
 		switch {
-		case errors.As(err, &f) && f.Reason == "snapshot-missing":
-			res.Missing = append(res.Missing, id)
-		case err != nil:
-			return nil, err
-		default:
+		case id == "":
+		case inRepo[id]:
 			res.Deleted = append(res.Deleted, id)
+		default:
+			res.Missing = append(res.Missing, id)
 		}
 	}
 	if len(res.Deleted) > 0 {

@@ -41,9 +41,8 @@ class Deleted:
     volume_data_left: int = 0  # backups whose volume data stays in the bucket
 
 
-def kept(store: Store, name: str) -> list[str]:
-    """namespace/name of every VolumeSnapshot the backup kept in its source cluster."""
-    copies = records.read(store, name)
+def kept(copies: list[records.VolumeCopy]) -> list[str]:
+    """namespace/name of every VolumeSnapshot a backup's copies kept in its source cluster."""
     return [f"{v.namespace}/{v.kept_snapshot}" for v in copies if v.kept_snapshot]
 
 
@@ -57,9 +56,10 @@ class VolumeData:
         self._cfg: MoverSettings | None = None
         self._named: dict[str, set[str]] | None = None  # backup -> kopia snapshot ids
 
-    def delete(self, name: str, out: Deleted) -> None:
-        """Delete backup `name`'s volume data, or say that it stays (and why)."""
-        ids = forget.snapshot_ids(self.store, name)
+    def delete(self, name: str, copies: list[records.VolumeCopy], out: Deleted) -> None:
+        """Delete backup `name`'s volume data (its `copies`), or say that it stays (and
+        why)."""
+        ids = forget.ids_of(copies)
         if not ids:
             return
         cfg = self._config() if self.cluster is not None else None
@@ -110,13 +110,14 @@ def delete_backup(
     `given` by the user (then also for its volume data, with `settings`, and for the
     temporary leftovers of this backup's interrupted attempts)."""
     out = Deleted()
-    found = kept(store, name)
+    copies = records.read(store, name)
+    found = kept(copies)
     cluster = None
     if found or given:
         cluster = _connect(connect, name, found)
         out.snapshots = snapshots.delete_kept(cluster, name) if found else []
         out.leftovers = snapshots.leftovers(cluster, name)
-    VolumeData(store, cluster if given else None, settings).delete(name, out)
+    VolumeData(store, cluster if given else None, settings).delete(name, copies, out)
     out.objects = catalog.delete(store, name)
     out.backups.append(name)
     return out
@@ -143,14 +144,15 @@ def gc(
     for row in catalog.expired(store, now):
         if row.name in keep:
             continue
-        found = kept(store, row.name)
+        copies = records.read(store, row.name)
+        found = kept(copies)
         if found and cluster is None:
             log.warning("backup %s expired but kept %d VolumeSnapshots in its source cluster: "
                         "not deleting it (pass --kubeconfig)", row.name, len(found))  # fmt: skip
             continue
         if found and cluster is not None:
             out.snapshots += snapshots.delete_kept(cluster, row.name)
-        data.delete(row.name, out)
+        data.delete(row.name, copies, out)
         out.objects += catalog.delete(store, row.name)
         data.forget_backup(row.name)
         out.backups.append(row.name)

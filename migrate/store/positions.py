@@ -81,7 +81,7 @@ class Positions:
 
     def written_many(self, full_name: str, rows: list[tuple[str | None, str, str]]) -> list[bool]:
         """`written` for (namespace, name, resourceVersion) rows of one resource."""
-        keys = [(f"{ns or ''}/{name}", rv) for ns, name, rv in rows]
+        keys = [(object_key(ns, name), rv) for ns, name, rv in rows]
         with self._lock:
             held = self.objects.setdefault(full_name, {})
             if not self.incremental:

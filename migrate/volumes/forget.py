@@ -41,8 +41,13 @@ class Forgotten:
 
 def snapshot_ids(store: Store, backup: str) -> dict[str, set[str]]:
     """The kopia snapshots of a backup's copies, by the namespace of their repository."""
+    return ids_of(records.read(store, backup))
+
+
+def ids_of(copies: list[records.VolumeCopy]) -> dict[str, set[str]]:
+    """snapshot_ids of copies already read."""
     out: dict[str, set[str]] = {}
-    for v in records.read(store, backup):
+    for v in copies:
         ids = {i for i in (v.snapshot, v.manifest_snapshot) if i}
         if ids:
             out.setdefault(v.namespace, set()).update(ids)

@@ -72,6 +72,19 @@ def pod_spec(
     """The mover pod: the claim at /data (read-only unless restoring), /tmp scratch; it
     runs the job's verb, or `args` (a standby's) with the verb's mount and capabilities."""
     writes = job.verb == "restore"
+    claim_mount: list[dict[str, Any]] = []  # forget: no claim, the repository only
+    claim_volume: list[dict[str, Any]] = []
+    if job.claim:
+        claim_mount = [{"name": "data", "mountPath": DATA, "readOnly": not writes}]
+        claim_volume = [
+            {
+                "name": "data",
+                "persistentVolumeClaim": {
+                    "claimName": job.mount or job.claim,
+                    "readOnly": not writes,
+                },
+            }
+        ]
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -100,26 +113,16 @@ def pod_spec(
                 "volumeMounts": [
                     {"name": "scratch", "mountPath": "/tmp"},
                     {"name": "mnt", "mountPath": "/mnt"},
-                    {"name": "data", "mountPath": DATA, "readOnly": not writes},
+                    *claim_mount,
                 ],
             }
         ],
         "volumes": [
-            {
-                "name": "data",
-                "persistentVolumeClaim": {
-                    "claimName": job.mount or job.claim,
-                    "readOnly": not writes,
-                },
-            },
+            *claim_volume,
             {"name": "scratch", "emptyDir": {}},
             {"name": "mnt", "emptyDir": {}},
         ],
     }
-    if not job.claim:  # forget: the repository only
-        container = spec["containers"][0]
-        container["volumeMounts"] = container["volumeMounts"][:2]
-        spec["volumes"] = spec["volumes"][1:]
     if job.node:
         spec["nodeName"] = job.node
     if job.node_selector:
